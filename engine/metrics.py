@@ -1,0 +1,166 @@
+"""Every number lm-explorer plots or tabulates, each defined once here.
+
+Notation, per prediction: ``z`` the raw outputs over a vocabulary of V words, ``p = softmax(z)``,
+``t`` the target distribution (one-hot on the next word), ``y`` the head's prediction (``z`` for a
+linear head, ``p`` for a softmax head) and ``clip(x) = min(max(x, ε), 1)`` with ε = 1e-7, as the
+study (Keras's ``K.epsilon()``) had.
+
+Two definitions of entropy and KL stand side by side, named:
+
+- ``study``: on the clipped head output, exactly as the study computed them, so its figures can be
+  redrawn. For a linear head ``clip(y)`` does not sum to 1, so this "entropy" is no entropy of a
+  distribution: it is what the study plotted.
+- ``softmax``: the standard definitions on ``p``.
+
+For a linear head the study's are in force, for a softmax head the softmax ones
+(:func:`definitions_for`); every record says which.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+
+EPSILON = 1e-7
+COLLAPSE_THRESHOLD = 5
+
+DEFINITIONS = {
+    "study": "study: clip(y, 1e-7, 1) of the raw outputs",
+    "softmax": "softmax probabilities",
+}
+
+
+def clip(values: torch.Tensor) -> torch.Tensor:
+    """``clip(x) = min(max(x, 1e-7), 1)``, with Keras's zero gradient outside the range."""
+    return values.clamp(EPSILON, 1.0)
+
+
+def study_entropy(prediction: torch.Tensor) -> torch.Tensor:
+    """The study's entropy, per row: ``H = −Σ_j clip(y_j) · log clip(y_j)``."""
+    clipped = clip(prediction)
+    return -(clipped * clipped.log()).sum(-1)
+
+
+def study_kl(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """The study's KL (Keras's ``kl_divergence``), per row: ``Σ_j clip(t_j) · log(clip(t_j) / clip(y_j))``."""
+    clipped_target = clip(target)
+    return (clipped_target * (clipped_target.log() - clip(prediction).log())).sum(-1)
+
+
+def softmax_entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy of ``p``, per row: ``H(p) = −Σ_j p_j log p_j``."""
+    return -(log_probs.exp() * log_probs).sum(-1)
+
+
+def softmax_kl(target: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """``KL(t ‖ p) = Σ_j t_j (log t_j − log p_j)``, with ``0 · log 0 = 0``; equals cross-entropy for one-hot ``t``."""
+    return torch.xlogy(target, target).sum(-1) - (target * log_probs).sum(-1)
+
+
+def cross_entropy(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``CE = −Σ_j t_j log p_j`` per row."""
+    return -(target * log_probs).sum(-1)
+
+
+def definitions_for(head: str) -> dict[str, str]:
+    """Which definition the ``entropy`` and ``kl`` metrics use for a model with this head."""
+    kind = "study" if head == "linear" else "softmax"
+    return {"entropy": kind, "kl": kind}
+
+
+@dataclass
+class Outputs:
+    """A batch of raw outputs (N, V) with the views the losses and metrics need, computed once."""
+
+    raw: torch.Tensor
+    head: str
+
+    @cached_property
+    def log_probs(self) -> torch.Tensor:
+        return F.log_softmax(self.raw, dim=-1)
+
+    @cached_property
+    def probs(self) -> torch.Tensor:
+        return self.log_probs.exp()
+
+    @cached_property
+    def prediction(self) -> torch.Tensor:
+        """``y``: the raw outputs for a linear head, ``p`` for a softmax head."""
+        return self.raw if self.head == "linear" else self.probs
+
+    def entropy(self) -> torch.Tensor:
+        """Per-row entropy under the definition in force for this head."""
+        if self.head == "linear":
+            return study_entropy(self.raw)
+        return softmax_entropy(self.log_probs)
+
+    def kl(self, target: torch.Tensor) -> torch.Tensor:
+        """Per-row KL from the target under the definition in force for this head."""
+        if self.head == "linear":
+            return study_kl(target, self.raw)
+        return softmax_kl(target, self.log_probs)
+
+
+class MetricTotals:
+    """Sums over predictions, kept on the device, turned into means by :meth:`summary`.
+
+    - ``loss``: mean total objective per prediction
+    - ``entropy``, ``kl``: means of the head's definitions above, against the true next word
+    - ``accuracy``: share of predictions whose ``argmax z`` is the next word
+    - ``perplexity``: ``exp(mean CE)`` of ``softmax(z)`` against the true next word, whatever the head
+    - ``distinct_predictions``: how many different words ``argmax z`` names
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sums: torch.Tensor | None = None
+        self._predicted: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def add(self, outputs: Outputs, one_hot: torch.Tensor, target_index: torch.Tensor, losses: torch.Tensor) -> None:
+        guesses = outputs.raw.argmax(-1)
+        sums = torch.stack([
+            losses.detach().sum(),
+            outputs.entropy().sum(),
+            outputs.kl(one_hot).sum(),
+            (guesses == target_index).sum().to(losses.dtype),
+            cross_entropy(outputs.log_probs, one_hot).sum(),
+        ]).double()
+        if self._sums is None:
+            self._sums = torch.zeros_like(sums)
+            self._predicted = torch.zeros(outputs.raw.shape[-1], dtype=torch.bool, device=guesses.device)
+        self._sums += sums
+        self._predicted[guesses] = True
+        self.count += target_index.numel()
+
+    def merge(self, other: MetricTotals) -> None:
+        """Add another window's totals to these."""
+        if other._sums is None:
+            return
+        if self._sums is None:
+            self._sums, self._predicted = other._sums.clone(), other._predicted.clone()
+        else:
+            self._sums += other._sums
+            self._predicted |= other._predicted
+        self.count += other.count
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        n = max(self.count, 1)
+        loss, entropy, kl, correct, ce = (self._sums.tolist() if self._sums is not None else [0.0] * 5)
+        return {
+            f"{prefix}loss": loss / n,
+            f"{prefix}entropy": entropy / n,
+            f"{prefix}kl": kl / n,
+            f"{prefix}accuracy": correct / n,
+            f"{prefix}perplexity": math.exp(min(ce / n, 700.0)),
+            f"{prefix}distinct_predictions": int(self._predicted.sum()) if self._predicted is not None else 0,
+        }
+
+
+def is_collapsed(distinct_predictions: int) -> bool:
+    """A model whose argmax names only a handful of words, whatever the input, has collapsed."""
+    return distinct_predictions <= COLLAPSE_THRESHOLD

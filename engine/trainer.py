@@ -1,0 +1,290 @@
+"""The one training loop, as a stream of typed events (:mod:`engine.events`).
+
+Both front ends iterate :meth:`Trainer.events`; :meth:`Trainer.stop` (thread-safe) ends the run
+between batches with a checkpoint. A run is saved when it starts, at every epoch end and when
+it stops; a non-finite loss ends it as diverged and leaves the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
+from engine.checkpoint import RunDirectory, RunRecord, build_model, load_optimizer_state, versions
+from engine.config import RunConfig
+from engine.corpus import Corpus, load_corpus, split_documents, split_pairs
+from engine.errors import UserError
+from engine.events import (
+    CheckpointSaved,
+    EpochMetrics,
+    Event,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    StepMetrics,
+)
+from engine.metrics import MetricTotals, Outputs, definitions_for, is_collapsed
+from engine.model import LanguageModel
+from engine.objectives import Objective
+
+EVAL_BATCH_FACTOR = 4
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda``/``cuda:N`` must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"Device {name!r} was asked for but this machine has no CUDA GPU; use --device cpu or auto.")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise UserError(f"Device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling and dropout seed of one epoch, so a resumed run replays the same order."""
+    return seed * 1_000_003 + epoch
+
+
+@dataclass
+class Split:
+    """The training and validation batches of a run."""
+
+    train: DocumentBatches | PrefixBatches
+    val: DocumentBatches | PrefixBatches
+
+
+def make_split(config: RunConfig, corpus: Corpus) -> Split:
+    """Cut the corpus as the config says and present both parts in its batching."""
+    width = corpus.stats.longest - 1
+    batch, eval_batch = config.train.batch_size, config.train.batch_size * EVAL_BATCH_FACTOR
+    if config.corpus.split == "pair":
+        train_pairs, val_pairs = split_pairs(corpus, config.corpus.val_fraction, config.train.seed)
+        return Split(PrefixBatches(corpus, train_pairs, batch, width), PrefixBatches(corpus, val_pairs, eval_batch, width))
+    train_docs, val_docs = split_documents(corpus, config.corpus.val_fraction, config.train.seed)
+    if config.train.batching == "prefix":
+        return Split(
+            PrefixBatches.from_documents(corpus, train_docs, batch, width),
+            PrefixBatches.from_documents(corpus, val_docs, eval_batch, width),
+        )
+    return Split(DocumentBatches(corpus, train_docs, batch), DocumentBatches(corpus, val_docs, eval_batch))
+
+
+class Trainer:
+    """Trains one run. Build it with :meth:`new` or :meth:`resume`, then iterate :meth:`events`."""
+
+    def __init__(self, config: RunConfig, checkpoints: Path, corpus: Corpus | None, resuming: RunRecord | None):
+        self.config = config
+        self.directory = RunDirectory(Path(checkpoints), config.name)
+        self._corpus = corpus
+        self._resuming = resuming
+        self._stop = threading.Event()
+
+    @classmethod
+    def new(cls, config: RunConfig, checkpoints: Path, corpus: Corpus | None = None) -> Trainer:
+        """A fresh run; its name must not be taken in ``checkpoints``."""
+        trainer = cls(config, checkpoints, corpus, None)
+        if trainer.directory.path.exists():
+            raise UserError(f"A run named {config.name!r} already exists in {str(checkpoints)!r}; choose another --name or --resume it.")
+        return trainer
+
+    @classmethod
+    def resume(cls, checkpoints: Path, name: str, epochs: int | None = None, device: str | None = None,
+               corpus_paths: list[str] | None = None, corpus: Corpus | None = None) -> Trainer:
+        """Continue a saved run, optionally to more ``epochs``, on another ``device`` or corpus copy.
+
+        The corpus must be the one the run trained on (same fingerprint of cleaned text).
+        """
+        record = RunDirectory(Path(checkpoints), name).read_record()
+        updates = {}
+        if epochs is not None:
+            updates["train"] = record.config.train.model_copy(update={"epochs": epochs})
+        if device is not None:
+            updates["train"] = updates.get("train", record.config.train).model_copy(update={"device": device})
+        if corpus_paths:
+            updates["corpus"] = record.config.corpus.model_copy(update={"paths": corpus_paths})
+        config = record.config.model_copy(update=updates)
+        corpus = corpus or load_corpus(config.corpus)
+        if corpus.fingerprint != record.corpus_fingerprint:
+            raise UserError(
+                f"Run {name!r} was trained on another corpus (fingerprint {record.corpus_fingerprint[:12]}…, "
+                f"this one is {corpus.fingerprint[:12]}…); resume it with the corpus it was trained on."
+            )
+        if record.status == "finished" and config.train.epochs <= record.epochs_completed:
+            raise UserError(f"Run {name!r} already finished its {record.epochs_completed} epochs; give --epochs above that to train it further.")
+        return cls(config, checkpoints, corpus, record)
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current batch (thread-safe)."""
+        self._stop.set()
+
+    def events(self) -> Iterator[Event]:
+        """Run training, yielding events; ends with exactly one final event."""
+        try:
+            yield from self._run()
+        except UserError as error:
+            yield RunFailed(self.config.name, str(error), user_error=True)
+        except Exception as error:  # a fault in lm-explorer, not in the input: keep the details
+            self._mark_failed(f"{type(error).__name__}: {error}")
+            yield RunFailed(self.config.name, f"{type(error).__name__}: {error}", user_error=False, details=traceback.format_exc())
+
+    def _run(self) -> Iterator[Event]:
+        config = self.config
+        device = resolve_device(config.train.device)
+        corpus = self._corpus or load_corpus(config.corpus)
+        split = make_split(config, corpus)
+        vocab_size = len(corpus.vocab)
+        torch.manual_seed(config.train.seed)
+        if self._resuming is None:
+            model = LanguageModel(vocab_size, config.model).to(device)
+        else:
+            model = build_model(self.directory, self._resuming).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, eps=config.train.adam_eps)
+        steps_per_epoch = len(split.train)
+        if self._resuming is None:
+            record = RunRecord(
+                name=config.name, config=config, vocab=corpus.vocab, corpus_fingerprint=corpus.fingerprint,
+                corpus_sources=corpus.sources, corpus_stats=vars(corpus.stats), prefix_width=corpus.stats.longest - 1,
+                train_pairs=split.train.pairs, val_pairs=split.val.pairs, steps_per_epoch=steps_per_epoch, versions=versions(),
+            )
+            self.directory.save(record, model, optimizer)
+        else:
+            record = self._resuming.model_copy(update={"config": config, "status": "training", "message": None, "versions": versions()})
+            load_optimizer_state(self.directory, record, optimizer)
+        definitions = definitions_for(config.model.head)
+        total_steps = steps_per_epoch * config.train.epochs
+        objective = Objective(config.objective)
+        yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
+                         steps_per_epoch, total_steps, record.step, definitions)
+
+        for epoch in range(record.epochs_completed, config.train.epochs):
+            torch.manual_seed(epoch_seed(config.train.seed, epoch))
+            model.train()
+            epoch_totals, window = MetricTotals(), MetricTotals()
+            window_losses: list[torch.Tensor] = []
+            for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
+                if self._stop.is_set():
+                    break
+                loss = self._step(model, optimizer, objective, batch.to(device), vocab_size, window)
+                window_losses.append(loss)
+                record.step += 1
+                record.batch_in_epoch += 1
+                if record.step % config.train.log_every == 0 or record.batch_in_epoch == steps_per_epoch:
+                    diverged = self._first_non_finite(window_losses, record.step)
+                    if diverged is not None:
+                        yield self._diverge(record, diverged)
+                        return
+                    fraction = epoch + record.batch_in_epoch / steps_per_epoch
+                    live = window.summary("train_")
+                    self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live})
+                    yield StepMetrics(config.name, record.step, total_steps, fraction, live)
+                    epoch_totals.merge(window)
+                    window, window_losses = MetricTotals(), []
+            if self._stop.is_set():
+                diverged = self._first_non_finite(window_losses, record.step)
+                if diverged is not None:
+                    yield self._diverge(record, diverged)
+                    return
+                record.status = "stopped"
+                self.directory.save(record, model, optimizer)
+                yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
+                yield RunStopped(config.name, record.step, record.epoch_progress)
+                return
+            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, vocab_size))}
+            record.epochs_completed, record.batch_in_epoch, record.metrics = epoch + 1, 0, metrics
+            self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics})
+            self.directory.save(record, model, optimizer)
+            yield EpochMetrics(config.name, epoch + 1, record.step, total_steps, metrics, definitions,
+                               is_collapsed(int(metrics["distinct_predictions"])))
+            yield CheckpointSaved(config.name, self.directory.path, float(epoch + 1))
+
+        record.status = "finished"
+        self.directory.write_record(record)
+        yield RunFinished(config.name, record.metrics)
+
+    @staticmethod
+    def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
+              vocab_size: int, window: MetricTotals) -> torch.Tensor:
+        outputs, one_hot, target_index, losses = forward(model, objective, batch, vocab_size)
+        loss = losses.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window.add(outputs, one_hot, target_index, losses)
+        return loss.detach()
+
+    @staticmethod
+    def _first_non_finite(losses: list[torch.Tensor], last_step: int) -> int | None:
+        """The step number of the first non-finite loss among the window's, if any."""
+        if not losses:
+            return None
+        finite = torch.isfinite(torch.stack(losses)).tolist()
+        if all(finite):
+            return None
+        return last_step - len(losses) + 1 + finite.index(False)
+
+    def _diverge(self, record: RunRecord, step: int) -> RunDiverged:
+        message = (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
+                   f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
+        saved = self.directory.read_record()
+        saved.status, saved.message = "diverged", message
+        self.directory.write_record(saved)
+        return RunDiverged(self.config.name, step, message)
+
+    def _mark_failed(self, message: str) -> None:
+        if self.directory.exists():
+            try:
+                saved = self.directory.read_record()
+            except UserError:
+                return
+            saved.status, saved.message = "failed", message
+            self.directory.write_record(saved)
+
+
+def forward(model: LanguageModel, objective: Objective, batch: Batch, vocab_size: int):
+    """Outputs at the scored positions, their targets and per-prediction losses for one batch."""
+    if batch.last_only:
+        raw = model(batch.inputs, last_only=True)
+        target_index = batch.targets
+    else:
+        scored = batch.targets > 0
+        raw = model(batch.inputs, scored=scored)
+        target_index = batch.targets[scored]
+    outputs = Outputs(raw, model.config.head)
+    one_hot, target = objective.targets(target_index, vocab_size, raw.dtype)
+    return outputs, one_hot, target_index, objective(outputs, target)
+
+
+@torch.no_grad()
+def evaluate(model: LanguageModel, batches: DocumentBatches | PrefixBatches, objective: Objective,
+             device: torch.device, vocab_size: int) -> MetricTotals:
+    """Metric totals over every pair of ``batches``, in order, with dropout off."""
+    was_training = model.training
+    model.eval()
+    totals = MetricTotals()
+    for batch in iterate(batches, seed=None):
+        outputs, one_hot, target_index, losses = forward(model, objective, batch.to(device), vocab_size)
+        totals.add(outputs, one_hot, target_index, losses)
+    model.train(was_training)
+    return totals
+
+
+def _train_summary(totals: MetricTotals) -> dict[str, float]:
+    return totals.summary("train_")
+
+
+def _val_summary(totals: MetricTotals) -> dict[str, float]:
+    """Validation metrics carry the plain names (``entropy``, ``kl``, …), the loss is ``val_loss``."""
+    summary = totals.summary("")
+    summary["val_loss"] = summary.pop("loss")
+    return summary
