@@ -58,6 +58,7 @@ class RunRecord(BaseModel):
     epochs_completed: int = 0
     step: int = 0
     batch_in_epoch: int = 0
+    partial_epoch: dict[str, Any] | None = None
     metrics: dict[str, float] = {}
     message: str | None = None
     weights_file: str | None = None
@@ -77,7 +78,7 @@ def versions() -> dict[str, str]:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def atomic_write(path: Path, data: bytes) -> None:

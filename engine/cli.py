@@ -43,6 +43,7 @@ CONFIG_OPTIONS = {
     "max_vocab": "corpus.max_vocab",
     "min_count": "corpus.min_count",
     "val_fraction": "corpus.val_fraction",
+    "split": "corpus.split",
     "embedding_dim": "model.embedding_dim",
     "hidden_size": "model.hidden_size",
     "layers": "model.num_layers",
@@ -67,7 +68,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one sentence and exit code 2 (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}; see '{self.prog} --help'.")
+        raise UserError(f"{self.prog}: {message.rstrip('.')}; see '{self.prog} --help'.")
 
 
 def _number(kind: Callable[[str], Any], what: str) -> Callable[[str], Any]:
@@ -94,6 +95,7 @@ def _training_options(parser: argparse.ArgumentParser, weight: bool = True) -> N
     data.add_argument("--max-vocab", type=_number(int, "--max-vocab"), metavar="N", help="keep the N-2 most frequent words, the rest become <unk>")
     data.add_argument("--min-count", type=_number(int, "--min-count"), metavar="K", help="words seen fewer than K times become <unk>")
     data.add_argument("--val-fraction", type=_number(float, "--val-fraction"), metavar="F", help="share held out for validation (default 0.2)")
+    data.add_argument("--split", choices=["document", "pair"], help="hold out whole documents (default) or the study's shuffled pairs (needs prefix batching)")
     model = parser.add_argument_group("model")
     model.add_argument("--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults")
     model.add_argument("--embedding-dim", type=_number(int, "--embedding-dim"), metavar="N")
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STOPPED
 
 
+RESUME_OPTIONS = ("epochs", "device", "corpus")
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, option) for option, key in CONFIG_OPTIONS.items() if getattr(args, option, None) is not None}
 
@@ -206,6 +211,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     checkpoints = Path(args.checkpoints)
     if args.resume:
+        given = _overrides(args)
+        fixed = sorted(option for option, key in CONFIG_OPTIONS.items() if key in given and option not in RESUME_OPTIONS)
+        if fixed or args.preset or args.name:
+            named = ", ".join("--" + option.replace("_", "-") for option in fixed + ["preset"] * bool(args.preset) + ["name"] * bool(args.name))
+            raise UserError(f"{named} cannot change when resuming: a resumed run keeps its configuration; only --epochs, --device and --corpus apply.")
         trainer = Trainer.resume(checkpoints, args.resume, epochs=args.epochs, device=args.device, corpus_paths=args.corpus)
     else:
         trainer = Trainer.new(_config_for(args, args.name), checkpoints)

@@ -148,6 +148,22 @@ class MetricTotals:
             self._predicted |= other._predicted
         self.count += other.count
 
+    def state(self) -> dict:
+        """JSON-able totals, so a run stopped mid-epoch resumes with that epoch's running means."""
+        if self._sums is None:
+            return {"count": 0}
+        return {"count": self.count, "sums": self._sums.tolist(), "predicted": self._predicted.nonzero().flatten().tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict | None, vocab_size: int, device: torch.device) -> MetricTotals:
+        totals = cls()
+        if state and state.get("count"):
+            totals.count = state["count"]
+            totals._sums = torch.tensor(state["sums"], dtype=torch.float64, device=device)
+            totals._predicted = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+            totals._predicted[state["predicted"]] = True
+        return totals
+
     def summary(self, prefix: str = "") -> dict[str, float]:
         n = max(self.count, 1)
         loss, entropy, kl, correct, ce = (self._sums.tolist() if self._sums is not None else [0.0] * 5)

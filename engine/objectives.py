@@ -41,12 +41,13 @@ def alpha(outputs: Outputs, target: torch.Tensor, param: float | None) -> torch.
     ``D_α(t ‖ p) = 1/(α(1−α)) · Σ_j [α t_j + (1−α) p_j − t_j^α p_j^(1−α)]``.
     With Σ t = Σ p = 1 this is ``(1 − Σ_j t_j^α p_j^(1−α)) / (α(1−α))``; for one-hot ``t``,
     ``(1 − p_k^(1−α)) / (α(1−α))``. It tends to cross-entropy as α → 1, which α = 1 returns.
+    ``1 − Σ …`` is taken by ``expm1`` of its log-sum-exp, accurate in float32 near α = 1.
     """
     a = float(param)
     if a == 1.0:
         return ce(outputs, target)
-    mixed = torch.logsumexp(a * _log_target(target) + (1 - a) * outputs.log_probs, dim=-1).exp()
-    return (1.0 - mixed) / (a * (1 - a))
+    mixed_minus_one = torch.logsumexp(a * _log_target(target) + (1 - a) * outputs.log_probs, dim=-1).expm1()
+    return -mixed_minus_one / (a * (1 - a))
 
 
 def beta(outputs: Outputs, target: torch.Tensor, param: float | None) -> torch.Tensor:
@@ -55,15 +56,20 @@ def beta(outputs: Outputs, target: torch.Tensor, param: float | None) -> torch.T
     ``D_β(t ‖ p) = Σ_j [t_j^β / (β(β−1)) − t_j p_j^(β−1) / (β−1) + p_j^β / β]``.
     At β = 2 it is half the squared error ``½ Σ_j (p_j − t_j)²``; it tends to cross-entropy as
     β → 1, which β = 1 returns.
+
+    Near β = 1 the three sums are each close to 1 and their scaled terms nearly cancel, so it is
+    computed as ``[(A − 1) − β(B − 1)] / (β(β−1)) + (C − 1)/β`` with ``A = Σ t^β``,
+    ``B = Σ t p^(β−1)``, ``C = Σ p^β`` and each ``X − 1`` taken by ``expm1`` (equal, since
+    ``1 − β + (β − 1) = 0``), which keeps float32 accurate.
     """
     b = float(param)
     if b == 1.0:
         return ce(outputs, target)
     log_t, log_p = _log_target(target), outputs.log_probs
-    target_power = torch.logsumexp(b * log_t, dim=-1).exp()
-    cross = torch.logsumexp(log_t + (b - 1) * log_p, dim=-1).exp()
-    model_power = torch.logsumexp(b * log_p, dim=-1).exp()
-    return target_power / (b * (b - 1)) - cross / (b - 1) + model_power / b
+    target_power = torch.logsumexp(b * log_t, dim=-1).expm1()
+    cross = torch.logsumexp(log_t + (b - 1) * log_p, dim=-1).expm1()
+    model_power = torch.logsumexp(b * log_p, dim=-1).expm1()
+    return (target_power - b * cross) / (b * (b - 1)) + model_power / b
 
 
 def gamma(outputs: Outputs, target: torch.Tensor, param: float | None) -> torch.Tensor:

@@ -170,8 +170,8 @@ class Trainer:
         for epoch in range(record.epochs_completed, config.train.epochs):
             torch.manual_seed(epoch_seed(config.train.seed, epoch))
             model.train()
-            epoch_totals, window = MetricTotals(), MetricTotals()
-            window_losses: list[torch.Tensor] = []
+            epoch_totals = MetricTotals.from_state(record.partial_epoch, vocab_size, device)
+            window, window_losses = MetricTotals(), []
             for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
                 if self._stop.is_set():
                     break
@@ -190,23 +190,29 @@ class Trainer:
                     yield StepMetrics(config.name, record.step, total_steps, fraction, live)
                     epoch_totals.merge(window)
                     window, window_losses = MetricTotals(), []
-            if self._stop.is_set():
+            if record.batch_in_epoch < steps_per_epoch:  # stopped mid-epoch
                 diverged = self._first_non_finite(window_losses, record.step)
                 if diverged is not None:
                     yield self._diverge(record, diverged)
                     return
-                record.status = "stopped"
+                epoch_totals.merge(window)
+                record.status, record.partial_epoch = "stopped", epoch_totals.state()
                 self.directory.save(record, model, optimizer)
                 yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
                 yield RunStopped(config.name, record.step, record.epoch_progress)
                 return
             metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, vocab_size))}
-            record.epochs_completed, record.batch_in_epoch, record.metrics = epoch + 1, 0, metrics
+            record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
             self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics})
+            if self._stop.is_set() and epoch + 1 < config.train.epochs:
+                record.status = "stopped"
             self.directory.save(record, model, optimizer)
             yield EpochMetrics(config.name, epoch + 1, record.step, total_steps, metrics, definitions,
                                is_collapsed(int(metrics["distinct_predictions"])))
             yield CheckpointSaved(config.name, self.directory.path, float(epoch + 1))
+            if record.status == "stopped":
+                yield RunStopped(config.name, record.step, record.epoch_progress)
+                return
 
         record.status = "finished"
         self.directory.write_record(record)
@@ -219,7 +225,12 @@ class Trainer:
         loss = losses.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        try:
+            optimizer.step()
+        except RuntimeError as error:
+            if "overflow" not in str(error):
+                raise
+            return torch.tensor(float("nan"))  # Adam's state overflowed: the run has diverged at this step
         window.add(outputs, one_hot, target_index, losses)
         return loss.detach()
 
