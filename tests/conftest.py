@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.config import RunConfig, build_run_config
 from engine.corpus import embedded_corpus_path, split_sentences
+
+def pytest_configure(config) -> None:
+    """One intra-op thread for the tests' tiny models, here and in subprocesses.
+
+    Two torch threads on two shared cores stall each other badly when the Textual app, a trainer
+    thread and pytest compete (a generate test took 40 s instead of 0.4 s).
+    """
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 NYT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "nyt-articles"
 TINY_SENTENCES = 240
@@ -51,3 +63,41 @@ def tiny_config(name: str, corpus: Path, **overrides) -> RunConfig:
     }
     values.update({key.replace("__", "."): value for key, value in overrides.items()})
     return build_run_config(name, values.pop("preset", None), values)
+
+
+# -- engine test fixtures: smaller real text and saved runs shared by the engine and CLI tests ----
+
+SMALL_SENTENCES = 100
+SMALL_WORDS = 12
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """The first 100 sentences of the embedded Lee corpus, each cut to its first 12 words.
+
+    Real English (575 words + padding, 1075 pairs, longest 12) that trains in well under a second.
+    """
+    documents = embedded_corpus_path().read_text(encoding="utf-8").splitlines()
+    sentences = [s for doc in documents for s in split_sentences(doc)][:SMALL_SENTENCES]
+    path = tmp_path_factory.mktemp("small-corpus") / "lee-short.txt"
+    path.write_text("\n".join(" ".join(s.split()[:SMALL_WORDS]) for s in sentences) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def saved_runs(tmp_path_factory, small_corpus) -> Path:
+    """A checkpoints folder holding two finished one-epoch runs on ``small_corpus``.
+
+    ``base``: softmax head, cross-entropy, vocabulary capped at 300 (so it has ``<unk>``).
+    ``linear``: the study's linear head trained on MSE. Copy the folder before changing it.
+    """
+    from engine.trainer import Trainer
+
+    checkpoints = tmp_path_factory.mktemp("saved-runs")
+    for config in (
+        tiny_config("base", small_corpus, corpus__max_vocab=300),
+        tiny_config("linear", small_corpus, model__head="linear", objective__loss="mse"),
+    ):
+        final = list(Trainer.new(config, checkpoints).events())[-1]
+        assert type(final).__name__ == "RunFinished", final
+    return checkpoints

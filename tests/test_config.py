@@ -1,0 +1,217 @@
+"""Run configuration: defaults, the paper preset, overrides, and every rule a bad value breaks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from engine.config import (
+    LOSSES,
+    PRESETS,
+    REGULARIZERS,
+    ObjectiveConfig,
+    RunConfig,
+    build_run_config,
+    parse_weight,
+    parse_weights,
+)
+from engine.errors import UserError
+
+# The study, as the issue lists it.
+PAPER = {
+    ("model", "embedding_dim"): 10,
+    ("model", "hidden_size"): 100,
+    ("model", "num_layers"): 1,
+    ("model", "dropout"): 0.1,
+    ("model", "head"): "linear",
+    ("model", "init"): "keras",
+    ("objective", "loss"): "mse",
+    ("objective", "regularizer"): "none",
+    ("train", "batch_size"): 32,
+    ("train", "epochs"): 5,
+    ("train", "lr"): 1e-3,
+    ("train", "adam_eps"): 1e-7,
+    ("train", "batching"): "prefix",
+    ("corpus", "split"): "pair",
+    ("corpus", "val_fraction"): 0.2,
+}
+
+
+def field(config: RunConfig, section: str, name: str):
+    return getattr(getattr(config, section), name)
+
+
+def test_paper_preset_has_the_studys_values():
+    config = build_run_config("paper-run", "paper")
+    assert config.preset == "paper"
+    for (section, name), expected in PAPER.items():
+        assert field(config, section, name) == expected, f"{section}.{name}"
+
+
+def test_an_option_beside_the_preset_overrides_only_that_part():
+    config = build_run_config(
+        "paper-kl", "paper", {"objective.regularizer": "kl", "objective.weight": 10.0, "train.epochs": 2, "model.hidden_size": 50}
+    )
+    assert (config.objective.regularizer, config.objective.weight, config.train.epochs, config.model.hidden_size) == ("kl", 10.0, 2, 50)
+    overridden = {("objective", "regularizer"), ("train", "epochs"), ("model", "hidden_size")}
+    for (section, name), expected in PAPER.items():
+        if (section, name) not in overridden:
+            assert field(config, section, name) == expected, f"{section}.{name}"
+
+
+def test_defaults_without_a_preset():
+    config = build_run_config("plain")
+    assert config.preset is None
+    assert (config.model.head, config.model.init, config.objective.loss, config.objective.weight) == ("softmax", "pytorch", "ce", 0.0)
+    assert (config.train.batching, config.corpus.split, config.corpus.paths) == ("document", "document", [])
+    assert config.train.adam_eps == 1e-8 and config.train.device == "auto"
+
+
+def test_unknown_preset_names_the_valid_ones():
+    with pytest.raises(UserError, match=r"Unknown preset 'keras'.*paper"):
+        build_run_config("x", "keras")
+
+
+def test_the_config_round_trips_through_json():
+    config = build_run_config("rt", "paper", {"objective.regularizer": "kl", "objective.weight": 1e-7, "corpus.paths": ["a.csv"]})
+    assert RunConfig.model_validate_json(config.model_dump_json()) == config
+
+
+# -- weights ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "weight"), [("0", 0.0), ("1e-7", 1e-7), ("10", 10.0), ("100", 100.0), ("2.5E+1", 25.0), (" 1 ", 1.0)])
+def test_weights_in_plain_or_scientific_notation(text, weight):
+    assert parse_weight(text) == weight
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("-1", "not allowed"), ("nan", "not allowed"), ("inf", "not allowed"), ("-inf", "not allowed"), ("abc", "not a number"), ("", "not a number")],
+)
+def test_bad_weights_are_refused_with_a_message_naming_the_weight(text, problem):
+    with pytest.raises(UserError) as caught:
+        parse_weight(text)
+    message = str(caught.value)
+    assert message.startswith(f"Weight {text!r} is {problem}")
+    assert "≥ 0" in message and "\n" not in message
+
+
+def test_weight_lists_for_a_sweep():
+    assert parse_weights("1e-7, 1,10,100") == [1e-7, 1.0, 10.0, 100.0]
+    assert parse_weights("0,,5,") == [0.0, 5.0]
+    with pytest.raises(UserError, match="weight list is empty"):
+        parse_weights(" , ")
+    with pytest.raises(UserError, match=r"Weight '-3'"):
+        parse_weights("1,-3,10")
+
+
+@pytest.mark.parametrize("weight", [-1.0, math.nan, math.inf])
+def test_the_config_itself_refuses_bad_weights(weight):
+    with pytest.raises(ValidationError):
+        ObjectiveConfig(weight=weight)
+    with pytest.raises(UserError, match=r"^Setting objective\.weight: must be a finite number ≥ 0"):
+        build_run_config("x", None, {"objective.weight": weight})
+
+
+# -- loss parameters and regularizer rules ---------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", ["alpha", "beta", "gamma"])
+def test_power_divergences_need_a_parameter(loss):
+    with pytest.raises(UserError, match=f"loss '{loss}' needs a parameter: give --loss-param"):
+        build_run_config("x", None, {"objective.loss": loss})
+    assert build_run_config("x", None, {"objective.loss": loss, "objective.loss_param": 1.5}).objective.loss_param == 1.5
+
+
+@pytest.mark.parametrize("param", [0.0, -2.0, math.inf, math.nan])
+def test_the_parameter_must_be_finite_and_positive(param):
+    with pytest.raises(UserError, match="the beta parameter must be a finite number > 0"):
+        build_run_config("x", None, {"objective.loss": "beta", "objective.loss_param": param})
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_losses_without_a_parameter_refuse_one(loss):
+    with pytest.raises(UserError, match=f"loss '{loss}' takes no parameter; drop --loss-param"):
+        build_run_config("x", None, {"objective.loss": loss, "objective.loss_param": 2.0})
+
+
+def test_label_smoothing_weight_is_epsilon_below_one():
+    assert build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1}).objective.weight == 0.1
+    with pytest.raises(UserError, match="label-smoothing takes its weight as ε, which must be below 1"):
+        build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 1.0})
+
+
+def test_unknown_loss_and_regularizer_list_the_valid_ones():
+    with pytest.raises(UserError) as caught:
+        build_run_config("x", None, {"objective.loss": "hinge"})
+    assert "objective.loss" in str(caught.value) and all(f"'{name}'" in str(caught.value) for name in LOSSES)
+    with pytest.raises(UserError) as caught:
+        build_run_config("x", None, {"objective.regularizer": "dropout"})
+    assert "objective.regularizer" in str(caught.value) and all(f"'{name}'" in str(caught.value) for name in REGULARIZERS)
+
+
+# -- training settings --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "value"), [("train.epochs", 0), ("train.epochs", -3), ("train.batch_size", 0)])
+def test_epochs_and_batch_size_must_be_at_least_one(key, value):
+    with pytest.raises(UserError, match=rf"^Setting {key}: Input should be greater than or equal to 1 \(got {value}\)\.$"):
+        build_run_config("x", None, {key: value})
+
+
+def test_pair_split_needs_prefix_batching():
+    with pytest.raises(UserError, match=r"pair-level split needs prefix batching \(--batching prefix\)"):
+        build_run_config("x", None, {"corpus.split": "pair"})
+    assert build_run_config("x", None, {"corpus.split": "pair", "train.batching": "prefix"}).corpus.split == "pair"
+    # the paper preset's split is the pair split: document batching beside it needs the split changed too
+    with pytest.raises(UserError, match="pair-level split"):
+        build_run_config("x", "paper", {"train.batching": "document"})
+    assert build_run_config("x", "paper", {"train.batching": "document", "corpus.split": "document"}).train.batching == "document"
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1"])
+def test_device_names_accepted(device):
+    assert build_run_config("x", None, {"train.device": device}).train.device == device
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "mps0", "CPU"])
+def test_device_names_refused(device):
+    with pytest.raises(UserError, match="train.device: must be auto, cpu, cuda or cuda:N"):
+        build_run_config("x", None, {"train.device": device})
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-3, math.inf, math.nan])
+def test_learning_rate_must_be_finite_and_positive(lr):
+    with pytest.raises(UserError, match="train.lr"):
+        build_run_config("x", None, {"train.lr": lr})
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", "-dash", "with space", "x" * 81])
+def test_run_names_that_are_not_safe_folder_names_are_refused(name):
+    with pytest.raises(UserError, match="Setting name: must be 1–80 letters"):
+        build_run_config(name)
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(UserError, match=r"model\.bogus"):
+        build_run_config("x", None, {"model.bogus": 1})
+
+
+def test_corpus_limits():
+    with pytest.raises(UserError, match="corpus.max_vocab"):
+        build_run_config("x", None, {"corpus.max_vocab": 2})
+    with pytest.raises(UserError, match="corpus.val_fraction"):
+        build_run_config("x", None, {"corpus.val_fraction": 1.0})
+    with pytest.raises(UserError, match="corpus.min_count"):
+        build_run_config("x", None, {"corpus.min_count": 0})
+
+
+def test_presets_only_name_real_settings():
+    for preset, values in PRESETS.items():
+        config = build_run_config("x", preset)
+        for key, expected in values.items():
+            section, _, name = key.partition(".")
+            assert field(config, section, name) == expected
