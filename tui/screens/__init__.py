@@ -1,0 +1,1 @@
+"""Modal screens: the key help and the quit confirmation."""

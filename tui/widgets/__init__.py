@@ -1,0 +1,1 @@
+"""The app's panels, one per module: setup form, runs list, plots, generation."""

@@ -1,0 +1,349 @@
+"""The Generate panel: pinned seed texts × shown runs, each cell a run's continuation of a seed.
+
+Enter in the seed field pins a seed. Each run's column is (re)generated in a worker thread from
+its latest checkpoint whenever a newer one lands, so continuations change while a model learns.
+Highlighting a cell shows that continuation step by step: each word, its probability, the
+entropy of the distribution it came from and the top-3 alternatives. Seed words the run does not
+know are flagged in the cell. Greedy decoding by default; the switch samples among the top 5
+(the study's own generator).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, Static, Switch
+from textual.worker import get_current_worker
+
+from engine.errors import UserError
+from tui.session import RunState
+
+DEFAULT_WORDS = 10
+MAX_WORDS = 100
+SAMPLING_TOP_K = 5
+LOAD_ATTEMPTS = 3
+LOAD_RETRY_S = 0.2
+PENDING = Text("…", style="dim")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A run's column: what it is called and colored, and which checkpoint it shows."""
+
+    name: str
+    header: Text
+    version: int
+
+
+class ContinuationReady(Message):
+    """One cell computed: a ``Continuation``, or the sentence saying why there is none."""
+
+    def __init__(self, seed: str, run: str, token: tuple, result: Any) -> None:
+        super().__init__()
+        self.seed = seed
+        self.run = run
+        self.token = token
+        self.result = result
+
+
+def cell_text(result: Any) -> Text:
+    """A continuation as a table cell: unknown seed words flagged in front, errors in red."""
+    if result is None:
+        return PENDING
+    if isinstance(result, str):
+        return Text(f"⚠ {result}", style="red")
+    if result.unknown_words:
+        return Text.assemble((f"⚠ unknown: {', '.join(result.unknown_words)} ", "yellow"), result.text)
+    return Text(result.text)
+
+
+def markdown_cell(result: Any) -> str:
+    if result is None:
+        return ""
+    if isinstance(result, str):
+        return f"({result})"
+    unknown = f"[unknown: {', '.join(result.unknown_words)}] " if result.unknown_words else ""
+    return unknown + result.text
+
+
+class ContinuationsTable(DataTable):
+    """Seeds × runs. ``s`` switches greedy / top-5 sampling, ``y`` copies as Markdown, ``d`` unpins a seed."""
+
+    BINDINGS = [
+        Binding("s", "toggle_sampling", "Greedy/top-5"),
+        Binding("y", "copy_markdown", "Copy Markdown"),
+        Binding("d", "remove_seed", "Unpin seed"),
+    ]
+
+    def action_toggle_sampling(self) -> None:
+        switch = self.screen.query_one("#sampling", Switch)
+        switch.value = not switch.value
+
+    def action_copy_markdown(self) -> None:
+        self.app.run_action("copy_generations")
+
+    def action_remove_seed(self) -> None:
+        """Unpin the seed of the row under the cursor."""
+        if self.row_count:
+            seed = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+            self.post_message(SeedRemoved(seed))
+
+
+class SeedRemoved(Message):
+    """The user unpinned a seed from the table."""
+
+    def __init__(self, seed: str) -> None:
+        super().__init__()
+        self.seed = seed
+
+
+class GenerationPanel(Vertical):
+    """Seed field, words count, strategy switch, the continuations table and the step-by-step view."""
+
+    BINDINGS = [
+        Binding("down", "focus_table", "To the table", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    GenerationPanel #seed-row { height: 1; margin: 1 1 0 1; }
+    GenerationPanel #seed-row Label { padding: 0 1 0 0; color: $text-muted; }
+    GenerationPanel #seed-text { width: 1fr; }
+    GenerationPanel #words { width: 6; }
+    GenerationPanel #sampling { border: none; height: 1; padding: 0; }
+    GenerationPanel #words-label, GenerationPanel #sampling-label { padding-left: 2; }
+    GenerationPanel #continuations { height: 1fr; margin-top: 1; }
+    GenerationPanel #steps { height: auto; max-height: 50%; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, checkpoints: Path, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.checkpoints = Path(checkpoints)
+        self.seeds: list[str] = []
+        self.columns: list[Column] = []
+        self.results: dict[tuple[str, str], tuple[tuple, Any]] = {}
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="seed-row"):
+            yield Label("Seed")
+            yield Input(placeholder="seed text, e.g. new york (Enter pins it)", id="seed-text", compact=True)
+            yield Label("Words", id="words-label")
+            yield Input(str(DEFAULT_WORDS), id="words", type="integer", compact=True)
+            yield Label("top-5 sampling", id="sampling-label")
+            yield Switch(False, id="sampling")
+        yield ContinuationsTable(id="continuations", cursor_type="cell", zebra_stripes=True)
+        yield Static("", id="steps")
+
+    def on_mount(self) -> None:
+        self._rebuild_table()
+
+    def action_focus_table(self) -> None:
+        """Down from the seed row moves into the table."""
+        self.query_one(ContinuationsTable).focus()
+
+    # What is shown -----------------------------------------------------------------------------
+
+    @property
+    def words(self) -> int:
+        text = self.query_one("#words", Input).value
+        return int(text) if text.isdigit() and 1 <= int(text) <= MAX_WORDS else DEFAULT_WORDS
+
+    @property
+    def top_k(self) -> int | None:
+        return SAMPLING_TOP_K if self.query_one("#sampling", Switch).value else None
+
+    @property
+    def strategy_name(self) -> str:
+        return "greedy" if self.top_k is None else f"top-{self.top_k} sampling (seed 0)"
+
+    def token(self, column: Column) -> tuple:
+        """What a cell's result depends on besides its seed: checkpoint, words, strategy."""
+        return column.version, self.words, self.top_k
+
+    def show_runs(self, runs: list[RunState]) -> None:
+        """Make the columns the given runs (those with a checkpoint), regenerating what is stale."""
+        columns = [Column(run.name, Text(f"#{run.number} {run.name}", style=f"bold {run.color}"), run.checkpoint_version)
+                   for run in runs if run.has_checkpoint]
+        if [c.name for c in columns] != [c.name for c in self.columns]:
+            self.columns = columns
+            self._rebuild_table()
+        else:
+            self.columns = columns
+        self._generate_stale()
+
+    def add_seed(self, seed: str) -> None:
+        """Pin a seed text (once) and generate its row."""
+        seed = " ".join(seed.split())
+        if not seed or seed in self.seeds:
+            return
+        self.seeds.append(seed)
+        table = self.query_one(ContinuationsTable)
+        table.add_row(seed, *(PENDING for _ in self.columns), key=seed)
+        self._generate_stale()
+        self._update_hint()
+
+    def _rebuild_table(self) -> None:
+        table = self.query_one(ContinuationsTable)
+        table.clear(columns=True)
+        table.add_column("seed", key="seed")
+        for column in self.columns:
+            table.add_column(column.header, key=column.name)
+        for seed in self.seeds:
+            table.add_row(seed, *(cell_text(self._current(seed, column)) for column in self.columns), key=seed)
+        self._update_hint()
+
+    def _current(self, seed: str, column: Column) -> Any:
+        """The cell's result if it is up to date, else None."""
+        token, result = self.results.get((seed, column.name), (None, None))
+        return result if token == self.token(column) else None
+
+    def _update_hint(self) -> None:
+        if not self.columns:
+            hint = "No run with a checkpoint is shown: train one (F2, ctrl+t), or show a saved run in the runs list (space)."
+        elif not self.seeds:
+            hint = "Type a seed text above and press Enter to pin it; each shown run continues it."
+        else:
+            hint = f"{self.strategy_name}, {self.words} words. Move over a cell to see its continuation step by step."
+        self.query_one("#steps", Static).update(hint)
+
+    # Generating --------------------------------------------------------------------------------
+
+    def _generate_stale(self) -> None:
+        for column in self.columns:
+            token = self.token(column)
+            stale = [seed for seed in self.seeds if self.results.get((seed, column.name), (None,))[0] != token]
+            if stale:
+                self.run_worker(lambda c=column, t=token, s=stale: self._generate(c.name, t, s), thread=True,
+                                group=f"generate:{column.name}", exclusive=True, exit_on_error=False)
+
+    def _generate(self, run_name: str, token: tuple, seeds: list[str]) -> None:
+        """Worker thread: load the run's latest checkpoint and continue each seed."""
+        from engine.generate import Strategy, generate
+
+        worker = get_current_worker()
+        _, words, top_k = token
+        try:
+            run = self._load(run_name)
+        except UserError as error:
+            for seed in seeds:
+                self.post_message(ContinuationReady(seed, run_name, token, str(error)))
+            return
+        for seed in seeds:
+            if worker.is_cancelled:
+                return
+            try:
+                result: Any = generate(run, seed, words, Strategy(top_k=top_k))
+            except UserError as error:
+                result = str(error)
+            self.post_message(ContinuationReady(seed, run_name, token, result))
+
+    def _load(self, run_name: str):
+        """Load a run, retrying briefly: a save that lands between reading run.json and its weights file is not an error."""
+        from engine.checkpoint import load_run
+
+        for attempt in range(LOAD_ATTEMPTS):
+            try:
+                return load_run(self.checkpoints, run_name)
+            except UserError:
+                if attempt == LOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(LOAD_RETRY_S)
+
+    def on_continuation_ready(self, message: ContinuationReady) -> None:
+        column = next((c for c in self.columns if c.name == message.run), None)
+        if column is None or message.token != self.token(column) or message.seed not in self.seeds:
+            return
+        self.results[(message.seed, message.run)] = (message.token, message.result)
+        table = self.query_one(ContinuationsTable)
+        table.update_cell(message.seed, message.run, cell_text(message.result), update_width=True)
+        if table.row_count and table.coordinate_to_cell_key(table.cursor_coordinate) == (message.seed, message.run):
+            self._show_steps(message.seed, message.run)
+
+    # Events ------------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#seed-text")
+    def _seed_submitted(self, event: Input.Submitted) -> None:
+        self.add_seed(event.value)
+        event.input.value = ""
+
+    @on(Input.Changed, "#words")
+    def _words_changed(self, event: Input.Changed) -> None:
+        text = event.value
+        valid = text.isdigit() and 1 <= int(text) <= MAX_WORDS
+        event.input.set_class(not valid, "-invalid")
+        if valid:
+            self._refresh_all()
+
+    @on(Switch.Changed, "#sampling")
+    def _sampling_changed(self) -> None:
+        self._refresh_all()
+        self.notify(f"Generation: {self.strategy_name}.")
+
+    @on(SeedRemoved)
+    def _seed_removed(self, message: SeedRemoved) -> None:
+        if message.seed in self.seeds:
+            self.seeds.remove(message.seed)
+            self.results = {key: value for key, value in self.results.items() if key[0] != message.seed}
+            self.query_one(ContinuationsTable).remove_row(message.seed)
+            self._update_hint()
+
+    @on(DataTable.CellHighlighted, "#continuations")
+    def _cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        self._show_steps(event.cell_key.row_key.value, event.cell_key.column_key.value)
+
+    def _refresh_all(self) -> None:
+        table = self.query_one(ContinuationsTable)
+        for seed in self.seeds:
+            for column in self.columns:
+                table.update_cell(seed, column.name, cell_text(self._current(seed, column)))
+        self._generate_stale()
+        self._update_hint()
+
+    def _show_steps(self, seed: str | None, run_name: str | None) -> None:
+        """The highlighted continuation word by word, or the hint when the cell is the seed itself."""
+        column = next((c for c in self.columns if c.name == run_name), None)
+        if column is None or seed is None:
+            self._update_hint()
+            return
+        result = self._current(seed, column)
+        steps = self.query_one("#steps", Static)
+        if result is None:
+            steps.update(f"{run_name} on {seed!r}: generating…")
+        elif isinstance(result, str):
+            steps.update(Text(result, style="red"))
+        else:
+            steps.update(steps_table(result))
+
+    # Export ------------------------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        """The table as GitHub Markdown (engine.report.markdown_table)."""
+        from engine.report import markdown_table
+
+        rows = [[seed, *(markdown_cell(self._current(seed, column)) for column in self.columns)] for seed in self.seeds]
+        return markdown_table(["seed", *(column.name for column in self.columns)], rows)
+
+
+def steps_table(continuation: Any) -> Table:
+    """Each generated word with its probability, the entropy of its distribution and the top 3."""
+    unknown = f"; unknown seed words: {', '.join(continuation.unknown_words)}" if continuation.unknown_words else ""
+    table = Table(title=f"{continuation.run_name} · {continuation.seed_text!r} · {continuation.strategy}{unknown}",
+                  title_justify="left", box=None, padding=(0, 1), expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("word")
+    table.add_column("p", justify="right")
+    table.add_column(f"entropy ({continuation.entropy_definition})", justify="right")
+    table.add_column("top 3 alternatives")
+    for index, step in enumerate(continuation.steps, 1):
+        alternatives = ", ".join(f"{a.word} {a.probability:.3g}" for a in step.alternatives)
+        table.add_row(str(index), step.word, f"{step.probability:.3g}", f"{step.entropy:.4g}", alternatives)
+    return table
