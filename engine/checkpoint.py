@@ -115,22 +115,25 @@ class RunDirectory:
         return self.record_path.is_file()
 
     def save(self, record: RunRecord, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
-        """Commit weights (+ optimizer state) and the record, atomically as a set (module docstring)."""
+        """Commit weights (+ optimizer state) and the record, atomically as a set (module docstring).
+
+        The tensor files of the save before stay one save longer, so a reader that has just read
+        the previous ``run.json`` still finds the files it names.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
-        previous = [record.weights_file, record.optimizer_file]
+        keep = {record.weights_file, record.optimizer_file}
         tag = f"e{record.epochs_completed}-s{record.step}"
-        weights_file = f"model-{tag}.safetensors"
-        atomic_write(self.path / weights_file, save_tensors(_contiguous(model.state_dict())))
-        record.weights_file = weights_file
+        record.weights_file = f"model-{tag}.safetensors"
+        atomic_write(self.path / record.weights_file, save_tensors(_contiguous(model.state_dict())))
         if optimizer is not None:
-            optimizer_file = f"optimizer-{tag}.safetensors"
+            record.optimizer_file = f"optimizer-{tag}.safetensors"
             tensors, layout = _flatten_optimizer(optimizer)
-            atomic_write(self.path / optimizer_file, save_tensors(tensors, metadata={"param_groups": json.dumps(layout)}))
-            record.optimizer_file = optimizer_file
+            atomic_write(self.path / record.optimizer_file, save_tensors(tensors, metadata={"param_groups": json.dumps(layout)}))
         self.write_record(record)
-        for stale in previous:
-            if stale and stale not in (record.weights_file, record.optimizer_file):
-                (self.path / stale).unlink(missing_ok=True)
+        keep |= {record.weights_file, record.optimizer_file}
+        for stale in self.path.glob("*.safetensors"):
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
 
     def write_record(self, record: RunRecord) -> None:
         record.updated = now()

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 EPSILON = 1e-7
-COLLAPSE_THRESHOLD = 5
 
 DEFINITIONS = {
     "study": "study: clip(y, 1e-7, 1) of the raw outputs",
@@ -176,7 +175,3 @@ class MetricTotals:
             f"{prefix}distinct_predictions": int(self._predicted.sum()) if self._predicted is not None else 0,
         }
 
-
-def is_collapsed(distinct_predictions: int) -> bool:
-    """A model whose argmax names only a handful of words, whatever the input, has collapsed."""
-    return distinct_predictions <= COLLAPSE_THRESHOLD

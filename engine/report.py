@@ -1,11 +1,20 @@
-"""Plain-text renderings shared by the front ends: labels, numbers, tables."""
+"""Plain-text renderings shared by the front ends: labels, numbers, tables, the collapse flag.
+
+Torch-free, so the Textual app can import it before its first frame.
+"""
 
 from __future__ import annotations
 
 import math
 
 from engine.config import ObjectiveConfig
-from engine.metrics import is_collapsed
+
+COLLAPSE_THRESHOLD = 5
+
+
+def is_collapsed(distinct_predictions: int) -> bool:
+    """A model whose argmax names only a handful of words, whatever the input, has collapsed."""
+    return distinct_predictions <= COLLAPSE_THRESHOLD
 
 
 def objective_label(objective: ObjectiveConfig) -> str:

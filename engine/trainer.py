@@ -31,9 +31,10 @@ from engine.events import (
     RunStopped,
     StepMetrics,
 )
-from engine.metrics import MetricTotals, Outputs, definitions_for, is_collapsed
+from engine.metrics import MetricTotals, Outputs, definitions_for
 from engine.model import LanguageModel
 from engine.objectives import Objective
+from engine.report import is_collapsed
 
 EVAL_BATCH_FACTOR = 4
 

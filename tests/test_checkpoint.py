@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import tiny_config
+
 import engine.checkpoint as checkpoint
 from engine.checkpoint import FORMAT_VERSION, RunDirectory, list_runs, load_run
 from engine.corpus import load_corpus
 from engine.errors import UserError
-from engine.events import RunFailed, RunFinished
+from engine.events import CheckpointSaved, RunFailed, RunFinished
 from engine.trainer import Trainer
 
 PROBE = torch.tensor([[5, 17, 2, 40, 3]])
@@ -45,10 +47,28 @@ def outputs(run) -> torch.Tensor:
 
 
 def test_a_run_folder_holds_only_json_and_safetensors(saved_runs):
+    """The current tensors and those of the save before (kept one save longer for readers)."""
     names = sorted(path.name for path in (saved_runs / "base").iterdir())
     record = record_json(saved_runs, "base")
-    assert names == sorted(["metrics.jsonl", "run.json", record["weights_file"], record["optimizer_file"]])
     assert record["weights_file"] == "model-e1-s5.safetensors" and record["optimizer_file"] == "optimizer-e1-s5.safetensors"
+    previous = ["model-e0-s0.safetensors", "optimizer-e0-s0.safetensors"]
+    assert names == sorted(["metrics.jsonl", "run.json", record["weights_file"], record["optimizer_file"], *previous])
+
+
+def test_a_reader_of_the_previous_record_still_finds_its_weights(small_corpus, tmp_path):
+    """load_run reads run.json, then the weights it names: a save in between must not delete them."""
+    trainer = Trainer.new(tiny_config("racing", small_corpus, train__epochs=3), tmp_path)
+    directory = RunDirectory(tmp_path, "racing")
+    previous, checked = None, 0
+    for event in trainer.events():
+        if isinstance(event, CheckpointSaved):
+            if previous is not None:
+                directory.read_tensors(previous.weights_file, "weights")  # read as a slow reader would
+                checked += 1
+            previous = directory.read_record()
+    assert checked == 2
+    remaining = sorted(path.name for path in directory.path.glob("model-*.safetensors"))
+    assert remaining == ["model-e2-s10.safetensors", "model-e3-s15.safetensors"]
 
 
 @pytest.mark.parametrize("key", ["weights_file", "optimizer_file"])
@@ -105,7 +125,7 @@ def test_round_trip_gives_identical_predictions(saved_runs, tmp_path):
     assert again.model.training is False
 
 
-def test_saving_again_replaces_the_previous_tensor_files(runs):
+def test_saving_again_keeps_only_the_current_and_the_previous_tensor_files(runs):
     run = load_run(runs, "base")
     directory = RunDirectory(runs, "base")
     record = run.record.model_copy(deep=True)
@@ -113,7 +133,8 @@ def test_saving_again_replaces_the_previous_tensor_files(runs):
     record.step += 1
     directory.save(record, run.model, None)
     assert record.weights_file == "model-e1-s6.safetensors"
-    assert not (runs / "base" / old).exists()
+    assert (runs / "base" / old).exists()  # the previous save's, kept one save longer
+    assert not (runs / "base" / "model-e0-s0.safetensors").exists()  # the one before that is gone
     assert (runs / "base" / record.optimizer_file).exists()  # not saved this time: the record keeps naming the old one
     assert load_run(runs, "base").record.weights_file == "model-e1-s6.safetensors"
 

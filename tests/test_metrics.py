@@ -8,14 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.report import COLLAPSE_THRESHOLD, is_collapsed
 from engine.metrics import (
-    COLLAPSE_THRESHOLD,
     DEFINITIONS,
     MetricTotals,
     Outputs,
     cross_entropy,
     definitions_for,
-    is_collapsed,
     softmax_entropy,
     softmax_kl,
     study_entropy,

@@ -61,8 +61,7 @@ class RunsTable(DataTable):
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
-        from engine.metrics import is_collapsed
-        from engine.report import distinct_label, number, objective_label
+        from engine.report import distinct_label, is_collapsed, number, objective_label
 
         metrics = run.metrics
         distinct = metrics.get("distinct_predictions")
