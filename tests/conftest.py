@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 
 from engine.config import RunConfig, build_run_config
 from engine.corpus import embedded_corpus_path, split_sentences
+
 
 def pytest_configure(config) -> None:
     """One intra-op thread for the tests' tiny models, here and in subprocesses.
@@ -101,3 +104,16 @@ def saved_runs(tmp_path_factory, small_corpus) -> Path:
         final = list(Trainer.new(config, checkpoints).events())[-1]
         assert type(final).__name__ == "RunFinished", final
     return checkpoints
+
+
+@pytest.fixture
+def runs(saved_runs, tmp_path) -> Path:
+    """A private copy of the saved runs, free to damage."""
+    copy = tmp_path / "checkpoints"
+    shutil.copytree(saved_runs, copy)
+    return copy
+
+
+def record_json(checkpoints: Path, name: str) -> dict:
+    """A run's run.json as plain JSON, read without the engine."""
+    return json.loads((checkpoints / name / "run.json").read_text())

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import tiny_config
+from tests.conftest import record_json, tiny_config
 
 import engine.checkpoint as checkpoint
 from engine.checkpoint import FORMAT_VERSION, RunDirectory, list_runs, load_run
@@ -20,18 +19,6 @@ from engine.events import CheckpointSaved, RunFailed, RunFinished
 from engine.trainer import Trainer
 
 PROBE = torch.tensor([[5, 17, 2, 40, 3]])
-
-
-@pytest.fixture
-def runs(saved_runs, tmp_path) -> Path:
-    """A private copy of the saved runs, free to damage."""
-    copy = tmp_path / "checkpoints"
-    shutil.copytree(saved_runs, copy)
-    return copy
-
-
-def record_json(checkpoints: Path, name: str) -> dict:
-    return json.loads((checkpoints / name / "run.json").read_text())
 
 
 def weights_path(checkpoints: Path, name: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from engine.cli import main
 from engine.corpus import load_corpus
 from engine.config import CorpusConfig
 from engine.generate import generate
-from tests.conftest import nyt_file
+from tests.conftest import record_json, nyt_file
 
 SCRIPT = Path(sys.executable).parent / "lm-explorer"
 TINY = ["--embedding-dim", "8", "--hidden-size", "16", "--batch-size", "16", "--device", "cpu", "--epochs", "1"]
@@ -30,17 +29,6 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
     code = main([str(arg) for arg in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-@pytest.fixture
-def runs(saved_runs, tmp_path) -> Path:
-    copy = tmp_path / "checkpoints"
-    shutil.copytree(saved_runs, copy)
-    return copy
-
-
-def record_json(checkpoints: Path, name: str) -> dict:
-    return json.loads((checkpoints / name / "run.json").read_text())
 
 
 # -- train ----------------------------------------------------------------------------------------
