@@ -91,17 +91,42 @@ class Outputs:
         """``y``: the raw outputs for a linear head, ``p`` for a softmax head."""
         return self.raw if self.head == "linear" else self.probs
 
+    @cached_property
+    def clipped(self) -> torch.Tensor:
+        return clip(self.prediction)
+
+    @cached_property
+    def log_clipped(self) -> torch.Tensor:
+        return self.clipped.log()
+
     def entropy(self) -> torch.Tensor:
-        """Per-row entropy under the definition in force for this head."""
+        """Per-row entropy under the definition in force for this head (:func:`study_entropy` or :func:`softmax_entropy`)."""
         if self.head == "linear":
-            return study_entropy(self.raw)
+            return -(self.clipped * self.log_clipped).sum(-1)
         return softmax_entropy(self.log_probs)
 
     def kl(self, target: torch.Tensor) -> torch.Tensor:
-        """Per-row KL from the target under the definition in force for this head."""
+        """Per-row KL from a target distribution under the definition in force for this head."""
         if self.head == "linear":
             return study_kl(target, self.raw)
         return softmax_kl(target, self.log_probs)
+
+    def kl_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
+        """:meth:`kl` from the one-hot rows on ``target_index``, without building them.
+
+        Study: ``−log clip(y_k) + ε((V−1) log ε − Σ_(j≠k) log clip(y_j))`` (``clip(t)`` is 1 at
+        the next word ``k`` and ε elsewhere); softmax: ``−log p_k``.
+        """
+        if self.head == "linear":
+            at_target = self.log_clipped.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
+            others = self.log_clipped.sum(-1) - at_target
+            vocab = self.raw.shape[-1]
+            return -at_target + EPSILON * ((vocab - 1) * math.log(EPSILON) - others)
+        return self.cross_entropy_to_words(target_index)
+
+    def cross_entropy_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
+        """:func:`cross_entropy` of ``softmax(z)`` against one-hot rows: ``log Σ_j exp z_j − z_k``."""
+        return -self.log_probs.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
 
 
 class MetricTotals:
@@ -120,14 +145,14 @@ class MetricTotals:
         self._predicted: torch.Tensor | None = None
 
     @torch.no_grad()
-    def add(self, outputs: Outputs, one_hot: torch.Tensor, target_index: torch.Tensor, losses: torch.Tensor) -> None:
+    def add(self, outputs: Outputs, target_index: torch.Tensor, losses: torch.Tensor) -> None:
         guesses = outputs.raw.argmax(-1)
         sums = torch.stack([
             losses.detach().sum(),
             outputs.entropy().sum(),
-            outputs.kl(one_hot).sum(),
+            outputs.kl_to_words(target_index).sum(),
             (guesses == target_index).sum().to(losses.dtype),
-            cross_entropy(outputs.log_probs, one_hot).sum(),
+            outputs.cross_entropy_to_words(target_index).sum(),
         ]).double()
         if self._sums is None:
             self._sums = torch.zeros_like(sums)

@@ -222,7 +222,7 @@ class Trainer:
     @staticmethod
     def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
               vocab_size: int, window: MetricTotals) -> torch.Tensor:
-        outputs, one_hot, target_index, losses = forward(model, objective, batch, vocab_size)
+        outputs, target_index, losses = forward(model, objective, batch, vocab_size)
         loss = losses.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -232,7 +232,7 @@ class Trainer:
             if "overflow" not in str(error):
                 raise
             return torch.tensor(float("nan"))  # Adam's state overflowed: the run has diverged at this step
-        window.add(outputs, one_hot, target_index, losses)
+        window.add(outputs, target_index, losses)
         return loss.detach()
 
     @staticmethod
@@ -273,8 +273,8 @@ def forward(model: LanguageModel, objective: Objective, batch: Batch, vocab_size
         raw = model(batch.inputs, scored=scored)
         target_index = batch.targets[scored]
     outputs = Outputs(raw, model.config.head)
-    one_hot, target = objective.targets(target_index, vocab_size, raw.dtype)
-    return outputs, one_hot, target_index, objective(outputs, target)
+    _, target = objective.targets(target_index, vocab_size, raw.dtype)
+    return outputs, target_index, objective(outputs, target)
 
 
 @torch.no_grad()
@@ -285,8 +285,8 @@ def evaluate(model: LanguageModel, batches: DocumentBatches | PrefixBatches, obj
     model.eval()
     totals = MetricTotals()
     for batch in iterate(batches, seed=None):
-        outputs, one_hot, target_index, losses = forward(model, objective, batch.to(device), vocab_size)
-        totals.add(outputs, one_hot, target_index, losses)
+        outputs, target_index, losses = forward(model, objective, batch.to(device), vocab_size)
+        totals.add(outputs, target_index, losses)
     model.train(was_training)
     return totals
 

@@ -37,9 +37,8 @@ MEAN_CE = sum(CE_ROWS) / 4
 
 def totals_for(head: str, raw=RAW, target=TARGET, losses=None) -> MetricTotals:
     totals = MetricTotals()
-    one_hot = F.one_hot(target, raw.shape[-1]).to(raw.dtype)
     losses = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=raw.dtype) if losses is None else losses
-    totals.add(Outputs(raw, head), one_hot, target, losses)
+    totals.add(Outputs(raw, head), target, losses)
     return totals
 
 
@@ -129,3 +128,17 @@ def test_definitions_for_each_head():
 def test_is_collapsed(distinct, collapsed):
     assert COLLAPSE_THRESHOLD == 5
     assert is_collapsed(distinct) is collapsed
+
+
+@pytest.mark.parametrize("head", ["linear", "softmax"])
+def test_metrics_from_word_indices_equal_the_one_hot_definitions(head):
+    """The totals take KL and CE from target indices; they must equal the dense definitions."""
+    raw = torch.tensor([[2.0, 0.5, -1.0, 1e-9], [0.3, 1.5, 0.2, 0.0], [-2.0, 0.9, 4.0, 0.5]], dtype=torch.float64)
+    target = torch.tensor([0, 3, 1])
+    one_hot = F.one_hot(target, 4).to(raw.dtype)
+    outputs = Outputs(raw, head)
+    assert outputs.kl_to_words(target).tolist() == pytest.approx(outputs.kl(one_hot).tolist(), rel=1e-12, abs=1e-12)
+    expected_ce = cross_entropy(F.log_softmax(raw, -1), one_hot)
+    assert outputs.cross_entropy_to_words(target).tolist() == pytest.approx(expected_ce.tolist(), rel=1e-12)
+    expected_entropy = study_entropy(raw) if head == "linear" else softmax_entropy(F.log_softmax(raw, -1))
+    assert outputs.entropy().tolist() == pytest.approx(expected_entropy.tolist(), rel=1e-12)
