@@ -4,7 +4,7 @@ The study's notebook printed, at epoch 5: control train and val loss 2.858e-4; k
 train loss 2.52, val loss 9.87, entropy 253, KL 0.893; kl weight 100: train loss 2.13, val loss
 57.0, entropy 219, KL 0.557 (entropy and KL on validation, study-clipped definitions).
 
-Measured here over seeds 0–2 (see the issue note): kl 10 train 2.31–2.32, val 10.2–10.5,
+Measured here over seeds 0 and 1 (see the issue note): kl 10 train 2.31–2.32, val 10.2–10.5,
 entropy 254–270, KL 0.92–0.96; kl 100 train 2.03–2.18, val 60.2–60.8, entropy 225–227,
 KL 0.587–0.594. The bands below are the study's values widened to cover that seed spread.
 """
