@@ -105,14 +105,9 @@ class Outputs:
             return -(self.clipped * self.log_clipped).sum(-1)
         return softmax_entropy(self.log_probs)
 
-    def kl(self, target: torch.Tensor) -> torch.Tensor:
-        """Per-row KL from a target distribution under the definition in force for this head."""
-        if self.head == "linear":
-            return study_kl(target, self.raw)
-        return softmax_kl(target, self.log_probs)
-
     def kl_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
-        """:meth:`kl` from the one-hot rows on ``target_index``, without building them.
+        """Per-row KL from the one-hot rows on ``target_index`` under the definition in force for
+        this head (:func:`study_kl` or :func:`softmax_kl`), without building the rows.
 
         Study: ``−log clip(y_k) + ε((V−1) log ε − Σ_(j≠k) log clip(y_j))`` (``clip(t)`` is 1 at
         the next word ``k`` and ε elsewhere); softmax: ``−log p_k``.

@@ -146,12 +146,12 @@ class Objective:
         self.base = BASE_LOSSES[config.loss]
         self.regularizer = REGULARIZERS[config.regularizer]
 
-    def targets(self, target_index: torch.Tensor, vocab_size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch's one-hot targets and the targets the loss is taken against (built per batch)."""
+    def targets(self, target_index: torch.Tensor, vocab_size: int, dtype: torch.dtype) -> torch.Tensor:
+        """The batch's target rows the loss is taken against: one-hot, smoothed for label smoothing."""
         one_hot = F.one_hot(target_index, vocab_size).to(dtype)
         if self.regularizer.smooths_targets:
-            return one_hot, smooth_labels(one_hot, self.config.weight)
-        return one_hot, one_hot
+            return smooth_labels(one_hot, self.config.weight)
+        return one_hot
 
     def __call__(self, outputs: Outputs, target: torch.Tensor) -> torch.Tensor:
         losses = self.base(outputs, target, self.config.loss_param)

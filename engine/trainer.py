@@ -273,7 +273,7 @@ def forward(model: LanguageModel, objective: Objective, batch: Batch, vocab_size
         raw = model(batch.inputs, scored=scored)
         target_index = batch.targets[scored]
     outputs = Outputs(raw, model.config.head)
-    _, target = objective.targets(target_index, vocab_size, raw.dtype)
+    target = objective.targets(target_index, vocab_size, raw.dtype)
     return outputs, target_index, objective(outputs, target)
 
 
