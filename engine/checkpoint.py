@@ -6,17 +6,23 @@
   ``run.json`` (temp file + rename), then the old tensors are removed, so a crash at any moment
   leaves a run whose ``run.json`` names complete files.
 - ``metrics.jsonl`` gets one JSON line per live window and per epoch as training goes.
+  Non-finite values are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON),
+  in ``run.json`` as ``"Infinity"``/``"NaN"``, and read back as floats.
 
 Loading never unpickles anything; it checks the format version and rebuilds the model from
-``run.json`` alone.
+``run.json`` alone. A run folder is a trust boundary (:mod:`engine.safe_io`): its files are
+opened without following links and must be regular files, the tensor file names in ``run.json``
+must be the plain names this module writes, and sizes are checked before anything is allocated.
+The folder a run is opened from is its identity: a copied folder is its own run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
-import tempfile
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,53 +30,95 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 import engine
-from engine.config import RunConfig
+from engine.config import MAX_VOCAB, RUN_NAME_PATTERN, RunConfig
 from engine.errors import UserError
-from engine.model import LanguageModel
+from engine.model import LanguageModel, check_model_fits, parameter_count
+from engine.safe_io import (
+    append_text,
+    atomic_write,
+    describe_os_error,
+    is_plain_directory,
+    read_lines,
+    read_regular,
+    remove_orphan_temps,
+)
 
 FORMAT_VERSION = 1
 RECORD_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 Status = Literal["training", "finished", "stopped", "diverged", "failed"]
+MAX_RECORD_BYTES = 256 * 2**20
+MAX_METRICS_BYTES = 1 * 2**30
+MAX_METRICS_LINE_BYTES = 1 * 2**20
+MAX_JSON_DEPTH = 64
+WEIGHTS_FILE_PATTERN = r"^model-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
+OPTIMIZER_FILE_PATTERN = r"^optimizer-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
+NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
 class RunRecord(BaseModel):
-    """Everything about a run except its tensors: enough to rebuild, resume and compare it."""
+    """Everything about a run except its tensors: enough to rebuild, resume and compare it.
+
+    Every field is bounded, so a hostile ``run.json`` is refused before it can make a reader
+    allocate or loop; metrics may be infinite or NaN and stay readable.
+    """
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
 
     format_version: int = FORMAT_VERSION
-    name: str
+    name: str = Field(pattern=RUN_NAME_PATTERN.pattern)
     config: RunConfig
-    vocab: list[str]
-    corpus_fingerprint: str
-    corpus_sources: list[str]
+    vocab: list[str] = Field(min_length=2, max_length=MAX_VOCAB)
+    corpus_fingerprint: str = Field(max_length=128)
+    corpus_sources: list[str] = Field(max_length=100_000)
     corpus_stats: dict[str, int]
-    prefix_width: int
-    train_pairs: int
-    val_pairs: int
-    steps_per_epoch: int
+    prefix_width: int = Field(ge=0, le=1_000_000)
+    train_pairs: int = Field(ge=0)
+    val_pairs: int = Field(ge=0)
+    steps_per_epoch: int = Field(ge=1)
     status: Status = "training"
-    epochs_completed: int = 0
-    step: int = 0
-    batch_in_epoch: int = 0
-    partial_epoch: dict[str, Any] | None = None
+    epochs_completed: int = Field(default=0, ge=0)
+    step: int = Field(default=0, ge=0)
+    batch_in_epoch: int = Field(default=0, ge=0)
+    partial_epoch: PartialEpoch | None = None
     metrics: dict[str, float] = {}
     message: str | None = None
-    weights_file: str | None = None
-    optimizer_file: str | None = None
+    weights_file: str | None = Field(default=None, pattern=WEIGHTS_FILE_PATTERN)
+    optimizer_file: str | None = Field(default=None, pattern=OPTIMIZER_FILE_PATTERN)
     versions: dict[str, str] = {}
     created: str = ""
     updated: str = ""
+
+    @model_validator(mode="after")
+    def _partial_epoch_fits(self) -> RunRecord:
+        partial = self.partial_epoch
+        if partial is not None and partial.count and (len(partial.sums) != 5 or any(not 0 <= i < len(self.vocab) for i in partial.predicted)):
+            raise ValueError("the saved running totals do not fit the vocabulary")
+        return self
 
     @property
     def epoch_progress(self) -> float:
         """Epochs trained, fractional when stopped mid-epoch."""
         return self.epochs_completed + self.batch_in_epoch / max(self.steps_per_epoch, 1)
+
+
+class PartialEpoch(BaseModel):
+    """An epoch's running totals saved by a mid-epoch stop (see ``engine.metrics.MetricTotals.state``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=0)
+    sums: list[float] = Field(default=[], max_length=16)
+    predicted: list[int] = Field(default=[], max_length=MAX_VOCAB)
+
+
+RunRecord.model_rebuild()
 
 
 def versions() -> dict[str, str]:
@@ -81,25 +129,13 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o644)
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 class RunDirectory:
-    """One run's folder and its files."""
+    """One run's folder and its files, confined to that folder (module docstring)."""
 
     def __init__(self, checkpoints: Path, name: str):
+        if not RUN_NAME_PATTERN.fullmatch(name):
+            raise UserError(f"{name!r} is not a run name: a run is a folder directly inside the checkpoints folder, named with "
+                            "1–80 letters, digits, '.', '_' or '-'; 'lm-explorer runs' lists them.")
         self.path = Path(checkpoints) / name
         self.name = name
 
@@ -112,87 +148,170 @@ class RunDirectory:
         return self.path / METRICS_FILE
 
     def exists(self) -> bool:
-        return self.record_path.is_file()
+        return is_plain_directory(self.path) and self.record_path.is_file() and not self.record_path.is_symlink()
+
+    def _file(self, name: str) -> str:
+        return f"Run {self.name!r} file {name!r}"
 
     def save(self, record: RunRecord, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
         """Commit weights (+ optimizer state) and the record, atomically as a set (module docstring).
 
         The tensor files of the save before stay one save longer, so a reader that has just read
-        the previous ``run.json`` still finds the files it names.
+        the previous ``run.json`` still finds the files it names. Temporary files an interrupted
+        save left behind are removed. A save the disk refuses (full, read-only, no permission)
+        is a :class:`UserError`; the previous checkpoint stays as it was, and a first save that
+        fails leaves no folder behind.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        keep = {record.weights_file, record.optimizer_file}
-        tag = f"e{record.epochs_completed}-s{record.step}"
-        record.weights_file = f"model-{tag}.safetensors"
-        atomic_write(self.path / record.weights_file, save_tensors(_contiguous(model.state_dict())))
-        if optimizer is not None:
-            record.optimizer_file = f"optimizer-{tag}.safetensors"
-            tensors, layout = _flatten_optimizer(optimizer)
-            atomic_write(self.path / record.optimizer_file, save_tensors(tensors, metadata={"param_groups": json.dumps(layout)}))
-        self.write_record(record)
+        first = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._check_folder()
+            remove_orphan_temps(self.path)
+            keep = {record.weights_file, record.optimizer_file}
+            tag = f"e{record.epochs_completed}-s{record.step}"
+            weights_file = f"model-{tag}.safetensors"
+            atomic_write(self.path / weights_file, save_tensors(_contiguous(model.state_dict())))
+            optimizer_file = record.optimizer_file
+            if optimizer is not None:
+                optimizer_file = f"optimizer-{tag}.safetensors"
+                tensors, layout = _flatten_optimizer(optimizer)
+                atomic_write(self.path / optimizer_file, save_tensors(tensors, metadata={"param_groups": json.dumps(layout)}))
+            record.weights_file, record.optimizer_file = weights_file, optimizer_file
+            self.write_record(record)
+        except OSError as error:
+            if first:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise self._save_refused(error) from None
         keep |= {record.weights_file, record.optimizer_file}
         for stale in self.path.glob("*.safetensors"):
             if stale.name not in keep:
                 stale.unlink(missing_ok=True)
 
+    def _save_refused(self, error: OSError) -> UserError:
+        return UserError(f"Run {self.name!r} could not be saved in {str(self.path)!r}: {describe_os_error(error)}; "
+                         "free some space or fix the folder's permissions (the previous checkpoint is kept).")
+
+    def _check_folder(self) -> None:
+        if not is_plain_directory(self.path):
+            raise UserError(f"Run {self.name!r} is not a plain folder ({str(self.path)!r} is a link or a file); "
+                            "lm-explorer keeps each run in a real folder inside the checkpoints folder.")
+
     def write_record(self, record: RunRecord) -> None:
         record.updated = now()
         record.created = record.created or record.updated
-        atomic_write(self.record_path, record.model_dump_json(indent=2).encode())
+        try:
+            atomic_write(self.record_path, record.model_dump_json(indent=2).encode())
+        except OSError as error:
+            raise self._save_refused(error) from None
 
     def append_metrics(self, line: dict[str, Any]) -> None:
-        with self.metrics_path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(line) + "\n")
+        """Append one metrics line; non-finite values become ``"inf"``, ``"-inf"`` or ``"nan"``."""
+        text = json.dumps({key: _finite_or_name(value) for key, value in line.items()}, allow_nan=False) + "\n"
+        try:
+            append_text(self.metrics_path, self._file(METRICS_FILE), text)
+        except OSError as error:
+            raise self._save_refused(error) from None
 
     def read_record(self) -> RunRecord:
-        if not self.path.is_dir():
+        """The validated record; the folder's name is the run's name, whatever the record says."""
+        if not self.path.exists() and not self.path.is_symlink():
             raise UserError(f"No run named {self.name!r} in {str(self.path.parent)!r}; 'lm-explorer runs' lists the saved runs.")
+        self._check_folder()
         try:
-            raw = json.loads(self.record_path.read_text(encoding="utf-8"))
+            data = read_regular(self.record_path, self._file(RECORD_FILE), MAX_RECORD_BYTES)
         except FileNotFoundError:
             raise UserError(f"Run {self.name!r} has no {RECORD_FILE}; it is not a complete run, remove {str(self.path)!r}.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} is not valid JSON: {error}); remove or restore {str(self.path)!r}.") from None
+        try:
+            raw = json.loads(data.decode("utf-8"))
+            _check_depth(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as error:
+            raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} is not valid JSON: {error}); "
+                            f"remove or restore {str(self.path)!r}.") from None
         version = raw.get("format_version") if isinstance(raw, dict) else None
         if version != FORMAT_VERSION:
             raise UserError(
                 f"Run {self.name!r} was saved in checkpoint format {version!r}, but this lm-explorer reads format {FORMAT_VERSION}; "
                 "open it with the lm-explorer version that wrote it."
             )
+        raw = {**raw, "name": self.name}
+        if isinstance(raw.get("config"), dict):
+            raw["config"] = {**raw["config"], "name": self.name}
         try:
-            return RunRecord.model_validate(raw)
+            record = RunRecord.model_validate(raw)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} field {where}: {first['msg']}); remove or restore {str(self.path)!r}.") from None
+            raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} field {where}: {first['msg']}); "
+                            f"remove or restore {str(self.path)!r}.") from None
+        check_model_fits(len(record.vocab), record.config.model, f"Run {self.name!r}")
+        return record
 
-    def read_tensors(self, file_name: str | None, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    def read_tensors(self, file_name: str | None, what: str, max_bytes: int) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         if not file_name:
             raise UserError(f"Run {self.name!r} has no saved {what}; it was never checkpointed.")
         try:
-            data = (self.path / file_name).read_bytes()
+            data = read_regular(self.path / file_name, self._file(file_name), max_bytes)
             tensors = load_tensors(data)
             metadata = _safetensors_metadata(data)
         except FileNotFoundError:
             raise UserError(f"Run {self.name!r} is missing its {what} file {file_name!r}; remove or restore {str(self.path)!r}.") from None
-        except (SafetensorError, ValueError, json.JSONDecodeError) as error:
-            raise UserError(f"Run {self.name!r} has a truncated or corrupt {what} file ({error}); remove or restore {str(self.path)!r}.") from None
+        except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"Run {self.name!r} has a truncated or corrupt {what} file ({error}); "
+                            f"remove or restore {str(self.path)!r}.") from None
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
-        """The metric lines, last one winning for a repeated (kind, step), up to ``epochs_completed``."""
-        if not self.metrics_path.is_file():
+        """The metric lines, last one winning for a repeated (kind, step), up to ``epochs_completed``.
+
+        Lines that are not a metrics object (cut short by a crash, damaged, mistyped) are skipped.
+        """
+        try:
+            numbered = list(read_lines(self.metrics_path, self._file(METRICS_FILE), MAX_METRICS_LINE_BYTES))
+        except FileNotFoundError:
             return []
         lines: dict[tuple[str, int], dict[str, Any]] = {}
-        for text in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash mid-append
-            if epochs_completed is not None and line.get("epoch", 0) > epochs_completed + 1:
+        for _, text in numbered:
+            line = _metrics_line(text)
+            if line is None or (epochs_completed is not None and line["epoch"] > epochs_completed + 1):
                 continue
-            lines[(line.get("kind", ""), line.get("step", 0))] = line
-        return sorted(lines.values(), key=lambda line: (line.get("step", 0), line.get("kind") == "epoch"))
+            lines[(line["kind"], line["step"])] = line
+        return sorted(lines.values(), key=lambda line: (line["step"], line["kind"] == "epoch"))
+
+
+def _finite_or_name(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _metrics_line(text: bytes) -> dict[str, Any] | None:
+    """One ``metrics.jsonl`` line as a dict of numbers (``kind`` aside), or None when it is not one."""
+    try:
+        raw = json.loads(text.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(raw, dict) or raw.get("kind") not in ("step", "epoch"):
+        return None
+    line: dict[str, Any] = {"kind": raw["kind"]}
+    for key, value in raw.items():
+        if isinstance(value, str) and value in NON_FINITE:
+            value = NON_FINITE[value]
+        if key != "kind" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            line[key] = value
+    step, epoch = line.get("step"), line.get("epoch")
+    if not isinstance(step, int) or step < 0 or not isinstance(epoch, (int, float)) or not 0 <= epoch < math.inf:
+        return None
+    return line
+
+
+def _check_depth(value: Any, depth: int = 0) -> None:
+    """Refuse JSON nested deeper than any record lm-explorer writes."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        if isinstance(child, (dict, list)):
+            _check_depth(child, depth + 1)
 
 
 @dataclass
@@ -217,19 +336,33 @@ def load_run(checkpoints: Path, name: str, device: str | torch.device = "cpu") -
     return LoadedRun(record=record, model=model, metrics=directory.read_metrics(record.epochs_completed))
 
 
+TENSOR_HEADER_BYTES = 2**20  # safetensors' JSON header: names, shapes and offsets
+
+
+def _float32_bytes(record: RunRecord, copies: int) -> int:
+    """The most a tensor file holding ``copies`` float32 copies of the run's parameters can take."""
+    return 4 * copies * parameter_count(len(record.vocab), record.config.model) + TENSOR_HEADER_BYTES
+
+
 def build_model(directory: RunDirectory, record: RunRecord) -> LanguageModel:
     model = LanguageModel(len(record.vocab), record.config.model)
-    state, _ = directory.read_tensors(record.weights_file, "weights")
+    state, _ = directory.read_tensors(record.weights_file, "weights", _float32_bytes(record, 1))
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise UserError(f"Run {record.name!r} has weights that do not fit its configuration ({str(error).splitlines()[0]}); remove or restore it.") from None
+        raise UserError(f"Run {record.name!r} has weights that do not fit its configuration ({str(error).splitlines()[0]}); "
+                        "remove or restore it.") from None
     return model
 
 
 def load_optimizer_state(directory: RunDirectory, record: RunRecord, optimizer: torch.optim.Optimizer) -> None:
-    tensors, metadata = directory.read_tensors(record.optimizer_file, "optimizer state")
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads(metadata.get("param_groups", "[]"))))
+    """Adam's saved moments into ``optimizer``; a state that does not fit the model is refused, not half-loaded."""
+    tensors, metadata = directory.read_tensors(record.optimizer_file, "optimizer state", _float32_bytes(record, 2))
+    try:
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads(metadata.get("param_groups", "[]"))))
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError, RecursionError, AttributeError) as error:
+        raise UserError(f"Run {record.name!r} has an optimizer state that does not fit its model ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else 'unreadable'}); remove or restore {str(directory.path)!r}.") from None
 
 
 @dataclass
@@ -247,13 +380,13 @@ def list_runs(checkpoints: Path) -> list[RunListing]:
     if not root.is_dir():
         return []
     listings = []
-    for folder in root.iterdir():
-        if not folder.is_dir() or folder.name.startswith("."):
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or not entry.is_dir():
             continue
         try:
-            listings.append(RunListing(folder.name, RunDirectory(root, folder.name).read_record()))
+            listings.append(RunListing(entry.name, RunDirectory(root, entry.name).read_record()))
         except UserError as error:
-            listings.append(RunListing(folder.name, None, str(error)))
+            listings.append(RunListing(entry.name, None, str(error)))
     return sorted(listings, key=lambda item: (item.record.updated if item.record else ""), reverse=True)
 
 

@@ -20,6 +20,9 @@ REGULARIZERS = ("none", "entropy", "kl", "confidence", "label-smoothing")
 BATCHINGS = ("document", "prefix")
 
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+MAX_VOCAB = 2_000_000
+MAX_SEED = 2**63 - 1
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
 
 
 class _Strict(BaseModel):
@@ -36,7 +39,7 @@ class CorpusConfig(_Strict):
 
     paths: list[str] = Field(default_factory=list)
     column: str | None = None
-    max_vocab: int | None = Field(default=None, ge=3)
+    max_vocab: int | None = Field(default=None, ge=3, le=MAX_VOCAB)
     min_count: int = Field(default=1, ge=1)
     val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     split: Literal["document", "pair"] = "document"
@@ -50,9 +53,9 @@ class ModelConfig(_Strict):
     ``keras`` (Keras 2 defaults, as the study had) or ``pytorch`` (PyTorch's defaults).
     """
 
-    embedding_dim: int = Field(default=64, ge=1)
-    hidden_size: int = Field(default=128, ge=1)
-    num_layers: int = Field(default=1, ge=1)
+    embedding_dim: int = Field(default=64, ge=1, le=4096)
+    hidden_size: int = Field(default=128, ge=1, le=8192)
+    num_layers: int = Field(default=1, ge=1, le=8)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     head: Literal["linear", "softmax"] = "softmax"
     init: Literal["keras", "pytorch"] = "pytorch"
@@ -97,14 +100,14 @@ class TrainConfig(_Strict):
     pairs with ``prefix`` batching. ``log_every`` is how many batches a live-metrics window spans.
     """
 
-    epochs: int = Field(default=5, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=5, ge=1, le=100_000)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
     lr: float = Field(default=1e-3, gt=0.0)
     adam_eps: float = Field(default=1e-8, gt=0.0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     device: str = "auto"
     batching: Literal["document", "prefix"] = "document"
-    log_every: int = Field(default=10, ge=1)
+    log_every: int = Field(default=10, ge=1, le=1_000_000)
 
     @field_validator("lr")
     @classmethod
@@ -116,7 +119,7 @@ class TrainConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        if not DEVICE_PATTERN.fullmatch(device):
             raise ValueError("must be auto, cpu, cuda or cuda:N")
         return device
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
 from engine.config import ModelConfig
+from engine.errors import UserError
 
 KERAS_EMBEDDING_RANGE = 0.05
 
@@ -70,3 +73,37 @@ def keras_init_(model: LanguageModel) -> None:
                 parameter[hidden : 2 * hidden] = 1.0
     nn.init.xavier_uniform_(model.output.weight)
     nn.init.zeros_(model.output.bias)
+
+
+def parameter_count(vocab_size: int, config: ModelConfig) -> int:
+    """Weights of :class:`LanguageModel`: embedding ``V·E``, LSTM ``Σ_l 4H(in_l + H + 2)``, output ``V·H + V``."""
+    lstm = sum(4 * config.hidden_size * ((config.embedding_dim if layer == 0 else config.hidden_size) + config.hidden_size + 2)
+               for layer in range(config.num_layers))
+    return vocab_size * config.embedding_dim + lstm + vocab_size * config.hidden_size + vocab_size
+
+
+TRAINING_COPIES = 4  # weights, gradients and Adam's two moments, float32 each
+
+
+def check_model_fits(vocab_size: int, config: ModelConfig, what: str) -> None:
+    """Refuse, before allocating anything, a model whose training state exceeds this machine's memory.
+
+    The estimate is ``4 bytes × parameters × 4`` (weights, gradients, Adam's two moments); the
+    sentence names the setting that contributes most.
+    """
+    needed = 4 * TRAINING_COPIES * parameter_count(vocab_size, config)
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed <= available:
+        return
+    shares = {
+        "the vocabulary size": vocab_size * (config.embedding_dim + config.hidden_size),
+        "model.hidden_size": 4 * config.hidden_size * config.hidden_size * config.num_layers + vocab_size * config.hidden_size,
+        "model.embedding_dim": vocab_size * config.embedding_dim,
+        "model.num_layers": 8 * config.hidden_size * config.hidden_size * (config.num_layers - 1),
+    }
+    largest = max(shares, key=lambda name: shares[name])
+    raise UserError(
+        f"{what} needs about {needed / 2**30:.1f} GiB to train (vocabulary {vocab_size:,}, embedding_dim {config.embedding_dim}, "
+        f"hidden_size {config.hidden_size}, num_layers {config.num_layers}), more than this machine's {available / 2**30:.1f} GiB; "
+        f"lower {largest}."
+    )

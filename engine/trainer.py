@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
-from engine.checkpoint import RunDirectory, RunRecord, build_model, load_optimizer_state, versions
-from engine.config import RunConfig
+from engine.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
+from engine.config import DEVICE_PATTERN, RunConfig
 from engine.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine.errors import UserError
 from engine.events import (
@@ -32,7 +32,7 @@ from engine.events import (
     StepMetrics,
 )
 from engine.metrics import MetricTotals, Outputs, definitions_for
-from engine.model import LanguageModel
+from engine.model import LanguageModel, check_model_fits
 from engine.objectives import Objective
 from engine.report import is_collapsed
 
@@ -41,6 +41,8 @@ EVAL_BATCH_FACTOR = 4
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when present, else CPU; ``cuda``/``cuda:N`` must exist."""
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise UserError(f"Device {name!r} is not one lm-explorer trains on; use auto, cpu, cuda or cuda:N.")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
@@ -90,6 +92,7 @@ class Trainer:
         self._corpus = corpus
         self._resuming = resuming
         self._stop = threading.Event()
+        self._started = False  # set once setup is done: only then may a fault mark the saved run failed
 
     @classmethod
     def new(cls, config: RunConfig, checkpoints: Path, corpus: Corpus | None = None) -> Trainer:
@@ -145,6 +148,7 @@ class Trainer:
         corpus = self._corpus or load_corpus(config.corpus)
         split = make_split(config, corpus)
         vocab_size = len(corpus.vocab)
+        check_model_fits(vocab_size, config.model, f"Run {config.name!r}")
         torch.manual_seed(config.train.seed)
         if self._resuming is None:
             model = LanguageModel(vocab_size, config.model).to(device)
@@ -165,13 +169,14 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
+        self._started = True
         yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
                          steps_per_epoch, total_steps, record.step, definitions)
 
         for epoch in range(record.epochs_completed, config.train.epochs):
             torch.manual_seed(epoch_seed(config.train.seed, epoch))
             model.train()
-            epoch_totals = MetricTotals.from_state(record.partial_epoch, vocab_size, device)
+            epoch_totals = MetricTotals.from_state(record.partial_epoch.model_dump() if record.partial_epoch else None, vocab_size, device)
             window, window_losses = MetricTotals(), []
             for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
                 if self._stop.is_set():
@@ -197,7 +202,7 @@ class Trainer:
                     yield self._diverge(record, diverged)
                     return
                 epoch_totals.merge(window)
-                record.status, record.partial_epoch = "stopped", epoch_totals.state()
+                record.status, record.partial_epoch = "stopped", PartialEpoch(**epoch_totals.state())
                 self.directory.save(record, model, optimizer)
                 yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
                 yield RunStopped(config.name, record.step, record.epoch_progress)
@@ -254,7 +259,8 @@ class Trainer:
         return RunDiverged(self.config.name, step, message)
 
     def _mark_failed(self, message: str) -> None:
-        if self.directory.exists():
+        """Record a fault in the saved run, if this trainer got as far as training it (a refused run is left as it was)."""
+        if self._started and self.directory.exists():
             try:
                 saved = self.directory.read_record()
             except UserError:
