@@ -42,6 +42,7 @@ from engine.model import LanguageModel, check_model_fits, parameter_count
 from engine.safe_io import (
     append_text,
     atomic_write,
+    check_regular_or_absent,
     describe_os_error,
     is_plain_directory,
     read_lines,
@@ -244,6 +245,7 @@ class RunDirectory:
             raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} field {where}: {first['msg']}); "
                             f"remove or restore {str(self.path)!r}.") from None
         check_model_fits(len(record.vocab), record.config.model, f"Run {self.name!r}")
+        check_regular_or_absent(self.metrics_path, self._file(METRICS_FILE))
         return record
 
     def read_tensors(self, file_name: str | None, what: str, max_bytes: int) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

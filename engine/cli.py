@@ -1,14 +1,17 @@
 """The headless commands: train, sweep, generate, runs, corpus-info.
 
-Mistakes in the input end with one sentence on stderr and exit code 2. A run that diverges
-exits 3, one stopped with Ctrl-C or SIGTERM exits 130 after saving its checkpoint, an internal
-failure exits 1.
+Mistakes in the input, and faults of the disk (full, read-only, no permission), end with one
+sentence on stderr and exit code 2. A run that diverges exits 3. One stopped with Ctrl-C or
+SIGTERM exits 130, with SIGHUP (the terminal went away) 129, after saving its checkpoint; signals
+that arrive while it stops are ignored until the checkpoint is saved. An internal failure exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -30,11 +33,14 @@ from engine.config import (
     parse_weights,
 )
 from engine.errors import UserError
+from engine.safe_io import describe_os_error
 
 DEFAULT_CHECKPOINTS = "checkpoints"
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_STOPPED = 130
+EXIT_HANGUP = 129
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # CLI option → dotted config key, for the options that override a preset only when given.
 CONFIG_OPTIONS = {
@@ -90,7 +96,8 @@ def _weight(text: str) -> float:
 def _training_options(parser: argparse.ArgumentParser, weight: bool = True) -> None:
     """The options train and sweep share; each overrides the preset only when given."""
     data = parser.add_argument_group("corpus")
-    data.add_argument("--corpus", nargs="+", metavar="PATH", help="a .txt, .csv or folder of them (default: the embedded Lee news corpus)")
+    data.add_argument("--corpus", nargs="+", action="extend", metavar="PATH",
+                      help="a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)")
     data.add_argument("--column", help="the CSV column holding the text (default: headline, else the only text column)")
     data.add_argument("--max-vocab", type=_number(int, "--max-vocab"), metavar="N", help="keep the N-2 most frequent words, the rest become <unk>")
     data.add_argument("--min-count", type=_number(int, "--min-count"), metavar="K", help="words seen fewer than K times become <unk>")
@@ -152,7 +159,7 @@ def build_parser() -> ArgumentParser:
     runs.add_argument("--json", action="store_true")
 
     info = commands.add_parser("corpus-info", help="the study's corpus counts", description="Documents, vocabulary (+1 padding), pairs and longest document.")
-    info.add_argument("--corpus", nargs="+", metavar="PATH")
+    info.add_argument("--corpus", nargs="+", action="extend", metavar="PATH")
     info.add_argument("--column")
     info.add_argument("--max-vocab", type=_number(int, "--max-vocab"), metavar="N")
     info.add_argument("--min-count", type=_number(int, "--min-count"), metavar="K")
@@ -206,11 +213,28 @@ def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any
     return config
 
 
+def checkpoints_folder(text: str, create: bool) -> Path:
+    """The ``--checkpoints`` folder, made when ``create``; one sentence when it cannot be used."""
+    if not text.strip():
+        raise UserError("--checkpoints is empty; give the folder where runs are saved, such as ./checkpoints.")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--checkpoints {text!r} is not a folder; give a folder where runs are saved, such as ./checkpoints.")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"--checkpoints {text!r} cannot be made ({describe_os_error(error)}); give a folder you can write to.") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UserError(f"--checkpoints {text!r} is not writable; give a folder you can write to.")
+    return path
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.trainer import Trainer
 
-    checkpoints = Path(args.checkpoints)
-    if args.resume:
+    checkpoints = checkpoints_folder(args.checkpoints, create=False)
+    if args.resume is not None:
         given = _overrides(args)
         fixed = sorted(option for option, key in CONFIG_OPTIONS.items() if key in given and option not in RESUME_OPTIONS)
         if fixed or args.preset or args.name:
@@ -219,6 +243,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer.resume(checkpoints, args.resume, epochs=args.epochs, device=args.device, corpus_paths=args.corpus)
     else:
         trainer = Trainer.new(_config_for(args, args.name), checkpoints)
+    checkpoints_folder(args.checkpoints, create=True)
     outcome = _watch(trainer, quiet=args.json)
     if args.json:
         print(json.dumps(outcome.as_json()))
@@ -233,8 +258,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from engine.trainer import Trainer
 
     weights = parse_weights(args.weights)
-    checkpoints = Path(args.checkpoints)
+    checkpoints = checkpoints_folder(args.checkpoints, create=False)
     configs = [_config_for(args, f"{args.name}-w{weight:g}" if args.name else None, {"objective.weight": weight}) for weight in weights]
+    checkpoints_folder(args.checkpoints, create=True)
     corpus = load_corpus(configs[0].corpus)
     outcomes = []
     for config in configs:
@@ -296,7 +322,7 @@ def _watch(trainer, quiet: bool) -> Outcome:
 
     outcome = Outcome(trainer.config)
     progress = Progress(enabled=not quiet)
-    with _stop_on_signals(trainer.stop):
+    with _stop_on_signals(trainer.stop) as signals:
         for event in trainer.events():
             if isinstance(event, RunStarted):
                 outcome.definitions = event.definitions
@@ -309,7 +335,7 @@ def _watch(trainer, quiet: bool) -> Outcome:
             elif isinstance(event, RunFinished):
                 outcome.status = "finished"
             elif isinstance(event, RunStopped):
-                outcome.status, outcome.exit_code = "stopped", EXIT_STOPPED
+                outcome.status, outcome.exit_code = "stopped", EXIT_HANGUP if signals.received == signal.SIGHUP else EXIT_STOPPED
                 outcome.message = f"stopped at epoch {event.epoch:.2f}; resume with --resume {event.run_name}"
             elif isinstance(event, RunDiverged):
                 outcome.status, outcome.message, outcome.exit_code = "diverged", event.message, EXIT_DIVERGED
@@ -367,22 +393,27 @@ class Progress:
 
 
 class _stop_on_signals:
-    """While active, SIGINT and SIGTERM call ``stop`` once; a second SIGINT interrupts at once."""
+    """While active, the first of SIGINT, SIGTERM or SIGHUP calls ``stop``; later ones are ignored.
+
+    The run then ends after its current batch and saves its checkpoint; nothing can interrupt the
+    save. ``received`` is the first signal's number (the exit code tells SIGHUP from the others).
+    """
 
     def __init__(self, stop: Callable[[], None]):
         self.stop = stop
         self.previous: dict[int, Any] = {}
+        self.received: int | None = None
 
     def _handle(self, signum: int, frame) -> None:
-        if signum == signal.SIGINT and self.stopping:
-            raise KeyboardInterrupt
-        self.stopping = True
-        print("\nstopping after this batch; the checkpoint will be saved (Ctrl-C again to abort)", file=sys.stderr)
+        if self.received is not None:
+            return
+        self.received = signum
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print("\nstopping after this batch; the checkpoint will be saved", file=sys.stderr)
         self.stop()
 
     def __enter__(self):
-        self.stopping = False
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -399,7 +430,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     strategy = Strategy(top_k=args.top_k, temperature=args.temperature, seed=args.seed)
     device = resolve_device(args.device)
-    runs = [load_run(Path(args.checkpoints), name, device) for name in args.runs]
+    checkpoints = checkpoints_folder(args.checkpoints, create=False)
+    runs = [load_run(checkpoints, name, device) for name in args.runs]
     table = {(seed, run.name): generate(run, seed, args.words, strategy) for seed in args.text for run in runs}
     if args.json:
         print(json.dumps({"strategy": strategy.name, "words": args.words, "continuations": [
@@ -429,7 +461,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from engine.checkpoint import list_runs
     from engine.report import distinct_label, number, objective_label, text_table
 
-    listings = list_runs(Path(args.checkpoints))
+    listings = list_runs(checkpoints_folder(args.checkpoints, create=False))
     if args.json:
         print(json.dumps([{"run": item.name, "problem": item.problem,
                            "record": item.record.model_dump(mode="json", exclude={"vocab"}) if item.record else None} for item in listings]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
-import io
+from collections.abc import Iterator
 import re
 import string
 from collections import Counter
@@ -23,12 +23,14 @@ import numpy as np
 
 from engine.config import CorpusConfig
 from engine.errors import UserError
+from engine.safe_io import read_lines
 
 PAD = "<pad>"
 UNK = "<unk>"
 UNKNOWN_PLACEHOLDER = "Unknown"
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _SNIFF_ROWS = 200
+MAX_LINE_BYTES = 2**20
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
 
@@ -200,38 +202,40 @@ def _folder_files(folder: Path) -> list[Path]:
 
 
 def _read_texts(path: Path, column: str | None) -> list[str]:
-    text = _decode(path)
+    lines = _text_lines(path)
     if path.suffix.lower() == ".csv":
-        return _csv_texts(path, text, column)
-    return [line for line in text.splitlines() if line.strip() and line.strip() != UNKNOWN_PLACEHOLDER]
+        return _csv_texts(path, lines, column)
+    return [line for line in lines if line.strip() and line.strip() != UNKNOWN_PLACEHOLDER]
 
 
-def _decode(path: Path) -> str:
+def _text_lines(path: Path) -> Iterator[str]:
+    """A corpus file's lines, streamed: a regular file of UTF-8 text with no line over ``MAX_LINE_BYTES``."""
     try:
-        data = path.read_bytes()
+        for number, data in read_lines(path, "Corpus file", MAX_LINE_BYTES, follow_links=True):
+            if b"\x00" in data:
+                raise UserError(f"Corpus file {str(path)!r} is binary, not text (a NUL byte on line {number}); give a .txt or .csv file.")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UserError(
+                    f"Corpus file {str(path)!r} is not UTF-8 text (byte 0x{data[error.start]:02x} on line {number}); "
+                    "re-save it as UTF-8, e.g. with iconv -t UTF-8."
+                ) from None
+            yield text.removeprefix("\ufeff") if number == 1 else text
     except OSError as error:
         raise UserError(f"Corpus file {str(path)!r} cannot be read ({error.strerror}); check its permissions.") from None
-    if b"\x00" in data[:65536]:
-        raise UserError(f"Corpus file {str(path)!r} is binary, not text; give a .txt or .csv file.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UserError(
-            f"Corpus file {str(path)!r} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
-            "re-save it as UTF-8, e.g. with iconv -t UTF-8."
-        ) from None
 
 
-def _csv_texts(path: Path, text: str, column: str | None) -> list[str]:
+def _csv_texts(path: Path, lines: Iterator[str], column: str | None) -> list[str]:
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(line + "\n" for line in lines)
         columns = reader.fieldnames or []
         rows = list(reader)
     except csv.Error as error:
         raise UserError(f"CSV file {str(path)!r} cannot be parsed ({error}); check that it is a valid CSV file.") from None
     chosen = column or _detect_text_column(path, columns, rows)
     if chosen not in columns:
-        raise UserError(f"CSV file {str(path)!r} has no column {chosen!r}; its columns are: {', '.join(columns)}.")
+        raise UserError(f"CSV file {str(path)!r} has no column {chosen!r}; its columns are: {_listed(columns)}.")
     return [row[chosen] or "" for row in rows if (row[chosen] or "") != UNKNOWN_PLACEHOLDER]
 
 
@@ -241,8 +245,13 @@ def _detect_text_column(path: Path, columns: list[str], rows: list[dict]) -> str
     text_like = [c for c in columns if _looks_like_prose(row.get(c) or "" for row in rows[:_SNIFF_ROWS])]
     if len(text_like) == 1:
         return text_like[0]
-    listed = ", ".join(columns) or "none"
-    raise UserError(f"CSV file {str(path)!r} has no 'headline' column and no single text column; choose one with --column (columns: {listed}).")
+    raise UserError(f"CSV file {str(path)!r} has no 'headline' column and no single text column; "
+                    f"choose one with --column (columns: {_listed(columns)}).")
+
+
+def _listed(columns: list[str]) -> str:
+    """Column names for a one-line message: as they are when printable, quoted otherwise."""
+    return ", ".join(column if column.isprintable() else repr(column) for column in columns) or "none"
 
 
 def _looks_like_prose(values) -> bool:

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.checkpoint import LoadedRun
+from engine.config import MAX_SEED
 from engine.corpus import PAD, UNK, clean
 from engine.errors import UserError
 from engine.metrics import Outputs, definitions_for
 
 TOP_ALTERNATIVES = 3
+MAX_WORDS = 1000
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0  # outside, z / T or z^(1/T) overflows float32
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,10 @@ class Strategy:
     def __post_init__(self) -> None:
         if self.top_k is not None and self.top_k < 1:
             raise UserError(f"--top-k {self.top_k} is not allowed; give a whole number ≥ 1, or leave it out for greedy.")
-        if not self.temperature > 0 or self.temperature == float("inf"):
-            raise UserError(f"--temperature {self.temperature} is not allowed; give a finite number > 0.")
+        if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
+            raise UserError(f"--temperature {self.temperature:g} is not allowed; give a number from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed {self.seed} is not allowed; give a whole number from 0 to {MAX_SEED}.")
 
     @property
     def name(self) -> str:
@@ -103,8 +108,8 @@ def seed_tokens(run: LoadedRun, seed_text: str) -> tuple[list[int], list[str]]:
 @torch.no_grad()
 def generate(run: LoadedRun, seed_text: str, words: int = 10, strategy: Strategy = GREEDY) -> Continuation:
     """Continue ``seed_text`` by ``words`` words with ``strategy``."""
-    if words < 1:
-        raise UserError(f"--words {words} is not allowed; give a whole number ≥ 1.")
+    if not 1 <= words <= MAX_WORDS:
+        raise UserError(f"--words {words} is not allowed; give a whole number from 1 to {MAX_WORDS}.")
     tokens, unknown = seed_tokens(run, seed_text)
     vocab, head = run.record.vocab, run.record.config.model.head
     banned = [i for i, word in enumerate(vocab) if word in (PAD, UNK)]

@@ -47,31 +47,45 @@ def kind_of(mode: int) -> str | None:
     return next((kind for test, kind in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
 
 
-def open_regular(path: Path, what: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
-    """A file descriptor of ``path``, which must be a regular file and not a symbolic link.
+def open_regular(path: Path, what: str, flags: int = os.O_RDONLY, mode: int = 0o644, follow_links: bool = False) -> int:
+    """A file descriptor of ``path``, which must be a regular file and (unless ``follow_links``) not a symbolic link.
 
     ``what`` names the file in the refusal, e.g. "Run 'x' file 'metrics.jsonl'". Opening never
     blocks (a FIFO is refused, not waited on). :class:`FileNotFoundError` passes through.
     """
+    flags |= _OPEN_FLAGS if not follow_links else _OPEN_FLAGS & ~os.O_NOFOLLOW
     try:
-        descriptor = os.open(path, flags | _OPEN_FLAGS, mode)
+        descriptor = os.open(path, flags, mode)
     except FileNotFoundError:
         raise
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise UserError(f"{what} is a symbolic link ({str(path)!r}); lm-explorer follows no links in run folders or "
-                            "corpora — replace it with the file itself.") from None
-        if error.errno == errno.EISDIR:
-            raise UserError(f"{what} is a directory ({str(path)!r}), not a file; remove or restore it.") from None
-        if error.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
-            raise UserError(f"{what} is a FIFO (named pipe) ({str(path)!r}), not a regular file; remove it.") from None
+        if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):  # a link, a directory, a FIFO with no reader
+            check_regular_or_absent(path, what)
         raise UserError(f"{what} cannot be opened ({describe_os_error(error)}): {str(path)!r}.") from None
     kind = kind_of(os.fstat(descriptor).st_mode)
     if kind is not None:
         os.close(descriptor)
-        raise UserError(f"{what} is {kind} ({str(path)!r}), not a regular file; remove it or point lm-explorer at a regular file.")
+        raise _not_regular(path, what, kind)
     os.set_blocking(descriptor, True)
     return descriptor
+
+
+def check_regular_or_absent(path: Path, what: str) -> None:
+    """Refuse, with the same sentences as :func:`open_regular`, anything but a regular file or nothing at ``path``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise UserError(f"{what} is a symbolic link ({str(path)!r}); lm-explorer follows no links in run folders — "
+                        "replace it with the file itself.")
+    kind = kind_of(mode)
+    if kind is not None:
+        raise _not_regular(path, what, kind)
+
+
+def _not_regular(path: Path, what: str, kind: str) -> UserError:
+    return UserError(f"{what} is {kind} ({str(path)!r}), not a regular file; remove it or point lm-explorer at a regular file.")
 
 
 def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
@@ -88,18 +102,18 @@ def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
     return data
 
 
-def read_lines(path: Path, what: str, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+def read_lines(path: Path, what: str, max_line_bytes: int, follow_links: bool = False) -> Iterator[tuple[int, bytes]]:
     """(line number, line without its end) for each line of a regular file, streamed.
 
     A line longer than ``max_line_bytes`` is refused with a sentence naming its number, before it
     is held in memory whole.
     """
-    descriptor = open_regular(path, what)
+    descriptor = open_regular(path, what, follow_links=follow_links)
     with os.fdopen(descriptor, "rb") as file:
         for number, line in enumerate(iter(lambda: file.readline(max_line_bytes + 1), b""), start=1):
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                raise UserError(f"Line {number} of {what} ({str(path)!r}) is longer than {max_line_bytes:,} bytes; "
-                                "split it into shorter documents.")
+                raise UserError(f"{what} ({str(path)!r}): line {number} is longer than {max_line_bytes:,} bytes; "
+                                "split it into shorter lines.")
             yield number, line.rstrip(b"\r\n")
 
 

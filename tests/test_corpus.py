@@ -287,7 +287,7 @@ def test_corpus_with_no_two_token_document(tmp_path):
 def test_binary_file(tmp_path):
     path = tmp_path / "model.bin"
     path.write_bytes(bytes(range(256)) * 4)
-    with pytest.raises(UserError, match=r"is binary, not text; give a \.txt or \.csv file"):
+    with pytest.raises(UserError, match=r"is binary, not text \(a NUL byte on line 1\); give a \.txt or \.csv file"):
         load(path)
 
 
@@ -297,7 +297,7 @@ def test_non_utf8_file_names_the_encoding(tmp_path):
     with pytest.raises(UserError) as caught:
         load(path)
     message = str(caught.value)
-    assert "is not UTF-8 text (byte 0xe9 at offset 3)" in message and "re-save it as UTF-8" in message
+    assert "is not UTF-8 text (byte 0xe9 on line 1)" in message and "re-save it as UTF-8" in message
 
 
 def test_unparseable_csv(tmp_path):
