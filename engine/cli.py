@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -23,17 +24,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.config import (
-    LOSSES,
     PRESETS,
-    REGULARIZERS,
     RunConfig,
     build_run_config,
     describe_validation_error,
-    parse_weight,
     parse_weights,
 )
 from engine.errors import UserError
 from engine.safe_io import describe_os_error
+from engine.settings import add_options, given_overrides, settings
 
 DEFAULT_CHECKPOINTS = "checkpoints"
 EXIT_USER_ERROR = 2
@@ -42,38 +41,11 @@ EXIT_STOPPED = 130
 EXIT_HANGUP = 129
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-# CLI option → dotted config key, for the options that override a preset only when given.
-CONFIG_OPTIONS = {
-    "corpus": "corpus.paths",
-    "column": "corpus.column",
-    "max_vocab": "corpus.max_vocab",
-    "min_count": "corpus.min_count",
-    "val_fraction": "corpus.val_fraction",
-    "split": "corpus.split",
-    "embedding_dim": "model.embedding_dim",
-    "hidden_size": "model.hidden_size",
-    "layers": "model.num_layers",
-    "dropout": "model.dropout",
-    "head": "model.head",
-    "init": "model.init",
-    "loss": "objective.loss",
-    "loss_param": "objective.loss_param",
-    "regularizer": "objective.regularizer",
-    "weight": "objective.weight",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "device": "train.device",
-    "batching": "train.batching",
-    "log_every": "train.log_every",
-}
-
-
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one sentence and exit code 2 (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        message = re.sub(r"^argument (\S+): \1 ", r"\1 ", message)  # a setting's own sentence names its flag already
         raise UserError(f"{self.prog}: {message.rstrip('.')}; see '{self.prog} --help'.")
 
 
@@ -86,45 +58,10 @@ def _number(kind: Callable[[str], Any], what: str) -> Callable[[str], Any]:
     return convert
 
 
-def _weight(text: str) -> float:
-    try:
-        return parse_weight(text)
-    except UserError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _training_options(parser: argparse.ArgumentParser, weight: bool = True) -> None:
-    """The options train and sweep share; each overrides the preset only when given."""
-    data = parser.add_argument_group("corpus")
-    data.add_argument("--corpus", nargs="+", action="extend", metavar="PATH",
-                      help="a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)")
-    data.add_argument("--column", help="the CSV column holding the text (default: headline, else the only text column)")
-    data.add_argument("--max-vocab", type=_number(int, "--max-vocab"), metavar="N", help="keep the N-2 most frequent words, the rest become <unk>")
-    data.add_argument("--min-count", type=_number(int, "--min-count"), metavar="K", help="words seen fewer than K times become <unk>")
-    data.add_argument("--val-fraction", type=_number(float, "--val-fraction"), metavar="F", help="share held out for validation (default 0.2)")
-    data.add_argument("--split", choices=["document", "pair"], help="hold out whole documents (default) or the study's shuffled pairs (needs prefix batching)")
-    model = parser.add_argument_group("model")
-    model.add_argument("--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults")
-    model.add_argument("--embedding-dim", type=_number(int, "--embedding-dim"), metavar="N")
-    model.add_argument("--hidden-size", type=_number(int, "--hidden-size"), metavar="N")
-    model.add_argument("--layers", type=_number(int, "--layers"), metavar="N")
-    model.add_argument("--dropout", type=_number(float, "--dropout"), metavar="P")
-    model.add_argument("--head", choices=["linear", "softmax"], help="linear: raw outputs are the prediction (the study's); softmax: probabilities")
-    model.add_argument("--init", choices=["keras", "pytorch"], help="weight initialization defaults to copy")
-    objective = parser.add_argument_group("objective")
-    objective.add_argument("--loss", choices=LOSSES, help="base loss (default ce; the paper preset: mse)")
-    objective.add_argument("--loss-param", type=_number(float, "--loss-param"), metavar="X", help="alpha, beta or gamma's parameter (1 = cross-entropy)")
-    objective.add_argument("--regularizer", choices=REGULARIZERS, help="added term (label-smoothing: weight is ε)")
-    if weight:
-        objective.add_argument("--weight", type=_weight, metavar="W", help="regularizer weight, finite and ≥ 0 (0, 1e-7, 10, 100)")
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=_number(int, "--epochs"), metavar="N")
-    train.add_argument("--batch-size", type=_number(int, "--batch-size"), metavar="B")
-    train.add_argument("--lr", type=_number(float, "--lr"), metavar="LR")
-    train.add_argument("--seed", type=_number(int, "--seed"), metavar="S")
-    train.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (default auto)")
-    train.add_argument("--batching", choices=["document", "prefix"], help="document (fast, default) or prefix (the study's n-grams)")
-    train.add_argument("--log-every", type=_number(int, "--log-every"), metavar="N", help="batches per live-metrics window")
+    """The options train and sweep share: one per setting (:mod:`engine.settings`), then the run's own."""
+    add_options(parser, [item.key for item in settings() if weight or item.key != "objective.weight"])
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults")
     parser.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)")
     parser.add_argument("--name", metavar="RUN", help="run name (default: objective, weight and time)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
@@ -159,10 +96,7 @@ def build_parser() -> ArgumentParser:
     runs.add_argument("--json", action="store_true")
 
     info = commands.add_parser("corpus-info", help="the study's corpus counts", description="Documents, vocabulary (+1 padding), pairs and longest document.")
-    info.add_argument("--corpus", nargs="+", action="extend", metavar="PATH")
-    info.add_argument("--column")
-    info.add_argument("--max-vocab", type=_number(int, "--max-vocab"), metavar="N")
-    info.add_argument("--min-count", type=_number(int, "--min-count"), metavar="K")
+    add_options(info, ["corpus.paths", "corpus.column", "corpus.max_vocab", "corpus.min_count"])
     info.add_argument("--json", action="store_true")
     return parser
 
@@ -182,13 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STOPPED
 
 
-RESUME_OPTIONS = ("epochs", "device", "corpus")
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, option) for option, key in CONFIG_OPTIONS.items() if getattr(args, option, None) is not None}
-
-
 def default_run_name(config: RunConfig) -> str:
     from engine.report import objective_label
 
@@ -206,7 +133,7 @@ def unique_name(checkpoints: Path, name: str) -> str:
 
 
 def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any] | None = None) -> RunConfig:
-    overrides = {**_overrides(args), **(extra or {})}
+    overrides = {**given_overrides(args), **(extra or {})}
     config = build_run_config(name or "unnamed", args.preset, overrides)
     if name is None:
         config = build_run_config(unique_name(Path(args.checkpoints), default_run_name(config)), args.preset, overrides)
@@ -235,11 +162,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     checkpoints = checkpoints_folder(args.checkpoints, create=False)
     if args.resume is not None:
-        given = _overrides(args)
-        fixed = sorted(option for option, key in CONFIG_OPTIONS.items() if key in given and option not in RESUME_OPTIONS)
-        if fixed or args.preset or args.name:
-            named = ", ".join("--" + option.replace("_", "-") for option in fixed + ["preset"] * bool(args.preset) + ["name"] * bool(args.name))
-            raise UserError(f"{named} cannot change when resuming: a resumed run keeps its configuration; only --epochs, --device and --corpus apply.")
+        given = given_overrides(args)
+        fixed = sorted(item.flag for item in settings() if item.key in given and not item.resumable)
+        fixed += ["--preset"] * bool(args.preset) + ["--name"] * bool(args.name)
+        if fixed:
+            *others, last = [item.flag for item in settings() if item.resumable]
+            allowed = f"{', '.join(others)} and {last}"
+            raise UserError(f"{', '.join(fixed)} cannot change when resuming: a resumed run keeps its configuration; only {allowed} apply.")
         trainer = Trainer.resume(checkpoints, args.resume, epochs=args.epochs, device=args.device, corpus_paths=args.corpus)
     else:
         trainer = Trainer.new(_config_for(args, args.name), checkpoints)

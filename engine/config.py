@@ -6,11 +6,10 @@ so a run can be rebuilt, resumed and compared from disk alone.
 
 from __future__ import annotations
 
-import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from engine.errors import UserError
 
@@ -25,6 +24,19 @@ MAX_SEED = 2**63 - 1
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
 
 
+def option(default: Any = ..., help: str = "", *, flag: str | None = None, metavar: str | None = None,
+           resumable: bool = False, wanted: str | None = None, **constraints: Any) -> Any:
+    """A setting's pydantic field with what its command-line option and form field need (:mod:`engine.settings`).
+
+    ``flag`` defaults to ``--`` + the field name with dashes; ``resumable`` settings may change
+    when a run is resumed; ``wanted`` says in words what a text setting accepts.
+    """
+    extra = {key: value for key, value in {"flag": flag, "metavar": metavar, "resumable": resumable, "wanted": wanted}.items() if value}
+    if callable(default):
+        return Field(default_factory=default, description=help, json_schema_extra=extra, **constraints)
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -37,12 +49,14 @@ class CorpusConfig(_Strict):
     cut, which only makes sense with ``prefix`` batching).
     """
 
-    paths: list[str] = Field(default_factory=list)
-    column: str | None = None
-    max_vocab: int | None = Field(default=None, ge=3, le=MAX_VOCAB)
-    min_count: int = Field(default=1, ge=1)
-    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
-    split: Literal["document", "pair"] = "document"
+    paths: list[str] = option(list, "a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)",
+                              flag="--corpus", metavar="PATH", resumable=True, wanted="file or folder paths")
+    column: str | None = option(None, "the CSV column holding the text (default: headline, else the only text column)",
+                                metavar="NAME", wanted="a column name")
+    max_vocab: int | None = option(None, "keep the N-2 most frequent words; the rest become `<unk>`", ge=3, le=MAX_VOCAB)
+    min_count: int = option(1, "words seen fewer than K times become `<unk>`", metavar="K", ge=1, le=1_000_000_000)
+    val_fraction: float = option(0.2, "share held out for validation", metavar="F", gt=0.0, lt=1.0)
+    split: Literal["document", "pair"] = option("document", "hold out whole documents or the study's shuffled pairs (needs prefix batching)")
 
 
 class ModelConfig(_Strict):
@@ -53,28 +67,23 @@ class ModelConfig(_Strict):
     ``keras`` (Keras 2 defaults, as the study had) or ``pytorch`` (PyTorch's defaults).
     """
 
-    embedding_dim: int = Field(default=64, ge=1, le=4096)
-    hidden_size: int = Field(default=128, ge=1, le=8192)
-    num_layers: int = Field(default=1, ge=1, le=8)
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    head: Literal["linear", "softmax"] = "softmax"
-    init: Literal["keras", "pytorch"] = "pytorch"
+    embedding_dim: int = option(64, "word vector size", ge=1, le=4096)
+    hidden_size: int = option(128, "LSTM units per layer", ge=1, le=8192)
+    num_layers: int = option(1, "stacked LSTM layers", flag="--layers", ge=1, le=8)
+    dropout: float = option(0.1, "dropout before the output layer (and between LSTM layers)", metavar="P", ge=0.0, lt=1.0)
+    head: Literal["linear", "softmax"] = option("softmax", "linear: raw outputs are the prediction (the study's); softmax: probabilities")
+    init: Literal["keras", "pytorch"] = option("pytorch", "whose weight initialization defaults to copy (keras: the study's)")
 
 
 class ObjectiveConfig(_Strict):
     """Total loss = base loss + weight × regularizer (see :mod:`engine.objectives`)."""
 
-    loss: Literal["mse", "ce", "alpha", "beta", "gamma"] = "ce"
-    loss_param: float | None = None
-    regularizer: Literal["none", "entropy", "kl", "confidence", "label-smoothing"] = "none"
-    weight: float = 0.0
-
-    @field_validator("weight")
-    @classmethod
-    def _finite_non_negative(cls, weight: float) -> float:
-        if not math.isfinite(weight) or weight < 0:
-            raise ValueError("must be a finite number ≥ 0, such as 0, 1e-7, 10 or 100")
-        return weight
+    loss: Literal["mse", "ce", "alpha", "beta", "gamma"] = option("ce", "base loss (the paper preset: mse)")
+    loss_param: float | None = option(None, "alpha, beta or gamma's parameter (1 = cross-entropy)", gt=0.0, allow_inf_nan=False)
+    regularizer: Literal["none", "entropy", "kl", "confidence", "label-smoothing"] = option(
+        "none", "added term (label-smoothing: the weight is ε)")
+    weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights)", metavar="W",
+                           ge=0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _param_fits_loss(self) -> ObjectiveConfig:
@@ -84,8 +93,6 @@ class ObjectiveConfig(_Strict):
                     f"loss {self.loss!r} needs a parameter: give --loss-param "
                     "(1 is cross-entropy; beta 2 is half the squared error)"
                 )
-            if not math.isfinite(self.loss_param) or self.loss_param <= 0:
-                raise ValueError(f"the {self.loss} parameter must be a finite number > 0")
         elif self.loss_param is not None:
             raise ValueError(f"loss {self.loss!r} takes no parameter; drop --loss-param")
         if self.regularizer == "label-smoothing" and self.weight >= 1:
@@ -100,28 +107,16 @@ class TrainConfig(_Strict):
     pairs with ``prefix`` batching. ``log_every`` is how many batches a live-metrics window spans.
     """
 
-    epochs: int = Field(default=5, ge=1, le=100_000)
-    batch_size: int = Field(default=32, ge=1, le=65_536)
-    lr: float = Field(default=1e-3, gt=0.0)
-    adam_eps: float = Field(default=1e-8, gt=0.0)
-    seed: int = Field(default=0, ge=0, le=MAX_SEED)
-    device: str = "auto"
-    batching: Literal["document", "prefix"] = "document"
-    log_every: int = Field(default=10, ge=1, le=1_000_000)
-
-    @field_validator("lr")
-    @classmethod
-    def _finite_lr(cls, lr: float) -> float:
-        if not math.isfinite(lr):
-            raise ValueError("must be a finite number > 0")
-        return lr
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, device: str) -> str:
-        if not DEVICE_PATTERN.fullmatch(device):
-            raise ValueError("must be auto, cpu, cuda or cuda:N")
-        return device
+    epochs: int = option(5, "epochs to train (with --resume: train further)", resumable=True, ge=1, le=100_000)
+    batch_size: int = option(32, "sequences per batch: documents, or (prefix, next word) pairs with prefix batching",
+                             metavar="B", ge=1, le=65_536)
+    lr: float = option(1e-3, "Adam's learning rate", metavar="LR", gt=0.0, allow_inf_nan=False)
+    adam_eps: float = option(1e-8, "Adam's ε (Keras: 1e-7)", metavar="EPS", gt=0.0, allow_inf_nan=False)
+    seed: int = option(0, "seed of the initial weights, split, batch order and dropout", metavar="S", ge=0, le=MAX_SEED)
+    device: str = option("auto", "where to train", metavar="D", resumable=True, wanted="auto, cpu, cuda or cuda:N",
+                         pattern=f"^(?:{DEVICE_PATTERN.pattern})$")
+    batching: Literal["document", "prefix"] = option("document", "document (fast) or prefix (the study's n-grams)")
+    log_every: int = option(10, "batches per live-metrics window", ge=1, le=1_000_000)
 
 
 class RunConfig(_Strict):
@@ -187,24 +182,36 @@ def build_run_config(name: str, preset: str | None = None, overrides: dict[str, 
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """The first problem of a pydantic error as one sentence naming the setting."""
+    """The first problem of a pydantic error as one sentence naming the setting (and its flag, in the settings' wording)."""
+    from engine.settings import setting  # built on this module's models
+
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "configuration"
-    message = first["msg"].removeprefix("Value error, ")
     given = first.get("input")
+    try:
+        item = setting(where)
+    except (KeyError, ValueError):
+        item = None
+    if item is not None and first["type"] != "value_error":
+        return f"Setting {where} ({item.flag}) must be {item.wanted}, not {given!r}."
+    message = first["msg"].removeprefix("Value error, ")
     shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
     return f"Setting {where}: {message}{shown}."
 
 
+_WEIGHT = TypeAdapter(Annotated[float, ObjectiveConfig.model_fields["weight"]])
+
+
 def parse_weight(text: str) -> float:
-    """A regularizer weight from text: any finite number ≥ 0, plain or scientific (1e-7)."""
+    """A regularizer weight from text, by the ``objective.weight`` field's rule: finite, ≥ 0, plain or scientific (1e-7)."""
     try:
         weight = float(text)
     except ValueError:
         raise UserError(f"Weight {text!r} is not a number; give a finite value ≥ 0 such as 0, 1e-7, 10 or 100.") from None
-    if not math.isfinite(weight) or weight < 0:
-        raise UserError(f"Weight {text!r} is not allowed; give a finite value ≥ 0 such as 0, 1e-7, 10 or 100.")
-    return weight
+    try:
+        return _WEIGHT.validate_python(weight)
+    except ValidationError:
+        raise UserError(f"Weight {text!r} is not allowed; give a finite value ≥ 0 such as 0, 1e-7, 10 or 100.") from None
 
 
 def parse_weights(text: str) -> list[float]:

@@ -291,13 +291,13 @@ BAD_TRAIN = [
     (["--corpus", "{binary}"], "is binary, not text"),
     (["--corpus", "{latin1}"], "is not UTF-8 text"),
     (["--corpus", "{csv}", "--column", "headline"], "has no column 'headline'; its columns are: title, views."),
-    (["--weight", "-1"], "argument --weight: Weight '-1' is not allowed"),
-    (["--weight", "nan"], "argument --weight: Weight 'nan' is not allowed"),
-    (["--weight", "inf"], "argument --weight: Weight 'inf' is not allowed"),
-    (["--weight", "abc"], "argument --weight: Weight 'abc' is not a number"),
-    (["--epochs", "0"], "Setting train.epochs: Input should be greater than or equal to 1 (got 0)."),
-    (["--batch-size", "0"], "Setting train.batch_size: Input should be greater than or equal to 1 (got 0)."),
-    (["--epochs", "two"], "--epochs must be a whole number, not 'two'"),
+    (["--weight", "-1"], "lm-explorer train: --weight must be a finite number ≥ 0, not '-1'"),
+    (["--weight", "nan"], "--weight must be a finite number ≥ 0, not 'nan'"),
+    (["--weight", "inf"], "--weight must be a finite number ≥ 0, not 'inf'"),
+    (["--weight", "abc"], "--weight must be a finite number ≥ 0, not 'abc'"),
+    (["--epochs", "0"], "--epochs must be a whole number from 1 to 100000, not '0'"),
+    (["--batch-size", "0"], "--batch-size must be a whole number from 1 to 65536, not '0'"),
+    (["--epochs", "two"], "--epochs must be a whole number from 1 to 100000, not 'two'"),
     (["--loss", "hinge"], "invalid choice: 'hinge' (choose from 'mse', 'ce', 'alpha', 'beta', 'gamma')"),
     (["--regularizer", "l2"], "invalid choice: 'l2' (choose from 'none', 'entropy', 'kl', 'confidence', 'label-smoothing')"),
     (["--loss", "alpha"], "loss 'alpha' needs a parameter: give --loss-param"),
@@ -437,7 +437,7 @@ def test_resume_refuses_options_that_would_change_the_run(runs, capsys):
     code, out, err = run_cli(capsys, "train", "--resume", "base", "--epochs", "2", "--lr", "0.1", "--checkpoints", runs)
     assert code == 2 and out == ""
     assert err.strip() == ("error: --lr cannot change when resuming: a resumed run keeps its configuration; "
-                           "only --epochs, --device and --corpus apply.")
+                           "only --corpus, --epochs and --device apply.")
 
 
 def test_paper_preset_with_document_batching_needs_the_document_split(small_corpus, tmp_path, capsys):

@@ -210,11 +210,12 @@ def test_non_finite_metrics_round_trip_through_both_files(runs):
 
 
 BAD_ARGUMENTS = [
-    (["train", "--seed", "-1"], "Setting train.seed: Input should be greater than or equal to 0"),
-    (["train", "--seed", str(2**64)], "Setting train.seed: Input should be less than or equal to 9223372036854775807"),
-    (["train", "--layers", "1000000"], "Setting model.num_layers: Input should be less than or equal to 8"),
-    (["train", "--embedding-dim", "1000000000"], "Setting model.embedding_dim: Input should be less than or equal to 4096"),
-    (["train", "--hidden-size", "1000000"], "Setting model.hidden_size: Input should be less than or equal to 8192"),
+    (["train", "--seed", "-1"], "--seed must be a whole number from 0 to 9223372036854775807, not '-1'"),
+    (["train", "--seed", str(2**64)], "--seed must be a whole number from 0 to 9223372036854775807, not '18446744073709551616'"),
+    (["train", "--layers", "1000000"], "--layers must be a whole number from 1 to 8, not '1000000'"),
+    (["train", "--embedding-dim", "1000000000"], "--embedding-dim must be a whole number from 1 to 4096, not '1000000000'"),
+    (["train", "--hidden-size", "1e6"], "--hidden-size must be a whole number from 1 to 8192, not '1e6'"),
+    (["train", "--device", "mps"], "--device must be auto, cpu, cuda or cuda:N, not 'mps'"),
     (["train", "--checkpoints", ""], "--checkpoints is empty"),
     (["train", "--checkpoints", "{file}"], "is not a folder"),
     (["train", "--checkpoints", "/dev/null"], "is not a folder"),
