@@ -200,6 +200,14 @@ def claim(checkpoints: Path, name: str) -> str:
     return name
 
 
+def occupied(folder: Path) -> bool:
+    """Whether ``folder`` holds a queued run or any file a new run must not take over (protocol files aside)."""
+    try:
+        return any(entry.name == REQUEST_FILE or entry.name not in PROTOCOL_FILES for entry in os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def discard_unsaved(folder: Path) -> None:
     """Remove a run folder that never got past its first save (only protocol files in it); anything else stays."""
     for name in (LOCK_FILE, HEARTBEAT_FILE, STOP_FILE, LOG_FILE, RUNNER_LOG_FILE):

@@ -2,8 +2,8 @@
 
 Both front ends iterate :meth:`Trainer.events`; :meth:`Trainer.stop` (thread-safe), or a stop
 request left in the run folder by any process (:mod:`engine.rundir`), ends the run between batches
-with a checkpoint. While it trains, the trainer holds the run's lock and beats its heartbeat. A run is saved when it starts, at every epoch end and when
-it stops; a non-finite loss ends it as diverged and leaves the last good checkpoint in place.
+with a checkpoint. While it trains, the trainer holds the run's lock and beats its heartbeat.
+A run is saved when it starts, at every epoch end and when it stops; a non-finite loss ends it as diverged and leaves the last good checkpoint in place.
 """
 
 from __future__ import annotations
@@ -103,11 +103,8 @@ class Trainer:
         ``queued``, holding the ``request.json`` of a sweep that queued it.
         """
         trainer = cls(config, checkpoints, corpus, None)
-        folder = trainer.directory.path
-        rundir.ensure_free(folder, config.name)
-        waiting = folder / rundir.REQUEST_FILE
-        if trainer.directory.exists() or (os.path.lexists(waiting) and not queued) or (folder.is_dir() and not queued and any(
-                entry.name not in rundir.PROTOCOL_FILES for entry in folder.iterdir())):
+        rundir.ensure_free(trainer.directory.path, config.name)
+        if trainer.directory.exists() or (not queued and rundir.occupied(trainer.directory.path)):
             raise UserError(f"A run named {config.name!r} already exists in {str(checkpoints)!r}; choose another --name or --resume it.")
         return trainer
 
@@ -128,7 +125,7 @@ class Trainer:
             updates["train"] = updates.get("train", record.config.train).model_copy(update={"device": device})
         if corpus_paths:
             updates["corpus"] = record.config.corpus.model_copy(update={"paths": corpus_paths})
-        config = record.config.model_copy(update=updates)
+        config = record.config.model_copy(update={**updates, "name": name})  # the folder given, even a renamed copy
         corpus = corpus or load_corpus(config.corpus)
         if corpus.fingerprint != record.corpus_fingerprint:
             raise UserError(
@@ -197,7 +194,8 @@ class Trainer:
             )
             self.directory.save(record, model, optimizer)
         else:
-            record = self._resuming.model_copy(update={"config": config, "status": "training", "message": None, "versions": versions()})
+            record = self._resuming.model_copy(update={"name": config.name, "config": config, "status": "training", "message": None,
+                                                       "versions": versions()})
             load_optimizer_state(self.directory, record, optimizer)
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
