@@ -5,8 +5,8 @@ plots redraw as the run reports; the run starts with ``ExplorerApp.start_runs`` 
 until ``run_status`` says finished. The baseline is the console script ``lm-explorer train``
 with the same settings, timed from spawning it to its exit. Both start a Python process that
 imports torch, loads the corpus, trains W1's run (the paper preset, the study's objective) for
-the same epochs and saves its checkpoints (the app trains in a child process, see
-``tui.trainer_process``); the order alternates between repetitions. Ratio = TUI pairs/s ÷
+the same epochs and saves its checkpoints (the app's run is a detached trainer process started
+by the engine's controller, see ``engine.controller``); the order alternates between repetitions. Ratio = TUI pairs/s ÷
 headless pairs/s (training pairs × epochs over the wall time), target ≥ 0.9.
 """
 

@@ -33,8 +33,8 @@ def measure(bench: Bench) -> list[Row]:
     if not workload.available:
         return [skipped("W2", MEASURE, workload.missing)]
     presses = bench.pick(20, 60)
-    idle = asyncio.run(latencies(bench, None, presses))
-    loaded = asyncio.run(latencies(bench, workload.config(bench.run_name("keys-W2"), bench.device), presses))
+    idle = asyncio.run(latencies(bench, [], presses))
+    loaded = asyncio.run(latencies(bench, [workload.config(bench.run_name("keys-W2"), bench.device)], presses))
     rows = []
     for label, quantile in (("p50", 0.50), ("p95", 0.95)):
         value, base = percentile(loaded, quantile), percentile(idle, quantile)
@@ -49,8 +49,8 @@ def percentile(values: list[float], quantile: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(quantile * 100) - 1]
 
 
-async def latencies(bench: Bench, config: RunConfig | None, presses: int) -> list[float]:
-    """Key → frame latencies of ``presses`` keys, while ``config`` trains (or with no run)."""
+async def latencies(bench: Bench, configs: list[RunConfig], presses: int) -> list[float]:
+    """Key → frame latencies of ``presses`` keys, while ``configs`` train (or with no run)."""
     from tui.app import ExplorerApp
     from tui.widgets.plots import MetricPlots
     from tui.widgets.runs_table import RunsTable
@@ -60,10 +60,11 @@ async def latencies(bench: Bench, config: RunConfig | None, presses: int) -> lis
     async with app.run_test(size=APP_SIZE) as pilot:
         clock = FrameClock(app)
         await pilot.press("f3")
-        if config is not None:
-            app.start_runs([config])
-            run = app.session.get(config.name)
-            await wait_until(lambda: run.status == "training" and len(run.series.get("train_loss", [])) >= 2, f"TUI run {config.name} to report")
+        if configs:
+            app.start_runs(configs)
+            runs = [app.session.get(config.name) for config in configs]
+            await wait_until(lambda: all(run.status == "training" and len(run.series.get("train_loss", [])) >= 2 for run in runs),
+                             "the TUI runs to report")
         found = []
         for i in range(WARM_UP_KEYS + presses):
             key, kind = ("f5", RunsTable) if i % 2 == 0 else ("f3", MetricPlots)
@@ -73,7 +74,7 @@ async def latencies(bench: Bench, config: RunConfig | None, presses: int) -> lis
             shown = await clock.first_after(start, lambda focused, kind=kind: isinstance(focused, kind))
             if i >= WARM_UP_KEYS:
                 found.append(shown - start)
-        if config is not None:
+        if configs:
             app.shut_down()
-            await wait_until(lambda: app.return_code is not None, f"TUI run {config.name} to stop and save", timeout=120)
+            await wait_until(lambda: app.return_code is not None, "the TUI runs to stop and save", timeout=120)
     return found

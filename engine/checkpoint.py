@@ -60,6 +60,7 @@ MAX_METRICS_LINE_BYTES = 1 * 2**20
 MAX_JSON_DEPTH = 64
 WEIGHTS_FILE_PATTERN = r"^model-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
 OPTIMIZER_FILE_PATTERN = r"^optimizer-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
+SAVED_FILES = ("model-", "optimizer-", RECORD_FILE)  # what a save writes: its orphaned temp files are removed
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -167,7 +168,7 @@ class RunDirectory:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._check_folder()
-            remove_orphan_temps(self.path)
+            remove_orphan_temps(self.path, SAVED_FILES)
             keep = {record.weights_file, record.optimizer_file}
             tag = f"e{record.epochs_completed}-s{record.step}"
             weights_file = f"model-{tag}.safetensors"

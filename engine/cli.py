@@ -78,6 +78,13 @@ def build_parser() -> ArgumentParser:
     sweep = commands.add_parser("sweep", help="one run per regularizer weight, then a comparison", description="Train one run per weight and compare them.")
     _training_options(sweep, weight=False)
     sweep.add_argument("--weights", required=True, metavar="W,W,…", help="comma-separated weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument("--parallel", default="auto", metavar="N",
+                       help="runs training at once (default auto: every run on CUDA, one per core on CPU)")
+    sweep.add_argument("--detach", action="store_true", help="queue the runs, start them in the background and return at once")
+
+    stop = commands.add_parser("stop", help="stop a training or queued run", description="Ask a run to stop; a training run saves a checkpoint.")
+    stop.add_argument("run", metavar="RUN")
+    stop.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
 
     generate = commands.add_parser("generate", help="continue seed texts with saved runs", description="Continue seed texts with one or more saved runs.")
     generate.add_argument("runs", nargs="+", metavar="RUN")
@@ -91,7 +98,7 @@ def build_parser() -> ArgumentParser:
     generate.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
     generate.add_argument("--json", action="store_true")
 
-    runs = commands.add_parser("runs", help="list saved runs", description="List the runs saved under --checkpoints.")
+    runs = commands.add_parser("runs", help="list runs and which are alive", description="List the runs under --checkpoints, alive or not.")
     runs.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
     runs.add_argument("--json", action="store_true")
 
@@ -125,18 +132,18 @@ def default_run_name(config: RunConfig) -> str:
 
 
 def unique_name(checkpoints: Path, name: str) -> str:
-    candidate, n = name, 1
-    while (checkpoints / candidate).exists():
-        n += 1
-        candidate = f"{name}-{n}"
-    return candidate
+    """A free name from ``name``, its folder reserved at once (see :func:`engine.rundir.reserve`)."""
+    from engine.rundir import reserve
+
+    return reserve(checkpoints, name)
 
 
 def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any] | None = None) -> RunConfig:
-    overrides = {**given_overrides(args), **(extra or {})}
-    config = build_run_config(name or "unnamed", args.preset, overrides)
+    """The run's config from the options; without a ``name``, a default one whose folder is reserved at once."""
+    config = build_run_config(name or "unnamed", args.preset, {**given_overrides(args), **(extra or {})})
     if name is None:
-        config = build_run_config(unique_name(Path(args.checkpoints), default_run_name(config)), args.preset, overrides)
+        checkpoints = checkpoints_folder(args.checkpoints, create=True)
+        config = config.model_copy(update={"name": unique_name(checkpoints, default_run_name(config))})
     return config
 
 
@@ -182,27 +189,72 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from engine.corpus import load_corpus
+    """Queue one run per weight and start them through the controller, ``--parallel`` at once (or detached)."""
+    from engine.controller import Controller, parse_parallel
     from engine.report import objective_label, text_table
-    from engine.trainer import Trainer
 
     weights = parse_weights(args.weights)
-    checkpoints = checkpoints_folder(args.checkpoints, create=False)
-    configs = [_config_for(args, f"{args.name}-w{weight:g}" if args.name else None, {"objective.weight": weight}) for weight in weights]
-    checkpoints_folder(args.checkpoints, create=True)
-    corpus = load_corpus(configs[0].corpus)
-    outcomes = []
-    for config in configs:
-        outcomes.append(_watch(Trainer.new(config, checkpoints, corpus), quiet=args.json))
-        if outcomes[-1].exit_code == EXIT_STOPPED:
-            break
+    checkpoints_folder(args.checkpoints, create=False)
+    parallel = parse_parallel(args.parallel)
+    device = args.device or "auto"
+    configs = []
+    for weight in weights:
+        overrides = {**given_overrides(args), "objective.weight": weight}
+        name = f"{args.name}-w{weight:g}" if args.name else default_run_name(build_run_config("unnamed", args.preset, overrides))
+        configs.append(build_run_config(name, args.preset, overrides))
+    controller = Controller(checkpoints_folder(args.checkpoints, create=True))
+    names = controller.queue(configs, rename=not args.name)
+    if args.detach:
+        controller.launch_runner(names, parallel, device)
+        print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")
+        return 0
+    with _stop_on_signals(lambda: None) as signals:
+        statuses = controller.run_queue(names, parallel, device, report=None if args.json else _report_run,
+                                        stopping=lambda: signals.received is not None)
+    views = [controller.view(name) for name in names]
+    refused = [view for view in views if view.record is None and view.status == "failed"]
+    if refused and len(refused) == len(views):
+        raise UserError(refused[0].message or f"Run {refused[0].name} did not start.")
     if args.json:
-        print(json.dumps({"runs": [outcome.as_json() for outcome in outcomes]}))
+        print(json.dumps({"runs": [_run_json(controller, view) for view in views]}))
     else:
-        headers = ["run", "objective", "weight", "status", *SUMMARY_COLUMNS]
-        rows = [[o.name, objective_label(o.config.objective), f"{o.config.objective.weight:g}", o.status, *o.summary_cells()] for o in outcomes]
-        print(text_table(headers, rows))
-    return max(outcome.exit_code for outcome in outcomes)
+        rows = [[view.name, objective_label(configs[i].objective), f"{configs[i].objective.weight:g}", str(view.status),
+                 *_summary_cells(view.record)] for i, view in enumerate(views)]
+        print(text_table(["run", "objective", "weight", "status", *SUMMARY_COLUMNS], rows))
+    codes = {"finished": 0, "stopped": EXIT_HANGUP if signals.received == signal.SIGHUP else EXIT_STOPPED, "diverged": EXIT_DIVERGED}
+    return max((codes.get(status or "failed", 1) for status in statuses.values()), key=lambda code: (code == 1, code))
+
+
+def _report_run(name: str, status: str, slot) -> None:
+    print(f"{name}: {status}" + (f" on {slot.device} ({slot.threads} thread{'s' * (slot.threads > 1)})"
+                                  if status == "training" and slot else ""), file=sys.stderr, flush=True)
+
+
+def _run_json(controller, view) -> dict[str, Any]:
+    from engine.checkpoint import RunDirectory
+    from engine.metrics import definitions_for
+
+    record = view.record
+    epochs = [{key: value for key, value in line.items() if key != "kind"}
+              for line in RunDirectory(controller.checkpoints, view.name).read_metrics() if line.get("kind") == "epoch"]
+    return {"run": view.name, "status": view.status, "message": view.message,
+            "config": view.config.model_dump(mode="json") if view.config else None,
+            "definitions": definitions_for(record.config.model.head) if record else {}, "epochs": epochs}
+
+
+def _summary_cells(record) -> list[str]:
+    from engine.report import distinct_label, number
+
+    m = record.metrics if record else {}
+    return [str(record.epochs_completed if record else 0), number(m.get("train_loss")), number(m.get("val_loss")),
+            number(m.get("entropy")), number(m.get("kl")), number(m.get("accuracy")), distinct_label(m.get("distinct_predictions"))]
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from engine.controller import Controller
+
+    print(Controller(Path(args.checkpoints)).stop(args.run))
+    return 0
 
 
 SUMMARY_COLUMNS = ["epochs", "train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct"]
@@ -223,13 +275,6 @@ class Outcome:
     def as_json(self) -> dict[str, Any]:
         return {"run": self.name, "status": self.status, "message": self.message, "config": self.config.model_dump(mode="json"),
                 "definitions": self.definitions, "epochs": self.epochs}
-
-    def summary_cells(self) -> list[str]:
-        from engine.report import distinct_label, number
-
-        last = self.epochs[-1] if self.epochs else {}
-        return [str(last.get("epoch", 0)), number(last.get("train_loss")), number(last.get("val_loss")), number(last.get("entropy")),
-                number(last.get("kl")), number(last.get("accuracy")), distinct_label(last.get("distinct_predictions"))]
 
     def table(self) -> str:
         from engine.report import distinct_label, number, text_table
@@ -387,28 +432,30 @@ def _cell(continuation) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from engine.checkpoint import list_runs
+    from engine.controller import Controller
     from engine.report import distinct_label, number, objective_label, text_table
 
-    listings = list_runs(checkpoints_folder(args.checkpoints, create=False))
+    views = Controller(checkpoints_folder(args.checkpoints, create=False)).views()
     if args.json:
-        print(json.dumps([{"run": item.name, "problem": item.problem,
-                           "record": item.record.model_dump(mode="json", exclude={"vocab"}) if item.record else None} for item in listings]))
+        print(json.dumps([{"run": view.name, "status": view.status, "alive": view.alive, "pid": view.pid, "host": view.host,
+                           "device": view.device, "progress": view.progress, "problem": view.problem,
+                           "record": view.record.model_dump(mode="json", exclude={"vocab"}) if view.record else None} for view in views]))
         return 0
-    if not listings:
+    if not views:
         print(f"no runs in {args.checkpoints}")
         return 0
     rows = []
-    for item in listings:
-        record = item.record
-        if record is None:
-            rows.append([item.name, "–", "–", "unreadable", "–", "–", "–", "–", item.problem or ""])
+    for view in views:
+        record, config = view.record, view.config
+        if config is None:
+            rows.append([view.name, "–", "–", str(view.status or "unreadable"), "–", "–", "–", "–", "–", view.problem or view.trainer])
             continue
-        m = record.metrics
-        rows.append([record.name, objective_label(record.config.objective), f"{record.config.objective.weight:g}", record.status,
-                     f"{record.epoch_progress:.3g}/{record.config.train.epochs}", number(m.get("val_loss")), number(m.get("accuracy")),
-                     distinct_label(m.get("distinct_predictions")), record.updated])
-    print(text_table(["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated"], rows))
+        m = record.metrics if record else {}
+        epochs = view.progress * config.train.epochs if view.alive or record is None else record.epoch_progress
+        rows.append([view.name, objective_label(config.objective), f"{config.objective.weight:g}", str(view.status),
+                     f"{epochs:.3g}/{config.train.epochs}", number(m.get("val_loss")), number(m.get("accuracy")),
+                     distinct_label(m.get("distinct_predictions")), record.updated if record else "–", view.trainer])
+    print(text_table(["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated", "trainer"], rows))
     return 0
 
 
@@ -441,6 +488,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sweep": cmd_sweep,
     "generate": cmd_generate,
     "runs": cmd_runs,
+    "stop": cmd_stop,
     "corpus-info": cmd_corpus_info,
 }
 

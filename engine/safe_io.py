@@ -143,15 +143,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def remove_orphan_temps(folder: Path) -> list[str]:
-    """Delete the temporary files that an interrupted :func:`atomic_write` left in ``folder``.
+def remove_orphan_temps(folder: Path, targets: tuple[str, ...]) -> list[str]:
+    """Delete the temporary files that an interrupted :func:`atomic_write` of a file named ``targets*`` left in ``folder``.
 
-    Only regular files named as :func:`atomic_write` names them are touched. Call it only as
-    the folder's one writer: another writer's temp file in flight would be removed too.
+    Only regular files named as :func:`atomic_write` names them are touched, and only for the
+    given targets (name prefixes): call it as the one writer of those files, since a write in
+    flight would lose its temporary file.
     """
     removed = []
     for entry in os.scandir(folder):
-        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False):
+        if (entry.name.startswith(tuple(f".{target}" for target in targets)) and entry.name.endswith(TEMP_SUFFIX)
+                and entry.is_file(follow_symlinks=False)):
             Path(entry.path).unlink(missing_ok=True)
             removed.append(entry.name)
     return removed

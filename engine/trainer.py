@@ -1,12 +1,14 @@
 """The one training loop, as a stream of typed events (:mod:`engine.events`).
 
-Both front ends iterate :meth:`Trainer.events`; :meth:`Trainer.stop` (thread-safe) ends the run
-between batches with a checkpoint. A run is saved when it starts, at every epoch end and when
-it stops; a non-finite loss ends it as diverged and leaves the last good checkpoint in place.
+Both front ends iterate :meth:`Trainer.events`; :meth:`Trainer.stop` (thread-safe), or a stop
+request left in the run folder by any process (:mod:`engine.rundir`), ends the run between batches
+with a checkpoint. While it trains, the trainer holds the run's lock and beats its heartbeat.
+A run is saved when it starts, at every epoch end and when it stops; a non-finite loss ends it as diverged and leaves the last good checkpoint in place.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import traceback
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
 from engine.config import DEVICE_PATTERN, RunConfig
 from engine.corpus import Corpus, load_corpus, split_documents, split_pairs
+from engine import rundir
 from engine.errors import UserError
 from engine.events import (
     CheckpointSaved,
@@ -93,12 +96,18 @@ class Trainer:
         self._resuming = resuming
         self._stop = threading.Event()
         self._started = False  # set once setup is done: only then may a fault mark the saved run failed
+        self._writer: rundir.Writer | None = None
 
     @classmethod
-    def new(cls, config: RunConfig, checkpoints: Path, corpus: Corpus | None = None) -> Trainer:
-        """A fresh run; its name must not be taken in ``checkpoints``."""
+    def new(cls, config: RunConfig, checkpoints: Path, corpus: Corpus | None = None, queued: bool = False) -> Trainer:
+        """A fresh run; its name must not be taken in ``checkpoints``.
+
+        Its folder may already exist empty (reserved by :func:`engine.rundir.reserve`), or, with
+        ``queued``, holding the ``request.json`` of a sweep that queued it.
+        """
         trainer = cls(config, checkpoints, corpus, None)
-        if trainer.directory.path.exists():
+        rundir.ensure_free(trainer.directory.path, config.name)
+        if trainer.directory.exists() or (not queued and rundir.occupied(trainer.directory.path)):
             raise UserError(f"A run named {config.name!r} already exists in {str(checkpoints)!r}; choose another --name or --resume it.")
         return trainer
 
@@ -109,7 +118,9 @@ class Trainer:
 
         The corpus must be the one the run trained on (same fingerprint of cleaned text).
         """
-        record = RunDirectory(Path(checkpoints), name).read_record()
+        directory = RunDirectory(Path(checkpoints), name)
+        rundir.ensure_free(directory.path, name)
+        record = directory.read_record()
         updates = {}
         if epochs is not None:
             updates["train"] = record.config.train.model_copy(update={"epochs": epochs})
@@ -133,7 +144,30 @@ class Trainer:
         self._stop.set()
 
     def events(self) -> Iterator[Event]:
-        """Run training, yielding events; ends with exactly one final event."""
+        """Run training, yielding events; ends with exactly one final event.
+
+        The run's lock is held from before the first save until after the last; a run that never
+        got to its first save leaves no folder behind (unless a sweep queued it: its request stays).
+        """
+        writer = rundir.Writer(self.directory.path, self.config.name, self.stop)
+        try:
+            writer.start()
+        except UserError as error:
+            yield RunFailed(self.config.name, str(error), user_error=True)
+            return
+        except OSError as error:
+            yield RunFailed(self.config.name, f"Cannot write the run folder {str(self.directory.path)!r} ({error.strerror}); "
+                            "choose a --checkpoints folder you can write to.", user_error=True)
+            return
+        self._writer = writer
+        try:
+            yield from self._guarded()
+        finally:
+            writer.close()
+            if not self.directory.exists() and not os.path.lexists(self.directory.path / rundir.REQUEST_FILE):
+                rundir.discard_unsaved(self.directory.path)
+
+    def _guarded(self) -> Iterator[Event]:
         try:
             yield from self._run()
         except UserError as error:
@@ -170,6 +204,7 @@ class Trainer:
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
         self._started = True
+        self._writer.progress(record.step, total_steps, str(device))
         yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
                          steps_per_epoch, total_steps, record.step, definitions)
 
@@ -193,6 +228,7 @@ class Trainer:
                     fraction = epoch + record.batch_in_epoch / steps_per_epoch
                     live = window.summary("train_")
                     self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live})
+                    self._writer.progress(record.step, total_steps)
                     yield StepMetrics(config.name, record.step, total_steps, fraction, live)
                     epoch_totals.merge(window)
                     window, window_losses = MetricTotals(), []

@@ -16,6 +16,7 @@ from engine.checkpoint import FORMAT_VERSION, RunDirectory, list_runs, load_run
 from engine.corpus import load_corpus
 from engine.errors import UserError
 from engine.events import CheckpointSaved, RunFailed, RunFinished
+from engine.rundir import PROTOCOL_FILES
 from engine.trainer import Trainer
 
 PROBE = torch.tensor([[5, 17, 2, 40, 3]])
@@ -33,9 +34,9 @@ def outputs(run) -> torch.Tensor:
 # -- what is on disk ----------------------------------------------------------------------------
 
 
-def test_a_run_folder_holds_only_json_and_safetensors(saved_runs):
+def test_a_run_folder_holds_only_json_safetensors_and_protocol_files(saved_runs):
     """The current tensors and those of the save before (kept one save longer for readers)."""
-    names = sorted(path.name for path in (saved_runs / "base").iterdir())
+    names = sorted(path.name for path in (saved_runs / "base").iterdir() if path.name not in PROTOCOL_FILES)
     record = record_json(saved_runs, "base")
     assert record["weights_file"] == "model-e1-s5.safetensors" and record["optimizer_file"] == "optimizer-e1-s5.safetensors"
     previous = ["model-e0-s0.safetensors", "optimizer-e0-s0.safetensors"]

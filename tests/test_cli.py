@@ -193,7 +193,7 @@ def test_runs_lists_saved_runs_and_unreadable_ones(runs, capsys):
     code, out, _ = run_cli(capsys, "runs", "--checkpoints", runs)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated"]
+    assert lines[0].split() == ["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated", "trainer"]
     rows = {line.split()[0]: line for line in lines[2:]}
     assert set(rows) == {"base", "linear", "broken"}
     base = record_json(runs, "base")

@@ -20,6 +20,7 @@ import pytest
 from safetensors.torch import save_file
 
 from engine.checkpoint import load_run
+from engine.rundir import PROTOCOL_FILES
 from engine.cli import main
 from tests.conftest import record_json
 
@@ -42,9 +43,10 @@ def one_sentence(err: str, *fragments: str) -> None:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes (links as their target text)."""
+    """Every file of the run under ``folder`` with its bytes (links as their target text); the lock and heartbeat
+    files of the run-folder protocol say who touched it last and are left out."""
     return {str(path.relative_to(folder)): (os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
-            for path in sorted(folder.rglob("*")) if path.is_symlink() or path.is_file()}
+            for path in sorted(folder.rglob("*")) if (path.is_symlink() or path.is_file()) and path.name not in PROTOCOL_FILES}
 
 
 def edit_record(runs: Path, name: str, **changes) -> None:

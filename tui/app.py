@@ -1,10 +1,13 @@
 """The lm-explorer app: Setup, Plots and Generate tabs over a runs list, keyboard first.
 
-Each run trains in its own process, relayed by a thread worker (:mod:`tui.training`); its events
-arrive as messages and update the :class:`~tui.session.Session`, which the runs list, the plots
-and the generation table draw from. At most ``MAX_PARALLEL_RUNS`` train at once; the rest wait
-in a queue. Quitting while runs train asks first, then stops them and waits for their
-checkpoints; SIGHUP and SIGTERM do the same without asking.
+The app is a view and a remote control over the checkpoints folder: the engine's controller
+queues runs and starts them in a detached sweep runner (they train side by side and outlive the
+app and its terminal), stops and resumes them through their folders, and says how each stands. A
+:class:`~tui.follow.Follower` thread looks at every run in the folder (this app's, headless ones,
+an earlier session's) and the lines its trainer appends, and updates the
+:class:`~tui.session.Session` that the runs list, the plots and the generation table draw from.
+Quitting while runs train asks: leave them training (the default) or stop them with a
+checkpoint. SIGHUP (the terminal is gone) leaves them training; SIGTERM stops them first.
 
 Nothing here imports torch at module level: engine modules that need it load in workers.
 """
@@ -16,7 +19,7 @@ import gc
 import os
 import signal
 import threading
-from collections import deque
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,25 +31,24 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
-from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed, WorkerState
 
 from engine.config import RunConfig, build_run_config
+from engine.controller import Controller
 from engine.errors import UserError
-from engine.events import CheckpointSaved, EpochMetrics, RunDiverged, RunFailed, RunFinished, RunStarted, RunStopped
-from tui.screens.confirm_quit import ConfirmQuit
+from tui.follow import Follower, Observed
+from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
-from tui.session import Session, saved_status
-from tui.training import HistoryLoaded, Job, JobRefused, RunHandle, TrainingEvent, load_history, train
+from tui.session import RunState, Session
 from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.setup_form import SetupForm
 
-MAX_PARALLEL_RUNS = 1
 TABLE_REFRESH_S = 0.5
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANGUP_EXIT_S = 3.0
-SAVED_RUNS_AFTER_S = 0.2
+FOLLOW_AFTER_S = 0.2
+STOP_WAIT_S = 120.0
 
 
 class ExplorerApp(App[int]):
@@ -75,11 +77,10 @@ class ExplorerApp(App[int]):
         self.checkpoints = Path(checkpoints)
         self.device = device
         self.session = Session()
-        self._queue: deque[Job] = deque()
-        self._training: set[str] = set()
-        self._handles: dict[str, RunHandle] = {}
-        self._stop_requested: set[str] = set()
+        self.controller = Controller(self.checkpoints)
+        self.follower = Follower(self.controller, self.post_message)
         self._changed_rows: set[str] = set()
+        self._attached = False
         self._shutting_down = False
 
     def compose(self) -> ComposeResult:
@@ -104,148 +105,107 @@ class ExplorerApp(App[int]):
         self.tabs = self.query_one(TabbedContent)
         self.set_interval(TABLE_REFRESH_S, self._refresh_rows)
         self._install_signal_handlers()
-        self.set_timer(SAVED_RUNS_AFTER_S, self._list_saved_runs)  # after the first frame: listing loads torch
+        self.set_timer(FOLLOW_AFTER_S, self._start_following)  # after the first frame: reading runs loads torch
 
     def on_unmount(self) -> None:
-        """Whatever the way out, no run keeps training after the app is gone."""
-        for handle in list(self._handles.values()):
-            handle.stop()
+        """The runs train on without the app; only the follower ends."""
+        self.follower.close()
         self._remove_signal_handlers()
 
     # Public API (also used by the benchmarks) ----------------------------------------------------
 
     def start_runs(self, configs: list[RunConfig]) -> None:
-        """Queue one run per config; they start as soon as fewer than ``MAX_PARALLEL_RUNS`` train."""
+        """Queue one run per config and start them side by side (engine controller, detached runner)."""
         for config in configs:
             if self.session.get(config.name) is not None:
                 raise UserError(f"A run named {config.name!r} is already in this session; give it another name.")
-        for config in configs:
-            run = self.session.add(config.name, config)
-            self._queue.append(Job(config.name, config=config))
+        device = configs[0].train.device if configs else self.device
+        for name, config in zip(self.controller.start(configs, device=device), configs, strict=True):
+            run = self.session.add(name, config.model_copy(update={"name": name}))
+            self.follower.follow(name)
             self._row_changed(run.name)
-        self._start_queued()
         self._runs_changed()
 
     def run_status(self, name: str) -> str:
-        """queued, training, finished, stopped, diverged or failed."""
+        """queued, training, stopped, finished, diverged, failed or interrupted (the folder's word, as last seen)."""
         run = self.session.get(name)
         if run is None:
             raise KeyError(f"No run named {name!r} in this session.")
         return run.status
 
-    # Queue and workers ----------------------------------------------------------------------------
+    # Following the folder -------------------------------------------------------------------------
 
-    def _start_queued(self) -> None:
-        while self._queue and len(self._training) < MAX_PARALLEL_RUNS and not self._shutting_down:
-            job = self._queue.popleft()
-            self._training.add(job.name)
-            self.run_worker(lambda job=job: train(job, self.checkpoints, self.device, self.post_message, self._registrar(job.name)),
-                            name=job.name, group="training", thread=True, exit_on_error=False)
+    def _start_following(self) -> None:
+        self.run_worker(self.follower.run, thread=True, group="follow", exit_on_error=False)
 
-    def _registrar(self, name: str):
-        """A callback for the worker thread: keep the run's handle, stopping it at once if a stop came first."""
-        def register(handle: RunHandle) -> None:
-            self._handles[name] = handle
-            if name in self._stop_requested:
-                handle.stop()
-        return register
-
-    def _stop_run(self, name: str) -> None:
-        self._stop_requested.add(name)
-        handle = self._handles.get(name)
-        if handle is not None:
-            handle.stop()
-
-    @on(Worker.StateChanged)
-    def _worker_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.group != "training" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        name = worker.name
-        self._training.discard(name)
-        self._handles.pop(name, None)
-        self._stop_requested.discard(name)
-        run = self.session.get(name)
-        if event.state == WorkerState.ERROR and run is not None:
-            run.status, run.message = "failed", f"{type(worker.error).__name__}: {worker.error}"
-            self.notify(f"Run {name} failed: {run.message}", title="Run failed", severity="error", timeout=10)
-            self._row_changed(name)
-        self._start_queued()
-
-    def on_training_event(self, message: TrainingEvent) -> None:
-        event = message.event
-        run = self.session.get(event.run_name)
-        if run is None:
-            return
-        run.apply(event)
-        self._row_changed(run.name)
-        self.plots.mark_changed()
-        if isinstance(event, (RunStarted, CheckpointSaved)):
+    def on_observed(self, message: Observed) -> None:
+        """The follower's news: new runs, changed ones, new metric lines, folders gone."""
+        if not self._attached:
+            # torch and the engine are loaded now: move the heap so far out of the collector's sight,
+            # so that full collections (which hold the GIL) stay short while runs train.
+            gc.freeze()
+        runs_changed = False
+        for update in message.updates:
+            view = update.view
+            run = self.session.get(view.name)
+            if run is None:
+                if view.config is None:
+                    continue
+                # Runs alive when the app starts (or started elsewhere later) are shown; earlier ones wait to be picked.
+                shown = view.status in ("queued", "training")
+                run = self.session.add(view.name, view.config, shown=shown, history_loaded=shown)
+                if shown:
+                    self.follower.follow(view.name)
+                runs_changed = True
+            before = (run.status, run.checkpoint_version)
+            run.observe(view)
+            if update.restart:
+                run.load_history(update.lines, update.definitions)
+            else:
+                if update.definitions and not run.definitions:
+                    run.definitions = dict(update.definitions)
+                run.add_lines(update.lines)
+            if update.lines or update.restart:
+                self.plots.mark_changed()
+            if run.checkpoint_version != before[1]:
+                runs_changed = True
+            if run.status != before[0] and self._attached:
+                self._announce(run, before[0])
+            self._row_changed(run.name)
+        for name in message.gone:
+            run = self.session.get(name)
+            if run is not None and not run.alive:
+                self.session.remove(name)
+                self._row_changed(name)
+                runs_changed = True
+        if runs_changed:
             self._runs_changed()
-        if isinstance(event, EpochMetrics) and event.collapsed:
-            self.notify(f"Run {run.name} predicts only {int(event.metrics['distinct_predictions'])} distinct words on "
-                        "validation: it has collapsed.", title="Collapsed", severity="warning", timeout=8)
-        elif isinstance(event, RunFinished):
+        if not self._attached:
+            self._attached = True
+            self._refresh_rows()
+            problems = [update.view for update in message.updates if update.view.problem]
+            if problems:
+                self.notify(f"{len(problems)} saved run(s) cannot be read: {problems[0].problem}", title="Saved runs",
+                            severity="warning", timeout=10)
+
+    def _announce(self, run: RunState, before: str) -> None:
+        """A notification when a run this app shows changes status."""
+        if run.status == "finished":
             self.notify(f"Run {run.name} finished its {run.config.train.epochs} epochs.", title="Finished")
-        elif isinstance(event, RunStopped):
-            self.notify(f"Run {run.name} stopped at epoch {event.epoch:.2f}; its checkpoint is saved, r resumes it.", title="Stopped")
-        elif isinstance(event, RunDiverged):
-            self.notify(f"Run {run.name} diverged: {event.message}", title="Diverged", severity="error", timeout=10)
-        elif isinstance(event, RunFailed):
-            self.notify(f"Run {run.name} failed: {event.message}", title="Run failed", severity="error", timeout=10)
+        elif run.status == "stopped" and before == "training":
+            self.notify(f"Run {run.name} stopped at epoch {run.epoch:.2f}; its checkpoint is saved, r resumes it.", title="Stopped")
+        elif run.status in ("diverged", "failed"):
+            self.notify(f"Run {run.name} {run.status}: {run.message}", title=run.status.capitalize(), severity="error", timeout=10)
+        elif run.status == "interrupted":
+            self.notify(f"Run {run.name}'s trainer ended without saving its status; r resumes it from its last checkpoint.",
+                        title="Interrupted", severity="warning", timeout=10)
+        distinct = run.metrics.get("distinct_predictions")
+        if run.status == "finished" and distinct is not None:
+            from engine.report import is_collapsed
 
-    def on_job_refused(self, message: JobRefused) -> None:
-        run = self.session.get(message.job.name)
-        if run is not None:
-            run.status = message.job.previous_status if message.job.resume else "failed"
-            run.message = message.message
-            self._row_changed(run.name)
-        self.notify(message.message, title=f"Run {message.job.name} did not start", severity="error", timeout=10)
-
-    def on_history_loaded(self, message: HistoryLoaded) -> None:
-        run = self.session.get(message.name)
-        if run is not None:
-            run.load_history(message.lines, message.definitions)
-            self.plots.mark_changed()
-
-    # Saved runs -------------------------------------------------------------------------------------
-
-    def _list_saved_runs(self) -> None:
-        self.run_worker(self._read_saved_runs, thread=True, group="saved-runs", exit_on_error=False)
-
-    def _read_saved_runs(self) -> None:
-        """Worker thread: list the runs under the checkpoints folder (this also loads torch, off the UI thread)."""
-        from engine.checkpoint import list_runs
-
-        listings = list_runs(self.checkpoints)
-        self.call_from_thread(self._add_saved_runs, listings)
-
-    def _add_saved_runs(self, listings: list[Any]) -> None:
-        # torch and the engine are loaded now: move the heap so far out of the collector's sight,
-        # so that full collections (which hold the GIL) stay short while runs train.
-        gc.freeze()
-        unreadable = [item for item in listings if item.record is None]
-        for item in listings:
-            record = item.record
-            if record is None or self.session.get(record.name) is not None:
-                continue
-            run = self.session.add(record.name, record.config, status=saved_status(record.status), shown=False,
-                                   epoch=record.epoch_progress, metrics=dict(record.metrics), message=record.message,
-                                   progress=record.step / max(record.steps_per_epoch * record.config.train.epochs, 1),
-                                   checkpoint_version=1, history_loaded=False)
-            self._row_changed(run.name)
-        self._refresh_rows()
-        if unreadable:
-            self.notify(f"{len(unreadable)} saved run(s) cannot be read: {unreadable[0].problem}", title="Saved runs",
-                        severity="warning", timeout=10)
-
-    def _load_history(self, name: str) -> None:
-        def work() -> None:
-            try:
-                self.post_message(load_history(self.checkpoints, name))
-            except UserError as error:
-                self.call_from_thread(self.notify, str(error), title=f"Run {name} not loaded", severity="error")
-        self.run_worker(work, thread=True, group="history", exit_on_error=False)
+            if is_collapsed(int(distinct)):
+                self.notify(f"Run {run.name} predicts only {int(distinct)} distinct words on validation: it has collapsed.",
+                            title="Collapsed", severity="warning", timeout=8)
 
     # Drawing ----------------------------------------------------------------------------------------
 
@@ -280,23 +240,16 @@ class ExplorerApp(App[int]):
     def _train_requested(self, message: SetupForm.TrainRequested) -> None:
         from engine.cli import default_run_name
 
-        configs: list[RunConfig] = []
-        for overrides in message.overrides:
-            provisional = build_run_config("run", message.preset, overrides)
-            name = self._fresh_name(default_run_name(provisional), {config.name for config in configs})
-            configs.append(build_run_config(name, message.preset, overrides))
-        self.start_runs(configs)
-        what = f"run {configs[0].name}" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
-        self.notify(f"Started {what}.", title="Training")
+        configs = [build_run_config(default_run_name(build_run_config("run", message.preset, overrides)), message.preset, overrides)
+                   for overrides in message.overrides]
+        try:
+            self.start_runs(configs)  # the controller makes each name unique on disk
+        except UserError as error:
+            self.notify(str(error), title="Not started", severity="error", timeout=10)
+            return
+        what = "a run" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
+        self.notify(f"Started {what}; the runs train on if the app quits.", title="Training")
         self.action_show_tab("plots")
-
-    def _fresh_name(self, base: str, taken: set[str]) -> str:
-        """``base``, or ``base-2``, ``base-3``…: free in this session, on disk and among ``taken``."""
-        candidate, n = base, 1
-        while candidate in taken or self.session.get(candidate) is not None or (self.checkpoints / candidate).exists():
-            n += 1
-            candidate = f"{base}-{n}"
-        return candidate
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -328,55 +281,42 @@ class ExplorerApp(App[int]):
         if run is None:
             return
         run.shown = not run.shown
-        if run.shown and not run.history_loaded:
+        if run.shown:
             run.history_loaded = True
-            self._load_history(run.name)
+            self.follower.follow(run.name)
+        else:
+            self.follower.unfollow(run.name)
         self._row_changed(run.name)
         self._refresh_rows()
         self._runs_changed()
 
     def action_stop_run(self) -> None:
-        """Stop the highlighted run (it saves a checkpoint), or drop it from the queue."""
+        """Stop the highlighted run (it saves a checkpoint), or keep a queued one from starting; any process's run."""
         run = self._highlighted()
         if run is None:
             return
-        queued = next((job for job in self._queue if job.name == run.name), None)
-        if queued is not None:
-            self._queue.remove(queued)
-            if queued.resume:
-                run.status = queued.previous_status
-            else:
-                self.session.remove(run.name)
-            self._row_changed(run.name)
-            self._refresh_rows()
-            self.notify(f"Run {run.name} left the queue.")
-        elif run.name in self._training:
-            self._stop_run(run.name)
-            self.notify(f"Stopping {run.name} after this batch; its checkpoint will be saved.")
-        else:
-            self.notify(f"Run {run.name} is {run.status}, not training.", severity="warning")
+        try:
+            self.notify(self.controller.stop(run.name))
+        except UserError as error:
+            self.notify(str(error), severity="warning")
+        self.follower.look_now()
 
     def action_resume_run(self) -> None:
-        """Resume the highlighted stopped (or diverged, or failed) run from its checkpoint."""
+        """Resume the highlighted stopped, interrupted, diverged or failed run from its checkpoint, detached."""
         run = self._highlighted()
         if run is None:
             return
-        if run.status in ("queued", "training"):
-            self.notify(f"Run {run.name} is already {run.status}.", severity="warning")
+        try:
+            self.notify(self.controller.resume(run.name, self.device))
+        except UserError as error:
+            self.notify(str(error), severity="warning")
             return
-        if run.status == "finished":
-            self.notify(f"Run {run.name} finished all its {run.config.train.epochs} epochs; there is nothing to resume.",
-                        severity="warning")
-            return
-        if not run.has_checkpoint:
-            self.notify(f"Run {run.name} never saved a checkpoint, so it cannot be resumed.", severity="warning")
-            return
-        job = Job(run.name, resume=True, previous_status=run.status, load_history=not run.history_loaded)
-        run.status, run.history_loaded, run.shown = "queued", True, True
-        self._queue.append(job)
+        if not run.shown:
+            run.shown = True
+            self.follower.follow(run.name)
+            self._runs_changed()
         self._row_changed(run.name)
-        self._start_queued()
-        self._runs_changed()
+        self.follower.look_now()
 
     def action_copy_generations(self) -> None:
         """Copy the generation table as Markdown."""
@@ -385,58 +325,71 @@ class ExplorerApp(App[int]):
         self.notify(f"Copied {len(panel.seeds)} seed(s) × {len(panel.columns)} run(s), {panel.strategy_name}, as Markdown.")
 
     async def action_quit(self) -> None:
-        """Quit; while runs train, ask first, then stop them and wait for their checkpoints."""
+        """Quit; while runs train, ask whether to leave them training (the default) or stop them with a checkpoint."""
         if self._shutting_down:
             self.notify("Still waiting for the runs to save their checkpoints…")
             return
-        training = len(self._training)
-        if not training:
+        alive = self.session.alive
+        if not alive:
             self.exit()
             return
-        self.push_screen(ConfirmQuit(training, len(self._queue)), self._quit_answered)
+        training = sum(run.status == "training" for run in alive)
+        self.push_screen(ConfirmQuit(training, len(alive) - training), self._quit_answered)
 
-    def _quit_answered(self, stop: bool | None) -> None:
-        if stop:
+    def _quit_answered(self, choice: QuitChoice | None) -> None:
+        if choice == "leave":
+            self.exit()
+        elif choice == "stop":
             self.shut_down()
 
     def shut_down(self, signum: int | None = None) -> None:
-        """Stop every training run, wait until each has saved its checkpoint, then exit.
-
-        After a signal the exit code is 128 + its number. After SIGHUP the terminal is gone and
-        restoring it can block forever, so once the checkpoints are saved the process ends
-        within ``HANGUP_EXIT_S`` whatever the terminal does.
-        """
+        """Stop every run this app sees alive, wait until each has saved its checkpoint, then exit (128 + ``signum``)."""
         if self._shutting_down:
             return
         self._shutting_down = True
-        self._queue.clear()
-        for name in list(self._training):
-            self._stop_run(name)
-        if self._training:
-            self.notify("Stopping the runs and saving their checkpoints…", timeout=30)
-        self.run_worker(self._exit_after_runs(signum), group="shutdown")
-
-    async def _exit_after_runs(self, signum: int | None) -> None:
-        for worker in [w for w in self.workers if w.group == "training"]:
+        names = [run.name for run in self.session.alive]
+        for name in names:
             try:
-                await worker.wait()
-            except (WorkerCancelled, WorkerError, WorkerFailed):
-                pass
+                self.controller.stop(name)
+            except UserError:
+                pass  # it ended on its own meanwhile
+        if names:
+            self.notify("Stopping the runs and saving their checkpoints…", timeout=30)
+        self.run_worker(lambda: self._exit_after_runs(names, signum), thread=True, group="shutdown")
+
+    def _exit_after_runs(self, names: list[str], signum: int | None) -> None:
+        """Worker thread: wait (bounded) until none of ``names`` is alive in its folder, then exit."""
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline and any(self.controller.view(name).status in ("queued", "training") for name in names):
+            time.sleep(0.1)
+        self.call_from_thread(self._exit_now, signum)
+
+    def _exit_now(self, signum: int | None) -> None:
         return_code = 0 if signum is None else 128 + signum
         if signum == signal.SIGHUP:
-            watchdog = threading.Timer(HANGUP_EXIT_S, os._exit, args=(return_code,))
-            watchdog.daemon = True
-            watchdog.start()
+            self._watchdog(return_code)
         self.exit(return_code)
+
+    def hang_up(self) -> None:
+        """The terminal is gone: exit at once, leaving the runs training (they are in their own sessions)."""
+        self._exit_now(signal.SIGHUP)
+
+    @staticmethod
+    def _watchdog(return_code: int) -> None:
+        """After SIGHUP restoring the terminal can block forever: end the process within ``HANGUP_EXIT_S`` whatever it does."""
+        watchdog = threading.Timer(HANGUP_EXIT_S, os._exit, args=(return_code,))
+        watchdog.daemon = True
+        watchdog.start()
 
     # Signals ----------------------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
-        """SIGHUP (the SSH connection dropped) and SIGTERM: the same graceful shutdown as a confirmed quit."""
+        """SIGHUP (the SSH connection dropped): exit, runs train on. SIGTERM: stop the runs with checkpoints, then exit."""
         loop = asyncio.get_running_loop()
         for signum in HANDLED_SIGNALS:
             try:
-                loop.add_signal_handler(signum, self.shut_down, signum)
+                loop.add_signal_handler(signum, self.hang_up if signum == signal.SIGHUP else self.shut_down,
+                                        *(() if signum == signal.SIGHUP else (signum,)))
             except (NotImplementedError, RuntimeError, ValueError):
                 return  # not the main thread, or a platform without them: the default handlers stay
 

@@ -1,9 +1,10 @@
 """What the app knows about each run: status, latest metrics, plot series, color. No drawing here.
 
-A :class:`RunState` is updated from the engine's training events (:meth:`RunState.apply`) or
-built from a saved run's record and metric history. The :class:`Session` keeps them in the
-order they appeared and hands out colors and short numbers that the runs list, the plot
-legends and the generation table share.
+A :class:`RunState` follows one run folder: :meth:`RunState.observe` takes the engine
+controller's view of it (status, trainer, device, progress, saved record) and
+:meth:`RunState.add_lines` the lines its trainer appended to ``metrics.jsonl``. The
+:class:`Session` keeps them in the order they appeared and hands out colors and short numbers
+that the runs list, the plot legends and the generation table share.
 """
 
 from __future__ import annotations
@@ -12,24 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import RunConfig
-from engine.events import (
-    CheckpointSaved,
-    EpochMetrics,
-    Event,
-    RunDiverged,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    RunStopped,
-    StepMetrics,
-)
+from engine.controller import RunView
 
-STATUSES = ("queued", "training", "finished", "stopped", "diverged", "failed")
 PALETTE = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292", "#a1887f", "#90a4ae")
 
-# Series drawn in the plots, by where they come from.
-STEP_SERIES = ("train_entropy", "train_kl", "train_loss")  # StepMetrics: rolling training windows
-EPOCH_SERIES = ("entropy", "kl", "val_loss")  # EpochMetrics: validation at epoch ends
+# Series drawn in the plots, by the kind of metrics line they come from.
+STEP_SERIES = ("train_entropy", "train_kl", "train_loss")  # step lines: rolling training windows
+EPOCH_SERIES = ("entropy", "kl", "val_loss")  # epoch lines: validation at epoch ends
 
 
 @dataclass
@@ -54,63 +44,64 @@ class RunState:
     message: str | None = None
     checkpoint_version: int = 0
     history_loaded: bool = True
+    device: str | None = None
+    weights_file: str | None = None
 
     @property
     def has_checkpoint(self) -> bool:
         return self.checkpoint_version > 0
 
     @property
+    def alive(self) -> bool:
+        return self.status in ("queued", "training")
+
+    @property
     def status_text(self) -> str:
-        """``training 42%`` while training, else the bare status."""
+        """``training 42% cpu`` while training, else the bare status."""
         if self.status == "training":
-            return f"training {self.progress:.0%}"
+            return f"training {self.progress:.0%}" + (f" {self.device}" if self.device else "")
         return self.status
 
-    def apply(self, event: Event) -> None:
-        """Fold one training event into the state."""
-        if isinstance(event, RunStarted):
-            self.status, self.definitions = "training", dict(event.definitions)
-            self.progress = event.start_step / max(event.total_steps, 1)
-            self.checkpoint_version += 1  # the trainer saves the run before it starts
-        elif isinstance(event, StepMetrics):
-            self.progress, self.epoch = event.step / max(event.total_steps, 1), event.epoch
-            self._add_points(event.epoch, event.metrics, STEP_SERIES)
-        elif isinstance(event, EpochMetrics):
-            self.progress, self.epoch = event.step / max(event.total_steps, 1), float(event.epoch)
-            self.metrics, self.definitions = dict(event.metrics), dict(event.definitions)
-            self._add_points(float(event.epoch), event.metrics, EPOCH_SERIES)
-        elif isinstance(event, CheckpointSaved):
-            self.epoch = event.epoch
-            self.checkpoint_version += 1
-        elif isinstance(event, RunFinished):
-            self.status, self.progress = "finished", 1.0
-            self.metrics = dict(event.metrics) or self.metrics
-        elif isinstance(event, RunStopped):
-            self.status, self.epoch = "stopped", event.epoch
-        elif isinstance(event, RunDiverged):
-            self.status, self.message = "diverged", event.message
-        elif isinstance(event, RunFailed):
-            self.status, self.message = "failed", event.message
+    def observe(self, view: RunView) -> None:
+        """Take the folder's word for status, progress, device, metrics and the checkpoint."""
+        self.status = view.status or self.status
+        self.device, self.message = view.device, view.message
+        record = view.record
+        if view.config is not None:
+            self.config = view.config
+        if record is not None:
+            self.metrics = dict(record.metrics) or self.metrics
+            if not view.alive:
+                self.epoch = record.epoch_progress
+            if record.weights_file != self.weights_file:
+                self.weights_file = record.weights_file
+                self.checkpoint_version += 1
+        self.progress = 1.0 if self.status == "finished" else view.progress
+
+    def add_lines(self, lines: list[dict[str, Any]]) -> None:
+        """Fold ``metrics.jsonl`` lines (kinds ``step`` and ``epoch``) into the series."""
+        for line in lines:
+            kind = line.get("kind")
+            epoch = line.get("epoch", 0.0)
+            if not isinstance(epoch, (int, float)):
+                continue
+            names = STEP_SERIES if kind == "step" else EPOCH_SERIES if kind == "epoch" else ()
+            self._add_points(float(epoch), line, names)
+            if names:
+                self.epoch = max(self.epoch, float(epoch))
 
     def load_history(self, lines: list[dict[str, Any]], definitions: dict[str, str]) -> None:
-        """Replace the series with a saved run's ``metrics.jsonl`` lines (kinds ``step`` and ``epoch``)."""
+        """Replace the series with a run's whole ``metrics.jsonl``."""
         self.series = {}
         self.definitions = dict(definitions)
-        for line in lines:
-            names = STEP_SERIES if line.get("kind") == "step" else EPOCH_SERIES if line.get("kind") == "epoch" else ()
-            self._add_points(float(line.get("epoch", 0.0)), line, names)
+        self.add_lines(lines)
         self.history_loaded = True
 
     def _add_points(self, epoch: float, metrics: dict[str, Any], names: tuple[str, ...]) -> None:
         for name in names:
             value = metrics.get(name)
-            if isinstance(value, (int, float)):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.series.setdefault(name, []).append((epoch, float(value)))
-
-
-def saved_status(status: str) -> str:
-    """A saved run's status as this session sees it: one left ``training`` was interrupted, so stopped."""
-    return "stopped" if status == "training" else status
 
 
 class Session:
@@ -138,5 +129,7 @@ class Session:
     def shown(self) -> list[RunState]:
         return [run for run in self.runs.values() if run.shown]
 
-    def with_status(self, *statuses: str) -> list[RunState]:
-        return [run for run in self.runs.values() if run.status in statuses]
+    @property
+    def alive(self) -> list[RunState]:
+        """Runs training or queued, by whichever process."""
+        return [run for run in self.runs.values() if run.alive]

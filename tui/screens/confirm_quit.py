@@ -1,6 +1,8 @@
-"""Asks before quitting while runs train: they will be stopped and their checkpoints saved first."""
+"""Asks before quitting while runs train: leave them training (the default), or stop them with a checkpoint."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from textual import on
 from textual.app import ComposeResult
@@ -9,19 +11,23 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+QuitChoice = Literal["leave", "stop"]
 
-class ConfirmQuit(ModalScreen[bool]):
-    """``y`` stops the runs and quits, ``n`` or escape goes back."""
 
+class ConfirmQuit(ModalScreen["QuitChoice | None"]):
+    """``l`` or enter leaves the runs training and quits, ``y``/``s`` stops them and quits, ``n`` or escape goes back."""
+
+    AUTO_FOCUS = "#leave"
     BINDINGS = [
-        Binding("y", "answer(True)", "Stop runs and quit"),
-        Binding("n,escape", "answer(False)", "Keep training"),
+        Binding("l", "answer('leave')", "Leave them training and quit"),
+        Binding("y,s", "answer('stop')", "Stop them and quit"),
+        Binding("n,escape", "answer(None)", "Go back"),
     ]
 
     DEFAULT_CSS = """
     ConfirmQuit { align: center middle; }
     ConfirmQuit > Vertical {
-        width: 60; max-width: 95%; height: auto; border: round $warning; background: $surface; padding: 1 2;
+        width: 66; max-width: 95%; height: auto; border: round $warning; background: $surface; padding: 1 2;
     }
     ConfirmQuit Horizontal { height: auto; margin-top: 1; align-horizontal: center; }
     ConfirmQuit Button { margin: 0 1; }
@@ -36,15 +42,16 @@ class ConfirmQuit(ModalScreen[bool]):
         runs = f"{self.training} run{'s' if self.training != 1 else ''} training"
         queued = f" and {self.queued} queued" if self.queued else ""
         with Vertical():
-            yield Static(f"{runs}{queued}. Quit anyway? Training runs stop after their current batch and save "
-                         "a checkpoint you can resume; queued runs are dropped.")
+            yield Static(f"{runs}{queued}. They train on without the app, and the next lm-explorer shows them; "
+                         "or stop them now: each saves a checkpoint you can resume, queued runs do not start.")
             with Horizontal():
-                yield Button("Stop and quit (y)", id="yes", variant="warning", compact=True)
-                yield Button("Keep training (n)", id="no", compact=True)
+                yield Button("Leave training (l)", id="leave", variant="primary", compact=True)
+                yield Button("Stop them (s)", id="stop", variant="warning", compact=True)
+                yield Button("Back (n)", id="back", compact=True)
 
-    def action_answer(self, answer: bool) -> None:
+    def action_answer(self, answer: QuitChoice | None) -> None:
         self.dismiss(answer)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.dismiss({"leave": "leave", "stop": "stop"}.get(event.button.id or ""))

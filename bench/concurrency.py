@@ -1,0 +1,154 @@
+"""Measure 9, runs side by side: a sweep's wall time against one run's, the app while two train, attach latency.
+
+- **Sweep wall time** (W1, paper preset, weights 1 and 10): the controller queues the runs and
+  its runner starts their trainer processes (:mod:`engine.controller`), timed from queueing to
+  the last run's end. Baseline: one of the runs alone through the same path, with every core.
+  Two thread splits are timed, interleaved with the baseline: two runs at once with
+  ``cores / 2`` threads each (what ``--parallel auto`` does on CPU), and one run at a time with
+  every core. Ratio = sweep ÷ one run; target ≤ 1.6×.
+- **Key → frame while two runs train**: measure 5's keys (:func:`bench.tui_latency.latencies`)
+  while the app's two-weight W1 sweep trains. Ratio = p95 ÷ idle p95; target p95 ≤ 150 ms.
+- **Attach latency**: a headless ``lm-explorer train`` (W1) writes its ``metrics.jsonl`` while the
+  app, started before it, follows the folder. A thread stamps each step line when it lands in the
+  file (polling its size every 2 ms); the app's loop stamps it when the run's series holds it.
+  Target p95 ≤ 1 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.context import Bench
+from bench.table import Row, skipped
+from bench.tui_harness import APP_SIZE, tui_available, wait_until
+from bench.tui_latency import latencies, percentile
+from engine.controller import Controller
+
+MEASURE = "9 concurrency"
+SWEEP_TARGET = 1.6
+KEYS_TARGET_P95 = 0.150
+ATTACH_TARGET_P95 = 1.0
+WEIGHTS = (1.0, 10.0)
+
+
+def measure(bench: Bench) -> list[Row]:
+    workload = bench.workloads["W1"]
+    if not workload.available:
+        return [skipped("W1", MEASURE, workload.missing)]
+    rows = sweep_rows(bench)
+    if not tui_available():
+        return [*rows, skipped("W1", f"{MEASURE}: TUI", "tui.app not available")]
+    return [*rows, *key_rows(bench), attach_row(bench)]
+
+
+def timed_sweep(bench: Bench, weights: tuple[float, ...], parallel: int) -> float:
+    """Seconds from queueing ``weights``' runs to the end of the last, ``parallel`` at once."""
+    workload = bench.workloads["W1"]
+    configs = [workload.config(bench.run_name(f"sweep-w{weight:g}"), bench.device, {"objective.weight": weight}) for weight in weights]
+    controller = Controller(bench.checkpoints)
+    start = time.perf_counter()
+    statuses = controller.run_queue(controller.queue(configs), parallel, bench.device)
+    elapsed = time.perf_counter() - start
+    if set(statuses.values()) != {"finished"}:
+        raise RuntimeError(f"sweep runs ended {statuses}")
+    return elapsed
+
+
+def sweep_rows(bench: Bench) -> list[Row]:
+    cores = os.cpu_count() or 1
+    one, side_by_side, one_at_a_time = [], [], []
+    for _ in range(bench.pick(1, 2)):
+        one.append(timed_sweep(bench, WEIGHTS[:1], 1))
+        side_by_side.append(timed_sweep(bench, WEIGHTS, len(WEIGHTS)))
+        one_at_a_time.append(timed_sweep(bench, WEIGHTS, 1))
+    base = statistics.median(one)
+    rows = []
+    for label, times in ((f"2 at once × {max(1, cores // 2)} thread(s)", side_by_side), (f"1 at a time × {cores} threads", one_at_a_time)):
+        value = statistics.median(times)
+        rows.append(Row("W1", f"{MEASURE}: 2-weight sweep wall time, {label} (median of {len(times)})", f"{value:.1f} s",
+                        f"{base:.1f} s (one run, {cores} threads)", value / base, f"≤ {SWEEP_TARGET:g}×", value / base <= SWEEP_TARGET))
+    return rows
+
+
+def key_rows(bench: Bench) -> list[Row]:
+    workload = bench.workloads["W1"]
+    presses = bench.pick(20, 60)
+    configs = [workload.config(bench.run_name(f"keys-w{weight:g}"), bench.device, {"objective.weight": weight, "train.epochs": 200})
+               for weight in WEIGHTS]
+    idle = asyncio.run(latencies(bench, [], presses))
+    loaded = asyncio.run(latencies(bench, configs, presses))
+    value, base = percentile(loaded, 0.95), percentile(idle, 0.95)
+    return [Row("W1", f"{MEASURE}: key → frame while 2 runs train, p95 of {len(loaded)} keys", f"{value * 1000:.0f} ms",
+                f"{base * 1000:.0f} ms (no run)", value / base, f"≤ {KEYS_TARGET_P95 * 1000:.0f} ms", value <= KEYS_TARGET_P95)]
+
+
+def attach_row(bench: Bench) -> Row:
+    delays = asyncio.run(attach_delays(bench, bench.pick(20, 60)))
+    value = percentile(delays, 0.95)
+    return Row("W1", f"{MEASURE}: attach, metrics line → app's series, p95 of {len(delays)} lines", f"{value * 1000:.0f} ms",
+               f"median {statistics.median(delays) * 1000:.0f} ms", None, f"≤ {ATTACH_TARGET_P95:g} s", value <= ATTACH_TARGET_P95)
+
+
+class LineStamps(threading.Thread):
+    """Stamps each complete line of ``path`` when it lands (polling the size)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.stamps, self.done = path, [], threading.Event()
+
+    def run(self) -> None:
+        seen = 0
+        while not self.done.wait(0.002):
+            try:
+                data = self.path.read_bytes()
+            except FileNotFoundError:
+                continue
+            now = time.perf_counter()
+            lines = data.count(b"\n")
+            if lines > seen:
+                self.stamps.extend([now] * (lines - seen))
+                seen = lines
+
+
+async def attach_delays(bench: Bench, lines: int) -> list[float]:
+    """Per step line of a headless W1 run: when the app's series held it, minus when it landed in the file."""
+    from tui.app import ExplorerApp
+
+    checkpoints = bench.scratch / bench.run_name("attach")
+    name = "headless"
+    workload = bench.workloads["W1"]
+    app = ExplorerApp(checkpoints=str(checkpoints), device=bench.device)
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await pilot.pause(1.0)  # the app is up and following an empty folder
+        stamps = LineStamps(checkpoints / name / "metrics.jsonl")
+        stamps.start()
+        process = subprocess.Popen([sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "train",
+                                    "--preset", "paper", "--corpus", *workload.paths, "--loss", "mse", "--regularizer", "kl",
+                                    "--weight", "10", "--epochs", "200", "--log-every", "5", "--device", bench.device,
+                                    "--checkpoints", str(checkpoints), "--name", name, "--json"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await wait_until(lambda: app.session.get(name) is not None, "the headless run to appear", timeout=120)
+            first_seen = time.perf_counter()
+            run = app.session.get(name)
+            shown: list[float] = []
+            while len(shown) < lines + 5:
+                count = len(run.series.get("train_loss", []))
+                shown.extend([time.perf_counter()] * (count - len(shown)))
+                await asyncio.sleep(0.005)
+        finally:
+            Controller(checkpoints).stop(name)
+            process.wait(timeout=120)
+            stamps.done.set()
+    # Step lines only: the app's train_loss series takes exactly the step lines, in order.
+    step_stamps = [stamp for stamp, line in zip(stamps.stamps, (checkpoints / name / "metrics.jsonl").read_text().splitlines(), strict=False)
+                   if '"kind": "step"' in line]
+    # Lines written before the app first saw the run arrive with that first read: not counted.
+    return [seen - landed for landed, seen in zip(step_stamps, shown, strict=False) if landed > first_seen]

@@ -1,0 +1,146 @@
+"""The app's eyes on the checkpoints folder: every run in it, followed as it trains.
+
+A :class:`Follower` runs in a thread worker and, every ``FOLLOW_S`` seconds, asks the engine's
+controller how each run folder stands (:class:`engine.controller.RunView`: status, trainer,
+device, progress) and reads what the *followed* runs appended to their ``metrics.jsonl`` since
+the last look. It posts one :class:`Observed` message per look that found something new. The
+runs it follows are the ones the app shows; a run newly followed is read from its first line.
+Whoever trains a run (this app's sweep runner, a headless ``lm-explorer train`` in another shell,
+a trainer left by an earlier session) makes no difference: the folder is the only channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from engine import rundir
+from engine.controller import Controller, RunView
+from engine.errors import UserError
+
+FOLLOW_S = 0.25
+READ_LIMIT = 8 << 20
+
+
+@dataclass
+class Update:
+    """What one look found about one run: its view, and the metric lines new since the last look."""
+
+    view: RunView
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    restart: bool = False  # the lines are the run's whole history: replace what was shown
+    definitions: dict[str, str] = field(default_factory=dict)
+
+
+class Observed(Message):
+    """The runs that changed since the last look (new, new status or progress, new metric lines), and those gone."""
+
+    def __init__(self, updates: list[Update], gone: list[str]) -> None:
+        super().__init__()
+        self.updates = updates
+        self.gone = gone
+
+
+@dataclass
+class _Tail:
+    offset: int = 0
+    inode: int = -1
+
+
+def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]:
+    """Complete JSON lines appended to ``path`` since ``tail``; True when the file was replaced (read from its start)."""
+    try:
+        fd = rundir.open_regular(path, os.O_RDONLY)
+    except (OSError, UserError):
+        return [], False
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        restart = info.st_ino != tail.inode or info.st_size < tail.offset
+        if restart:
+            tail.offset, tail.inode = 0, info.st_ino
+        file.seek(tail.offset)
+        data = file.read(READ_LIMIT)
+    end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+    tail.offset += end
+    lines = []
+    for raw in data[:end].splitlines():
+        try:
+            line = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines, restart
+
+
+class Follower:
+    """Looks at the folder every ``FOLLOW_S`` seconds in :meth:`run` (a thread) until :meth:`close`."""
+
+    def __init__(self, controller: Controller, post: Callable[[Message], Any]) -> None:
+        self.controller = controller
+        self.post = post
+        self._followed: set[str] = set()
+        self._tails: dict[str, _Tail] = {}
+        self._last: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._poke = threading.Event()
+
+    def follow(self, name: str) -> None:
+        """Read ``name``'s metric lines from the start at the next look, then as they come."""
+        with self._lock:
+            self._followed.add(name)
+            self._tails[name] = _Tail()
+        self._poke.set()
+
+    def unfollow(self, name: str) -> None:
+        with self._lock:
+            self._followed.discard(name)
+            self._tails.pop(name, None)
+
+    def look_now(self) -> None:
+        self._poke.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._poke.set()
+
+    def run(self) -> None:
+        while not self._closed.is_set():
+            self.look()
+            self._poke.wait(FOLLOW_S)
+            self._poke.clear()
+
+    def look(self) -> None:
+        """One look at the folder; posts :class:`Observed` when anything changed."""
+        views = {view.name: view for view in self.controller.views()}
+        updates = []
+        for name, view in views.items():
+            with self._lock:
+                tail = self._tails.get(name) if name in self._followed else None
+            lines, restart = read_new_lines(self.controller.checkpoints / name / "metrics.jsonl", tail) if tail else ([], False)
+            key = (view.status, view.step, view.device, view.pid, view.record.updated if view.record else None, view.message)
+            if not lines and not restart and self._last.get(name) == key:
+                continue
+            self._last[name] = key
+            updates.append(Update(view, lines, restart, self._definitions(view)))
+        gone = [name for name in self._last if name not in views]
+        for name in gone:
+            del self._last[name]
+        if updates or gone:
+            self.post(Observed(updates, gone))
+
+    @staticmethod
+    def _definitions(view: RunView) -> dict[str, str]:
+        if view.config is None:
+            return {}
+        from engine.metrics import definitions_for
+
+        return definitions_for(view.config.model.head)
