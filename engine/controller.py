@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from engine import rundir
 from engine.config import RunConfig
 from engine.errors import UserError
+from engine.safe_io import atomic_write
 from engine.executor import Executor, JobSpec, LocalExecutor, spawn_detached
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ class Controller:
 
     def _write_request(self, name: str, request: dict[str, Any]) -> None:
         request["owner"] = {"pid": os.getpid(), "host": rundir.HOST}
-        rundir.replace_file(self.checkpoints / name / rundir.REQUEST_FILE, json.dumps(request).encode())
+        atomic_write(self.checkpoints / name / rundir.REQUEST_FILE, json.dumps(request).encode())
 
     # Stop and resume
 

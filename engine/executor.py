@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engine import rundir
+from engine.safe_io import open_regular
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def child_environment(threads: int | None = None) -> dict[str, str]:
 
 def spawn_detached(command: list[str], log: Path, threads: int | None = None) -> subprocess.Popen:
     """Start ``command`` in its own session (SIGHUP to this terminal does not reach it), output appended to ``log``."""
-    fd = rundir.open_regular(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    fd = open_regular(log, rundir.protocol_file(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=child_environment(threads), close_fds=True)

@@ -17,18 +17,16 @@ Run status is one typed set, its transitions are in :data:`TRANSITIONS`, and a s
 in one place (:func:`derive_status`): a run saved as ``training`` whose writer is gone reads as
 ``interrupted`` (and can be resumed), never as ``training`` forever.
 
-Every file here is opened without following symlinks and must be a regular file. Nothing here
+Every file here is opened through :mod:`engine.safe_io`: no symlinks followed, regular files only. Nothing here
 imports torch, so listings and the app's follower stay light.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
 import socket
-import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from engine.errors import UserError
+from engine.safe_io import atomic_write, open_regular, read_regular
 from engine.events import Event, RunDiverged, RunFailed, RunFinished, RunStopped
 
 Status = Literal["queued", "training", "stopped", "finished", "diverged", "failed", "interrupted"]
@@ -114,57 +113,18 @@ def derive_status(saved: Status | None, requested: Status | None, writer_alive: 
 
 # Safe files ---------------------------------------------------------------------------------------
 
-def open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
-    """``os.open`` that refuses symlinks (``O_NOFOLLOW``), never blocks on a FIFO, and insists on a regular file."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
-    except OSError as error:
-        if error.errno in (errno.ELOOP, errno.EMLINK):
-            raise UserError(f"{str(path)!r} is a symbolic link; a run folder holds only plain files, remove it.") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise UserError(f"{str(path)!r} is not a regular file; a run folder holds only plain files, remove it.")
-    return fd
-
-
-def read_small(path: Path, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
-    """A small protocol file's bytes, or None when it is absent; too large or not a plain file is a :class:`UserError`."""
-    try:
-        fd = open_regular(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(fd, "rb") as file:
-        data = file.read(limit + 1)
-    if len(data) > limit:
-        raise UserError(f"{str(path)!r} is over {limit} bytes; it is not a file lm-explorer wrote, remove it.")
-    return data
+def protocol_file(path: Path) -> str:
+    """How refusals name a protocol file: ``Run 'x' file 'heartbeat'``."""
+    return f"Run {path.parent.name!r} file {path.name!r}"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """A small JSON object file, or None when absent, unreadable or not an object (a reader never fails on it)."""
     try:
-        data = read_small(path)
-        value = json.loads(data) if data is not None else None
-    except (UserError, OSError, ValueError, RecursionError):
+        value = json.loads(read_regular(path, protocol_file(path), SMALL_FILE_LIMIT))
+    except (UserError, OSError, ValueError, RecursionError):  # FileNotFoundError included
         return None
     return value if isinstance(value, dict) else None
-
-
-def replace_file(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it over ``path`` (readers see old or new, never a part)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            if durable:
-                file.flush()
-                os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 # Names ---------------------------------------------------------------------------------------------
@@ -255,7 +215,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise the sentence naming its holder. Retries briefly: readers probe it for an instant."""
-        fd = open_regular(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+        fd = open_regular(self.folder / LOCK_FILE, protocol_file(self.folder / LOCK_FILE), os.O_RDWR | os.O_CREAT)
         deadline = time.monotonic() + LOCK_RETRY_S
         while True:
             try:
@@ -283,7 +243,7 @@ def lock_holder(folder: Path) -> Holder:
 def lock_held(folder: Path) -> bool:
     """Whether a writer holds ``folder``'s lock now (probed with a shared lock taken and dropped at once)."""
     try:
-        fd = open_regular(folder / LOCK_FILE, os.O_RDONLY)
+        fd = open_regular(folder / LOCK_FILE, protocol_file(folder / LOCK_FILE))
     except (FileNotFoundError, UserError, OSError):
         return False
     try:
@@ -336,7 +296,7 @@ def read_beat(folder: Path) -> Beat | None:
 
 def request_stop(folder: Path) -> None:
     """Leave a stop request in ``folder`` (any process, any host sharing the folder)."""
-    replace_file(folder / STOP_FILE, json.dumps({"pid": os.getpid(), "host": HOST, "time": time.time()}).encode())
+    atomic_write(folder / STOP_FILE, json.dumps({"pid": os.getpid(), "host": HOST, "time": time.time()}).encode())
 
 
 def stop_requested(folder: Path) -> bool:
@@ -393,7 +353,7 @@ class Writer:
         line = {"pid": os.getpid(), "host": HOST, "device": self.device, "step": self.step,
                 "total_steps": self.total_steps, "time": time.time()}
         try:
-            replace_file(self.folder / HEARTBEAT_FILE, json.dumps(line).encode(), durable=False)
+            atomic_write(self.folder / HEARTBEAT_FILE, json.dumps(line).encode(), durable=False)
         except OSError:
             pass  # a full disk must not end the run here; the save will say so
 

@@ -124,19 +124,21 @@ def append_text(path: Path, what: str, text: str) -> None:
         file.write(text.encode("utf-8"))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
     The temporary file is created exclusively beside the target (``.<name>.<random>.tmp``) and
     renamed over it; a rename replaces a link in the target's place rather than following it.
+    ``durable`` waits for the data to reach the disk first (not needed for a heartbeat).
     """
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         os.fchmod(handle, 0o644)
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

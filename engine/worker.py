@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine import rundir
 from engine.errors import UserError
+from engine.safe_io import atomic_write
 from engine.events import FINAL_EVENTS, RunFailed, RunStarted
 
 EXIT_CODES = {"finished": 0, "stopped": 130, "diverged": 3, "failed": 1}
@@ -72,7 +73,7 @@ def refused(folder: Path, message: str) -> int:
     request = rundir.read_json(folder / rundir.REQUEST_FILE)
     if request is not None and not (folder / rundir.RECORD_FILE).exists():
         request.update(status="failed", message=message)
-        rundir.replace_file(folder / rundir.REQUEST_FILE, json.dumps(request).encode())
+        atomic_write(folder / rundir.REQUEST_FILE, json.dumps(request).encode())
     return 2
 
 

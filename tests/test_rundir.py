@@ -15,6 +15,7 @@ import pytest
 from engine import rundir
 from engine.checkpoint import RunDirectory
 from engine.errors import UserError
+from engine.safe_io import read_regular
 from engine.events import RunDiverged, RunFailed, RunFinished, RunStopped, StepMetrics
 from engine.trainer import Trainer
 from tests.conftest import record_json, tiny_config
@@ -103,8 +104,8 @@ def test_protocol_files_refuse_symlinks_and_fifos(tmp_path):
         rundir.RunLock(tmp_path, "r").acquire()
     os.mkfifo(tmp_path / rundir.HEARTBEAT_FILE)
     assert rundir.read_beat(tmp_path) is None  # a FIFO is refused at once, it does not hang the reader
-    with pytest.raises(UserError, match="not a regular file"):
-        rundir.read_small(tmp_path / rundir.HEARTBEAT_FILE)
+    with pytest.raises(UserError, match="is a FIFO"):
+        read_regular(tmp_path / rundir.HEARTBEAT_FILE, "heartbeat", 1024)
     assert target.read_text() == "{}"
 
 

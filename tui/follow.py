@@ -22,6 +22,7 @@ from typing import Any
 from textual.message import Message
 
 from engine import rundir
+from engine.safe_io import open_regular
 from engine.controller import Controller, RunView
 from engine.errors import UserError
 
@@ -57,7 +58,7 @@ class _Tail:
 def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]:
     """Complete JSON lines appended to ``path`` since ``tail``; True when the file was replaced (read from its start)."""
     try:
-        fd = rundir.open_regular(path, os.O_RDONLY)
+        fd = open_regular(path, rundir.protocol_file(path))
     except (OSError, UserError):
         return [], False
     with os.fdopen(fd, "rb") as file:
