@@ -1,4 +1,4 @@
-"""The headless commands: train, sweep, generate, runs, corpus-info.
+"""The headless commands: train, sweep, generate, runs, corpus-info, reproduce.
 
 Mistakes in the input end with one sentence on stderr and exit code 2. A run that diverges
 exits 3, one stopped with Ctrl-C or SIGTERM exits 130 after saving its checkpoint, an internal
@@ -30,6 +30,7 @@ from engine.config import (
     parse_weights,
 )
 from engine.errors import UserError
+from engine.reproduce import add_reproduce_parser, cmd_reproduce
 
 DEFAULT_CHECKPOINTS = "checkpoints"
 EXIT_USER_ERROR = 2
@@ -157,6 +158,8 @@ def build_parser() -> ArgumentParser:
     info.add_argument("--max-vocab", type=_number(int, "--max-vocab"), metavar="N")
     info.add_argument("--min-count", type=_number(int, "--min-count"), metavar="K")
     info.add_argument("--json", action="store_true")
+
+    add_reproduce_parser(commands)
     return parser
 
 
@@ -481,5 +484,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "runs": cmd_runs,
     "corpus-info": cmd_corpus_info,
+    "reproduce": cmd_reproduce,
 }
 
