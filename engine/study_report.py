@@ -107,19 +107,16 @@ def collect(planned: list[tuple[GridRun, int, RunConfig]], out: Path, corpus: Co
         entry.statuses.append(record.status)
         entry.epochs.append(lines)
     reproduction = Reproduction(corpus, seeds, device, list(by_key.values()), {r.name: r.action for r in results}, timings)
-    for entry in reproduction.runs:
+    trained = [entry for entry in reproduction.runs if entry.common_epochs]
+    for entry in trained:
         run = load_run(runs_dir, entry.names[0], "cpu")
-        if not entry.common_epochs:
-            continue
         reproduction.predictions[entry.grid.key] = validation_predictions(run, corpus)
         reproduction.continuations[entry.grid.key] = continuations(run, STUDY_SEED_TEXTS, GENERATED_WORDS, STUDY_TOP_K)
-        wants_kl = entry.head == "linear" and (reproduction.kl is None or entry.grid.key == "kl-10")
-        if wants_kl and entry.config.objective.regularizer == "kl":
-            reproduction.kl = kl_check(run, corpus)
-    if reproduction.kl is None:
-        linear = next((entry for entry in reproduction.runs if entry.head == "linear" and entry.common_epochs), None)
-        if linear is not None:
-            reproduction.kl = kl_check(load_run(runs_dir, linear.names[0], "cpu"), corpus)
+    # the identity holds for any linear head's outputs; measure it on the study's pick when it is there
+    linear = sorted((entry for entry in trained if entry.head == "linear"),
+                    key=lambda entry: (entry.grid.key != "kl-10", entry.config.objective.regularizer != "kl"))
+    if linear:
+        reproduction.kl = kl_check(load_run(runs_dir, linear[0].names[0], "cpu"), corpus)
     return reproduction
 
 

@@ -198,3 +198,18 @@ def test_the_study_kl_on_one_hot_targets_is_a_clipped_ce_plus_a_small_term():
     assert torch.allclose(clipped_ce + rest, kl, rtol=0, atol=1e-12)
     assert torch.all(rest <= 0) and torch.all(rest >= (vocab - 1) * eps * math.log(eps))
     assert torch.allclose(Outputs(raw, "linear").kl_to_words(target), kl, rtol=0, atol=1e-12)
+
+
+def test_several_seeds_draw_the_mean_with_a_min_max_band():
+    from matplotlib.collections import PolyCollection
+
+    from engine.figures import Series, build_figure
+
+    spec = next(spec for spec in FIGURES if spec.number == 6)
+    series = [Series("Weight = 10.0", [1, 2, 3], [[9.0, 7.0, 6.0], [11.0, 9.0, 8.0]]),
+              Series("Weight = 100.0", [1, 2, 3], [[60.0, 58.0, 57.0]])]
+    ax = build_figure(spec, [(spec.panels[0], series)]).get_axes()[0]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[10.0, 8.0, 7.0], [60.0, 58.0, 57.0]]
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]  # only the line with two seeds has one
+    low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == (6.0, 11.0)
