@@ -1,4 +1,4 @@
-"""The headless commands: train, sweep, generate, runs, corpus-info.
+"""The headless commands: train, sweep, generate, runs, corpus-info, reproduce.
 
 Mistakes in the input, and faults of the disk (full, read-only, no permission), end with one
 sentence on stderr and exit code 2. A run that diverges exits 3. One stopped with Ctrl-C or
@@ -31,6 +31,7 @@ from engine.config import (
     parse_weights,
 )
 from engine.errors import UserError
+from engine.reproduce import add_reproduce_parser, cmd_reproduce
 from engine.safe_io import describe_os_error
 from engine.settings import add_options, given_overrides, settings
 
@@ -105,6 +106,8 @@ def build_parser() -> ArgumentParser:
     info = commands.add_parser("corpus-info", help="the study's corpus counts", description="Documents, vocabulary (+1 padding), pairs and longest document.")
     add_options(info, ["corpus.paths", "corpus.column", "corpus.max_vocab", "corpus.min_count"])
     info.add_argument("--json", action="store_true")
+
+    add_reproduce_parser(commands)
     return parser
 
 
@@ -490,5 +493,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "runs": cmd_runs,
     "stop": cmd_stop,
     "corpus-info": cmd_corpus_info,
+    "reproduce": cmd_reproduce,
 }
 

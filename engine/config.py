@@ -164,6 +164,19 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def preset_values(preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset's settings for a run with these overrides.
+
+    ``paper`` keeps the study's linear head only for the study's loss, ``mse``: with any other base
+    loss (all defined on ``p = softmax(z)``) it is Bansal's original model, a softmax head, so
+    entropy and KL are measured on probabilities, as the study's Keras pipeline does with ``--loss ce``.
+    """
+    values = dict(PRESETS.get(preset or "", {}))
+    if preset == "paper" and overrides.get("objective.loss", values["objective.loss"]) != "mse":
+        values["model.head"] = "softmax"
+    return values
+
+
 def build_run_config(name: str, preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Defaults, then the preset, then ``overrides`` (dotted keys such as ``objective.weight``).
 
@@ -172,7 +185,7 @@ def build_run_config(name: str, preset: str | None = None, overrides: dict[str, 
     if preset is not None and preset not in PRESETS:
         raise UserError(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}.")
     values: dict[str, Any] = {}
-    for key, value in {**PRESETS.get(preset or "", {}), **(overrides or {})}.items():
+    for key, value in {**preset_values(preset, overrides or {}), **(overrides or {})}.items():
         section, _, field = key.partition(".")
         values.setdefault(section, {})[field] = value
     try:

@@ -215,3 +215,13 @@ def test_presets_only_name_real_settings():
         for key, expected in values.items():
             section, _, name = key.partition(".")
             assert field(config, section, name) == expected
+
+
+def test_the_paper_preset_with_cross_entropy_is_bansals_softmax_model():
+    # the study's linear head belongs to its MSE; with cross-entropy the preset is Bansal's original model
+    assert build_run_config("control", "paper").model.head == "linear"
+    assert build_run_config("kl", "paper", {"objective.regularizer": "kl", "objective.weight": 10.0}).model.head == "linear"
+    bansal = build_run_config("ce", "paper", {"objective.loss": "ce"})
+    assert (bansal.model.head, bansal.model.embedding_dim, bansal.model.hidden_size, bansal.train.batching) == ("softmax", 10, 100, "prefix")
+    assert build_run_config("beta", "paper", {"objective.loss": "beta", "objective.loss_param": 2.0}).model.head == "softmax"
+    assert build_run_config("ce-linear", "paper", {"objective.loss": "ce", "model.head": "linear"}).model.head == "linear"
