@@ -374,13 +374,25 @@ class StackedTrainer:
 
     @torch.no_grad()
     def _evaluate(self, batches) -> StackedTotals:
-        """Every member's metric totals over the validation batches, in order, with dropout off."""
+        """Every member's metric totals over the validation batches, in order, with dropout off.
+
+        Evaluation batches hold :data:`EVAL_BATCH_FACTOR` times a training batch's sequences, so
+        members are scored that many fewer at a time: evaluation's ``(members, n, V)`` tensors stay
+        no larger than a training step's.
+        """
         self._model.train(False)
-        totals = self._totals()
+        totals, count = self._totals(), len(self._active)
+        size = max(1, count // EVAL_BATCH_FACTOR)
+        chunks = [range(start, min(start + size, count)) for start in range(0, count, size)]
+        objectives = [self._objective.select(list(chunk)) for chunk in chunks]
         for batch in iterate(batches, seed=None):
-            raw, target_index = self._model(batch.to(self._device))
-            _, sums, guesses = self._objective(raw, target_index)
-            totals.add(sums, guesses)
+            batch = batch.to(self._device)
+            scored = []
+            for chunk, objective in zip(chunks, objectives, strict=True):
+                raw, target_index = self._model(batch, chunk)
+                scored.append(objective(raw, target_index)[1:])
+                del raw
+            totals.add(torch.cat([sums for sums, _ in scored]), torch.cat([guesses for _, guesses in scored]))
         self._model.train(True)
         return totals
 

@@ -44,10 +44,11 @@ class StackedModel:
     def train(self, mode: bool = True) -> None:
         self.shell.train(mode)
 
-    def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: Batch, members: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs ``(R, n, V)`` at the batch's scored positions, and their target word indices ``(n,)``.
 
-        The same positions and targets as :func:`engine.trainer.forward` takes for a solo model.
+        The same positions and targets as :func:`engine.trainer.forward` takes for a solo model;
+        ``members`` (default all) limits the outputs to those members.
         """
         if batch.last_only:
             options, target_index = {"last_only": True}, batch.targets
@@ -56,12 +57,12 @@ class StackedModel:
             options, target_index = {"scored": scored}, batch.targets[scored]
         device = batch.inputs.device
         state = _rng_state(device) if self.shell.training else None
-        members = [parameter.unbind(0) for parameter in self.params]
+        slices = [parameter.unbind(0) for parameter in self.params]
         raws = []
-        for r in range(self.count):
+        for r in members or range(self.count):
             if state is not None:
                 _set_rng_state(device, state)
-            weights = {name: member[r] for name, member in zip(self.names, members, strict=True)}
+            weights = {name: member[r] for name, member in zip(self.names, slices, strict=True)}
             raws.append(functional_call(self.shell, weights, (batch.inputs,), options, strict=True))
         return torch.stack(raws), target_index
 
