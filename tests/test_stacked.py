@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from engine.events import (
     RunStopped,
     StepMetrics,
 )
-from engine.stacked import StackedTrainer, activation_bytes, stack_groups, stack_key
+from engine.stacked import StackedTrainer, activation_bytes, default_memory_budget, reuse_large_allocations, stack_groups, stack_key
 from engine.trainer import Trainer
 from tests.conftest import tiny_config
 
@@ -92,8 +93,9 @@ def test_a_mixed_stack_matches_its_solo_twins_two_layers_prefix_batching(small_c
     shared = {"model__head": "linear", "model__num_layers": 2, "train__batching": "prefix", "train__batch_size": 64}
     configs = [
         config_for("mix-kl", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=1.0),
-        config_for("mix-none", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=0.0),
         config_for("mix-ls", small_corpus, **shared, objective__loss="ce", objective__regularizer="label-smoothing", objective__weight=0.1),
+        config_for("mix-none", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=0.0),
+        config_for("mix-kl2", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=0.5),
     ]
     events = list(StackedTrainer.new(configs, tmp_path).events())
     for config in configs:
@@ -232,3 +234,8 @@ def test_a_member_checkpoint_holds_its_own_weights(small_corpus, tmp_path):
     states = [RunDirectory(tmp_path, f"own-{i}") for i in range(3)]
     tensors = [load_file(directory.path / directory.read_record().weights_file)["output.weight"] for directory in states]
     assert not torch.equal(tensors[0], tensors[2])
+
+
+def test_large_allocations_are_kept_for_reuse_under_glibc():
+    assert reuse_large_allocations() == (platform.libc_ver()[0] == "glibc")
+    assert default_memory_budget("cpu") > 0
