@@ -35,8 +35,9 @@ size × (longest document − 1) with document batching, an upper bound (batches
 length). Evaluation batches are :data:`~engine.trainer.EVAL_BATCH_FACTOR` times larger, so a
 stack scores that many fewer members at a time there and needs no more. :func:`stack_groups`
 cuts a stack into the fewest groups whose members' estimates fit the budget. Measured on W2
-(peak RSS, :mod:`bench.stacked`): a 4-member stack peaks at 1.24× one run's peak with
-document batching over a whole epoch, at 1.07× with the paper's prefix batching.
+(peak RSS, :mod:`bench.stacked`): a 4-member stack peaks at 1.5× one run's peak with document
+batching over a whole epoch, at 1.21× with the paper's prefix batching (1.27× and 1.08× before
+:func:`reuse_large_allocations`, which keeps freed memory in the heap).
 
 **Exactness and the choice of the recurrent form.** Each member's forward is the solo model's
 own code on its own parameter slices (:mod:`engine.stacked_model`), so outputs, dropout masks
@@ -61,6 +62,9 @@ Measured on this project's 2-core shared CPU (torch 2.14 CPU, 1 thread, paper mo
     block-diagonal fused LSTM (R·H)       7.9    67.2   227.6
     ===================================  =====  ======  ======
 
+``torch.func.vmap`` over the LSTM module fails in torch 2.14 (no batching rule for
+``aten::lstm``, and no fallback); a compiled cell was not tried (compiling on this machine
+takes minutes, and it would still be a per-step loop on a CPU).
 On a CPU the recurrent work is compute-bound, so no form beats R solo kernels, and only they
 are bitwise exact: the stack runs the solo kernel per member. What a stack shares on a CPU is
 everything else: batch building, the one-hot targets, the loss and metrics over
@@ -68,6 +72,12 @@ everything else: batch building, the one-hot targets, the loss and metrics over
 separate passes), Adam's per-tensor overhead, evaluation batches. The block-diagonal form would
 also let a diverging member's NaN reach the others (0 · NaN = NaN). On a launch-bound GPU the
 per-step bmm form is the candidate to measure; GPU numbers were not measured here.
+
+Whole sweeps (``python -m bench --only 9``, same CPU, 1 thread, runs interleaved): W1, paper
+preset, 4 KL weights, 5 epochs: the stack takes 3.07× one run's time, 0.755× the four run one
+after another. W2, document batching, 1 epoch: 4.17× one run, about the four in sequence: its
+``positions × V`` element-wise passes (loss, metrics, their gradients) are per member and
+memory-bound on a CPU, and a stack only saves their per-call overhead.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from engine.events import (
     CheckpointSaved,
     EpochMetrics,
     RunDiverged,
+    RunFailed,
     RunFinished,
     RunStarted,
     RunStopped,
@@ -239,3 +240,12 @@ def test_a_member_checkpoint_holds_its_own_weights(small_corpus, tmp_path):
 def test_large_allocations_are_kept_for_reuse_under_glibc():
     assert reuse_large_allocations() == (platform.libc_ver()[0] == "glibc")
     assert default_memory_budget("cpu") > 0
+
+
+def test_a_refused_device_fails_every_member_and_writes_nothing(small_corpus, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("checks a refused CUDA device")
+    objective, weights = OBJECTIVES["mse-kl"]
+    events = list(StackedTrainer.new(sweep(small_corpus, objective, weights, "gpu", train__device="cuda"), tmp_path).events())
+    assert [(type(event), event.run_name, event.user_error) for event in events] == [(RunFailed, f"gpu-{i}", True) for i in range(3)]
+    assert not any(RunDirectory(tmp_path, f"gpu-{i}").exists() for i in range(3))
