@@ -59,9 +59,9 @@ def _number(kind: Callable[[str], Any], what: str) -> Callable[[str], Any]:
     return convert
 
 
-def _training_options(parser: argparse.ArgumentParser, weight: bool = True) -> None:
-    """The options train and sweep share: one per setting (:mod:`engine.settings`), then the run's own."""
-    add_options(parser, [item.key for item in settings() if weight or item.key != "objective.weight"])
+def _training_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """The options train and sweep share: one per setting (:mod:`engine.settings`) but ``leave_out``, then the run's own."""
+    add_options(parser, [item.key for item in settings() if item.key not in leave_out])
     parser.add_argument("--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults")
     parser.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)")
     parser.add_argument("--name", metavar="RUN", help="run name (default: objective, weight and time)")
@@ -77,10 +77,13 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue a saved run (with --epochs: train it further)")
 
     sweep = commands.add_parser("sweep", help="one run per regularizer weight, then a comparison", description="Train one run per weight and compare them.")
-    _training_options(sweep, weight=False)
+    _training_options(sweep, leave_out=("objective.weight", "train.device"))
     sweep.add_argument("--weights", required=True, metavar="W,W,…", help="comma-separated weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N, or CUDA devices to spread the runs over: cuda:0,cuda:1")
     sweep.add_argument("--parallel", default="auto", metavar="N",
-                       help="runs training at once (default auto: every run on CUDA, one per core on CPU)")
+                       help="trainer processes at once (default auto: every one on CUDA, one per core on CPU)")
+    sweep.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
+                       help="train runs that differ only in their objective as one stacked model (default: on CUDA only)")
     sweep.add_argument("--detach", action="store_true", help="queue the runs, start them in the background and return at once")
 
     stop = commands.add_parser("stop", help="stop a training or queued run", description="Ask a run to stop; a training run saves a checkpoint.")
@@ -200,20 +203,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     checkpoints_folder(args.checkpoints, create=False)
     parallel = parse_parallel(args.parallel)
     device = args.device or "auto"
+    given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
     configs = []
     for weight in weights:
-        overrides = {**given_overrides(args), "objective.weight": weight}
-        name = f"{args.name}-w{weight:g}" if args.name else default_run_name(build_run_config("unnamed", args.preset, overrides))
-        configs.append(build_run_config(name, args.preset, overrides))
+        config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
+        configs.append(config.model_copy(update={"name": f"{args.name}-w{weight:g}" if args.name else default_run_name(config)}))
+    if configs[0].objective.regularizer == "none":
+        raise UserError("A sweep varies the regularizer's weight, and --regularizer is none; "
+                        "give --regularizer entropy, kl, confidence or label-smoothing.")
     controller = Controller(checkpoints_folder(args.checkpoints, create=True))
     names = controller.queue(configs, rename=not args.name)
     if args.detach:
-        controller.launch_runner(names, parallel, device)
+        controller.launch_runner(names, parallel, device, args.stack)
         print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")
         return 0
     with _stop_on_signals(lambda: None) as signals:
         statuses = controller.run_queue(names, parallel, device, report=None if args.json else _report_run,
-                                        stopping=lambda: signals.received is not None)
+                                        stopping=lambda: signals.received is not None, stack=args.stack)
     views = [controller.view(name) for name in names]
     refused = [view for view in views if view.record is None and view.status == "failed"]
     if refused and len(refused) == len(views):

@@ -9,9 +9,11 @@ code) when the app or ``sweep --detach`` starts it. The runner places each run o
 :class:`Slot` (a device and a share of the CPU threads) and starts its trainer command through an
 :class:`~engine.executor.Executor`.
 
-Placement (:func:`plan_slots`): on CUDA every run of a sweep at once, spread over the devices
-given (``cuda:0,cuda:1``) or found (``auto``); on CPU one run per ``CPU_THREADS_PER_RUN`` cores,
-so runs never oversubscribe them. Measured on a 2-core CPU, W1 paper preset, one epoch, two
+Placement (:func:`plan_slots`): on CUDA every job of a sweep at once, spread over the devices
+given (``cuda:0,cuda:1``) or found (``auto``); on CPU one job per ``CPU_THREADS_PER_RUN`` cores,
+so runs never oversubscribe them. A job is one trainer process: one run, or (stacking, the
+default on CUDA: :func:`should_stack`) a stack of queued runs that differ only in their objective,
+trained as one model (:mod:`engine.stacked`), cut into groups that fit the device's memory. Measured on a 2-core CPU, W1 paper preset, one epoch, two
 weights: two runs side by side with 1 thread each took 39 s, the same two one after the other with
 2 threads each 61 s.
 """
@@ -86,6 +88,18 @@ def parse_devices(spec: str, cuda_count: int) -> list[str]:
     if "cpu" in devices and len(devices) > 1:
         raise UserError("--device mixes cpu with CUDA devices; give cpu alone, or CUDA devices only.")
     return devices
+
+
+def should_stack(stack: bool | None, device: str) -> bool:
+    """Whether a sweep's runs stack: as asked, else on CUDA only.
+
+    On a CPU a stack of N runs costs about N runs (measured, :mod:`engine.stacked`: the recurrent
+    work is compute-bound and the ``positions × V`` passes are per member), while separate runs use
+    the cores side by side; on a launch-bound GPU one stacked model keeps the device busy.
+    """
+    if stack is not None:
+        return stack
+    return device != "cpu" and parse_devices(device, cuda_devices()) != ["cpu"]
 
 
 def cuda_devices() -> int:
@@ -227,22 +241,44 @@ class Controller:
             self.launch_runner(names, parallel, device)
         return names
 
-    def launch_runner(self, names: list[str], parallel: int | None, device: str) -> None:
+    def launch_runner(self, names: list[str], parallel: int | None, device: str, stack: bool | None = None) -> None:
         """``python -m engine.controller`` in its own session: it outlives this process and its terminal."""
+        stacking = [] if stack is None else ["--stack" if stack else "--no-stack"]
         command = [sys.executable, "-m", "engine.controller", "--checkpoints", str(self.checkpoints), "--device", device,
-                   "--parallel", str(parallel or "auto"), *names]
+                   "--parallel", str(parallel or "auto"), *stacking, *names]
         self._children.append(spawn_detached(command, self.checkpoints / names[0] / rundir.RUNNER_LOG_FILE))
+
+    def plan_jobs(self, names: list[str], stack: bool, device: str) -> list[tuple[str, ...]]:
+        """The trainer jobs for ``names``: with ``stack``, the queued runs that can train as one model grouped
+        (:func:`engine.stacked.stack_groups`, within half the first device's free memory); every other run alone."""
+        if not stack:
+            return [(name,) for name in names]
+        from engine.stacked import default_memory_budget, stack_groups
+
+        queued = {}
+        for name in names:
+            config = None
+            if not (self.checkpoints / name / rundir.RECORD_FILE).exists():
+                config = _request_config(rundir.read_json(self.checkpoints / name / rundir.REQUEST_FILE))
+            if config is not None:
+                queued[name] = config.model_copy(update={"name": name})
+        groups = stack_groups(list(queued.values()), default_memory_budget(parse_devices(device, cuda_devices())[0]))
+        grouped = {group[0].name: tuple(config.name for config in group) for group in groups}
+        return [grouped[name] if name in grouped else (name,) for name in names if name in grouped or name not in queued]
 
     def run_queue(self, names: list[str], parallel: int | None = None, device: str = "auto",
                   report: Callable[[str, str, Slot | None], None] | None = None,
-                  stopping: Callable[[], bool] | None = None) -> dict[str, rundir.Status | None]:
-        """The sweep runner: start the queued ``names`` in turn, at most ``len(slots)`` at once; wait for all to end.
+                  stopping: Callable[[], bool] | None = None, stack: bool | None = None) -> dict[str, rundir.Status | None]:
+        """The sweep runner: start the queued ``names`` in turn, at most ``len(slots)`` jobs at once; wait for all to end.
 
         ``report(name, status, slot)`` hears each start and end; once ``stopping()`` is true every run
         is asked to stop (the training ones save a checkpoint, the waiting ones do not start).
+        ``stack``: train runs that can stack as one model (None: :func:`should_stack` decides).
         """
         try:
-            slots = plan_slots(device, parallel, len(names))
+            stacked = should_stack(stack, device)
+            jobs = self.plan_jobs(names, stacked, device)
+            slots = plan_slots(device, parallel, len(jobs))
         except UserError as error:
             for name in names:
                 request = rundir.read_json(self.checkpoints / name / rundir.REQUEST_FILE)
@@ -253,32 +289,41 @@ class Controller:
             request = rundir.read_json(self.checkpoints / name / rundir.REQUEST_FILE)
             if request is not None and request.get("status") == "queued":
                 self._write_request(name, request)  # this process owns the queue from here on
-        pending, running, free = deque(names), {}, list(slots)
+        pending, running, free = deque(jobs), {}, list(slots)
         stop_sent = False
         while pending or running:
             if stopping is not None and stopping() and not stop_sent:
                 stop_sent = True
-                for name in [*pending, *(name for name, _ in running.values())]:
+                for name in [name for job in [*pending, *(job for job, _ in running.values())] for name in job]:
                     rundir.request_stop(self.checkpoints / name)
             while pending and free:
-                name = pending.popleft()
-                if rundir.stop_requested(self.checkpoints / name):
-                    self._cancel(name)
-                    if report:
-                        report(name, "stopped", None)
+                job_names = tuple(name for name in pending.popleft() if not self._cancelled(name, report))
+                if not job_names:
                     continue
                 slot = free.pop(0)
-                running[self.executor.launch(JobSpec((name,), self.checkpoints, slot.device, slot.threads))] = (name, slot)
-                if report:
-                    report(name, "training", slot)
+                spec = JobSpec(job_names, self.checkpoints, slot.device, slot.threads, stacked=len(job_names) > 1)
+                running[self.executor.launch(spec)] = (job_names, slot)
+                for name in job_names:
+                    if report:
+                        report(name, "training", slot)
             time.sleep(POLL_S)
-            for job, (name, slot) in list(running.items()):
+            for job, (job_names, slot) in list(running.items()):
                 if job.poll() is not None:
                     del running[job]
                     free.append(slot)
-                    if report:
-                        report(name, self.view(name).status or "failed", slot)
+                    for name in job_names:
+                        if report:
+                            report(name, self.view(name).status or "failed", slot)
         return {name: self.view(name).status for name in names}
+
+    def _cancelled(self, name: str, report: Callable[[str, str, Slot | None], None] | None) -> bool:
+        """A queued run asked to stop before its job started: marked stopped, not started."""
+        if not rundir.stop_requested(self.checkpoints / name):
+            return False
+        self._cancel(name)
+        if report:
+            report(name, "stopped", None)
+        return True
 
     def _cancel(self, name: str) -> None:
         """A queued run asked to stop before it started: it stays, ``stopped``, resumable (it would start afresh)."""
@@ -353,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", type=Path, required=True)
     parser.add_argument("--parallel", default="auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args(argv)
     stop: list[int] = []
@@ -361,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         statuses = Controller(args.checkpoints).run_queue(args.runs, parse_parallel(args.parallel), args.device,
                                                           report=lambda name, status, slot: print(f"{name}: {status}", flush=True),
-                                                          stopping=lambda: bool(stop))
+                                                          stopping=lambda: bool(stop), stack=args.stack)
     except UserError as error:
         print(f"error: {error}", flush=True)
         return 2

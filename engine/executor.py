@@ -24,17 +24,19 @@ from engine.safe_io import open_regular
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One trainer process: ``runs`` (folders under ``checkpoints``, queued or resumable) on ``device`` with ``threads``."""
+    """One trainer process: ``runs`` (folders under ``checkpoints``, queued or resumable) on ``device`` with ``threads``;
+    ``stacked``: the runs (all queued, differing only in their objective) train as one stacked model (:mod:`engine.stacked`)."""
 
     runs: tuple[str, ...]
     checkpoints: Path
     device: str
     threads: int
+    stacked: bool = False
 
     def command(self) -> list[str]:
         """The trainer command (:mod:`engine.worker`), the same on any box."""
         return [sys.executable, "-m", "engine.worker", "--checkpoints", str(self.checkpoints), "--device", self.device,
-                "--threads", str(self.threads), *self.runs]
+                "--threads", str(self.threads), *(["--stacked"] if self.stacked else []), *self.runs]
 
     @property
     def log(self) -> Path:

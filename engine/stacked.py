@@ -232,8 +232,11 @@ class StackedTrainer:
         self._active = list(self._members)  # the members still training, in stack order
 
     @classmethod
-    def new(cls, configs: list[RunConfig], checkpoints: Path, corpus: Corpus | None = None) -> StackedTrainer:
-        """Fresh runs, one per config; they must stack (:func:`stack_key`) and their names be free and distinct."""
+    def new(cls, configs: list[RunConfig], checkpoints: Path, corpus: Corpus | None = None, queued: bool = False) -> StackedTrainer:
+        """Fresh runs, one per config; they must stack (:func:`stack_key`) and their names be free and distinct.
+
+        With ``queued``, their folders may hold the ``request.json`` of the sweep that queued them.
+        """
         if not configs:
             raise UserError("A stack needs at least one run configuration.")
         names = [config.name for config in configs]
@@ -248,7 +251,7 @@ class StackedTrainer:
         trainer = cls(configs, checkpoints, corpus)
         for member in trainer._members:
             rundir.ensure_free(member.directory.path, member.name)
-            if member.directory.exists() or rundir.occupied(member.directory.path):
+            if member.directory.exists() or (not queued and rundir.occupied(member.directory.path)):
                 raise UserError(f"A run named {member.name!r} already exists in {str(checkpoints)!r}; choose another name or --resume it.")
         return trainer
 

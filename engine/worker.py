@@ -6,8 +6,8 @@ its own output is only a log. SIGTERM and SIGINT stop the runs after their batch
 checkpoint; SIGHUP is ignored (the process is in its own session already; a hangup is not a stop).
 Exit code: the worst of its runs' (0 finished, 130 stopped, 3 diverged, 2 refused, 1 failed).
 
-A job of several runs trains them one after the other here; a stacked trainer that trains them
-side by side in one process plugs in at :func:`train_job`.
+A job of several runs trains them one after the other, or, with ``--stacked``, side by side as
+one stacked model (:class:`engine.stacked.StackedTrainer`), each still writing its own folder.
 """
 
 from __future__ import annotations
@@ -27,20 +27,30 @@ EXIT_CODES = {"finished": 0, "stopped": 130, "diverged": 3, "failed": 1}
 SEVERITY = {0: 0, 130: 1, 3: 2, 2: 3, 1: 4}
 
 
-def build_trainer(checkpoints: Path, name: str, device: str):
-    """The trainer for one folder: resume a saved run, or start the queued one."""
+def queued_config(checkpoints: Path, name: str, device: str):
+    """The config a sweep queued in ``name``'s folder, placed on ``device``."""
+    from pydantic import ValidationError
+
     from engine.config import RunConfig
-    from engine.trainer import Trainer
 
     folder = checkpoints / name
-    if (folder / rundir.RECORD_FILE).exists():
-        return Trainer.resume(checkpoints, name, device=device)
     request = rundir.read_json(folder / rundir.REQUEST_FILE)
     if request is None or not isinstance(request.get("config"), dict):
         raise UserError(f"{str(folder)!r} holds neither a saved run nor a queued one; nothing to train there.")
-    config = RunConfig.model_validate(request["config"])
-    config = config.model_copy(update={"name": name, "train": config.train.model_copy(update={"device": device})})
-    return Trainer.new(config, checkpoints, queued=True)
+    try:
+        config = RunConfig.model_validate(request["config"])
+    except ValidationError as error:
+        raise UserError(f"The queued config in {str(folder)!r} is not valid ({error.errors()[0]['msg']}); queue the run again.") from None
+    return config.model_copy(update={"name": name, "train": config.train.model_copy(update={"device": device})})
+
+
+def build_trainer(checkpoints: Path, name: str, device: str):
+    """The trainer for one folder: resume a saved run, or start the queued one."""
+    from engine.trainer import Trainer
+
+    if (checkpoints / name / rundir.RECORD_FILE).exists():
+        return Trainer.resume(checkpoints, name, device=device)
+    return Trainer.new(queued_config(checkpoints, name, device), checkpoints, queued=True)
 
 
 def train_run(checkpoints: Path, name: str, device: str, trainers: list) -> int:
@@ -50,21 +60,40 @@ def train_run(checkpoints: Path, name: str, device: str, trainers: list) -> int:
     except UserError as error:
         return refused(checkpoints / name, str(error))
     trainers.append(trainer)
-    final = None
-    for event in trainer.events():
+    return follow(checkpoints, trainer.events())[name]
+
+
+def train_stack(checkpoints: Path, names: list[str], device: str, trainers: list) -> list[int]:
+    """Train queued runs as one stacked model; each run's exit code."""
+    from engine.stacked import StackedTrainer
+
+    try:
+        trainer = StackedTrainer.new([queued_config(checkpoints, name, device) for name in names], checkpoints, queued=True)
+    except UserError as error:
+        return [refused(checkpoints / name, str(error)) for name in names]
+    trainers.append(trainer)
+    codes = follow(checkpoints, trainer.events())
+    return [codes.get(name, 1) for name in names]
+
+
+def follow(checkpoints: Path, events) -> dict[str, int]:
+    """Log a trainer's events (solo or stacked); each run's exit code from its final event."""
+    codes = {}
+    for event in events:
+        name = event.run_name
         if isinstance(event, RunStarted):
             (checkpoints / name / rundir.REQUEST_FILE).unlink(missing_ok=True)  # run.json speaks for the run from here on
             print(f"{name}: training on {event.device}, {event.total_steps - event.start_step} batches to go", flush=True)
+        elif isinstance(event, RunFailed) and event.user_error:
+            codes[name] = refused(checkpoints / name, event.message)
         elif isinstance(event, FINAL_EVENTS):
-            final = event
-    if isinstance(final, RunFailed) and final.user_error:
-        return refused(checkpoints / name, final.message)
-    status = rundir.final_status(final)
-    message = getattr(final, "message", None)
-    print(f"{name}: {status}" + (f" — {message}" if message else ""), flush=True)
-    if isinstance(final, RunFailed) and final.details:
-        print(final.details, flush=True)
-    return EXIT_CODES[status]
+            status = rundir.final_status(event)
+            message = getattr(event, "message", None)
+            print(f"{name}: {status}" + (f" — {message}" if message else ""), flush=True)
+            if isinstance(event, RunFailed) and event.details:
+                print(event.details, flush=True)
+            codes[name] = EXIT_CODES[status]
+    return codes
 
 
 def refused(folder: Path, message: str) -> int:
@@ -77,8 +106,8 @@ def refused(folder: Path, message: str) -> int:
     return 2
 
 
-def train_job(checkpoints: Path, names: list[str], device: str) -> int:
-    """Train every run of the job; SIGTERM/SIGINT stop the one training and the rest do not start."""
+def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = False) -> int:
+    """Train every run of the job (one after the other, or ``stacked``); SIGTERM/SIGINT stop the training ones and the rest do not start."""
     trainers: list = []
     stopping = []
 
@@ -90,6 +119,8 @@ def train_job(checkpoints: Path, names: list[str], device: str) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    if stacked:
+        return max(train_stack(checkpoints, names, device, trainers), key=SEVERITY.__getitem__)
     codes = []
     for name in names:
         if stopping:
@@ -104,13 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", type=Path, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--stacked", action="store_true", help="train the (queued) runs as one stacked model")
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args(argv)
     if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
-    return train_job(args.checkpoints, args.runs, args.device)
+    return train_job(args.checkpoints, args.runs, args.device, args.stacked)
 
 
 if __name__ == "__main__":
