@@ -59,8 +59,7 @@ class PlainRun:
                 else:
                     scored = batch.targets > 0
                     raw, target_index = model(batch.inputs, scored=scored), batch.targets[scored]
-                target = objective.targets(target_index, vocab_size, raw.dtype)
-                loss = objective(Outputs(raw, config.model.head), target).mean()
+                loss = objective.losses(Outputs(raw, config.model.head), target_index).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

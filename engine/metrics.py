@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
-import torch.nn.functional as F
 
 EPSILON = 1e-7
 
@@ -79,8 +78,14 @@ class Outputs:
     head: str
 
     @cached_property
+    def logsumexp(self) -> torch.Tensor:
+        """``log Σ_j exp z_j`` per row."""
+        return torch.logsumexp(self.raw, dim=-1)
+
+    @cached_property
     def log_probs(self) -> torch.Tensor:
-        return F.log_softmax(self.raw, dim=-1)
+        """``log p = z − log Σ_j exp z_j``."""
+        return self.raw - self.logsumexp.unsqueeze(-1)
 
     @cached_property
     def probs(self) -> torch.Tensor:
@@ -98,6 +103,11 @@ class Outputs:
     @cached_property
     def log_clipped(self) -> torch.Tensor:
         return self.clipped.log()
+
+    @cached_property
+    def inside_clip(self) -> torch.Tensor:
+        """Where ``ε ≤ y ≤ 1``: there ``clip`` passes its gradient on, elsewhere it is 0 (as ``clamp``'s)."""
+        return (self.prediction >= EPSILON) & (self.prediction <= 1.0)
 
     def entropy(self) -> torch.Tensor:
         """Per-row entropy under the definition in force for this head (:func:`study_entropy` or :func:`softmax_entropy`)."""
@@ -121,7 +131,7 @@ class Outputs:
 
     def cross_entropy_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
         """:func:`cross_entropy` of ``softmax(z)`` against one-hot rows: ``log Σ_j exp z_j − z_k``."""
-        return -self.log_probs.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
+        return self.logsumexp - self.raw.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
 
 
 class MetricTotals:

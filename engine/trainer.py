@@ -31,7 +31,8 @@ from engine.events import (
     RunStopped,
     StepMetrics,
 )
-from engine.metrics import MetricTotals, Outputs, definitions_for
+from engine.head import head_loss_and_metrics
+from engine.metrics import MetricTotals, definitions_for
 from engine.model import LanguageModel
 from engine.objectives import Objective
 from engine.report import is_collapsed
@@ -176,12 +177,12 @@ class Trainer:
             for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
                 if self._stop.is_set():
                     break
-                loss = self._step(model, optimizer, objective, batch.to(device), vocab_size, window)
+                loss = self._step(model, optimizer, objective, batch.to(device), window)
                 window_losses.append(loss)
                 record.step += 1
                 record.batch_in_epoch += 1
                 if record.step % config.train.log_every == 0 or record.batch_in_epoch == steps_per_epoch:
-                    diverged = self._first_non_finite(window_losses, record.step)
+                    diverged = self._first_non_finite(window_losses, record.step, optimizer)
                     if diverged is not None:
                         yield self._diverge(record, diverged)
                         return
@@ -192,7 +193,7 @@ class Trainer:
                     epoch_totals.merge(window)
                     window, window_losses = MetricTotals(), []
             if record.batch_in_epoch < steps_per_epoch:  # stopped mid-epoch
-                diverged = self._first_non_finite(window_losses, record.step)
+                diverged = self._first_non_finite(window_losses, record.step, optimizer)
                 if diverged is not None:
                     yield self._diverge(record, diverged)
                     return
@@ -202,7 +203,7 @@ class Trainer:
                 yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
                 yield RunStopped(config.name, record.step, record.epoch_progress)
                 return
-            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, vocab_size))}
+            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device))}
             record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
             self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics})
             if self._stop.is_set() and epoch + 1 < config.train.epochs:
@@ -221,29 +222,26 @@ class Trainer:
 
     @staticmethod
     def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
-              vocab_size: int, window: MetricTotals) -> torch.Tensor:
-        outputs, target_index, losses = forward(model, objective, batch, vocab_size)
-        loss = losses.mean()
+              window: MetricTotals) -> torch.Tensor:
+        loss = forward(model, objective, batch, window)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        try:
-            optimizer.step()
-        except RuntimeError as error:
-            if "overflow" not in str(error):
-                raise
-            return torch.tensor(float("nan"))  # Adam's state overflowed: the run has diverged at this step
-        window.add(outputs, target_index, losses)
+        optimizer.step()
         return loss.detach()
 
     @staticmethod
-    def _first_non_finite(losses: list[torch.Tensor], last_step: int) -> int | None:
-        """The step number of the first non-finite loss among the window's, if any."""
+    def _first_non_finite(losses: list[torch.Tensor], last_step: int, optimizer: torch.optim.Optimizer) -> int | None:
+        """The step number of the first non-finite loss among the window's; else, when Adam's moments
+        are no longer finite (``torch.isfinite``), the window's last step; else None."""
         if not losses:
             return None
         finite = torch.isfinite(torch.stack(losses)).tolist()
-        if all(finite):
-            return None
-        return last_step - len(losses) + 1 + finite.index(False)
+        if not all(finite):
+            return last_step - len(losses) + 1 + finite.index(False)
+        moments = [torch.isfinite(value).all() for state in optimizer.state.values() for value in state.values() if value.dim()]
+        if moments and not torch.stack(moments).all():
+            return last_step
+        return None
 
     def _diverge(self, record: RunRecord, step: int) -> RunDiverged:
         message = (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
@@ -263,30 +261,26 @@ class Trainer:
             self.directory.write_record(saved)
 
 
-def forward(model: LanguageModel, objective: Objective, batch: Batch, vocab_size: int):
-    """Outputs at the scored positions, their targets and per-prediction losses for one batch."""
+def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: MetricTotals | None = None) -> torch.Tensor:
+    """The batch's mean loss through the fused head (:mod:`engine.head`), its metrics added to ``totals``."""
     if batch.last_only:
-        raw = model(batch.inputs, last_only=True)
-        target_index = batch.targets
+        features, target_index = model.features(batch.inputs, last_only=True), batch.targets
     else:
         scored = batch.targets > 0
-        raw = model(batch.inputs, scored=scored)
-        target_index = batch.targets[scored]
-    outputs = Outputs(raw, model.config.head)
-    target = objective.targets(target_index, vocab_size, raw.dtype)
-    return outputs, target_index, objective(outputs, target)
+        features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
+    output = model.output
+    return head_loss_and_metrics(features, output.weight, output.bias, target_index, objective, model.config.head, totals)
 
 
 @torch.no_grad()
 def evaluate(model: LanguageModel, batches: DocumentBatches | PrefixBatches, objective: Objective,
-             device: torch.device, vocab_size: int) -> MetricTotals:
+             device: torch.device) -> MetricTotals:
     """Metric totals over every pair of ``batches``, in order, with dropout off."""
     was_training = model.training
     model.eval()
     totals = MetricTotals()
     for batch in iterate(batches, seed=None):
-        outputs, target_index, losses = forward(model, objective, batch.to(device), vocab_size)
-        totals.add(outputs, target_index, losses)
+        forward(model, objective, batch.to(device), totals)
     model.train(was_training)
     return totals
 

@@ -270,6 +270,15 @@ def test_a_huge_weight_diverges(small_corpus, tmp_path):
     assert load_run(tmp_path, "heavy").record.status == "diverged"
 
 
+def test_adam_moments_overflowing_under_a_finite_loss_diverge(small_corpus, tmp_path):
+    # weight 1e30: the loss (~1e30) stays finite, but its gradients square past float32's range in
+    # Adam's second moment, after which the run would go on without learning
+    config = config_for("moments", small_corpus, objective__regularizer="entropy", objective__weight=1e30, train__log_every=3)
+    events = events_of(Trainer.new(config, tmp_path))
+    assert isinstance(events[-1], RunDiverged) and events[-1].step == 3
+    assert not of_type(events, StepMetrics)
+
+
 # -- batching -------------------------------------------------------------------------------------
 
 
@@ -302,8 +311,8 @@ def test_document_and_prefix_batching_score_the_same_pairs(small_corpus):
     torch.manual_seed(0)
     model = LanguageModel(len(corpus.vocab), document.model)
     objective = Objective(document.objective)
-    document_totals = evaluate(model, by_document.val, objective, torch.device("cpu"), len(corpus.vocab))
-    prefix_totals = evaluate(model, by_prefix.val, objective, torch.device("cpu"), len(corpus.vocab))
+    document_totals = evaluate(model, by_document.val, objective, torch.device("cpu"))
+    prefix_totals = evaluate(model, by_prefix.val, objective, torch.device("cpu"))
     assert document_totals.count == prefix_totals.count == by_document.val.pairs
 
 

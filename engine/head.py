@@ -1,0 +1,109 @@
+"""The fused, chunked output head: outputs, loss, gradient and metrics in one pass per chunk.
+
+The model's last layer maps each scored position's features ``h`` (n, H) to raw outputs over the
+vocabulary, ``z = h Wᵀ + b`` (n, V). Every objective in :mod:`engine.objectives` is a sum of
+per-prediction terms whose derivative ``∂loss/∂z`` is known in closed form, so the head never
+builds the whole (n, V) outputs: it walks the positions in chunks of ``rows`` and, per chunk,
+
+1. computes ``z_c = h_c Wᵀ + b``;
+2. takes the per-prediction losses and ``∂loss/∂z_c`` (:meth:`engine.objectives.Objective.losses_and_gradient`),
+   scaled by ``1/n`` since the loss is the mean over the batch's n predictions;
+3. adds the chunk's metric sums (:class:`engine.metrics.MetricTotals`) from the same ``z_c``;
+4. accumulates ``∂W += (∂z_c)ᵀ h_c``, ``∂b += Σ_rows ∂z_c`` and writes ``∂h_c = ∂z_c W``.
+
+That is the design of Liger Kernel's fused linear cross-entropy and of Cut Cross-Entropy
+(Wijmans et al. 2024), here for every objective and with the live metrics in the same pass. The
+gradients are computed during the forward pass (training always goes on to ``backward``), so
+``backward`` only scales them by the incoming gradient. Without gradients (validation) the same
+chunks run larger and skip step 2's derivative and step 4.
+
+Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU, so that a chunk's element-wise
+passes stay in cache, and :data:`CUDA_CHUNK_ELEMENTS` on a GPU, enough to fill it.
+
+API, for the trainer and for any model with a linear last layer::
+
+    loss = head_loss_and_metrics(hidden, weight, bias, target_index, objective, head, totals)
+    loss.backward()   # fills hidden.grad (or its graph's), weight.grad, bias.grad
+
+``hidden`` (n, H) features at the scored positions, ``weight`` (V, H) and ``bias`` (V,) the
+output layer's, ``target_index`` (n,) the next words, ``objective`` an
+:class:`~engine.objectives.Objective`, ``head`` ``"linear"`` or ``"softmax"``; ``totals`` (a
+:class:`~engine.metrics.MetricTotals`, optional) receives the metrics. Returns the mean loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.metrics import MetricTotals, Outputs
+from engine.objectives import Objective
+
+CPU_CHUNK_ELEMENTS = 1 << 18
+CUDA_CHUNK_ELEMENTS = 1 << 24
+EVAL_CHUNK_FACTOR = 4
+
+
+def chunk_rows(vocab_size: int, device: torch.device, training: bool = True) -> int:
+    """Positions per chunk for a vocabulary of ``vocab_size`` on ``device`` (4× more without gradients)."""
+    elements = CUDA_CHUNK_ELEMENTS if device.type == "cuda" else CPU_CHUNK_ELEMENTS
+    if not training:
+        elements *= EVAL_CHUNK_FACTOR
+    return max(1, elements // vocab_size)
+
+
+def head_loss_and_metrics(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target_index: torch.Tensor,
+                          objective: Objective, head: str, totals: MetricTotals | None = None,
+                          rows: int | None = None) -> torch.Tensor:
+    """Mean loss over the n predictions of ``hidden`` (see the module docstring); metrics into ``totals``.
+
+    Differentiable with respect to ``hidden``, ``weight`` and ``bias`` when gradients are enabled
+    and any of them requires one; ``rows`` overrides the chunk size.
+    """
+    training = torch.is_grad_enabled() and any(t.requires_grad for t in (hidden, weight, bias))
+    rows = rows or chunk_rows(weight.shape[0], hidden.device, training)
+    if training:
+        return _FusedHead.apply(hidden, weight, bias, target_index, objective, head, totals, rows)
+    with torch.no_grad():
+        return _evaluate(hidden, weight, bias, target_index, objective, head, totals, rows)
+
+
+def _evaluate(hidden, weight, bias, target_index, objective, head, totals, rows) -> torch.Tensor:
+    loss_sum = hidden.new_zeros((), dtype=torch.float64)
+    for start in range(0, hidden.shape[0], rows):
+        index = target_index[start : start + rows]
+        outputs = Outputs(torch.addmm(bias, hidden[start : start + rows], weight.t()), head)
+        losses = objective.losses(outputs, index)
+        loss_sum += losses.sum()
+        if totals is not None:
+            totals.add(outputs, index, losses)
+    return (loss_sum / hidden.shape[0]).to(hidden.dtype)
+
+
+class _FusedHead(torch.autograd.Function):
+    """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target_index, objective, head, totals, rows):
+        count = hidden.shape[0]
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
+        loss_sum = hidden.new_zeros((), dtype=torch.float64)
+        for start in range(0, count, rows):
+            stop = min(start + rows, count)
+            features, index = hidden[start:stop], target_index[start:stop]
+            outputs = Outputs(torch.addmm(bias, features, weight.t()), head)
+            losses, grad_raw = objective.losses_and_gradient(outputs, index)
+            loss_sum += losses.sum()
+            if totals is not None:
+                totals.add(outputs, index, losses)
+            grad_weight.addmm_(grad_raw.t(), features, alpha=1.0 / count)  # the 1/n of the mean, folded into the products
+            grad_bias.add_(grad_raw.sum(0), alpha=1.0 / count)
+            torch.mm(grad_raw, weight, out=grad_hidden[start:stop]).div_(count)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        return (loss_sum / count).to(hidden.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grads = ctx.saved_tensors
+        scaled = [g * grad_loss for g in grads]
+        return (*scaled, None, None, None, None, None)
