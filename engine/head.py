@@ -33,14 +33,18 @@ output layer's, ``target_index`` (n,) the next words, ``objective`` an
 
 from __future__ import annotations
 
+import functools
+import time
+
 import torch
 
 from engine.metrics import MetricTotals, Outputs
 from engine.objectives import Objective
 
-CPU_CHUNK_ELEMENTS = 1 << 18
+CPU_CHUNK_ELEMENTS = 1 << 20
 CUDA_CHUNK_ELEMENTS = 1 << 24
 EVAL_CHUNK_FACTOR = 4
+COMPILE_MIN_ELEMENTS = 1 << 30
 
 
 def chunk_rows(vocab_size: int, device: torch.device, training: bool = True) -> int:
@@ -53,37 +57,99 @@ def chunk_rows(vocab_size: int, device: torch.device, training: bool = True) -> 
 
 def head_loss_and_metrics(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target_index: torch.Tensor,
                           objective: Objective, head: str, totals: MetricTotals | None = None,
-                          rows: int | None = None) -> torch.Tensor:
+                          rows: int | None = None, fusion: Fusion | None = None) -> torch.Tensor:
     """Mean loss over the n predictions of ``hidden`` (see the module docstring); metrics into ``totals``.
 
     Differentiable with respect to ``hidden``, ``weight`` and ``bias`` when gradients are enabled
-    and any of them requires one; ``rows`` overrides the chunk size.
+    and any of them requires one; ``rows`` overrides the chunk size; ``fusion`` says how each
+    chunk's element-wise math runs (default: plain torch).
     """
+    fusion = fusion or PLAIN
     training = torch.is_grad_enabled() and any(t.requires_grad for t in (hidden, weight, bias))
     rows = rows or chunk_rows(weight.shape[0], hidden.device, training)
     if training:
-        return _FusedHead.apply(hidden, weight, bias, target_index, objective, head, totals, rows)
+        return _FusedHead.apply(hidden, weight, bias, target_index, objective, head, totals, rows, fusion)
     with torch.no_grad():
-        return _evaluate(hidden, weight, bias, target_index, objective, head, totals, rows)
+        loss_sum = hidden.new_zeros((), dtype=torch.float64)
+        for start in range(0, hidden.shape[0], rows):
+            index = target_index[start : start + rows]
+            raw = torch.addmm(bias, hidden[start : start + rows], weight.t())
+            _, sums, guesses = fusion(raw, index, objective, head, False)
+            loss_sum += sums[0]
+            if totals is not None:
+                totals.add_sums(sums, guesses, weight.shape[0])
+        return (loss_sum / hidden.shape[0]).to(hidden.dtype)
 
 
-def _evaluate(hidden, weight, bias, target_index, objective, head, totals, rows) -> torch.Tensor:
-    loss_sum = hidden.new_zeros((), dtype=torch.float64)
-    for start in range(0, hidden.shape[0], rows):
-        index = target_index[start : start + rows]
-        outputs = Outputs(torch.addmm(bias, hidden[start : start + rows], weight.t()), head)
-        losses = objective.losses(outputs, index)
-        loss_sum += losses.sum()
-        if totals is not None:
-            totals.add(outputs, index, losses)
-    return (loss_sum / hidden.shape[0]).to(hidden.dtype)
+def chunk_math(raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
+               gradient: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Everything element-wise about one chunk's raw outputs ``z`` (rows, V), in one function:
+    ``∂loss/∂z`` per prediction (None without ``gradient``), the metric sums
+    (:meth:`~engine.metrics.MetricTotals.sums`, whose first is the loss sum) and the ``argmax`` words."""
+    outputs = Outputs(raw, head)
+    if gradient:
+        losses, grad_raw = objective.losses_and_gradient(outputs, target_index)
+    else:
+        losses, grad_raw = objective.losses(outputs, target_index), None
+    sums, guesses = MetricTotals.sums(outputs, target_index, losses)
+    return grad_raw, sums, guesses
+
+
+class Fusion:
+    """How a chunk's element-wise math (:func:`chunk_math`) runs: fused by ``torch.compile`` (Inductor
+    generates C++ on a CPU, Triton on CUDA) or as plain torch operations, one pass each.
+
+    Compiling takes seconds to a minute per objective and head (once with gradients, once
+    without), so it is worth it only for long runs (:func:`plan_fusion`). ``description`` says
+    which ran; a compiler that fails falls back to plain torch, saying why.
+    """
+
+    def __init__(self, compiled: bool, description: str):
+        self.compiled, self.description = compiled, description
+
+    def __call__(self, raw, target_index, objective, head, gradient):
+        if self.compiled and raw.shape[0] > 1:  # one row would be a new, specialised graph: not worth compiling
+            return _compiled_chunk_math()(raw, target_index, objective, head, gradient)
+        return chunk_math(raw, target_index, objective, head, gradient)
+
+    def warm_up(self, objective: Objective, head: str, vocab_size: int, device: torch.device) -> None:
+        """Compile now, on a small chunk, with and without gradients, rather than in the first steps."""
+        if not self.compiled:
+            return
+        started = time.perf_counter()
+        raw, index = torch.randn(3, vocab_size, device=device), torch.zeros(3, dtype=torch.long, device=device)
+        try:
+            for gradient in (True, False):
+                self(raw, index, objective, head, gradient)
+        except Exception as error:  # no working compiler: the plain chunk computes the same values
+            self.compiled = False
+            self.description = f"plain torch (torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:160]})"
+            return
+        self.description += f", compiled in {time.perf_counter() - started:.1f} s"
+
+
+PLAIN = Fusion(False, "plain torch")
+
+
+def plan_fusion(device: torch.device, outputs_per_run: int) -> Fusion:
+    """Compile the chunk math when a run computes at least :data:`COMPILE_MIN_ELEMENTS` outputs
+    (pairs × vocabulary × epochs, validation included), else plain torch."""
+    compiler = "Triton" if device.type == "cuda" else "C++"
+    if outputs_per_run < COMPILE_MIN_ELEMENTS:
+        return Fusion(False, f"plain torch ({outputs_per_run:.3g} outputs in this run, compiling pays from {COMPILE_MIN_ELEMENTS:.3g})")
+    return Fusion(True, f"torch.compile (Inductor, {compiler})")
+
+
+@functools.cache
+def _compiled_chunk_math():
+    return torch.compile(chunk_math, dynamic=True)
 
 
 class _FusedHead(torch.autograd.Function):
     """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target_index, objective, head, totals, rows):
+    def forward(ctx, hidden, weight, bias, target_index, objective, head, totals, rows, fusion):
         count = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
         grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
@@ -91,11 +157,10 @@ class _FusedHead(torch.autograd.Function):
         for start in range(0, count, rows):
             stop = min(start + rows, count)
             features, index = hidden[start:stop], target_index[start:stop]
-            outputs = Outputs(torch.addmm(bias, features, weight.t()), head)
-            losses, grad_raw = objective.losses_and_gradient(outputs, index)
-            loss_sum += losses.sum()
+            grad_raw, sums, guesses = fusion(torch.addmm(bias, features, weight.t()), index, objective, head, True)
+            loss_sum += sums[0]
             if totals is not None:
-                totals.add(outputs, index, losses)
+                totals.add_sums(sums, guesses, weight.shape[0])
             grad_weight.addmm_(grad_raw.t(), features, alpha=1.0 / count)  # the 1/n of the mean, folded into the products
             grad_bias.add_(grad_raw.sum(0), alpha=1.0 / count)
             torch.mm(grad_raw, weight, out=grad_hidden[start:stop]).div_(count)
@@ -106,4 +171,4 @@ class _FusedHead(torch.autograd.Function):
     def backward(ctx, grad_loss):
         grads = ctx.saved_tensors
         scaled = [g * grad_loss for g in grads]
-        return (*scaled, None, None, None, None, None)
+        return (*scaled, None, None, None, None, None, None)

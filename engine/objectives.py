@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from typing import Literal
 
 import torch
 
 from engine.config import ObjectiveConfig
-from engine.metrics import Outputs, clip
+from engine.metrics import Outputs, cached, clip
 
 # -- targets ----------------------------------------------------------------------------------
 
@@ -47,7 +47,7 @@ class Targets:
     vocab_size: int
     smoothing: float = 0.0
 
-    @cached_property
+    @cached
     def is_next_word(self) -> torch.Tensor:
         """Boolean (n, V): true at each row's next word ``k``."""
         return torch.arange(self.vocab_size, device=self.index.device) == self.index.unsqueeze(-1)
@@ -70,11 +70,11 @@ class Chunk:
     def __init__(self, outputs: Outputs, targets: Targets):
         self.outputs, self.targets = outputs, targets
 
-    @cached_property
+    @cached
     def t(self) -> torch.Tensor:
         return self.targets.dense(self.outputs.raw.dtype)
 
-    @cached_property
+    @cached
     def log_t(self) -> torch.Tensor:
         return self.t.log()  # −inf where t_j = 0: those words drop out of every log-sum-exp below
 

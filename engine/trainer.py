@@ -8,6 +8,7 @@ it stops; a non-finite loss ends it as diverged and leaves the last good checkpo
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from engine.events import (
     RunStopped,
     StepMetrics,
 )
-from engine.head import head_loss_and_metrics
+from engine.head import Fusion, head_loss_and_metrics, plan_fusion
 from engine.metrics import MetricTotals, definitions_for
 from engine.model import LanguageModel
 from engine.objectives import Objective
@@ -166,10 +167,15 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
+        remaining_epochs = config.train.epochs - record.epochs_completed
+        fusion = plan_fusion(device, (split.train.pairs + split.val.pairs) * vocab_size * remaining_epochs)
+        fusion.warm_up(objective, config.model.head, vocab_size, device)
         yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
-                         steps_per_epoch, total_steps, record.step, definitions)
+                         steps_per_epoch, total_steps, record.step, definitions, fusion.description)
 
+        clock = WallClock(self._recorded_wall_time(record.step))
         for epoch in range(record.epochs_completed, config.train.epochs):
+            clock.start_epoch()
             torch.manual_seed(epoch_seed(config.train.seed, epoch))
             model.train()
             epoch_totals = MetricTotals.from_state(record.partial_epoch, vocab_size, device)
@@ -177,7 +183,7 @@ class Trainer:
             for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
                 if self._stop.is_set():
                     break
-                loss = self._step(model, optimizer, objective, batch.to(device), window)
+                loss = self._step(model, optimizer, objective, batch.to(device), window, fusion)
                 window_losses.append(loss)
                 record.step += 1
                 record.batch_in_epoch += 1
@@ -188,7 +194,8 @@ class Trainer:
                         return
                     fraction = epoch + record.batch_in_epoch / steps_per_epoch
                     live = window.summary("train_")
-                    self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live})
+                    self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live,
+                                                   **clock.line(window.count)})
                     yield StepMetrics(config.name, record.step, total_steps, fraction, live)
                     epoch_totals.merge(window)
                     window, window_losses = MetricTotals(), []
@@ -203,9 +210,9 @@ class Trainer:
                 yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
                 yield RunStopped(config.name, record.step, record.epoch_progress)
                 return
-            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device))}
+            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, fusion))}
             record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
-            self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics})
+            self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics, **clock.epoch_line()})
             if self._stop.is_set() and epoch + 1 < config.train.epochs:
                 record.status = "stopped"
             self.directory.save(record, model, optimizer)
@@ -222,8 +229,8 @@ class Trainer:
 
     @staticmethod
     def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
-              window: MetricTotals) -> torch.Tensor:
-        loss = forward(model, objective, batch, window)
+              window: MetricTotals, fusion: Fusion) -> torch.Tensor:
+        loss = forward(model, objective, batch, window, fusion)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -243,6 +250,11 @@ class Trainer:
             return last_step
         return None
 
+    def _recorded_wall_time(self, step: int) -> float:
+        """The wall time the run's record reached by ``step`` (0 for a new run), so that a resumed run's clock goes on from it."""
+        lines = self.directory.read_metrics() if self._resuming is not None else []
+        return max((line.get("wall_s", 0.0) for line in lines if line.get("step", 0) <= step), default=0.0)
+
     def _diverge(self, record: RunRecord, step: int) -> RunDiverged:
         message = (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
                    f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
@@ -261,7 +273,38 @@ class Trainer:
             self.directory.write_record(saved)
 
 
-def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: MetricTotals | None = None) -> torch.Tensor:
+class WallClock:
+    """Wall time and throughput for the metric lines.
+
+    ``wall_s``: seconds since the run started, carried on from the record when it resumes (the
+    time between its last line and the stop is not counted). ``pairs_per_s``: on a step line, the
+    training pairs since the previous line over the time since it; on an epoch line, the epoch's
+    training pairs over the epoch's time, validation and checkpoint included.
+    """
+
+    def __init__(self, offset: float = 0.0):
+        self.offset, self.started = offset, time.perf_counter()
+        self.last = self.epoch_started = self.started
+        self.epoch_pairs = 0
+
+    def start_epoch(self) -> None:
+        self.epoch_started, self.epoch_pairs = time.perf_counter(), 0
+
+    def line(self, pairs: int) -> dict[str, float]:
+        now = time.perf_counter()
+        rate, self.last = pairs / max(now - self.last, 1e-9), now
+        self.epoch_pairs += pairs
+        return {"wall_s": round(self.offset + now - self.started, 3), "pairs_per_s": round(rate, 1)}
+
+    def epoch_line(self) -> dict[str, float]:
+        now = time.perf_counter()
+        self.last = now
+        rate = self.epoch_pairs / max(now - self.epoch_started, 1e-9)
+        return {"wall_s": round(self.offset + now - self.started, 3), "pairs_per_s": round(rate, 1)}
+
+
+def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: MetricTotals | None = None,
+            fusion: Fusion | None = None) -> torch.Tensor:
     """The batch's mean loss through the fused head (:mod:`engine.head`), its metrics added to ``totals``."""
     if batch.last_only:
         features, target_index = model.features(batch.inputs, last_only=True), batch.targets
@@ -269,18 +312,19 @@ def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: Me
         scored = batch.targets > 0
         features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
     output = model.output
-    return head_loss_and_metrics(features, output.weight, output.bias, target_index, objective, model.config.head, totals)
+    return head_loss_and_metrics(features, output.weight, output.bias, target_index, objective, model.config.head, totals,
+                                 fusion=fusion)
 
 
 @torch.no_grad()
 def evaluate(model: LanguageModel, batches: DocumentBatches | PrefixBatches, objective: Objective,
-             device: torch.device) -> MetricTotals:
+             device: torch.device, fusion: Fusion | None = None) -> MetricTotals:
     """Metric totals over every pair of ``batches``, in order, with dropout off."""
     was_training = model.training
     model.eval()
     totals = MetricTotals()
     for batch in iterate(batches, seed=None):
-        forward(model, objective, batch.to(device), totals)
+        forward(model, objective, batch.to(device), totals, fusion)
     model.train(was_training)
     return totals
 

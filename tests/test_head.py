@@ -17,7 +17,7 @@ import torch
 from engine.batching import iterate
 from engine.config import ObjectiveConfig
 from engine.corpus import load_corpus
-from engine.head import chunk_rows, head_loss_and_metrics
+from engine.head import COMPILE_MIN_ELEMENTS, CPU_CHUNK_ELEMENTS, Fusion, chunk_rows, head_loss_and_metrics, plan_fusion
 from engine.metrics import MetricTotals, Outputs
 from engine.model import LanguageModel
 from engine.objectives import Objective
@@ -168,7 +168,7 @@ def test_the_gradient_scales_with_the_incoming_gradient():
 
 def test_chunks_stay_small_on_a_cpu_and_grow_for_validation():
     cpu = torch.device("cpu")
-    assert chunk_rows(11265, cpu) * 11265 <= 1 << 18
+    assert chunk_rows(11265, cpu) * 11265 <= CPU_CHUNK_ELEMENTS <= 1 << 22  # a few MiB per (rows × V) float32 tensor
     assert chunk_rows(11265, cpu, training=False) >= 4 * chunk_rows(11265, cpu)
     assert chunk_rows(10**7, cpu) == 1  # a vocabulary beyond a chunk still gets one row
 
@@ -195,3 +195,28 @@ def test_the_trainer_forward_is_the_head(small_corpus):
     assert totals.count == int(scored.sum())
     validation = evaluate(model, split.val, objective, torch.device("cpu"))
     assert validation.count == split.val.pairs
+
+
+def test_short_runs_run_plain_torch_and_long_ones_compile():
+    cpu = torch.device("cpu")
+    short = plan_fusion(cpu, COMPILE_MIN_ELEMENTS - 1)
+    assert not short.compiled and short.description.startswith("plain torch")
+    long = plan_fusion(cpu, COMPILE_MIN_ELEMENTS)
+    assert long.compiled and "C++" in long.description
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", HEADS)
+def test_the_compiled_chunk_gives_the_plain_chunks_numbers(head):
+    """torch.compile's fused chunk (tens of seconds to compile on a small CPU) against the plain one."""
+    objective = objective_for("mse", None, "kl", 10.0)
+    fusion = Fusion(True, "torch.compile")
+    fusion.warm_up(objective, head, 37, torch.device("cpu"))
+    assert fusion.compiled, fusion.description
+    hidden, weight, bias, target = random_batch()
+    plain = fused(hidden, weight, bias, target, objective, head, rows=8)
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    totals = MetricTotals()
+    loss = head_loss_and_metrics(*leaves, target, objective, head, totals, rows=8, fusion=fusion)
+    loss.backward()
+    assert_same(plain, (loss.detach(), [leaf.grad for leaf in leaves], totals))

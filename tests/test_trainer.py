@@ -270,6 +270,21 @@ def test_a_huge_weight_diverges(small_corpus, tmp_path):
     assert load_run(tmp_path, "heavy").record.status == "diverged"
 
 
+def test_every_metric_line_carries_wall_time_and_throughput_and_a_resume_continues_the_clock(small_corpus, tmp_path):
+    config = config_for("clock", small_corpus, train__log_every=3)
+    events = events_of(Trainer.new(config, tmp_path))
+    assert isinstance(events[-1], RunFinished)
+    first = RunDirectory(tmp_path, "clock").read_metrics()
+    assert {line["kind"] for line in first} == {"step", "epoch"}
+    walls = [line["wall_s"] for line in first]
+    assert all(wall > 0 for wall in walls) and walls == sorted(walls)
+    assert all(line["pairs_per_s"] > 0 for line in first)
+    resumed = events_of(Trainer.resume(tmp_path, "clock", epochs=EPOCHS + 1))
+    assert isinstance(resumed[-1], RunFinished)
+    later = [line for line in RunDirectory(tmp_path, "clock").read_metrics() if line["epoch"] > EPOCHS]
+    assert later and min(line["wall_s"] for line in later) > max(walls)
+
+
 def test_adam_moments_overflowing_under_a_finite_loss_diverge(small_corpus, tmp_path):
     # weight 1e30: the loss (~1e30) stays finite, but its gradients square past float32's range in
     # Adam's second moment, after which the run would go on without learning
