@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from bench import batching_speed, generation, hardware, memory, overhead, startup, tui_cost, tui_latency
+from bench import peer
 from bench.context import Bench
 from bench.table import Row, markdown_table, text_table
 from bench.workloads import DEFAULT_DATA, build_workloads
 
 # The TUI rows run last: they share the machine with a live training run.
-MEASURES = [batching_speed, overhead, hardware, startup, memory, generation, tui_cost, tui_latency]
+MEASURES = [peer, batching_speed, overhead, hardware, startup, memory, generation, tui_cost, tui_latency]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a pass of about a minute: fewer repetitions, epochs and batches")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="where training runs (default auto)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the NYT Articles*.csv folder (default ../shared/data/nyt-articles)")
-    parser.add_argument("--only", type=_measure_numbers, metavar="N,N", help="run only these measures (numbers 1–8)")
+    parser.add_argument("--only", type=_measure_numbers, metavar="N,N", help="run only these measures (numbers 0–8)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     measures = [module for module in MEASURES if args.only is None or int(module.MEASURE[0]) in args.only]
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measure_numbers(text: str) -> set[int]:
     numbers = {int(part) for part in text.split(",") if part.strip().isdigit()}
-    if not numbers or not numbers <= set(range(1, 9)):
-        raise argparse.ArgumentTypeError(f"--only takes measure numbers 1–8 separated by commas, not {text!r}")
+    if not numbers or not numbers <= set(range(0, 9)):
+        raise argparse.ArgumentTypeError(f"--only takes measure numbers 0–8 separated by commas, not {text!r}")
     return numbers
 
 
