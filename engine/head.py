@@ -17,18 +17,23 @@ gradients are computed during the forward pass (training always goes on to ``bac
 ``backward`` only scales them by the incoming gradient. Without gradients (validation) the same
 chunks run larger and skip step 2's derivative and step 4.
 
-Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU, so that a chunk's element-wise
-passes stay in cache, and :data:`CUDA_CHUNK_ELEMENTS` on a GPU, enough to fill it.
+Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU (4 MiB per float32 tensor, so a
+chunk's element-wise passes stay in the L3 cache; smaller chunks make the ``∂W`` products too
+thin) and :data:`CUDA_CHUNK_ELEMENTS` on a GPU, enough to fill it. A chunk's element-wise math
+(:func:`chunk_math`) runs as plain torch operations or fused by ``torch.compile``
+(:class:`Fusion`, :func:`plan_fusion`).
 
 API, for the trainer and for any model with a linear last layer::
 
-    loss = head_loss_and_metrics(hidden, weight, bias, target_index, objective, head, totals)
+    loss = head_loss_and_metrics(hidden, weight, bias, target_index, objective, head, totals, fusion=fusion)
     loss.backward()   # fills hidden.grad (or its graph's), weight.grad, bias.grad
 
 ``hidden`` (n, H) features at the scored positions, ``weight`` (V, H) and ``bias`` (V,) the
 output layer's, ``target_index`` (n,) the next words, ``objective`` an
 :class:`~engine.objectives.Objective`, ``head`` ``"linear"`` or ``"softmax"``; ``totals`` (a
-:class:`~engine.metrics.MetricTotals`, optional) receives the metrics. Returns the mean loss.
+:class:`~engine.metrics.MetricTotals`, optional) receives the metrics; ``fusion`` (optional,
+plain torch by default) from :func:`plan_fusion`, warmed up with :meth:`Fusion.warm_up`.
+Returns the mean loss; under ``torch.no_grad()`` it only evaluates, in larger chunks.
 """
 
 from __future__ import annotations
