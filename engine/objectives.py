@@ -78,18 +78,27 @@ class Chunk:
     def log_t(self) -> torch.Tensor:
         return self.t.log()  # −inf where t_j = 0: those words drop out of every log-sum-exp below
 
+    @cached
+    def residual(self) -> torch.Tensor:
+        """``y − t``."""
+        return self.outputs.prediction - self.t
+
+    @cached
+    def clipped_t(self) -> torch.Tensor:
+        return clip(self.t)
+
 
 # -- base losses: value, then derivative ------------------------------------------------------
 
 
 def mse(c: Chunk, param: float | None = None) -> torch.Tensor:
     """The study's control: ``MSE = (1/V) Σ_j (y_j − t_j)²`` on the head's output (raw for a linear head)."""
-    return (c.outputs.prediction - c.t).pow(2).mean(-1)
+    return c.residual.pow(2).mean(-1)
 
 
 def d_mse(c: Chunk, param: float | None = None) -> torch.Tensor:
     """``∂MSE/∂y_j = 2 (y_j − t_j) / V``."""
-    return (c.outputs.prediction - c.t) * (2.0 / c.t.shape[-1])
+    return c.residual * (2.0 / c.t.shape[-1])
 
 
 def ce(c: Chunk, param: float | None = None) -> torch.Tensor:
@@ -200,13 +209,12 @@ def d_entropy_penalty(c: Chunk) -> torch.Tensor:
 
 def kl_penalty(c: Chunk) -> torch.Tensor:
     """The study's KL penalty: ``KL = Σ_j clip(t_j) log(clip(t_j) / clip(y_j))``, clip to [1e-7, 1]."""
-    clipped_target = clip(c.t)
-    return (clipped_target * (clipped_target.log() - c.outputs.log_clipped)).sum(-1)
+    return (c.clipped_t * (c.clipped_t.log() - c.outputs.log_clipped)).sum(-1)
 
 
 def d_kl_penalty(c: Chunk) -> torch.Tensor:
     """``∂KL/∂y_j = −clip(t_j) / y_j`` inside the clip range ``[ε, 1]``, 0 outside."""
-    return torch.where(c.outputs.inside_clip, -clip(c.t) / c.outputs.clipped, 0.0)
+    return torch.where(c.outputs.inside_clip, -c.clipped_t / c.outputs.clipped, 0.0)
 
 
 def confidence_penalty(c: Chunk) -> torch.Tensor:
