@@ -61,6 +61,7 @@ CONFIG_OPTIONS = {
     "device": "train.device",
     "batching": "train.batching",
     "log_every": "train.log_every",
+    "compile": "train.compile",
 }
 
 
@@ -118,6 +119,8 @@ def _training_options(parser: argparse.ArgumentParser, weight: bool = True) -> N
     train.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N (default auto)")
     train.add_argument("--batching", choices=["document", "prefix"], help="document (fast, default) or prefix (the study's n-grams)")
     train.add_argument("--log-every", type=_number(int, "--log-every"), metavar="N", help="batches per live-metrics window")
+    train.add_argument("--compile", choices=["auto", "on", "off"],
+                       help="fuse the output head's math with torch.compile: auto (on CUDA only, default), on, off")
     parser.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)")
     parser.add_argument("--name", metavar="RUN", help="run name (default: objective, weight and time)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")

@@ -95,6 +95,8 @@ class TrainConfig(_Strict):
 
     ``batch_size`` counts sequences: documents with ``document`` batching, (prefix, next word)
     pairs with ``prefix`` batching. ``log_every`` is how many batches a live-metrics window spans.
+    ``compile``: fuse the output head's element-wise math with ``torch.compile`` (see
+    :func:`engine.head.plan_fusion`; ``auto`` is on for CUDA, off on a CPU).
     """
 
     epochs: int = Field(default=5, ge=1)
@@ -105,6 +107,7 @@ class TrainConfig(_Strict):
     device: str = "auto"
     batching: Literal["document", "prefix"] = "document"
     log_every: int = Field(default=10, ge=1)
+    compile: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("lr")
     @classmethod

@@ -167,8 +167,7 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
-        remaining_epochs = config.train.epochs - record.epochs_completed
-        fusion = plan_fusion(device, (split.train.pairs + split.val.pairs) * vocab_size * remaining_epochs)
+        fusion = plan_fusion(device, config.train.compile)
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
                          steps_per_epoch, total_steps, record.step, definitions, fusion.description)

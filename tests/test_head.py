@@ -17,7 +17,7 @@ import torch
 from engine.batching import iterate
 from engine.config import ObjectiveConfig
 from engine.corpus import load_corpus
-from engine.head import COMPILE_MIN_ELEMENTS, CPU_CHUNK_ELEMENTS, Fusion, chunk_rows, head_loss_and_metrics, plan_fusion
+from engine.head import CPU_CHUNK_ELEMENTS, Fusion, chunk_rows, head_loss_and_metrics, plan_fusion
 from engine.metrics import MetricTotals, Outputs
 from engine.model import LanguageModel
 from engine.objectives import Objective
@@ -197,12 +197,12 @@ def test_the_trainer_forward_is_the_head(small_corpus):
     assert validation.count == split.val.pairs
 
 
-def test_short_runs_run_plain_torch_and_long_ones_compile():
-    cpu = torch.device("cpu")
-    short = plan_fusion(cpu, COMPILE_MIN_ELEMENTS - 1)
-    assert not short.compiled and short.description.startswith("plain torch")
-    long = plan_fusion(cpu, COMPILE_MIN_ELEMENTS)
-    assert long.compiled and "C++" in long.description
+def test_compiling_is_on_for_cuda_and_asked_for_on_a_cpu():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not plan_fusion(cpu).compiled and plan_fusion(cpu).description.startswith("plain torch")
+    assert not plan_fusion(cuda, "off").compiled
+    assert plan_fusion(cuda).compiled and "Triton" in plan_fusion(cuda).description
+    assert plan_fusion(cpu, "on").compiled and "C++" in plan_fusion(cpu, "on").description
 
 
 @pytest.mark.slow
