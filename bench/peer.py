@@ -6,11 +6,11 @@ side trains the study's control (linear head, MSE) for :data:`EPOCHS` epochs as 
 one after the other, on W1 (``ArticlesApril2017.csv``) and W2 (all nine NYT files):
 
 - Keras: its ``steady_epoch_s`` (epochs after the first, validation and metrics included);
-- lm-explorer ``train --preset paper`` (the study's prefix batching and pair split), and the same
-  model with document batching and split (``--split document --batching document``): the epoch
-  lines' ``wall_s`` in ``metrics.jsonl``, epochs after the first, validation and checkpoint
-  included (the first also carries the one-off start: a ``torch.compile`` of the head where the
-  run is long enough, :func:`engine.head.plan_fusion`).
+- lm-explorer ``train --preset paper`` (the study's prefix batching and pair split), the same
+  model with document batching and split (``--split document --batching document``), and that
+  again with the head compiled (``--compile on``): the epoch lines' ``wall_s`` in
+  ``metrics.jsonl``, epochs after the first, validation and checkpoint included (the compile
+  happens before the first epoch; its time is in the process's total, not in the epochs).
 
 Peak RSS is each process's own (:mod:`bench.peak_rss`). Ratios: Keras epoch ÷ lm-explorer epoch
 (the speed-up) and lm-explorer peak ÷ Keras peak. Targets on W2: ≥ 3× with the paper preset,
@@ -34,9 +34,10 @@ from bench.workloads import REPO
 MEASURE = "0 peer: whole epoch vs the study's Keras pipeline"
 PEER = REPO / ".." / "shared" / "peers" / "keras-study" / "run"
 EPOCHS = 2
-SPEED_TARGETS = {("W2", "paper"): 3.0, ("W2", "document"): 6.0}
+SPEED_TARGETS = {("W2", "paper"): 3.0, ("W2", "document"): 6.0, ("W2", "document, compiled"): 6.0}
 RSS_SHARE = 1 / 20
-SETTINGS = {"paper": [], "document": ["--split", "document", "--batching", "document"]}
+SETTINGS = {"paper": [], "document": ["--split", "document", "--batching", "document"],
+            "document, compiled": ["--split", "document", "--batching", "document", "--compile", "on"]}
 
 
 def measure(bench: Bench) -> list[Row]:
@@ -68,7 +69,9 @@ def measure(bench: Bench) -> list[Row]:
 
 
 def setting_label(setting: str) -> str:
-    return "--preset paper" if setting == "paper" else "paper model, document batching"
+    if setting == "paper":
+        return "--preset paper"
+    return "paper model, document batching" + (", --compile on" if "compiled" in setting else "")
 
 
 def keras_run(bench: Bench, key: str, files: list[str]) -> tuple[float, int]:
