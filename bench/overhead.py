@@ -87,6 +87,6 @@ def measure(bench: Bench) -> list[Row]:
         timing, plain = result.trainer, result.plain
         plain_rate = statistics.median(rep.rate for rep in plain)
         phases = [("train phase", timing.train_rate)] if timing.partial else [("whole epoch", timing.rate), ("train phase", timing.train_rate)]
-        rows.extend(Row(key, f"{MEASURE} ({phase}, {timing.label}; head: {timing.fused_head})", f"{rate:,.0f} pairs/s", f"{plain_rate:,.0f} pairs/s",
+        rows.extend(Row(key, f"{MEASURE} ({phase}, {timing.label}; head: {timing.fused_head.split(' (')[0]})", f"{rate:,.0f} pairs/s", f"{plain_rate:,.0f} pairs/s",
                         rate / plain_rate, f"≥ {TARGET}×", rate / plain_rate >= TARGET) for phase, rate in phases)
     return rows

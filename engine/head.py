@@ -126,8 +126,9 @@ class Fusion:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         raw, index = torch.randn(3, vocab_size, device=device), torch.zeros(3, dtype=torch.long, device=device)
         try:
-            for gradient in (True, False):
-                self(raw, index, objective, head, gradient)
+            with torch.no_grad():  # as the chunks run: inside the autograd Function's forward, or in validation
+                for gradient in (True, False):
+                    self(raw, index, objective, head, gradient)
         except Exception as error:  # no working compiler: the plain chunk computes the same values
             self.compiled = False
             self.description = f"plain torch (torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:160]})"
