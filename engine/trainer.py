@@ -275,8 +275,9 @@ class Trainer:
 class WallClock:
     """Wall time and throughput for the metric lines.
 
-    ``wall_s``: seconds since the run started, carried on from the record when it resumes (the
-    time between its last line and the stop is not counted). ``pairs_per_s``: on a step line, the
+    ``wall_s``: seconds since training began (after the corpus was loaded and the head warmed
+    up), carried on from the record when the run resumes (the time between its last line and
+    the stop is not counted). ``pairs_per_s``: on a step line, the
     training pairs since the previous line over the time since it; on an epoch line, the epoch's
     training pairs over the epoch's time, validation and checkpoint included.
     """
