@@ -5,3 +5,5 @@ compares a measured value with a baseline measured in the same process or run (s
 repetitions, median), states its target and whether it is met. Benchmarks report; they never
 assert or fail on slowness.
 """
+
+import engine  # noqa: F401,E402  (before anything loads torch: it sets OpenMP's passive wait, see engine/__init__.py)

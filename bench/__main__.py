@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from bench import batching_speed, concurrency, generation, hardware, memory, overhead, stacked, startup, tui_cost, tui_latency
+from bench import batching_speed, concurrency, generation, hardware, memory, overhead, peer, stacked, startup, tui_cost, tui_latency
 from bench.context import Bench
 from bench.table import Row, markdown_table, text_table
 from bench.workloads import DEFAULT_DATA, build_workloads
 
 # The TUI rows run last: they share the machine with a live training run.
-MEASURES = [batching_speed, overhead, hardware, startup, memory, generation, stacked, tui_cost, tui_latency, concurrency]
+MEASURES = [peer, batching_speed, overhead, hardware, startup, memory, generation, stacked, tui_cost, tui_latency, concurrency]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ def main(path: str, device_name: str) -> None:
     batches = DocumentBatches(corpus, [d for chunk in chunks[:HEAVIEST] for d in chunk], size)
     torch.manual_seed(config.train.seed)
     model = LanguageModel(len(corpus.vocab), config.model).to(device)
-    evaluate(model, batches, Objective(config.objective), device, len(corpus.vocab))
+    evaluate(model, batches, Objective(config.objective), device)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Same model (:class:`engine.model.LanguageModel`, same seed), same batches in the same order
 (:mod:`engine.batching` through :func:`engine.trainer.make_split`, per-epoch seeds from
 :func:`engine.trainer.epoch_seed`), same objective and Adam settings; no metrics, events,
-validation or checkpoints. Each epoch is timed from its first batch to its last optimizer step,
+validation or checkpoints. Its loss is the plain PyTorch one: the model's whole (positions ×
+vocabulary) outputs, the objective's value formulas (:meth:`engine.objectives.Objective.losses`)
+and autograd, so it shares none of the engine's head, metrics or bookkeeping. Each epoch is timed from its first batch to its last optimizer step,
 with a device synchronization at the end, leaving out the pauses in which a run it alternates
 with goes on (:func:`bench.timing.interleave`).
 """
@@ -59,8 +61,7 @@ class PlainRun:
                 else:
                     scored = batch.targets > 0
                     raw, target_index = model(batch.inputs, scored=scored), batch.targets[scored]
-                target = objective.targets(target_index, vocab_size, raw.dtype)
-                loss = objective(Outputs(raw, config.model.head), target).mean()
+                loss = objective.losses(Outputs(raw, config.model.head), target_index).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

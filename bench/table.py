@@ -38,7 +38,7 @@ def text_table(rows: list[Row]) -> str:
     """Columns padded to their widest cell, a rule under the header."""
     lines = [HEADERS, *(row.cells() for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
-    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(out)
 

@@ -59,6 +59,7 @@ class TrainerTiming:
     steps_per_epoch: int
     reps: list[Repetition] = field(default_factory=list)
     steps: int | None = None
+    fused_head: str = ""
 
     @property
     def partial(self) -> bool:
@@ -105,7 +106,8 @@ class TrainedRun:
         for event in trainer.events():
             elapsed += time.perf_counter() - resumed
             if isinstance(event, RunStarted):
-                self.timing = TrainerTiming(self.config, event.train_pairs, event.steps_per_epoch, steps=self.max_steps)
+                self.timing = TrainerTiming(self.config, event.train_pairs, event.steps_per_epoch, steps=self.max_steps,
+                                            fused_head=event.fused_head)
                 elapsed = 0.0
             elif isinstance(event, StepMetrics):
                 if event.step == self.max_steps:

@@ -105,6 +105,8 @@ class TrainConfig(_Strict):
 
     ``batch_size`` counts sequences: documents with ``document`` batching, (prefix, next word)
     pairs with ``prefix`` batching. ``log_every`` is how many batches a live-metrics window spans.
+    ``compile``: fuse the output head's element-wise math with ``torch.compile`` (see
+    :func:`engine.head.plan_fusion`; ``auto`` is on for CUDA, off on a CPU).
     """
 
     epochs: int = option(5, "epochs to train (with --resume: train further)", resumable=True, ge=1, le=100_000)
@@ -117,6 +119,7 @@ class TrainConfig(_Strict):
                          pattern=f"^(?:{DEVICE_PATTERN.pattern})$")
     batching: Literal["document", "prefix"] = option("document", "document (fast) or prefix (the study's n-grams)")
     log_every: int = option(10, "batches per live-metrics window", ge=1, le=1_000_000)
+    compile: Literal["auto", "on", "off"] = option("auto", "fuse the output head's math with torch.compile: auto (on CUDA only), on, off")
 
 
 class RunConfig(_Strict):

@@ -24,6 +24,7 @@ class RunStarted:
     total_steps: int
     start_step: int
     definitions: dict[str, str]
+    fused_head: str = "plain torch"  # how the output head's element-wise math runs (engine.head.Fusion)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
-import torch.nn.functional as F
 
 EPSILON = 1e-7
 
@@ -65,6 +63,20 @@ def cross_entropy(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return -(target * log_probs).sum(-1)
 
 
+class cached:
+    """``functools.cached_property`` without the lock Python 3.11's takes, which ``torch.compile`` cannot trace:
+    the first read computes the value and stores it on the instance, where later reads find it."""
+
+    def __init__(self, compute):
+        self.compute, self.name, self.__doc__ = compute, compute.__name__, compute.__doc__
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
+
+
 def definitions_for(head: str) -> dict[str, str]:
     """Which definition the ``entropy`` and ``kl`` metrics use for a model with this head."""
     kind = "study" if head == "linear" else "softmax"
@@ -78,26 +90,37 @@ class Outputs:
     raw: torch.Tensor
     head: str
 
-    @cached_property
-    def log_probs(self) -> torch.Tensor:
-        return F.log_softmax(self.raw, dim=-1)
+    @cached
+    def logsumexp(self) -> torch.Tensor:
+        """``log Σ_j exp z_j`` per row."""
+        return torch.logsumexp(self.raw, dim=-1)
 
-    @cached_property
+    @cached
+    def log_probs(self) -> torch.Tensor:
+        """``log p = z − log Σ_j exp z_j``."""
+        return self.raw - self.logsumexp.unsqueeze(-1)
+
+    @cached
     def probs(self) -> torch.Tensor:
         return self.log_probs.exp()
 
-    @cached_property
+    @cached
     def prediction(self) -> torch.Tensor:
         """``y``: the raw outputs for a linear head, ``p`` for a softmax head."""
         return self.raw if self.head == "linear" else self.probs
 
-    @cached_property
+    @cached
     def clipped(self) -> torch.Tensor:
         return clip(self.prediction)
 
-    @cached_property
+    @cached
     def log_clipped(self) -> torch.Tensor:
         return self.clipped.log()
+
+    @cached
+    def inside_clip(self) -> torch.Tensor:
+        """Where ``ε ≤ y ≤ 1``: there ``clip`` passes its gradient on, elsewhere it is 0 (as ``clamp``'s)."""
+        return (self.prediction >= EPSILON) & (self.prediction <= 1.0)
 
     def entropy(self) -> torch.Tensor:
         """Per-row entropy under the definition in force for this head (:func:`study_entropy` or :func:`softmax_entropy`)."""
@@ -121,7 +144,7 @@ class Outputs:
 
     def cross_entropy_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
         """:func:`cross_entropy` of ``softmax(z)`` against one-hot rows: ``log Σ_j exp z_j − z_k``."""
-        return -self.log_probs.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
+        return self.logsumexp - self.raw.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
 
 
 class MetricTotals:
@@ -139,8 +162,9 @@ class MetricTotals:
         self._sums: torch.Tensor | None = None
         self._predicted: torch.Tensor | None = None
 
-    @torch.no_grad()
-    def add(self, outputs: Outputs, target_index: torch.Tensor, losses: torch.Tensor) -> None:
+    @staticmethod
+    def sums(outputs: Outputs, target_index: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A chunk's sums ``[loss, entropy, kl, correct, cross-entropy]`` (float64) and its ``argmax z`` words."""
         guesses = outputs.raw.argmax(-1)
         sums = torch.stack([
             losses.detach().sum(),
@@ -149,12 +173,21 @@ class MetricTotals:
             (guesses == target_index).sum().to(losses.dtype),
             outputs.cross_entropy_to_words(target_index).sum(),
         ]).double()
+        return sums, guesses
+
+    @torch.no_grad()
+    def add(self, outputs: Outputs, target_index: torch.Tensor, losses: torch.Tensor) -> None:
+        self.add_sums(*self.sums(outputs, target_index, losses), outputs.raw.shape[-1])
+
+    @torch.no_grad()
+    def add_sums(self, sums: torch.Tensor, guesses: torch.Tensor, vocab_size: int) -> None:
+        """Add a chunk's :meth:`sums` and ``argmax`` words (one per prediction)."""
         if self._sums is None:
             self._sums = torch.zeros_like(sums)
-            self._predicted = torch.zeros(outputs.raw.shape[-1], dtype=torch.bool, device=guesses.device)
+            self._predicted = torch.zeros(vocab_size, dtype=torch.bool, device=guesses.device)
         self._sums += sums
         self._predicted[guesses] = True
-        self.count += target_index.numel()
+        self.count += guesses.numel()
 
     def merge(self, other: MetricTotals) -> None:
         """Add another window's totals to these."""

@@ -43,12 +43,20 @@ class LanguageModel(nn.Module):
         (n, vocab) for the n positions where the boolean mask ``scored`` (batch, time) is set;
         else (batch, time, vocab). The output layer runs only on the positions returned.
         """
+        return self.output(self.features(tokens, last_only, scored))
+
+    def features(self, tokens: torch.Tensor, last_only: bool = False, scored: torch.Tensor | None = None) -> torch.Tensor:
+        """What the output layer reads at the scored positions (after dropout), chosen as in :meth:`forward`.
+
+        Training and validation hand these to the fused head (:mod:`engine.head`) with
+        ``output.weight`` and ``output.bias``, so the (n, vocab) outputs are never built whole.
+        """
         hidden, _ = self.lstm(self.embedding(tokens))
         if last_only:
             hidden = hidden[:, -1]
         elif scored is not None:
             hidden = hidden[scored]
-        return self.output(self.dropout(hidden))
+        return self.dropout(hidden)
 
 
 @torch.no_grad()

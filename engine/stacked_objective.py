@@ -23,7 +23,7 @@ import torch
 
 from engine.config import ObjectiveConfig
 from engine.metrics import MetricTotals, Outputs
-from engine.objectives import BASE_LOSSES, REGULARIZERS, Objective
+from engine.objectives import BASE_LOSSES, REGULARIZERS, Chunk, Objective, Targets
 
 
 class StackedObjective:
@@ -49,15 +49,16 @@ class StackedObjective:
         for (loss, param, regularizer), members in self.groups:
             rows = raw if len(members) == len(self.configs) else raw[torch.tensor(members, device=raw.device)]
             outputs = Outputs(rows, self.head)
-            terms = REGULARIZERS[regularizer]
-            if terms.smooths_targets:
-                target = torch.stack([Objective(self.configs[r]).targets(target_index, vocab, raw.dtype) for r in members])
+            base, terms = BASE_LOSSES[loss], REGULARIZERS[regularizer]
+            if terms.smooths_targets:  # each member its own ε
+                losses = torch.stack([base.value(Chunk(Outputs(rows[i], self.head), Objective(self.configs[r]).targets(target_index, vocab)),
+                                                 param=param) for i, r in enumerate(members)])
             else:
-                target = Objective(self.configs[members[0]]).targets(target_index, vocab, raw.dtype)
-            losses = BASE_LOSSES[loss](outputs, target, param)
-            if terms.penalty is not None:
-                weights = torch.tensor([self.configs[r].weight for r in members], dtype=raw.dtype, device=raw.device)
-                losses = losses + weights.unsqueeze(-1) * terms.penalty(outputs, target)
+                chunk = Chunk(outputs, Targets(target_index, vocab))
+                losses = base.value(chunk, param=param)
+                if terms.penalty is not None:
+                    weights = torch.tensor([self.configs[r].weight for r in members], dtype=raw.dtype, device=raw.device)
+                    losses = losses + weights.unsqueeze(-1) * terms.penalty.value(chunk)
             pieces.append((losses, *metric_sums(outputs, target_index, losses)))
         losses, sums, guesses = (torch.cat(part) if len(pieces) > 1 else part[0] for part in zip(*pieces, strict=True))
         if self._restore is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from engine.events import (
     RunStopped,
     StepMetrics,
 )
-from engine.metrics import MetricTotals, Outputs, definitions_for
+from engine.head import Fusion, head_loss_and_metrics, plan_fusion
+from engine.metrics import MetricTotals, definitions_for
 from engine.model import LanguageModel, check_model_fits
 from engine.objectives import Objective
 from engine.report import is_collapsed
@@ -203,12 +205,16 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
+        fusion = plan_fusion(device, config.train.compile)
+        fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
         yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
-                         steps_per_epoch, total_steps, record.step, definitions)
+                         steps_per_epoch, total_steps, record.step, definitions, fusion.description)
 
+        clock = WallClock(self._recorded_wall_time(record.step))
         for epoch in range(record.epochs_completed, config.train.epochs):
+            clock.start_epoch()
             torch.manual_seed(epoch_seed(config.train.seed, epoch))
             model.train()
             epoch_totals = MetricTotals.from_state(record.partial_epoch.model_dump() if record.partial_epoch else None, vocab_size, device)
@@ -216,24 +222,25 @@ class Trainer:
             for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
                 if self._stop.is_set():
                     break
-                loss = self._step(model, optimizer, objective, batch.to(device), vocab_size, window)
+                loss = self._step(model, optimizer, objective, batch.to(device), window, fusion)
                 window_losses.append(loss)
                 record.step += 1
                 record.batch_in_epoch += 1
                 if record.step % config.train.log_every == 0 or record.batch_in_epoch == steps_per_epoch:
-                    diverged = self._first_non_finite(window_losses, record.step)
+                    diverged = self._first_non_finite(window_losses, record.step, optimizer)
                     if diverged is not None:
                         yield self._diverge(record, diverged)
                         return
                     fraction = epoch + record.batch_in_epoch / steps_per_epoch
                     live = window.summary("train_")
-                    self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live})
+                    self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live,
+                                                   **clock.line(window.count)})
                     self._writer.progress(record.step, total_steps)
                     yield StepMetrics(config.name, record.step, total_steps, fraction, live)
                     epoch_totals.merge(window)
                     window, window_losses = MetricTotals(), []
             if record.batch_in_epoch < steps_per_epoch:  # stopped mid-epoch
-                diverged = self._first_non_finite(window_losses, record.step)
+                diverged = self._first_non_finite(window_losses, record.step, optimizer)
                 if diverged is not None:
                     yield self._diverge(record, diverged)
                     return
@@ -243,9 +250,9 @@ class Trainer:
                 yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
                 yield RunStopped(config.name, record.step, record.epoch_progress)
                 return
-            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, vocab_size))}
+            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, fusion))}
             record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
-            self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics})
+            self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics, **clock.epoch_line()})
             if self._stop.is_set() and epoch + 1 < config.train.epochs:
                 record.status = "stopped"
             self.directory.save(record, model, optimizer)
@@ -262,29 +269,31 @@ class Trainer:
 
     @staticmethod
     def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
-              vocab_size: int, window: MetricTotals) -> torch.Tensor:
-        outputs, target_index, losses = forward(model, objective, batch, vocab_size)
-        loss = losses.mean()
+              window: MetricTotals, fusion: Fusion) -> torch.Tensor:
+        loss = forward(model, objective, batch, window, fusion)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        try:
-            optimizer.step()
-        except RuntimeError as error:
-            if "overflow" not in str(error):
-                raise
-            return torch.tensor(float("nan"))  # Adam's state overflowed: the run has diverged at this step
-        window.add(outputs, target_index, losses)
+        optimizer.step()
         return loss.detach()
 
     @staticmethod
-    def _first_non_finite(losses: list[torch.Tensor], last_step: int) -> int | None:
-        """The step number of the first non-finite loss among the window's, if any."""
+    def _first_non_finite(losses: list[torch.Tensor], last_step: int, optimizer: torch.optim.Optimizer) -> int | None:
+        """The step number of the first non-finite loss among the window's; else, when Adam's moments
+        are no longer finite (``torch.isfinite``), the window's last step; else None."""
         if not losses:
             return None
         finite = torch.isfinite(torch.stack(losses)).tolist()
-        if all(finite):
-            return None
-        return last_step - len(losses) + 1 + finite.index(False)
+        if not all(finite):
+            return last_step - len(losses) + 1 + finite.index(False)
+        moments = [torch.isfinite(value).all() for state in optimizer.state.values() for value in state.values() if value.dim()]
+        if moments and not torch.stack(moments).all():
+            return last_step
+        return None
+
+    def _recorded_wall_time(self, step: int) -> float:
+        """The wall time the run's record reached by ``step`` (0 for a new run), so that a resumed run's clock goes on from it."""
+        lines = self.directory.read_metrics() if self._resuming is not None else []
+        return max((line.get("wall_s", 0.0) for line in lines if line.get("step", 0) <= step), default=0.0)
 
     def _diverge(self, record: RunRecord, step: int) -> RunDiverged:
         message = (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
@@ -305,30 +314,59 @@ class Trainer:
             self.directory.write_record(saved)
 
 
-def forward(model: LanguageModel, objective: Objective, batch: Batch, vocab_size: int):
-    """Outputs at the scored positions, their targets and per-prediction losses for one batch."""
+class WallClock:
+    """Wall time and throughput for the metric lines.
+
+    ``wall_s``: seconds since training began (after the corpus was loaded and the head warmed
+    up), carried on from the record when the run resumes (the time between its last line and
+    the stop is not counted). ``pairs_per_s``: on a step line, the
+    training pairs since the previous line over the time since it; on an epoch line, the epoch's
+    training pairs over the epoch's time, validation and checkpoint included.
+    """
+
+    def __init__(self, offset: float = 0.0):
+        self.offset, self.started = offset, time.perf_counter()
+        self.last = self.epoch_started = self.started
+        self.epoch_pairs = 0
+
+    def start_epoch(self) -> None:
+        self.epoch_started, self.epoch_pairs = time.perf_counter(), 0
+
+    def line(self, pairs: int) -> dict[str, float]:
+        now = time.perf_counter()
+        rate, self.last = pairs / max(now - self.last, 1e-9), now
+        self.epoch_pairs += pairs
+        return {"wall_s": round(self.offset + now - self.started, 3), "pairs_per_s": round(rate, 1)}
+
+    def epoch_line(self) -> dict[str, float]:
+        now = time.perf_counter()
+        self.last = now
+        rate = self.epoch_pairs / max(now - self.epoch_started, 1e-9)
+        return {"wall_s": round(self.offset + now - self.started, 3), "pairs_per_s": round(rate, 1)}
+
+
+def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: MetricTotals | None = None,
+            fusion: Fusion | None = None) -> torch.Tensor:
+    """The batch's mean loss through the fused head (:mod:`engine.head`), its metrics added to ``totals``."""
     if batch.last_only:
-        raw = model(batch.inputs, last_only=True)
-        target_index = batch.targets
+        features, target_index = model.features(batch.inputs, last_only=True), batch.targets
     else:
         scored = batch.targets > 0
-        raw = model(batch.inputs, scored=scored)
-        target_index = batch.targets[scored]
-    outputs = Outputs(raw, model.config.head)
-    target = objective.targets(target_index, vocab_size, raw.dtype)
-    return outputs, target_index, objective(outputs, target)
+        features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
+    output = model.output
+    return head_loss_and_metrics(features, output.weight, output.bias, target_index, objective, model.config.head, totals,
+                                 fusion=fusion)
 
 
 @torch.no_grad()
 def evaluate(model: LanguageModel, batches: DocumentBatches | PrefixBatches, objective: Objective,
-             device: torch.device, vocab_size: int) -> MetricTotals:
+             device: torch.device, fusion: Fusion | None = None) -> MetricTotals:
     """Metric totals over every pair of ``batches``, in order, with dropout off."""
     was_training = model.training
     model.eval()
     totals = MetricTotals()
     for batch in iterate(batches, seed=None):
-        outputs, target_index, losses = forward(model, objective, batch.to(device), vocab_size)
-        totals.add(outputs, target_index, losses)
+        forward(model, objective, batch.to(device), totals, fusion)
     model.train(was_training)
     return totals
 

@@ -20,11 +20,15 @@ from engine.metrics import EPSILON, Outputs, clip
 from engine.objectives import (
     BASE_LOSSES,
     REGULARIZERS as REGISTRY,
+    Chunk,
     Objective,
+    Targets,
     alpha,
     beta,
     ce,
     confidence_penalty,
+    d_entropy_penalty,
+    d_kl_penalty,
     entropy_penalty,
     gamma,
     kl_penalty,
@@ -41,8 +45,14 @@ def outputs(head: str = "softmax", dtype: torch.dtype = torch.float64, z=Z) -> O
     return Outputs(torch.tensor([z], dtype=dtype), head)
 
 
-def one_hot(k: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    return F.one_hot(torch.tensor([k]), 3).to(dtype)
+def chunk(head: str = "softmax", k: int = 0, z=Z, smoothing: float = 0.0) -> Chunk:
+    """The running example (or raw outputs ``z``) with next word ``k``."""
+    return rows(torch.tensor([z], dtype=torch.float64), torch.tensor([k]), head, smoothing)
+
+
+def rows(raw: torch.Tensor, index: torch.Tensor, head: str = "softmax", smoothing: float = 0.0) -> Chunk:
+    """Raw outputs (n, V) with next words ``index`` (n,)."""
+    return Chunk(Outputs(raw, head), Targets(index, raw.shape[-1], smoothing))
 
 
 def value(tensor: torch.Tensor) -> float:
@@ -63,91 +73,88 @@ def test_the_worked_softmax_is_what_the_engine_computes():
 
 def test_mse_on_the_raw_outputs_of_a_linear_head():
     # ((2 − 1)² + (0.5 − 0)² + (−1 − 0)²) / 3 = (1 + 0.25 + 1) / 3 = 0.75
-    assert value(mse(outputs("linear"), one_hot(0))) == pytest.approx(0.75, abs=1e-12)
+    assert value(mse(chunk("linear", 0))) == pytest.approx(0.75, abs=1e-12)
     # target 1: (2² + (0.5 − 1)² + 1²) / 3 = (4 + 0.25 + 1) / 3 = 1.75
-    assert value(mse(outputs("linear"), one_hot(1))) == pytest.approx(1.75, abs=1e-12)
+    assert value(mse(chunk("linear", 1))) == pytest.approx(1.75, abs=1e-12)
 
 
 def test_mse_on_the_probabilities_of_a_softmax_head():
     # ((0.785597 − 1)² + 0.175290² + 0.039113²) / 3 = (0.045968 + 0.030727 + 0.001530) / 3 = 0.026075
-    assert value(mse(outputs("softmax"), one_hot(0))) == pytest.approx(0.0260750488, abs=1e-9)
+    assert value(mse(chunk("softmax", 0))) == pytest.approx(0.0260750488, abs=1e-9)
 
 
 def test_cross_entropy():
     # −log p_0 = 0.241311; −log p_1 = 1.741311
-    assert value(ce(outputs(), one_hot(0))) == pytest.approx(0.2413112967, abs=1e-9)
-    assert value(ce(outputs(), one_hot(1))) == pytest.approx(1.7413112967, abs=1e-9)
+    assert value(ce(chunk("softmax", 0))) == pytest.approx(0.2413112967, abs=1e-9)
+    assert value(ce(chunk("softmax", 1))) == pytest.approx(1.7413112967, abs=1e-9)
     # the head does not matter: CE is always on softmax(z)
-    assert value(ce(outputs("linear"), one_hot(1))) == pytest.approx(1.7413112967, abs=1e-9)
+    assert value(ce(chunk("linear", 1))) == pytest.approx(1.7413112967, abs=1e-9)
 
 
 def test_alpha_divergence():
     # one-hot: (1 − p_k^(1−α)) / (α(1−α))
     # α = 2:   (1 − 0.785597^−1) / (2·(−1)) = (1 − 1.272918) / −2 = 0.136459
-    assert value(alpha(outputs(), one_hot(0), 2.0)) == pytest.approx(0.1364586143, abs=1e-9)
+    assert value(alpha(chunk("softmax", 0), 2.0)) == pytest.approx(0.1364586143, abs=1e-9)
     # α = 0.5: (1 − 0.785597^0.5) / (0.5·0.5) = (1 − 0.886339) / 0.25 = 0.454644
-    assert value(alpha(outputs(), one_hot(0), 0.5)) == pytest.approx(0.4546435224, abs=1e-9)
+    assert value(alpha(chunk("softmax", 0), 0.5)) == pytest.approx(0.4546435224, abs=1e-9)
 
 
 def test_beta_divergence():
     # one-hot: 1/(β(β−1)) − p_k^(β−1)/(β−1) + Σ p_j^β / β
     # β = 3:   1/6 − 0.785597²/2 + (0.785597³ + 0.175290³ + 0.039113³)/3
     #        = 0.166667 − 0.308581 + (0.484839 + 0.005386 + 0.000060)/3 = 0.021514
-    assert value(beta(outputs(), one_hot(0), 3.0)) == pytest.approx(0.0215143566, abs=1e-9)
+    assert value(beta(chunk("softmax", 0), 3.0)) == pytest.approx(0.0215143566, abs=1e-9)
     # β = 0.5: 1/(0.5·(−0.5)) − 0.785597^(−0.5)/(−0.5) + (Σ p_j^0.5)/0.5
     #        = −4 + 2·1.128235 + 2·(0.886339 + 0.418677 + 0.197769) = 1.262043
-    assert value(beta(outputs(), one_hot(0), 0.5)) == pytest.approx(1.2620427977, abs=1e-9)
+    assert value(beta(chunk("softmax", 0), 0.5)) == pytest.approx(1.2620427977, abs=1e-9)
 
 
 def test_beta_at_two_is_half_the_squared_error_between_probabilities_and_one_hot():
     # ½ ((0.785597 − 1)² + 0.175290² + 0.039113²) = ½ · 0.078225 = 0.039113
-    assert value(beta(outputs(), one_hot(0), 2.0)) == pytest.approx(0.0391125733, abs=1e-9)
+    assert value(beta(chunk("softmax", 0), 2.0)) == pytest.approx(0.0391125733, abs=1e-9)
     z = torch.randn(64, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
     target = F.one_hot(torch.arange(64) % 20, 20).to(torch.float64)
-    out = Outputs(z, "softmax")
-    half_squared = 0.5 * (out.probs - target).pow(2).sum(-1)
-    assert torch.allclose(beta(out, target, 2.0), half_squared, atol=1e-12)
+    half_squared = 0.5 * (torch.softmax(z, -1) - target).pow(2).sum(-1)
+    assert torch.allclose(beta(rows(z, torch.arange(64) % 20), 2.0), half_squared, atol=1e-12)
 
 
 def test_gamma_divergence():
     # one-hot: −log p_k + (1/γ) log Σ p_j^γ
     # γ = 2: 0.241311 + ½ log(0.617163 + 0.030727 + 0.001530) = 0.241311 + ½ log 0.649420 = 0.025473
-    assert value(gamma(outputs(), one_hot(0), 2.0)) == pytest.approx(0.0254728818, abs=1e-9)
+    assert value(gamma(chunk("softmax", 0), 2.0)) == pytest.approx(0.0254728818, abs=1e-9)
     # γ = 3: 0.241311 + ⅓ log(0.484839 + 0.005386 + 0.000060) = 0.241311 + ⅓ log 0.490285 = 0.003723
-    assert value(gamma(outputs(), one_hot(0), 3.0)) == pytest.approx(0.0037232638, abs=1e-9)
+    assert value(gamma(chunk("softmax", 0), 3.0)) == pytest.approx(0.0037232638, abs=1e-9)
 
 
 @pytest.mark.parametrize("loss", [alpha, beta, gamma])
 def test_power_divergences_at_parameter_one_are_exactly_cross_entropy(loss):
-    z = torch.tensor([Z] * 3)
-    out, target = Outputs(z, "softmax"), torch.eye(3)
-    assert torch.equal(loss(out, target, 1.0), ce(out, target))
+    c = rows(torch.tensor([Z] * 3), torch.arange(3))
+    assert torch.equal(loss(c, 1.0), ce(c))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32 (as trained)"])
 @pytest.mark.parametrize("loss", [alpha, beta, gamma])
 @pytest.mark.parametrize("param", [1 + 1e-4, 1 - 1e-4])
 def test_power_divergences_tend_to_cross_entropy(loss, param, dtype):
-    z = torch.tensor([Z] * 3, dtype=dtype)
-    out, target = Outputs(z, "softmax"), torch.eye(3, dtype=dtype)  # each of the 3 words as target
+    c = rows(torch.tensor([Z] * 3, dtype=dtype), torch.arange(3))  # each of the 3 words as target
     reference = torch.tensor([-lp for lp in LOG_P], dtype=torch.float64)  # CE = −log p_k, by hand above
-    gap = (loss(out, target, param).double() - reference).abs().max().item()
+    gap = (loss(c, param).double() - reference).abs().max().item()
     assert gap < 1e-3, f"{loss.__name__}({param}) is {gap:.2e} from cross-entropy in {dtype}"
 
 
 @pytest.mark.parametrize("loss", [alpha, beta, gamma])
 def test_power_divergences_approach_cross_entropy_as_the_parameter_nears_one(loss):
-    out, target = outputs(), one_hot(2)  # the hardest target: −log p_2 = 3.241311
-    gaps = [abs(value(loss(out, target, 1 + h)) - 3.2413112967) for h in (1e-1, 1e-2, 1e-3)]
+    c = chunk("softmax", 2)  # the hardest target: −log p_2 = 3.241311
+    gaps = [abs(value(loss(c, 1 + h)) - 3.2413112967) for h in (1e-1, 1e-2, 1e-3)]
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < gaps[0] / 50
 
 
 @pytest.mark.parametrize("loss", [alpha, beta, gamma])
 def test_power_divergences_are_zero_at_a_perfect_prediction_and_positive_elsewhere(loss):
-    near_perfect = Outputs(torch.tensor([[40.0, 0.0, 0.0]], dtype=torch.float64), "softmax")
-    assert abs(value(loss(near_perfect, one_hot(0), 2.0))) < 1e-12
-    assert value(loss(outputs(), one_hot(1), 2.0)) > 0
+    near_perfect = chunk("softmax", 0, z=[40.0, 0.0, 0.0])
+    assert abs(value(loss(near_perfect, 2.0))) < 1e-12
+    assert value(loss(chunk("softmax", 1), 2.0)) > 0
 
 
 # -- regularizers -----------------------------------------------------------------------------
@@ -162,51 +169,54 @@ def test_clip_is_keras_clip_to_epsilon_and_one():
 def test_study_entropy_clips_the_raw_outputs():
     # clip(z) = [1, 0.5, 1e-7]: −(1·log 1 + 0.5·log 0.5 + 1e-7·log 1e-7)
     #   = −(0 − 0.346574 − 1.6118e-6) = 0.3465752021
-    assert value(entropy_penalty(outputs("linear"), one_hot(0))) == pytest.approx(0.3465752021, abs=1e-10)
+    assert value(entropy_penalty(chunk("linear", 0))) == pytest.approx(0.3465752021, abs=1e-10)
     # anything above 1 counts as 1 (contributes 0), anything below 1e-7 as 1e-7
-    above = outputs("linear", z=[50.0, 0.5, -1.0])
-    below = outputs("linear", z=[2.0, 0.5, -1e6])
-    assert value(entropy_penalty(above, one_hot(0))) == pytest.approx(0.3465752021, abs=1e-10)
-    assert value(entropy_penalty(below, one_hot(0))) == pytest.approx(0.3465752021, abs=1e-10)
+    above = chunk("linear", 0, z=[50.0, 0.5, -1.0])
+    below = chunk("linear", 0, z=[2.0, 0.5, -1e6])
+    assert value(entropy_penalty(above)) == pytest.approx(0.3465752021, abs=1e-10)
+    assert value(entropy_penalty(below)) == pytest.approx(0.3465752021, abs=1e-10)
 
 
 def test_study_entropy_has_zero_gradient_outside_the_clip_range():
     z = torch.tensor([Z], dtype=torch.float64, requires_grad=True)
-    entropy_penalty(Outputs(z, "linear"), one_hot(0)).sum().backward()
+    entropy_penalty(rows(z, torch.tensor([0]), "linear")).sum().backward()
     # d/dy (−y log y) = −(log y + 1): at 0.5 that is −(−0.693147 + 1) = −0.306853; 0 where clipped
     assert z.grad[0].tolist() == pytest.approx([0.0, -0.3068528194, 0.0], abs=1e-10)
+    assert d_entropy_penalty(chunk("linear", 0))[0].tolist() == pytest.approx([0.0, -0.3068528194, 0.0], abs=1e-10)
 
 
 def test_study_kl_clips_target_and_prediction():
     # target 1: clip(t) = [1e-7, 1, 1e-7], clip(y) = [1, 0.5, 1e-7]
     #   1e-7·log(1e-7/1) + 1·log(1/0.5) + 1e-7·log(1e-7/1e-7) = −1.6118e-6 + 0.693147 + 0 = 0.6931455688
-    assert value(kl_penalty(outputs("linear"), one_hot(1))) == pytest.approx(0.6931455688, abs=1e-10)
+    assert value(kl_penalty(chunk("linear", 1))) == pytest.approx(0.6931455688, abs=1e-10)
     # target 0: 1·log(1/1) + 1e-7·log(1e-7/0.5) + 1e-7·log(1) = 1e-7·(−16.118096 + 0.693147) = −1.5425e-6
-    assert value(kl_penalty(outputs("linear"), one_hot(0))) == pytest.approx(-1.5424948e-6, abs=1e-12)
+    assert value(kl_penalty(chunk("linear", 0))) == pytest.approx(-1.5424948e-6, abs=1e-12)
 
 
 def test_study_kl_has_zero_gradient_outside_the_clip_range():
     z = torch.tensor([Z], dtype=torch.float64, requires_grad=True)
-    kl_penalty(Outputs(z, "linear"), one_hot(1)).sum().backward()
+    kl_penalty(rows(z, torch.tensor([1]), "linear")).sum().backward()
     # d/dy_j (−clip(t_j) log y_j) = −t_j / y_j: at y_1 = 0.5 with t_1 = 1 that is −2; 0 where y is clipped
     assert z.grad[0].tolist() == pytest.approx([0.0, -2.0, 0.0], abs=1e-10)
+    assert d_kl_penalty(chunk("linear", 1))[0].tolist() == pytest.approx([0.0, -2.0, 0.0], abs=1e-10)
 
 
 def test_confidence_penalty_is_minus_the_softmax_entropy():
     # H(p) = −Σ p log p = 0.785597·0.241311 + 0.175290·1.741311 + 0.039113·3.241311
     #      = 0.189574 + 0.305234 + 0.126777 = 0.621585
-    assert value(confidence_penalty(outputs("softmax"), one_hot(0))) == pytest.approx(-0.6215846047, abs=1e-9)
+    assert value(confidence_penalty(chunk("softmax", 0))) == pytest.approx(-0.6215846047, abs=1e-9)
     # on softmax probabilities whatever the head, and the same whatever the target
-    assert value(confidence_penalty(outputs("linear"), one_hot(2))) == pytest.approx(-0.6215846047, abs=1e-9)
+    assert value(confidence_penalty(chunk("linear", 2))) == pytest.approx(-0.6215846047, abs=1e-9)
 
 
 def test_label_smoothing_targets():
     # (1 − ε) t + ε / V with ε = 0.1, V = 3: [0.9 + 0.033333, 0.033333, 0.033333]
-    smoothed = smooth_labels(one_hot(0), 0.1)
+    smoothed = Targets(torch.tensor([0]), 3, 0.1).dense(torch.float64)
     assert smoothed[0].tolist() == pytest.approx([0.9333333333, 0.0333333333, 0.0333333333], abs=1e-10)
     assert smoothed.sum().item() == pytest.approx(1.0, abs=1e-12)
+    assert torch.equal(smoothed, smooth_labels(F.one_hot(torch.tensor([0]), 3).double(), 0.1))
     # CE against them: 0.933333·0.241311 + 0.033333·(1.741311 + 3.241311) = 0.225224 + 0.166087 = 0.391311
-    assert value(ce(outputs(), smoothed)) == pytest.approx(0.3913112967, abs=1e-9)
+    assert value(ce(chunk("softmax", 0, smoothing=0.1))) == pytest.approx(0.3913112967, abs=1e-9)
 
 
 def test_label_smoothing_objective_equals_torch_cross_entropy_with_label_smoothing():
@@ -214,9 +224,8 @@ def test_label_smoothing_objective_equals_torch_cross_entropy_with_label_smoothi
     z = torch.randn(32, 11, generator=generator, dtype=torch.float64) * 2
     index = torch.randint(0, 11, (32,), generator=generator)
     objective = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", weight=0.2))
-    target = objective.targets(index, 11, torch.float64)
     expected = F.cross_entropy(z, index, label_smoothing=0.2, reduction="none")
-    assert torch.allclose(objective(Outputs(z, "softmax"), target), expected, atol=1e-12)
+    assert torch.allclose(objective.losses(Outputs(z, "softmax"), index), expected, atol=1e-12)
 
 
 # -- the total --------------------------------------------------------------------------------
@@ -240,8 +249,9 @@ def test_label_smoothing_objective_equals_torch_cross_entropy_with_label_smoothi
 )
 def test_total_is_base_plus_weight_times_regularizer(config, head, target, expected):
     objective = Objective(config)
-    smoothed = objective.targets(torch.tensor([target]), 3, torch.float64)
-    assert value(objective(outputs(head), smoothed)) == pytest.approx(expected, abs=1e-9)
+    assert value(objective.losses(outputs(head), torch.tensor([target]))) == pytest.approx(expected, abs=1e-9)
+    losses, _ = objective.losses_and_gradient(outputs(head), torch.tensor([target]))
+    assert value(losses) == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("regularizer", REGULARIZERS)
@@ -251,11 +261,10 @@ def test_weight_zero_gives_the_base_loss_alone(regularizer, head):
     z = torch.randn(16, 7, generator=generator, dtype=torch.float64) * 2
     index = torch.randint(0, 7, (16,), generator=generator)
     objective = Objective(ObjectiveConfig(loss="mse", regularizer=regularizer, weight=0.0))
-    target = objective.targets(index, 7, torch.float64)
-    one_hot_target = F.one_hot(index, 7).to(torch.float64)
-    assert torch.equal(target, one_hot_target)
+    assert torch.equal(objective.targets(index, 7).dense(torch.float64), F.one_hot(index, 7).to(torch.float64))
     out = Outputs(z, head)
-    assert torch.equal(objective(out, target), mse(out, one_hot_target))
+    assert torch.equal(objective.losses(out, index), mse(rows(z, index, head)))
+    assert torch.equal(objective.losses_and_gradient(out, index)[1], Objective(ObjectiveConfig(loss="mse")).losses_and_gradient(out, index)[1])
 
 
 def test_the_registry_holds_exactly_the_configurable_names():
@@ -263,11 +272,28 @@ def test_the_registry_holds_exactly_the_configurable_names():
     assert tuple(REGISTRY) == REGULARIZERS
 
 
-def test_objective_builds_one_hot_targets_per_batch():
+def test_objective_builds_one_hot_targets_from_word_indices():
     objective = Objective(ObjectiveConfig(loss="ce"))
-    target = objective.targets(torch.tensor([2, 0]), 5, torch.float32)
+    target = objective.targets(torch.tensor([2, 0]), 5).dense(torch.float32)
     assert target.shape == (2, 5) and target.dtype == torch.float32
     assert target.tolist() == [[0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
+    smoothing = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", weight=0.1)).targets(torch.tensor([2]), 5)
+    assert smoothing.smoothing == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx([0.02, 0.02, 0.92, 0.02, 0.02])
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce", "alpha", "beta", "gamma"])
+@pytest.mark.parametrize("regularizer", ["none", "entropy", "kl", "confidence", "label-smoothing"])
+@pytest.mark.parametrize("head", ["linear", "softmax"])
+def test_each_closed_form_derivative_is_the_derivative_of_its_value(loss, regularizer, head):
+    """On the running example (all 3 targets, outputs spread across the clip range), in float64."""
+    param = {"alpha": 0.5, "beta": 3.0, "gamma": 2.0}.get(loss)
+    weight = 0.1 if regularizer == "label-smoothing" else 2.0
+    objective = Objective(ObjectiveConfig(loss=loss, loss_param=param, regularizer=regularizer, weight=weight))
+    z = torch.tensor([Z, [0.3, 0.9, 1e-9], [-0.2, 4.0, 0.6]], dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, 1, 2])
+    objective.losses(Outputs(z, head), index).sum().backward()
+    _, gradient = objective.losses_and_gradient(Outputs(z.detach(), head), index)
+    assert torch.allclose(gradient, z.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_hand_values_agree_with_math_module():

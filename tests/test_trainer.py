@@ -270,6 +270,30 @@ def test_a_huge_weight_diverges(small_corpus, tmp_path):
     assert load_run(tmp_path, "heavy").record.status == "diverged"
 
 
+def test_every_metric_line_carries_wall_time_and_throughput_and_a_resume_continues_the_clock(small_corpus, tmp_path):
+    config = config_for("clock", small_corpus, train__log_every=3)
+    events = events_of(Trainer.new(config, tmp_path))
+    assert isinstance(events[-1], RunFinished)
+    first = RunDirectory(tmp_path, "clock").read_metrics()
+    assert {line["kind"] for line in first} == {"step", "epoch"}
+    walls = [line["wall_s"] for line in first]
+    assert all(wall > 0 for wall in walls) and walls == sorted(walls)
+    assert all(line["pairs_per_s"] > 0 for line in first)
+    resumed = events_of(Trainer.resume(tmp_path, "clock", epochs=EPOCHS + 1))
+    assert isinstance(resumed[-1], RunFinished)
+    later = [line for line in RunDirectory(tmp_path, "clock").read_metrics() if line["epoch"] > EPOCHS]
+    assert later and min(line["wall_s"] for line in later) > max(walls)
+
+
+def test_adam_moments_overflowing_under_a_finite_loss_diverge(small_corpus, tmp_path):
+    # weight 1e30: the loss (~1e30) stays finite, but its gradients square past float32's range in
+    # Adam's second moment, after which the run would go on without learning
+    config = config_for("moments", small_corpus, objective__regularizer="entropy", objective__weight=1e30, train__log_every=3)
+    events = events_of(Trainer.new(config, tmp_path))
+    assert isinstance(events[-1], RunDiverged) and events[-1].step == 3
+    assert not of_type(events, StepMetrics)
+
+
 # -- batching -------------------------------------------------------------------------------------
 
 
@@ -302,8 +326,8 @@ def test_document_and_prefix_batching_score_the_same_pairs(small_corpus):
     torch.manual_seed(0)
     model = LanguageModel(len(corpus.vocab), document.model)
     objective = Objective(document.objective)
-    document_totals = evaluate(model, by_document.val, objective, torch.device("cpu"), len(corpus.vocab))
-    prefix_totals = evaluate(model, by_prefix.val, objective, torch.device("cpu"), len(corpus.vocab))
+    document_totals = evaluate(model, by_document.val, objective, torch.device("cpu"))
+    prefix_totals = evaluate(model, by_prefix.val, objective, torch.device("cpu"))
     assert document_totals.count == prefix_totals.count == by_document.val.pairs
 
 
