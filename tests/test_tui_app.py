@@ -8,8 +8,10 @@ import signal
 import time
 
 import pytest
-from tests.conftest import tiny_config
+from textual import events
 from textual.widgets import Button, Input, Select
+
+from tests.conftest import tiny_config, wait_for
 
 from engine.checkpoint import load_run
 from engine.generate import Continuation
@@ -18,15 +20,6 @@ from tui.screens.confirm_quit import ConfirmQuit
 from tui.widgets.plots import PANES
 
 pytestmark = pytest.mark.asyncio
-
-
-async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def wait_for_exit(app: ExplorerApp, timeout: float = 60.0) -> None:
@@ -166,3 +159,37 @@ async def test_sigterm_stops_runs_and_exits(tiny_corpus, tmp_path):
         os.kill(os.getpid(), signal.SIGTERM)
         await wait_for_exit(app)
     assert load_run(tmp_path, "term-me").record.status == "stopped"
+
+
+# -- Keys in one write: what the terminal driver does with a burst is post each key to the app at once --
+
+
+def burst(app: ExplorerApp, *keys: str) -> None:
+    """Post ``keys`` to the app without letting it run in between, as the driver does for one write."""
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
+async def test_editing_keys_in_one_write_apply_in_order(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        weight = app.query_one("#weight", Input)
+        for attempt in range(5):
+            app.screen.set_focus(weight)
+            await pilot.pause()
+            burst(app, "end", *["backspace"] * 6, "2", "4")
+            await wait_for(pilot, lambda: weight.value in ("24", "42", ""), "the keys to land", timeout=10)
+            await pilot.pause(0.2)
+            assert weight.value == "24", f"attempt {attempt}: {weight.value!r}"
+        assert "Ready: 1 run" in str(app.query_one("#form-status").render())
+
+
+async def test_two_tab_keys_in_one_write_end_on_the_second(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for first, second, tab in (("f4", "f3", "plots"), ("f3", "f4", "generate"), ("f4", "f2", "setup"), ("f2", "f4", "generate")):
+            burst(app, first, second)
+            await pilot.pause(0.3)
+            assert app.tabs.active == tab, (first, second)
+            assert app.tabs.get_pane(tab) in app.focused.ancestors_with_self

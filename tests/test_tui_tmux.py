@@ -99,18 +99,34 @@ def open_app(tiny_corpus, tmp_path):
         tmux.kill()
 
 
-KEY_GAP_S = 0.3  # Textual hands a key to the widget focused when it arrives: let each Tab land first
+FIELD_LABEL_WIDTH = 15  # SetupForm's label column
+
+
+def click_field(tmux: Tmux, label: str) -> None:
+    """Focus the form field labelled ``label`` by clicking its input (an SGR mouse press and release)."""
+    screen = tmux.screen()
+    row, line = next((row, line) for row, line in enumerate(screen.splitlines()) if re.match(rf"\s*{label}\s", line))
+    column = line.index(label) + FIELD_LABEL_WIDTH + 2  # inside the input, right of the label column (0-based)
+    tmux.type(f"\x1b[<0;{column + 1};{row + 1}M\x1b[<0;{column + 1};{row + 1}m")  # SGR coordinates count from 1
 
 
 def start_training(tmux: Tmux, epochs: int) -> str:
-    """Set Epochs (five tabs down from Corpus), train with ctrl+t, wait for the first epoch's progress."""
-    for key in ["Tab"] * 5 + ["C-u"]:
-        tmux.keys(key)
-        time.sleep(KEY_GAP_S)
+    """Set Epochs (clicked, then cleared with ctrl+u), train with ctrl+t, wait for the first epoch's progress."""
+    click_field(tmux, "Epochs")
+    tmux.keys("C-u")
     tmux.type(str(epochs))
     tmux.wait_for(lambda s: re.search(rf"Epochs\s+{epochs}\b", s), "the epochs field to change")
     tmux.keys("C-t")
     return tmux.wait_for(lambda s: (m := TRAINING.search(s)) and m.group(1) == str(epochs), "a training run past its first epoch")
+
+
+def test_two_tab_keys_in_one_write_end_on_the_second(open_app):
+    tmux, _ = open_app
+    for keys, shown in ((("F4", "F3"), "training loss"), (("F3", "F4"), "Seed"), (("F4", "F2"), "Epochs"), (("F2", "F3"), "training loss")):
+        tmux.keys(*keys)  # one send-keys: one write to the terminal
+        tmux.wait_for(lambda s, shown=shown: shown in s, f"{keys[1]}'s tab after {' '.join(keys)}", timeout=10)
+        time.sleep(0.5)  # let a late focus message arrive (it used to pull the tabs back to the first key's tab)
+        assert shown in tmux.screen(), f"after {' '.join(keys)} the pane showed:\n{tmux.screen()}"
 
 
 def test_train_generate_and_quit_in_a_real_terminal(open_app, tiny_corpus):

@@ -41,6 +41,7 @@ from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.setup_form import SetupForm
+from tui.widgets.tabs import FocusTabs
 
 MAX_PARALLEL_RUNS = 1
 TABLE_REFRESH_S = 0.5
@@ -83,7 +84,7 @@ class ExplorerApp(App[int]):
         self._shutting_down = False
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(initial="setup", id="tabs"):
+        with FocusTabs(initial="setup", id="tabs"):
             with TabPane("F2 Setup", id="setup"):
                 yield SetupForm(self.corpus_paths, self.column, self.device, id="form")
             with TabPane("F3 Plots", id="plots"):

@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 
 from engine.errors import UserError
 from tui.session import RunState
+from tui.widgets.ordered_input import OrderedInput
 
 DEFAULT_WORDS = 10
 MAX_WORDS = 100
@@ -135,9 +136,9 @@ class GenerationPanel(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="seed-row"):
             yield Label("Seed")
-            yield Input(placeholder="seed text, e.g. new york (Enter pins it)", id="seed-text", compact=True)
+            yield OrderedInput(placeholder="seed text, e.g. new york (Enter pins it)", id="seed-text", compact=True)
             yield Label("Words", id="words-label")
-            yield Input(str(DEFAULT_WORDS), id="words", type="integer", compact=True)
+            yield OrderedInput(str(DEFAULT_WORDS), id="words", type="integer", compact=True)
             yield Label("top-5 sampling", id="sampling-label")
             yield Switch(False, id="sampling")
         yield ContinuationsTable(id="continuations", cursor_type="cell", zebra_stripes=True)

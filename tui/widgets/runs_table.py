@@ -48,7 +48,7 @@ class RunsTable(DataTable):
 
     def show_run(self, run: RunState) -> None:
         """Add the run's row or bring its cells up to date."""
-        cells = dict(zip((key for key, _ in COLUMNS), self._cells(run)))
+        cells = dict(zip((key for key, _ in COLUMNS), self._cells(run), strict=True))
         if run.name not in self.rows:
             self.add_row(*cells.values(), key=run.name)
             return

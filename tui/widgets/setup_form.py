@@ -22,6 +22,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.config import LOSSES, PARAMETRIC_LOSSES, PRESETS, REGULARIZERS, CorpusConfig, build_run_config, parse_weight, parse_weights
 from engine.errors import UserError
+from tui.widgets.ordered_input import OrderedInput
 
 CORPUS_DEBOUNCE_S = 0.4
 NO_PRESET = "none"
@@ -99,22 +100,22 @@ class SetupForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         defaults = build_run_config("defaults")
-        yield from _field("Corpus", Input(", ".join(self._initial_paths), placeholder="embedded Lee news corpus (or paths, comma-separated)",
+        yield from _field("Corpus", OrderedInput(", ".join(self._initial_paths), placeholder="embedded Lee news corpus (or paths, comma-separated)",
                                           id="corpus", compact=True), "corpus")
         yield Static("", id="corpus-stats")
         yield from _field("Preset", Select([(NO_PRESET, NO_PRESET), *((name, name) for name in PRESETS)], value=NO_PRESET,
                                            allow_blank=False, compact=True, id="preset"), "preset")
         yield from _field("Base loss", Select([(loss, loss) for loss in LOSSES], value=defaults.objective.loss,
                                               allow_blank=False, compact=True, id="loss"), "loss")
-        yield from _field("Loss parameter", Input("", placeholder="> 0; 1 is cross-entropy", id="loss-param", compact=True), "loss-param")
+        yield from _field("Loss parameter", OrderedInput("", placeholder="> 0; 1 is cross-entropy", id="loss-param", compact=True), "loss-param")
         yield from _field("Regularizer", Select([(name, name) for name in REGULARIZERS], value=defaults.objective.regularizer,
                                                 allow_blank=False, compact=True, id="regularizer"), "regularizer")
-        yield from _field("Weight", Input(f"{defaults.objective.weight:g}", placeholder="10, or 1e-7, 1, 10, 100 for a sweep",
+        yield from _field("Weight", OrderedInput(f"{defaults.objective.weight:g}", placeholder="10, or 1e-7, 1, 10, 100 for a sweep",
                                           id="weight", compact=True), "weight")
         for name, (label, key, _, _) in NUMBER_FIELDS.items():
             section, _, setting = key.partition(".")
             value = getattr(getattr(defaults, section), setting)
-            yield from _field(label, Input(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name)
+            yield from _field(label, OrderedInput(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name)
         yield Static("", id="form-status")
         yield Button("Train", id="train", variant="primary", disabled=True, compact=True)
 
