@@ -11,7 +11,7 @@ import pytest
 from textual import events
 from textual.widgets import Button, Input, Select
 
-from tests.conftest import tiny_config, wait_for
+from tests.conftest import hand_made_metrics, tiny_config, wait_for, write_hand_made_run
 
 from engine.checkpoint import load_run
 from engine.generate import Continuation
@@ -193,3 +193,109 @@ async def test_two_tab_keys_in_one_write_end_on_the_second(tiny_corpus, tmp_path
             await pilot.pause(0.3)
             assert app.tabs.active == tab, (first, second)
             assert app.tabs.get_pane(tab) in app.focused.ancestors_with_self
+
+
+# -- Plots: log y, a pane that cannot draw, the cursor's readout, smoothing ---------------------
+
+
+def hand_made_app(tmp_path, tiny_corpus, *runs: str, **overrides) -> ExplorerApp:
+    """The app over a checkpoints folder of hand-made finished runs (round-number metrics)."""
+    checkpoints = tmp_path / "checkpoints"
+    for name in runs:
+        write_hand_made_run(checkpoints, name, **overrides)
+    return make_app(tiny_corpus, checkpoints)
+
+
+async def show_runs(pilot, *names: str) -> None:
+    """Wait for the saved runs to be listed, show each (space in the runs list) and wait for its history."""
+    app = pilot.app
+    await wait_for(pilot, lambda: all(app.session.get(name) for name in names) and app.runs_table.row_count == len(names), "the runs")
+    await pilot.press("f5")
+    for name in names:
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(name))
+        await pilot.press("space")
+        await wait_for(pilot, lambda name=name: bool(app.session.get(name).series), f"{name}'s history")
+
+
+async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await show_runs(pilot, "a")
+        run = app.session.get("a")
+        run.series["train_kl"][0] = (run.series["train_kl"][0][0], 0.0)  # a zero has no logarithm
+        await pilot.press("f3", "l")
+        for keys in (("f2",), ("f3",), ("f4", "f3")):
+            await pilot.press(*keys)
+            await pilot.pause(0.6)
+        for size in ((80, 24), (160, 48), (100, 30)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.6)
+        run.series["train_loss"].append((3.25, 5.4))
+        app.plots.mark_changed()
+        await pilot.pause(0.6)
+        assert app.return_code is None and app.is_running
+        label = app.plots.legend(run)
+        assert app.plots.drawn["train-loss"][label][-1] == (3.25, 5.4)
+        assert all(y > 0 for _, y in app.plots.drawn["kl"][label]) and len(app.plots.drawn["kl"][label]) == len(run.series["train_kl"]) - 1
+        for pane in PANES:
+            rendered = str(app.query_one(f"#plot-{pane.id}").render())
+            assert "could not be drawn" not in rendered and "log" in rendered
+
+
+async def test_a_pane_that_cannot_draw_says_so_and_the_app_goes_on(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("f3")
+        plot = app.query_one("#plot-kl")
+
+        def broken() -> str:
+            raise ValueError("math domain error")
+
+        plot.plt.build = broken
+        plot.refresh()
+        await pilot.pause(0.6)
+        await pilot.press("f2", "f3")
+        await pilot.pause(0.3)
+        assert app.is_running
+        assert "could not be drawn (ValueError: math domain error)" in str(plot.render())
+        assert "entropy" in str(app.query_one("#plot-entropy").render())
+
+
+async def test_cursor_readout_gives_each_shown_runs_values_at_x(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, "a", "b")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await show_runs(pilot, "a", "b")
+        await pilot.press("f3", "right")
+        plots = app.plots
+        assert plots.cursor == 0.25
+        readout = str(plots.query_one("#plot-readout").render())
+        lines = {line["epoch"]: line for line in hand_made_metrics(3) if line["kind"] == "step"}
+        assert readout.startswith("epoch 0.25")
+        for name in ("a", "b"):
+            assert f"{plots.legend(app.session.get(name))}: entropy {lines[0.25]['train_entropy']:.3g}" in readout
+        assert f"training loss {lines[0.25]['train_loss']:.3g}" in readout and "validation loss 6.75 (at 1)" in readout
+        await pilot.press("end")
+        assert plots.cursor == 3.0
+        readout = str(plots.query_one("#plot-readout").render())
+        assert readout.count("validation loss 5.75 ·") + readout.count("validation loss 5.75") == 2
+        await pilot.press("left")
+        assert plots.cursor == 2.75
+        await pilot.press("escape")
+        assert plots.cursor is None and not plots.query_one("#plot-readout").has_class("-shown")
+
+
+async def test_smoothing_cycles_and_keeps_the_raw_points(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("f3")
+        plots = app.plots
+        for expected in (0.6, 0.9, 0.0):
+            await pilot.press("e")
+            await pilot.pause(0.6)
+            assert plots.smoothing == expected
+            title = plots.pane_title(PANES[2], app.session.shown)
+            assert (f"EMA {expected:g}" in title) == bool(expected)
+        assert plots.drawn["train-loss"][plots.legend(app.session.get("a"))] == app.session.get("a").series["train_loss"]
+
