@@ -104,6 +104,7 @@ async def test_invalid_weights_keep_train_disabled_with_the_reason(tiny_corpus, 
         await pilot.press("ctrl+t")
         assert app.session.runs == {}
 
+        app.query_one("#regularizer", Select).value = "kl"
         await type_into(pilot, "#weight", "1e-7, 1, 10, 100")
         await pilot.pause()
         assert not train.disabled
@@ -113,7 +114,62 @@ async def test_invalid_weights_keep_train_disabled_with_the_reason(tiny_corpus, 
         await type_into(pilot, "#epochs", "0")
         await pilot.pause()
         assert train.disabled
-        assert "train.epochs" in str(app.query_one("#epochs-reason").render())
+        assert str(app.query_one("#epochs-reason").render()) == "Epochs '0' is not a whole number ≥ 1."
+
+
+@pytest.mark.parametrize(("field", "text", "reason"), [
+    ("#epochs", "-2", "Epochs '-2' is not a whole number ≥ 1."),
+    ("#batch-size", "0", "Batch size '0' is not a whole number ≥ 1."),
+    ("#lr", "0", "Learning rate '0' is not a finite number > 0."),
+    ("#lr", "inf", "Learning rate 'inf' is not a finite number > 0."),
+    ("#train-seed", "99999999999999999999999", "Training seed '99999999999999999999999' is not a whole number from "),
+])
+async def test_number_fields_refuse_in_plain_words(tiny_corpus, tmp_path, field, text, reason):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        await type_into(pilot, field, text)
+        await pilot.pause()
+        shown = str(app.query_one(f"{field}-reason").render())
+        assert shown.startswith(reason) and "Setting" not in shown and "Input should" not in shown
+        assert shown.endswith("9223372036854775807.") or field != "#train-seed"
+        assert app.query_one("#train", Button).disabled
+        await pilot.press("ctrl+t")
+        assert app.session.runs == {}
+
+
+async def test_a_weight_list_needs_a_regularizer(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        app.query_one("#regularizer", Select).value = "none"
+        await type_into(pilot, "#weight", "1,2,3")
+        await pilot.pause()
+        assert app.query_one("#train", Button).disabled
+        assert "Regularizer is none: choose a regularizer, or give one weight" in str(app.query_one("#weight-reason").render())
+        await pilot.press("ctrl+t")
+        assert app.session.runs == {}
+        app.query_one("#regularizer", Select).value = "kl"
+        await pilot.pause()
+        assert "sweep of 3 runs" in str(app.query_one("#form-status").render())
+
+
+async def test_a_missing_corpus_is_said_once_and_train_says_why(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        toasts = []
+        app.notify = lambda message, **kwargs: toasts.append(message)  # type: ignore[method-assign]
+        missing = str(tmp_path / "no-such-corpus.txt")
+        await type_into(pilot, "#corpus", missing)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.form.corpus_problem is not None, "the corpus to be refused")
+        await pilot.pause(1.0)  # past the typing debounce, which used to load (and say) it a second time
+        said = [toast for toast in toasts if missing in toast]
+        assert len(said) == 1 and "does not exist" in said[0] and "--corpus" not in said[0]
+        await pilot.press("ctrl+t")
+        assert toasts[-1].startswith("The corpus did not load: Corpus path") and "not loaded yet" not in toasts[-1]
+        assert app.session.runs == {}
 
 
 async def test_stop_saves_a_loadable_checkpoint_and_resume_continues(tiny_corpus, tmp_path):

@@ -1,7 +1,9 @@
 """The Setup panel: corpus, preset, objective, weight (or a sweep's weights) and training settings.
 
-Every field is checked as it is typed, through the engine's own parsers and
-:func:`engine.config.build_run_config`, and the reason for a refusal is shown under the field.
+Every field is checked as it is typed against its own pydantic field (type and bounds, read from
+the engine's config models, so a bound added there is enforced here), without touching the
+input; the whole form is then checked once per run with :func:`engine.config.build_run_config`.
+The reason for a refusal is shown under the field, in the same plain wording for every field.
 The Train button stays disabled until the whole form is valid and the corpus has loaded. The
 corpus is loaded in a worker thread (``engine.corpus`` imports numpy) to show its counts and to
 refuse a path that is not a corpus before any run starts.
@@ -9,8 +11,13 @@ refuse a path that is not a corpus before any run starts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import annotated_types
+from pydantic import BaseModel
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,20 +27,103 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.config import LOSSES, PARAMETRIC_LOSSES, PRESETS, REGULARIZERS, CorpusConfig, build_run_config, parse_weight, parse_weights
+from engine.config import (
+    LOSSES,
+    PARAMETRIC_LOSSES,
+    PRESETS,
+    REGULARIZERS,
+    CorpusConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    TrainConfig,
+    build_run_config,
+    parse_weight,
+    parse_weights,
+)
 from engine.errors import UserError
 from tui.widgets.ordered_input import OrderedInput
 
 CORPUS_DEBOUNCE_S = 0.4
 NO_PRESET = "none"
+INT64 = (-(2**63), 2**63 - 1)  # torch's integers: a wider whole number overflows when the run starts
+SECTIONS: dict[str, type[BaseModel]] = {"corpus": CorpusConfig, "model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
 
-# Numeric fields: input id → (label, config key, converter, what a bad value must be).
-NUMBER_FIELDS: dict[str, tuple[str, str, type, str]] = {
-    "epochs": ("Epochs", "train.epochs", int, "a whole number ≥ 1"),
-    "batch-size": ("Batch size", "train.batch_size", int, "a whole number ≥ 1"),
-    "lr": ("Learning rate", "train.lr", float, "a finite number > 0, such as 1e-3"),
-    "train-seed": ("Training seed", "train.seed", int, "a whole number"),
+# Numeric fields: input id → (label, config key). Type and bounds come from the config's field.
+NUMBER_FIELDS: dict[str, tuple[str, str]] = {
+    "epochs": ("Epochs", "train.epochs"),
+    "batch-size": ("Batch size", "train.batch_size"),
+    "lr": ("Learning rate", "train.lr"),
+    "train-seed": ("Training seed", "train.seed"),
 }
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What a numeric setting accepts, read from its pydantic field: kind and bounds."""
+
+    whole: bool
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @classmethod
+    def of(cls, key: str) -> NumberRule:
+        section, _, setting = key.partition(".")
+        info = SECTIONS[section].model_fields[setting]
+        whole = info.annotation is int
+        low: float | None = None
+        high: float | None = None
+        low_open = high_open = False
+        for item in info.metadata:
+            if isinstance(item, annotated_types.Ge) and (low is None or item.ge >= low):
+                low, low_open = item.ge, False
+            elif isinstance(item, annotated_types.Gt) and (low is None or item.gt >= low):
+                low, low_open = item.gt, True
+            elif isinstance(item, annotated_types.Le) and (high is None or item.le <= high):
+                high, high_open = item.le, False
+            elif isinstance(item, annotated_types.Lt) and (high is None or item.lt <= high):
+                high, high_open = item.lt, True
+        return cls(whole, low, high, low_open, high_open)
+
+    @property
+    def wanted(self) -> str:
+        """``a whole number ≥ 1``, ``a finite number > 0``, ``a whole number from 0 to 9223372036854775807``."""
+        kind = "a whole number" if self.whole else "a finite number"
+        if self.whole and self.low is not None and self.high is not None and not (self.low_open or self.high_open):
+            return f"{kind} from {int(self.low)} to {int(self.high)}"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '≥'} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '≤'} {self.high:g}")
+        return f"{kind} {' and '.join(bounds)}".rstrip()
+
+    def wanted_for(self, text: str) -> str:
+        """What to give instead of ``text``: :attr:`wanted`, with the 64-bit limits when ``text`` is beyond them."""
+        try:
+            beyond = self.whole and not INT64[0] <= int(text) <= INT64[1]
+        except ValueError:
+            beyond = False
+        if beyond and (self.low is None or self.high is None):
+            low = INT64[0] if self.low is None else int(self.low) + int(self.low_open)
+            high = INT64[1] if self.high is None else int(self.high) - int(self.high_open)
+            return f"a whole number from {low} to {high}"
+        return self.wanted
+
+    def parse(self, text: str) -> float | int | None:
+        """The value, or None when ``text`` is not one this setting accepts."""
+        try:
+            value: float | int = int(text) if self.whole else float(text)
+        except ValueError:
+            return None
+        if (not self.whole and not math.isfinite(value)) or (self.whole and not INT64[0] <= value <= INT64[1]):
+            return None
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return None
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return None
+        return value
 
 
 @dataclass(frozen=True)
@@ -88,13 +178,24 @@ class SetupForm(VerticalScroll):
             self.preset = preset
             self.overrides = overrides
 
+    class CorpusRead(Message):
+        """A corpus finished loading (``corpus``) or was refused (``error``)."""
+
+        def __init__(self, key: tuple[tuple[str, ...], str | None], corpus: Any, error: str | None) -> None:
+            super().__init__()
+            self.key = key
+            self.corpus = corpus
+            self.error = error
+
     def __init__(self, corpus_paths: list[str], column: str | None, device: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._initial_paths = corpus_paths
         self._column = column
         self._device = device
         self.corpus: Any = None  # engine.corpus.Corpus once loaded
-        self._corpus_key: tuple[tuple[str, ...], str | None] | None = None
+        self.corpus_error: str | None = None  # why the corpus the field names was refused
+        self._corpus_key: tuple[tuple[str, ...], str | None] | None = None  # the corpus loaded or refused
+        self._loading_key: tuple[tuple[str, ...], str | None] | None = None
         self._corpus_timer: Timer | None = None
         self.reading = FormReading(None, [], {}, "The corpus is loading.")
 
@@ -112,7 +213,7 @@ class SetupForm(VerticalScroll):
                                                 allow_blank=False, compact=True, id="regularizer"), "regularizer")
         yield from _field("Weight", OrderedInput(f"{defaults.objective.weight:g}", placeholder="10, or 1e-7, 1, 10, 100 for a sweep",
                                           id="weight", compact=True), "weight")
-        for name, (label, key, _, _) in NUMBER_FIELDS.items():
+        for name, (label, key) in NUMBER_FIELDS.items():
             section, _, setting = key.partition(".")
             value = getattr(getattr(defaults, section), setting)
             yield from _field(label, OrderedInput(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name)
@@ -140,18 +241,28 @@ class SetupForm(VerticalScroll):
         }
         if loss in PARAMETRIC_LOSSES:
             text = self.query_one("#loss-param", Input).value.strip()
-            if not text:
-                errors["loss-param"] = f"The {loss} loss needs a parameter > 0 (1 is cross-entropy)."
+            value = NumberRule(whole=False, low=0.0, low_open=True).parse(text)
+            if value is None:
+                errors["loss-param"] = f"The {loss} loss needs a parameter that is a finite number > 0 (1 is cross-entropy)."
             else:
-                self._check_number("loss-param", text, float, "a finite number > 0", "objective.loss_param", preset, base, errors)
-        for name, (label, key, kind, wanted) in NUMBER_FIELDS.items():
-            self._check_number(name, self.query_one(f"#{name}", Input).value.strip(), kind, wanted, key, preset, base, errors, label)
+                base["objective.loss_param"] = value
+        for name, (label, key) in NUMBER_FIELDS.items():
+            text = self.query_one(f"#{name}", Input).value.strip()
+            rule = NumberRule.of(key)
+            value = rule.parse(text)
+            if value is None:
+                errors[name] = f"{label} {text!r} is not {rule.wanted_for(text)}."
+            else:
+                base[key] = value
         weight_text = self.query_one("#weight", Input).value.strip()
         try:
             weights = parse_weights(weight_text) if "," in weight_text else [parse_weight(weight_text)]
         except UserError as error:
             errors["weight"] = str(error)
             weights = []
+        if len(weights) > 1 and base["objective.regularizer"] == "none":
+            errors["weight"] = (f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
+                                "none: choose a regularizer, or give one weight.")
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, "objective.weight": weight} for weight in weights]
@@ -161,22 +272,6 @@ class SetupForm(VerticalScroll):
         except UserError as error:
             return FormReading(preset, [], {}, str(error))
         return FormReading(preset, overrides, {})
-
-    @staticmethod
-    def _check_number(name: str, text: str, kind: type, wanted: str, key: str, preset: str | None,
-                      base: dict[str, Any], errors: dict[str, str], label: str = "The loss parameter") -> None:
-        """Convert one numeric field and let the engine's config check its range."""
-        try:
-            value = kind(text)
-        except ValueError:
-            errors[name] = f"{label} {text!r} is not {wanted}."
-            return
-        try:
-            build_run_config("form", preset, {**base, key: value})
-        except UserError as error:
-            errors[name] = str(error)
-            return
-        base[key] = value
 
     def revalidate(self) -> None:
         """Re-read the form; show reasons, the summary line and the Train button's state."""
@@ -192,13 +287,20 @@ class SetupForm(VerticalScroll):
             status.update(self.reading.problem)
         elif self.reading.errors:
             status.update("Fix the fields marked above to train.")
+        elif self.corpus_problem:
+            status.update("The corpus did not load (see above): fix the path to train.")
         elif not corpus_ready:
             status.update("Waiting for the corpus to load.")
         else:
             runs = len(self.reading.overrides)
             status.update("Ready: 1 run. Train with ctrl+t." if runs == 1 else f"Ready: a sweep of {runs} runs, one per weight. Train with ctrl+t.")
-        status.set_class(bool(self.reading.problem or self.reading.errors), "-error")
+        status.set_class(bool(self.reading.problem or self.reading.errors or self.corpus_problem), "-error")
         self.query_one("#train", Button).disabled = not (self.reading.valid and corpus_ready)
+
+    @property
+    def corpus_problem(self) -> str | None:
+        """Why the corpus the field names now was refused, if it was."""
+        return self.corpus_error if self._corpus_key == self._wanted_corpus_key() else None
 
     @property
     def ready(self) -> bool:
@@ -209,7 +311,9 @@ class SetupForm(VerticalScroll):
         """Post :class:`TrainRequested` if the form is ready; say why not otherwise."""
         self.revalidate()
         if not self.ready:
-            reason = next(iter(self.reading.errors.values()), None) or self.reading.problem or "The corpus has not loaded yet."
+            corpus_problem = (f"The corpus did not load: {self.corpus_problem}" if self.corpus_problem
+                              else "The corpus is still loading; train once its counts show under Corpus.")
+            reason = next(iter(self.reading.errors.values()), None) or self.reading.problem or corpus_problem
             self.notify(reason, title="Cannot train yet", severity="warning")
             return False
         self.post_message(self.TrainRequested(self.reading.preset, self.reading.overrides))
@@ -247,7 +351,7 @@ class SetupForm(VerticalScroll):
         """Show the preset's loss and training settings in the fields (they override it when sent)."""
         config = build_run_config("preset", preset)
         self.query_one("#loss", Select).value = config.objective.loss
-        for name, (_, key, _, _) in NUMBER_FIELDS.items():
+        for name, (_, key) in NUMBER_FIELDS.items():
             if name == "train-seed":
                 continue
             section, _, setting = key.partition(".")
@@ -260,10 +364,13 @@ class SetupForm(VerticalScroll):
         return tuple(corpus_paths(self.query_one("#corpus", Input).value)), self._column
 
     def _load_corpus(self) -> None:
+        """Load the corpus the field names, unless it is the one loaded, loading, or already refused."""
+        if self._corpus_timer is not None:
+            self._corpus_timer.stop()
         key = self._wanted_corpus_key()
-        if key == self._corpus_key and self.corpus is not None:
+        if key in (self._corpus_key, self._loading_key):
             return
-        self.corpus, self._corpus_key = None, None
+        self.corpus, self.corpus_error, self._corpus_key, self._loading_key = None, None, None, key
         stats = self.query_one("#corpus-stats", Static)
         stats.update("Loading the corpus…")
         stats.remove_class("-error")
@@ -276,34 +383,32 @@ class SetupForm(VerticalScroll):
         from engine.corpus import load_corpus
 
         paths, column = key
+        missing = next((path for path in paths if not Path(path).expanduser().exists()), None)
+        if missing is not None:
+            self.post_message(self.CorpusRead(key, None, f"Corpus path {missing!r} does not exist; type the path of a .txt or .csv "
+                                                         "file or a folder of them, or clear the field for the embedded corpus."))
+            return
         try:
             corpus = load_corpus(CorpusConfig(paths=list(paths), column=column))
         except UserError as error:
-            self.post_message(CorpusRead(key, None, str(error)))
+            self.post_message(self.CorpusRead(key, None, str(error)))
         else:
-            self.post_message(CorpusRead(key, corpus, None))
+            self.post_message(self.CorpusRead(key, corpus, None))
 
-    def on_corpus_read(self, message: CorpusRead) -> None:
-        if message.key != self._wanted_corpus_key():
+    @on(CorpusRead)
+    def _corpus_read(self, message: CorpusRead) -> None:
+        if message.key != self._loading_key:
             return  # the path changed while this one loaded
+        self._loading_key, self._corpus_key = None, message.key
         stats = self.query_one("#corpus-stats", Static)
         if message.corpus is None:
+            self.corpus_error = message.error
             stats.update(message.error or "")
             stats.add_class("-error")
             self.notify(message.error or "", title="Corpus not loaded", severity="error")
         else:
-            self.corpus, self._corpus_key = message.corpus, message.key
+            self.corpus = message.corpus
             s = message.corpus.stats
             counts = f"{s.documents:,} documents · vocabulary {s.vocab_size:,} · {s.pairs:,} pairs · longest {s.longest} words"
             stats.update(counts if message.key[0] else f"{'; '.join(message.corpus.sources)}\n{counts}")
         self.revalidate()
-
-
-class CorpusRead(Message):
-    """A corpus finished loading (``corpus``) or was refused (``error``)."""
-
-    def __init__(self, key: tuple[tuple[str, ...], str | None], corpus: Any, error: str | None) -> None:
-        super().__init__()
-        self.key = key
-        self.corpus = corpus
-        self.error = error
