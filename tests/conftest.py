@@ -184,7 +184,7 @@ def stub_continuation(run, seed_text: str, words: int, strategy=None):
                             [Alternative(vocab[(i + 1) % len(vocab)], 0.25), Alternative(vocab[(i + 2) % len(vocab)], 0.125)])
              for i in range(words)]
     known = set(HAND_MADE_VOCAB)
-    unknown = [word for word in dict.fromkeys(seed_text.split()) if word not in known]
+    unknown = [word for word in seed_text.split() if word not in known]  # each occurrence, as the engine lists them
     return Continuation(seed_text, run.record.name, "greedy" if strategy is None or strategy.top_k is None else "top-k",
                         unknown, steps)
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from textual import events
-from textual.widgets import Button, Input, Select
+from textual.widgets import Button, Input, Select, Static
 
 from tests.conftest import hand_made_metrics, tiny_config, wait_for, write_hand_made_run
 
@@ -17,6 +17,7 @@ from engine.checkpoint import load_run
 from engine.generate import Continuation
 from tui.app import ExplorerApp
 from tui.screens.confirm_quit import ConfirmQuit
+from tui.widgets.generation import SEED_CELL_WIDTH
 from tui.widgets.plots import PANES
 
 pytestmark = pytest.mark.asyncio
@@ -355,3 +356,53 @@ async def test_smoothing_cycles_and_keeps_the_raw_points(tiny_corpus, tmp_path):
             assert (f"EMA {expected:g}" in title) == bool(expected)
         assert plots.drawn["train-loss"][plots.legend(app.session.get("a"))] == app.session.get("a").series["train_loss"]
 
+
+
+# -- Generate tab: copy, long seeds, the weights' epoch ------------------------------------------
+
+
+async def pin_seed(pilot, seed: str) -> None:
+    app = pilot.app
+    await pilot.press("f4")
+    app.query_one("#seed-text", Input).value = seed
+    await pilot.press("enter")
+    panel = app.generation
+    await wait_for(pilot, lambda: all(panel._current(seed, column) is not None for column in panel.columns), f"the continuations of {seed[:20]!r}")
+
+
+async def test_y_in_the_table_copies_it_as_markdown(tiny_corpus, tmp_path, stub_generation):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pin_seed(pilot, "the government")
+        await pilot.press("down")
+        assert app.focused is app.query_one("#continuations")
+        await pilot.press("y")
+        await pilot.pause()
+        panel = app.generation
+        assert app.clipboard == panel.markdown()
+        continuation = panel.results[("the government", "a")][1]
+        assert f"| the government | {continuation.text} (epoch 3) |" in app.clipboard
+
+
+async def test_a_long_seed_is_cut_in_the_table_and_whole_in_the_step_view(tiny_corpus, tmp_path, stub_generation):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    long_seed = " ".join(["zebra", "the", "quagga"] * 400)[:2000]
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pin_seed(pilot, "new york")
+        await pin_seed(pilot, long_seed)
+        table = app.query_one("#continuations")
+        assert table.ordered_columns[0].content_width <= SEED_CELL_WIDTH
+        cell = str(table.get_cell(long_seed, "a"))
+        assert cell.count("zebra") == 1 and cell.count("quagga") == 1 and "ep 3 · " in cell
+        await pilot.press("down")
+        table.move_cursor(row=table.get_row_index(long_seed), column=1)
+        await pilot.pause()
+        steps = app.query_one("#steps", Static).content
+        assert long_seed in steps.caption and len(steps.title) < 200 and "(epoch 3)" in steps.title
+        assert steps.row_count == app.generation.words
+        await pilot.press("d")
+        await wait_for(pilot, lambda: long_seed not in app.generation.seeds, "the long seed to be unpinned")
+        assert table.ordered_columns[0].content_width == len("new york")
+        assert str(table.get_cell("new york", "a")).startswith("ep 3 · ")

@@ -381,9 +381,7 @@ class ExplorerApp(App[int]):
 
     def action_copy_generations(self) -> None:
         """Copy the generation table as Markdown."""
-        panel = self.generation
-        self.copy_to_clipboard(panel.markdown())
-        self.notify(f"Copied {len(panel.seeds)} seed(s) × {len(panel.columns)} run(s), {panel.strategy_name}, as Markdown.")
+        self.generation.action_copy_markdown()
 
     async def action_quit(self) -> None:
         """Quit; while runs train, ask first, then stop them and wait for their checkpoints."""
@@ -464,7 +462,7 @@ class ExplorerApp(App[int]):
             ("Plots tab (F3)", keys(MetricPlots.BINDINGS)),
             ("Generate tab (F4)", [("enter", "In the seed field: pin the seed"), ("down", "From the seed row into the table"),
                                    ("arrows", "Move over cells: the step-by-step view follows"),
-                                   *keys(ContinuationsTable.BINDINGS)]),
+                                   *keys(GenerationPanel.BINDINGS[1:]), *keys(ContinuationsTable.BINDINGS)]),
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -477,8 +475,7 @@ class ExplorerApp(App[int]):
         yield SystemCommand("Log scale", "Toggle a log y axis on the plots", plots.action_toggle_log)
         yield SystemCommand("Training / validation series", "Entropy and KL from training windows or validation",
                             plots.action_toggle_validation)
-        table = self.generation.query_one(ContinuationsTable)
-        yield SystemCommand("Greedy / top-5 sampling", "Switch the generation strategy", table.action_toggle_sampling)
+        yield SystemCommand("Greedy / top-5 sampling", "Switch the generation strategy", self.generation.action_toggle_sampling)
         yield SystemCommand("Copy generations as Markdown", "The seeds × runs table, to the clipboard", self.action_copy_generations)
         yield SystemCommand("Help", "List every key", self.action_help)
         for tab, title in (("setup", "Setup"), ("plots", "Plots"), ("generate", "Generate")):
