@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import os
 import signal
 import time
@@ -406,3 +408,54 @@ async def test_a_long_seed_is_cut_in_the_table_and_whole_in_the_step_view(tiny_c
         await wait_for(pilot, lambda: long_seed not in app.generation.seeds, "the long seed to be unpinned")
         assert table.ordered_columns[0].content_width == len("new york")
         assert str(table.get_cell("new york", "a")).startswith("ep 3 · ")
+
+
+# -- Exports: each a file in the current directory, named in a toast ---------------------------
+
+
+async def test_exports_write_csv_equal_to_metrics_jsonl_svg_and_markdown(tiny_corpus, tmp_path, monkeypatch, stub_generation):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    monkeypatch.chdir(exports)
+    app = hand_made_app(tmp_path, tiny_corpus, "a", "b")
+    toasts: list[str] = []
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.notify = lambda message, **kwargs: toasts.append(message)  # type: ignore[method-assign]
+        await show_runs(pilot, "a", "b")
+        await pilot.press("f3", "c")
+        (csv_path,) = exports.glob("lm-explorer-metrics-*.csv")
+        assert toasts[-1] == f"Saved the metrics of 2 run(s) to {csv_path}"
+        with csv_path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        for name in ("a", "b"):
+            lines = [json.loads(text) for text in (tmp_path / "checkpoints" / name / "metrics.jsonl").read_text().splitlines()]
+            mine = [row for row in rows if row["run"] == name]
+            assert len(mine) == len(lines)
+            for row, line in zip(mine, lines, strict=True):
+                assert {key: row[key] for key in line} == {key: str(value) for key, value in line.items()}
+                assert all(row[key] == "" for key in row if key not in line and key != "run")
+
+        await pilot.press("p")
+        (svg_path,) = exports.glob("lm-explorer-plots-*.svg")
+        assert svg_path.read_text().startswith("<svg") and toasts[-1] == f"Saved the plots to {svg_path}"
+
+        await pin_seed(pilot, "new york")
+        await pilot.press("down", "m")
+        (md_path,) = exports.glob("lm-explorer-generations-*.md")
+        assert md_path.read_text() == app.generation.markdown() + "\n" and "| new york |" in md_path.read_text()
+        assert toasts[-1] == f"Saved 1 seed(s) × 2 run(s) to {md_path}"
+
+
+async def test_the_palette_screenshot_saves_in_the_current_directory(tiny_corpus, tmp_path, monkeypatch):
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # no ~/Downloads
+    monkeypatch.delenv("XDG_DOWNLOAD_DIR", raising=False)
+    monkeypatch.chdir(here)
+    app = make_app(tiny_corpus, tmp_path / "checkpoints")
+    async with app.run_test(size=(100, 30)) as pilot:
+        (screenshot,) = [command for command in app.get_system_commands(app.screen) if command.title == "Screenshot"]
+        screenshot.callback()
+        await wait_for(pilot, lambda: any(here.glob("*.svg")), "the screenshot file", timeout=10)
+        assert not (home / "Downloads").exists()

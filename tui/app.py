@@ -88,7 +88,7 @@ class ExplorerApp(App[int]):
             with TabPane("F2 Setup", id="setup"):
                 yield SetupForm(self.corpus_paths, self.column, self.device, id="form")
             with TabPane("F3 Plots", id="plots"):
-                yield MetricPlots(self.session, id="plot-grid")
+                yield MetricPlots(self.session, self.checkpoints, id="plot-grid")
             with TabPane("F4 Generate", id="generate"):
                 yield GenerationPanel(self.checkpoints, id="generation")
         with Vertical(id="runs-box") as box:
@@ -446,6 +446,12 @@ class ExplorerApp(App[int]):
                 loop.remove_signal_handler(signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 return
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None, time_format: str | None = None) -> str | None:
+        """Screenshots go to the current directory (Textual's default, ~/Downloads, may not exist); the toast names the file."""
+        from tui.export import export_folder
+
+        return super().deliver_screenshot(filename, path or str(export_folder()), time_format)
 
     # Help and command palette -----------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class GenerationPanel(Vertical):
         Binding("down", "focus_table", "To the table", show=False),
         Binding("s", "toggle_sampling", "Greedy/top-5"),
         Binding("y", "copy_markdown", "Copy Markdown"),
+        Binding("m", "export_markdown", "Save Markdown"),
     ]
 
     class ContinuationReady(Message):
@@ -170,6 +171,17 @@ class GenerationPanel(Vertical):
     def action_toggle_sampling(self) -> None:
         switch = self.query_one("#sampling", Switch)
         switch.value = not switch.value
+
+    def action_export_markdown(self) -> None:
+        """Save the table as a Markdown file (:mod:`tui.export`)."""
+        from tui.export import export_path, write_atomically
+
+        try:
+            path = write_atomically(export_path("generations", "md"), self.markdown() + "\n")
+        except OSError as error:
+            self.notify(f"The table could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved {len(self.seeds)} seed(s) × {len(self.columns)} run(s) to {path}", title="Export")
 
     def action_copy_markdown(self) -> None:
         """Copy the table as Markdown (OSC 52: the terminal's clipboard, over SSH too)."""

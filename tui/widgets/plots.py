@@ -16,6 +16,7 @@ Reading the plots:
   the panes gives every shown run's value at that x in each pane (the point nearest to it).
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
 - A pane that fails to draw says so in its place; the app and the other panes go on.
+- ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
@@ -32,6 +34,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from tui.export import export_path, metrics_csv, write_atomically
 from tui.session import RunState, Session
 
 REDRAW_INTERVAL_S = 0.5
@@ -146,6 +149,8 @@ class MetricPlots(Vertical):
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
         Binding("e", "cycle_smoothing", "Smooth"),
+        Binding("c", "export_csv", "Save CSV"),
+        Binding("p", "export_svg", "Save SVG"),
         Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
         Binding("right", "move_cursor(1)", "Cursor →", show=False),
         Binding("home", "cursor_to(0)", "Cursor to start", show=False),
@@ -166,9 +171,10 @@ class MetricPlots(Vertical):
     smoothing: reactive[float] = reactive(0.0)
     cursor: reactive[float | None] = reactive(None)
 
-    def __init__(self, session: Session, *, id: str | None = None) -> None:
+    def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
+        self.checkpoints = Path(checkpoints)
         self.drawn: dict[str, dict[str, list[tuple[float, float]]]] = {}  # pane id → legend → raw points, as last drawn
         self._signatures: dict[str, tuple] = {}
         self._dirty = True
@@ -218,6 +224,28 @@ class MetricPlots(Vertical):
         index = SMOOTHING_STEPS.index(self.smoothing) if self.smoothing in SMOOTHING_STEPS else -1
         self.smoothing = SMOOTHING_STEPS[(index + 1) % len(SMOOTHING_STEPS)]
         self.notify(f"Smoothing: {'off' if not self.smoothing else f'exponential moving average {self.smoothing:g}'}.")
+
+    def action_export_csv(self) -> None:
+        """Save every metrics line of the shown runs as one CSV file."""
+        runs = self.session.shown
+        if not runs:
+            self.notify("No run is shown: show one in the runs list (F5, space) to save its metrics.", severity="warning")
+            return
+        try:
+            path = write_atomically(export_path("metrics", "csv"), metrics_csv(self.checkpoints, [run.name for run in runs]))
+        except OSError as error:
+            self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved the metrics of {len(runs)} run(s) to {path}", title="Export")
+
+    def action_export_svg(self) -> None:
+        """Save the screen, plots and legend as they are drawn now, as an SVG file."""
+        try:
+            path = write_atomically(export_path("plots", "svg"), self.app.export_screenshot(title="lm-explorer plots"))
+        except OSError as error:
+            self.notify(f"The plots could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved the plots to {path}", title="Export")
 
     def cursor_positions(self) -> list[float]:
         """Every x at which some shown run has a point in some pane, sorted."""
