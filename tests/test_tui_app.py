@@ -459,3 +459,46 @@ async def test_the_palette_screenshot_saves_in_the_current_directory(tiny_corpus
         screenshot.callback()
         await wait_for(pilot, lambda: any(here.glob("*.svg")), "the screenshot file", timeout=10)
         assert not (home / "Downloads").exists()
+
+
+# -- Runs list: latest and best values, filter, sort, show only / hide all ------------------------
+
+
+async def test_runs_list_filters_sorts_and_shows_only_one(tiny_corpus, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "ce-plain")
+    write_hand_made_run(checkpoints, "kl-big", objective__regularizer="kl", objective__weight=100.0,
+                        metrics=hand_made_metrics(3, start=9.0))
+    write_hand_made_run(checkpoints, "kl-small", objective__regularizer="kl", objective__weight=1.0,
+                        metrics=hand_made_metrics(3, start=8.0))
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(160, 48)) as pilot:
+        names = ("ce-plain", "kl-big", "kl-small")
+        await show_runs(pilot, *names)
+        table = app.runs_table
+        await wait_for(pilot, lambda: str(table.get_cell("kl-big", "best_val_loss")) != "–", "the best values")
+        best = str(table.get_cell("kl-big", "best_val_loss"))
+        assert best == f"{min(v for _, v in app.session.get('kl-big').series['val_loss']):.4g}" == "7.75"
+        assert str(table.get_cell("kl-big", "train_loss")) == "7.5" and str(table.get_cell("kl-big", "kl")) == "0.85"
+
+        await pilot.press("slash", *"kl")
+        assert sorted(table.listed) == ["kl-big", "kl-small"]
+        await pilot.press("space", "b", "i", "g")
+        assert table.listed == ["kl-big"]
+        await pilot.press("escape")
+        assert sorted(table.listed) == sorted(names) and app.focused is table
+
+        await pilot.press("o")  # by name
+        assert table.listed == sorted(names)
+        for _ in range(3):  # name → status → epoch → train loss
+            await pilot.press("o")
+        assert table.sort_column == "train_loss" and table.listed == ["ce-plain", "kl-small", "kl-big"]
+        await pilot.press("O")
+        assert table.listed == ["kl-big", "kl-small", "ce-plain"]
+
+        table.move_cursor(row=table.get_row_index("kl-small"))
+        await pilot.press("s")
+        assert [run.name for run in app.session.shown] == ["kl-small"]
+        assert str(table.get_cell("kl-small", "mark")).startswith("●") and str(table.get_cell("kl-big", "mark")).startswith("○")
+        await pilot.press("h")
+        assert app.session.shown == []

@@ -39,7 +39,7 @@ from tui.session import Session, saved_status
 from tui.training import HistoryLoaded, Job, JobRefused, RunHandle, TrainingEvent, load_history, train
 from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
-from tui.widgets.runs_table import RunsTable
+from tui.widgets.runs_table import RunsFilter, RunsTable
 from tui.widgets.setup_form import SetupForm
 from tui.widgets.tabs import FocusTabs
 
@@ -93,6 +93,7 @@ class ExplorerApp(App[int]):
                 yield GenerationPanel(self.checkpoints, id="generation")
         with Vertical(id="runs-box") as box:
             box.border_title = "F5 Runs"
+            yield RunsFilter(placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True)
             yield RunsTable(id="runs")
         yield Footer()
 
@@ -207,6 +208,7 @@ class ExplorerApp(App[int]):
         run = self.session.get(message.name)
         if run is not None:
             run.load_history(message.lines, message.definitions)
+            self._row_changed(run.name)  # its best values are known now
             self.plots.mark_changed()
 
     # Saved runs -------------------------------------------------------------------------------------
@@ -333,6 +335,27 @@ class ExplorerApp(App[int]):
             run.history_loaded = True
             self._load_history(run.name)
         self._row_changed(run.name)
+        self._refresh_rows()
+        self._runs_changed()
+
+    def action_show_only(self) -> None:
+        """Show the highlighted run alone in the plots and the generation table."""
+        run = self._highlighted()
+        if run is not None:
+            self._show_runs({run.name})
+
+    def action_hide_all(self) -> None:
+        """Hide every run from the plots and the generation table."""
+        self._show_runs(set())
+
+    def _show_runs(self, names: set[str]) -> None:
+        for run in self.session.runs.values():
+            if run.shown != (run.name in names):
+                run.shown = run.name in names
+                self._row_changed(run.name)
+            if run.shown and not run.history_loaded:
+                run.history_loaded = True
+                self._load_history(run.name)
         self._refresh_rows()
         self._runs_changed()
 
