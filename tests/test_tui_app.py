@@ -11,7 +11,7 @@ import time
 
 import pytest
 from textual import events
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, DataTable, Input, Select, Static
 
 from tests.conftest import hand_made_metrics, tiny_config, wait_for, write_hand_made_run
 
@@ -19,6 +19,7 @@ from engine.checkpoint import load_run
 from engine.generate import Continuation
 from tui.app import ExplorerApp
 from tui.screens.confirm_quit import ConfirmQuit
+from tui.screens.run_detail import RunDetail
 from tui.widgets.generation import SEED_CELL_WIDTH
 from tui.widgets.plots import PANES
 
@@ -502,3 +503,59 @@ async def test_runs_list_filters_sorts_and_shows_only_one(tiny_corpus, tmp_path)
         assert str(table.get_cell("kl-small", "mark")).startswith("●") and str(table.get_cell("kl-big", "mark")).startswith("○")
         await pilot.press("h")
         assert app.session.shown == []
+
+
+# -- Run details: the whole config, a diff of two runs, clone into the form, a run name --------
+
+
+async def test_details_diff_two_runs_and_clone_one_into_the_form_under_a_new_name(tiny_corpus, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "a", corpus__paths=[str(tiny_corpus)], objective__regularizer="kl", objective__weight=10.0,
+                        epochs=1)
+    write_hand_made_run(checkpoints, "b", corpus__paths=[str(tiny_corpus)], objective__regularizer="kl", objective__weight=100.0,
+                        model__hidden_size=32, epochs=1)
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        await show_runs(pilot, "a", "b")
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index("a"))
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.records, "the run details")
+        detail = app.screen
+        rows = detail.rows()
+        assert rows["objective.weight"] == ["10", "100"] and rows["model.hidden_size"] == ["16", "32"]
+        assert rows["corpus fingerprint"] == ["0" * 16] * 2 and rows["version torch"] == ["test", "test"]
+        assert {"objective.weight", "model.hidden_size"} <= set(detail.differences())
+        assert "train.lr" not in detail.differences() and rows["train.lr"] == ["0.001", "0.001"]
+        await pilot.press("d")
+        listed = [str(row.key.value) for row in detail.query_one(DataTable).ordered_rows]
+        assert set(listed) == set(detail.differences())
+
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app.tabs.active == "setup", "the Setup tab")
+        assert app.query_one("#weight", Input).value == "10" and app.query_one("#regularizer", Select).value == "kl"
+        assert app.query_one("#epochs", Input).value == "1"
+        assert app.form.extra == {"model.embedding_dim": 8, "model.hidden_size": 16, "train.log_every": 2}
+        await type_into(pilot, "#run-name", "a-again")
+        await wait_for(pilot, lambda: app.form.ready, "the form to be ready")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: app.session.get("a-again") is not None, "the cloned run")
+        clone, original = app.session.get("a-again").config, app.session.get("a").config
+        assert clone.model_dump(exclude={"name"}) == original.model_dump(exclude={"name"})
+
+
+async def test_a_run_name_is_checked_and_a_sweep_adds_the_weight(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        await type_into(pilot, "#run-name", "../escape")
+        await pilot.pause()
+        assert "is not a plain name" in str(app.query_one("#run-name-reason").render()) and not app.form.ready
+        app.query_one("#regularizer", Select).value = "kl"
+        await type_into(pilot, "#weight", "1, 10")
+        await type_into(pilot, "#epochs", "1")
+        await type_into(pilot, "#run-name", "mine")
+        await wait_for(pilot, lambda: app.form.ready, "the form to be ready")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: len(app.session.runs) == 2, "the sweep")
+        assert sorted(app.session.runs) == ["mine-1", "mine-10"]

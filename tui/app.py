@@ -35,12 +35,13 @@ from engine.errors import UserError
 from engine.events import CheckpointSaved, EpochMetrics, RunDiverged, RunFailed, RunFinished, RunStarted, RunStopped
 from tui.screens.confirm_quit import ConfirmQuit
 from tui.screens.help import HelpScreen, Section
+from tui.screens.run_detail import RunDetail
 from tui.session import Session, saved_status
 from tui.training import HistoryLoaded, Job, JobRefused, RunHandle, TrainingEvent, load_history, train
 from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
 from tui.widgets.runs_table import RunsFilter, RunsTable
-from tui.widgets.setup_form import SetupForm
+from tui.widgets.setup_form import SetupForm, run_names
 from tui.widgets.tabs import FocusTabs
 
 MAX_PARALLEL_RUNS = 1
@@ -284,9 +285,11 @@ class ExplorerApp(App[int]):
         from engine.cli import default_run_name
 
         configs: list[RunConfig] = []
-        for overrides in message.overrides:
+        weights = [overrides["objective.weight"] for overrides in message.overrides]
+        stems = run_names(message.name, weights) if message.name else [None] * len(weights)
+        for overrides, stem in zip(message.overrides, stems, strict=True):
             provisional = build_run_config("run", message.preset, overrides)
-            name = self._fresh_name(default_run_name(provisional), {config.name for config in configs})
+            name = self._fresh_name(stem or default_run_name(provisional), {config.name for config in configs})
             configs.append(build_run_config(name, message.preset, overrides))
         self.start_runs(configs)
         what = f"run {configs[0].name}" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
@@ -358,6 +361,18 @@ class ExplorerApp(App[int]):
                 self._load_history(run.name)
         self._refresh_rows()
         self._runs_changed()
+
+    @on(RunsTable.DetailsRequested)
+    def _details_requested(self, message: RunsTable.DetailsRequested) -> None:
+        runs = [run for run in map(self.session.get, message.names) if run is not None]
+        if runs:
+            self.push_screen(RunDetail(runs, self.checkpoints), self._clone_into_form)
+
+    def _clone_into_form(self, config: RunConfig | None) -> None:
+        if config is not None:
+            self.form.fill(config)
+            self.action_show_tab("setup")
+            self.notify(f"The Setup form holds {config.name}'s settings: change what you like, name it, ctrl+t.", title="Cloned")
 
     def action_stop_run(self) -> None:
         """Stop the highlighted run (it saves a checkpoint), or drop it from the queue."""

@@ -5,7 +5,8 @@ status (with progress while training), epoch, the latest training loss, validati
 best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
 (collapsed runs marked), objective and weight.
 
-``/`` opens the filter line: only runs whose name, objective or status contain every word typed
+``i`` opens the highlighted run's settings, beside those of the other shown runs with their
+differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
 are listed. ``o`` sorts by the next column (``O`` reverses). Space, ``s`` (show only this run),
 ``h`` (hide all), ``x`` and ``r`` act through the app's actions.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from tui.session import RunState
@@ -91,10 +93,11 @@ class RunsTable(DataTable):
 
     BINDINGS = [
         Binding("space", "app.toggle_run", "Show/hide"),
-        Binding("s", "app.show_only", "Show only"),
-        Binding("h", "app.hide_all", "Hide all"),
+        Binding("s", "app.show_only", "Show only", show=False),
+        Binding("h", "app.hide_all", "Hide all", show=False),
         Binding("x", "app.stop_run", "Stop"),
         Binding("r", "app.resume_run", "Resume"),
+        Binding("i", "details", "Details"),
         Binding("slash", "open_filter", "Filter"),
         Binding("o", "sort_next", "Sort"),
         Binding("O", "sort_reverse", "Reverse sort", show=False),
@@ -103,6 +106,13 @@ class RunsTable(DataTable):
     DEFAULT_CSS = """
     RunsTable { height: auto; max-height: 100%; }
     """
+
+    class DetailsRequested(Message):
+        """Show these runs' settings (the highlighted run first, then the other shown runs, to compare)."""
+
+        def __init__(self, names: list[str]) -> None:
+            super().__init__()
+            self.names = names
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
@@ -160,6 +170,14 @@ class RunsTable(DataTable):
         self._sort()
         if highlighted in self.rows:
             self.move_cursor(row=self.get_row_index(highlighted))
+
+    def action_details(self) -> None:
+        name = self.highlighted_run
+        if name is None:
+            self.notify("No run is listed yet.", severity="warning")
+            return
+        others = [run.name for run in self.runs.values() if run.shown and run.name != name]
+        self.post_message(self.DetailsRequested([name, *others]))
 
     def action_open_filter(self) -> None:
         field = self.screen.query_one(RunsFilter)

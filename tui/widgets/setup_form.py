@@ -32,8 +32,10 @@ from engine.config import (
     PARAMETRIC_LOSSES,
     PRESETS,
     REGULARIZERS,
+    RUN_NAME_PATTERN,
     CorpusConfig,
     ModelConfig,
+    RunConfig,
     ObjectiveConfig,
     TrainConfig,
     build_run_config,
@@ -134,10 +136,21 @@ class FormReading:
     overrides: list[dict[str, Any]]
     errors: dict[str, str]
     problem: str | None = None
+    name: str | None = None  # the run's name, or the sweep's stem; None: the app names the runs
 
     @property
     def valid(self) -> bool:
         return not self.errors and self.problem is None and bool(self.overrides)
+
+
+def run_names(name: str, weights: list[float]) -> list[str]:
+    """The run's name, or for a sweep one name per weight: ``name-<weight>``."""
+    return [name] if len(weights) <= 1 else [f"{name}-{weight:g}" for weight in weights]
+
+
+def flat_settings(config: RunConfig) -> dict[str, Any]:
+    """Every setting of a run as a dotted key (``model.hidden_size``), name and preset left out."""
+    return {f"{section}.{key}": value for section in SECTIONS for key, value in getattr(config, section).model_dump().items()}
 
 
 def corpus_paths(text: str) -> list[str]:
@@ -165,6 +178,7 @@ class SetupForm(VerticalScroll):
     SetupForm .reason.-shown { display: block; }
     SetupForm #corpus-stats { padding-left: 15; color: $text-muted; height: auto; }
     SetupForm #corpus-stats.-error { color: $text-error; }
+    SetupForm #form-extra { height: auto; color: $text-muted; }
     SetupForm #form-status { margin-top: 1; height: auto; color: $text-muted; }
     SetupForm #form-status.-error { color: $text-error; }
     SetupForm #train { margin-top: 1; }
@@ -173,10 +187,11 @@ class SetupForm(VerticalScroll):
     class TrainRequested(Message):
         """The user asked to train what the form holds: one run per entry of ``overrides``."""
 
-        def __init__(self, preset: str | None, overrides: list[dict[str, Any]]) -> None:
+        def __init__(self, preset: str | None, overrides: list[dict[str, Any]], name: str | None = None) -> None:
             super().__init__()
             self.preset = preset
             self.overrides = overrides
+            self.name = name  # the run's name (a sweep's runs: name-<weight>), or None for the default names
 
     class CorpusRead(Message):
         """A corpus finished loading (``corpus``) or was refused (``error``)."""
@@ -198,6 +213,8 @@ class SetupForm(VerticalScroll):
         self._loading_key: tuple[tuple[str, ...], str | None] | None = None
         self._corpus_timer: Timer | None = None
         self.reading = FormReading(None, [], {}, "The corpus is loading.")
+        self.extra: dict[str, Any] = {}  # settings the form has no field for, kept from a cloned run
+        self._preset: str | None = None  # the preset whose values the fields show
 
     def compose(self) -> ComposeResult:
         defaults = build_run_config("defaults")
@@ -217,6 +234,9 @@ class SetupForm(VerticalScroll):
             section, _, setting = key.partition(".")
             value = getattr(getattr(defaults, section), setting)
             yield from _field(label, OrderedInput(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name)
+        yield from _field("Run name", OrderedInput("", placeholder="optional; default from the objective, e.g. ce-kl-10",
+                                                   id="run-name", compact=True), "run-name")
+        yield Static("", id="form-extra")
         yield Static("", id="form-status")
         yield Button("Train", id="train", variant="primary", disabled=True, compact=True)
 
@@ -233,6 +253,7 @@ class SetupForm(VerticalScroll):
         preset = None if preset == NO_PRESET else str(preset)
         loss = str(self.query_one("#loss", Select).value)
         base: dict[str, Any] = {
+            **self.extra,
             "corpus.paths": corpus_paths(self.query_one("#corpus", Input).value),
             "corpus.column": self._column,
             "objective.loss": loss,
@@ -263,6 +284,10 @@ class SetupForm(VerticalScroll):
         if len(weights) > 1 and base["objective.regularizer"] == "none":
             errors["weight"] = (f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
                                 "none: choose a regularizer, or give one weight.")
+        name = self.query_one("#run-name", Input).value.strip() or None
+        if name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(name, weights)):
+            errors["run-name"] = (f"Run name {name!r} is not a plain name: use 1–80 letters, digits, '.', '_' or '-', "
+                                  "starting with a letter or digit (a sweep adds -<weight>).")
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, "objective.weight": weight} for weight in weights]
@@ -271,12 +296,12 @@ class SetupForm(VerticalScroll):
                 build_run_config("form", preset, values)
         except UserError as error:
             return FormReading(preset, [], {}, str(error))
-        return FormReading(preset, overrides, {})
+        return FormReading(preset, overrides, {}, name=name)
 
     def revalidate(self) -> None:
         """Re-read the form; show reasons, the summary line and the Train button's state."""
         self.reading = self.read()
-        for name in ("loss-param", "weight", *NUMBER_FIELDS):
+        for name in ("loss-param", "weight", *NUMBER_FIELDS, "run-name"):
             reason = self.reading.errors.get(name, "")
             self.query_one(f"#{name}-reason", Static).update(reason)
             self.query_one(f"#{name}-reason").set_class(bool(reason), "-shown")
@@ -316,7 +341,7 @@ class SetupForm(VerticalScroll):
             reason = next(iter(self.reading.errors.values()), None) or self.reading.problem or corpus_problem
             self.notify(reason, title="Cannot train yet", severity="warning")
             return False
-        self.post_message(self.TrainRequested(self.reading.preset, self.reading.overrides))
+        self.post_message(self.TrainRequested(self.reading.preset, self.reading.overrides, self.reading.name))
         return True
 
     # Events ------------------------------------------------------------------------------------
@@ -338,7 +363,11 @@ class SetupForm(VerticalScroll):
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "preset":
-            self._apply_preset(None if event.value == NO_PRESET else str(event.value))
+            preset = None if event.value == NO_PRESET else str(event.value)
+            if preset != self._preset:  # a preset chosen by hand, not one a clone filled in
+                self._preset, self.extra = preset, {}
+                self.query_one("#form-extra", Static).update("")
+                self._apply_preset(preset)
         elif event.select.id == "loss":
             self.query_one("#loss-param-field").display = event.value in PARAMETRIC_LOSSES
         self.revalidate()
@@ -357,6 +386,36 @@ class SetupForm(VerticalScroll):
             section, _, setting = key.partition(".")
             value = getattr(getattr(config, section), setting)
             self.query_one(f"#{name}", Input).value = f"{value:g}" if isinstance(value, float) else str(value)
+
+    # Cloning a run --------------------------------------------------------------------------------
+
+    def fill(self, config: RunConfig) -> None:
+        """Put a run's settings in the form: its fields, and every other setting the preset would not give it.
+
+        Those others (model size, split, log interval…) are listed under the form and sent with the run.
+        """
+        self._preset = config.preset
+        self.query_one("#preset", Select).value = config.preset or NO_PRESET
+        self._column = config.corpus.column
+        self.query_one("#corpus", Input).value = ", ".join(config.corpus.paths)
+        self.query_one("#loss", Select).value = config.objective.loss
+        self.query_one("#loss-param", Input).value = "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
+        self.query_one("#regularizer", Select).value = config.objective.regularizer
+        self.query_one("#weight", Input).value = f"{config.objective.weight:g}"
+        for name, (_, key) in NUMBER_FIELDS.items():
+            section, _, setting = key.partition(".")
+            value = getattr(getattr(config, section), setting)
+            self.query_one(f"#{name}", Input).value = f"{value:g}" if isinstance(value, float) else str(value)
+        self.query_one("#run-name", Input).value = ""
+        preset_settings = flat_settings(build_run_config("preset", config.preset))
+        shown = {"corpus.paths", "corpus.column", "objective.loss", "objective.loss_param", "objective.regularizer",
+                 "objective.weight", "train.device", *(key for _, key in NUMBER_FIELDS.values())}
+        self.extra = {key: value for key, value in flat_settings(config).items()
+                      if key not in shown and preset_settings.get(key) != value}
+        listed = ", ".join(f"{key}={value}" for key, value in self.extra.items())
+        self.query_one("#form-extra", Static).update(f"Cloned from {config.name}; also sent: {listed}" if listed
+                                                     else f"Cloned from {config.name}.")
+        self.revalidate()
 
     # Corpus ------------------------------------------------------------------------------------
 
