@@ -19,6 +19,7 @@ from engine.checkpoint import load_run
 from engine.generate import Continuation
 from tui.app import ExplorerApp
 from tui.screens.confirm_quit import ConfirmQuit
+from tui.screens.help import HelpScreen
 from tui.screens.run_detail import RunDetail
 from tui.widgets.generation import SEED_CELL_WIDTH
 from tui.widgets.plots import PANES
@@ -559,3 +560,30 @@ async def test_a_run_name_is_checked_and_a_sweep_adds_the_weight(tiny_corpus, tm
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: len(app.session.runs) == 2, "the sweep")
         assert sorted(app.session.runs) == ["mine-1", "mine-10"]
+
+
+# -- Help and palette --------------------------------------------------------------------------
+
+
+async def test_help_scrolls_with_keys_and_lists_the_new_ones(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        scroll = app.screen.query_one("#help-scroll")
+        assert app.focused is scroll and scroll.max_scroll_y > 0
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: scroll.scroll_y > 0, "the help to scroll")
+        described = {description for _, rows in app.help_sections() for _, description in rows}
+        assert {"Smooth", "Save CSV", "Save SVG", "Save Markdown", "Details", "Filter", "Sort", "Clone into the form"} <= described
+
+
+async def test_the_palette_runs_a_command_by_name(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("ctrl+p", *"save metrics")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(tmp_path.glob("lm-explorer-metrics-*.csv")), "the CSV file", timeout=10)

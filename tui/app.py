@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from textual import on
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed, WorkerState
@@ -33,6 +32,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed, W
 from engine.config import RunConfig, build_run_config
 from engine.errors import UserError
 from engine.events import CheckpointSaved, EpochMetrics, RunDiverged, RunFailed, RunFinished, RunStarted, RunStopped
+from tui.commands import ExplorerCommands
 from tui.screens.confirm_quit import ConfirmQuit
 from tui.screens.help import HelpScreen, Section
 from tui.screens.run_detail import RunDetail
@@ -55,6 +55,7 @@ class ExplorerApp(App[int]):
     """Choose an objective and weight, watch entropy, KL and losses live, compare runs' continuations."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
+    COMMANDS = App.COMMANDS | {ExplorerCommands}
     TITLE = "lm-explorer"
     AUTO_FOCUS = "#corpus"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -417,10 +418,6 @@ class ExplorerApp(App[int]):
         self._start_queued()
         self._runs_changed()
 
-    def action_copy_generations(self) -> None:
-        """Copy the generation table as Markdown."""
-        self.generation.action_copy_markdown()
-
     async def action_quit(self) -> None:
         """Quit; while runs train, ask first, then stop them and wait for their checkpoints."""
         if self._shutting_down:
@@ -502,25 +499,11 @@ class ExplorerApp(App[int]):
             ("Everywhere", [*keys(self.BINDINGS), ("ctrl+p", "Command palette: the main actions by name")]),
             ("Setup tab", [("tab / shift+tab", "Next / previous field"), ("enter", "Next field (in Corpus: load it now)"),
                            ("ctrl+t", "Train: one run, or one per weight when Weight holds a list")]),
-            ("Runs list (F5)", [("up / down", "Highlight a run"), *keys(RunsTable.BINDINGS)]),
+            ("Runs list (F5)", [("up / down", "Highlight a run"), *keys(RunsTable.BINDINGS),
+                                ("enter / escape", "In the filter line: back to the list / clear the filter")]),
+            ("Run details (i)", keys(RunDetail.BINDINGS)),
             ("Plots tab (F3)", keys(MetricPlots.BINDINGS)),
             ("Generate tab (F4)", [("enter", "In the seed field: pin the seed"), ("down", "From the seed row into the table"),
                                    ("arrows", "Move over cells: the step-by-step view follows"),
                                    *keys(GenerationPanel.BINDINGS[1:]), *keys(ContinuationsTable.BINDINGS)]),
         ]
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Train", "Start the run (or sweep) the Setup form holds", self.action_train)
-        yield SystemCommand("Stop run", "Stop the highlighted run; its checkpoint is saved", self.action_stop_run)
-        yield SystemCommand("Resume run", "Resume the highlighted stopped run", self.action_resume_run)
-        yield SystemCommand("Show or hide run", "Toggle the highlighted run in plots and generation", self.action_toggle_run)
-        plots = self.plots
-        yield SystemCommand("Log scale", "Toggle a log y axis on the plots", plots.action_toggle_log)
-        yield SystemCommand("Training / validation series", "Entropy and KL from training windows or validation",
-                            plots.action_toggle_validation)
-        yield SystemCommand("Greedy / top-5 sampling", "Switch the generation strategy", self.generation.action_toggle_sampling)
-        yield SystemCommand("Copy generations as Markdown", "The seeds × runs table, to the clipboard", self.action_copy_generations)
-        yield SystemCommand("Help", "List every key", self.action_help)
-        for tab, title in (("setup", "Setup"), ("plots", "Plots"), ("generate", "Generate")):
-            yield SystemCommand(f"{title} tab", f"Go to the {title} tab", lambda tab=tab: self.action_show_tab(tab))
