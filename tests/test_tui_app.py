@@ -11,7 +11,7 @@ import time
 
 import pytest
 from textual import events
-from textual.widgets import Button, DataTable, Input, Select, Static
+from textual.widgets import Button, DataTable, Footer, Input, Select, Static
 
 from tests.conftest import hand_made_metrics, tiny_config, wait_for, write_hand_made_run
 
@@ -587,3 +587,16 @@ async def test_the_palette_runs_a_command_by_name(tiny_corpus, tmp_path, monkeyp
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: any(tmp_path.glob("lm-explorer-metrics-*.csv")), "the CSV file", timeout=10)
+
+
+async def test_the_footer_fits_80_columns_wherever_the_focus_is(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_runs(pilot, "a")
+        for keys in (("f2",), ("f3",), ("f4",), ("f4", "down"), ("f5",)):
+            await pilot.press(*keys)
+            await pilot.pause(0.2)
+            footer = app.query_one(Footer)
+            keys_shown = [child for child in footer.children if child.region.width]
+            assert keys_shown and sum(child.outer_size.width for child in keys_shown) <= 80, keys
+            assert "f1 Help" in " ".join(str(child.render()) for child in keys_shown), keys

@@ -97,7 +97,7 @@ class ExplorerApp(App[int]):
             box.border_title = "F5 Runs"
             yield RunsFilter(placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True)
             yield RunsTable(id="runs")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # The main screen's widgets, kept so that handlers reach them while a modal screen is on top.

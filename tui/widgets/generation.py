@@ -116,7 +116,7 @@ class GenerationPanel(Vertical):
         Binding("down", "focus_table", "To the table", show=False),
         Binding("s", "toggle_sampling", "Greedy/top-5"),
         Binding("y", "copy_markdown", "Copy Markdown"),
-        Binding("m", "export_markdown", "Save Markdown"),
+        Binding("m", "export_markdown", "Save Markdown", show=False),
     ]
 
     class ContinuationReady(Message):

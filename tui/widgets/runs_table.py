@@ -92,14 +92,14 @@ class RunsTable(DataTable):
     """A row per run; space shows or hides the highlighted run, x stops it, r resumes it."""
 
     BINDINGS = [
-        Binding("space", "app.toggle_run", "Show/hide"),
+        Binding("space", "app.toggle_run", "Show", key_display="␣"),
         Binding("s", "app.show_only", "Show only", show=False),
         Binding("h", "app.hide_all", "Hide all", show=False),
         Binding("x", "app.stop_run", "Stop"),
         Binding("r", "app.resume_run", "Resume"),
         Binding("i", "details", "Details"),
         Binding("slash", "open_filter", "Filter"),
-        Binding("o", "sort_next", "Sort"),
+        Binding("o", "sort_next", "Sort", show=False),
         Binding("O", "sort_reverse", "Reverse sort", show=False),
     ]
 
