@@ -270,7 +270,7 @@ def hand_made_app(tmp_path, tiny_corpus, *runs: str, **overrides) -> ExplorerApp
 async def show_runs(pilot, *names: str) -> None:
     """Wait for the saved runs to be listed, show each (space in the runs list) and wait for its history."""
     app = pilot.app
-    await wait_for(pilot, lambda: all(app.session.get(name) for name in names) and app.runs_table.row_count == len(names), "the runs")
+    await wait_for(pilot, lambda: all(app.session.get(name) and name in app.runs_table.rows for name in names), "the runs")
     await pilot.press("f5")
     for name in names:
         app.runs_table.move_cursor(row=app.runs_table.get_row_index(name))
@@ -600,3 +600,42 @@ async def test_the_footer_fits_80_columns_wherever_the_focus_is(tiny_corpus, tmp
             keys_shown = [child for child in footer.children if child.region.width]
             assert keys_shown and sum(child.outer_size.width for child in keys_shown) <= 80, keys
             assert "f1 Help" in " ".join(str(child.render()) for child in keys_shown), keys
+
+
+# -- Session memory: the next launch on the same checkpoints folder comes back as it was left ----
+
+
+async def test_form_seeds_shown_runs_and_toggles_come_back_on_the_next_launch(tiny_corpus, tmp_path, stub_generation):
+    app = hand_made_app(tmp_path, tiny_corpus, "a", "b")
+    checkpoints = tmp_path / "checkpoints"
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        app.query_one("#regularizer", Select).value = "entropy"
+        await type_into(pilot, "#weight", "0.5, 2")
+        await type_into(pilot, "#train-seed", "7")
+        await show_runs(pilot, "b")
+        await pin_seed(pilot, "new york")
+        await pilot.press("f3", "l", "e", "ctrl+q")
+        await wait_for_exit(app)
+    assert (checkpoints / ".lm-explorer-app.json").is_file()
+
+    again = make_app(tiny_corpus, checkpoints)
+    async with again.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: again.session.get("a") is not None and again.session.get("b") is not None, "the saved runs")
+        assert again.query_one("#regularizer", Select).value == "entropy"
+        assert again.query_one("#weight", Input).value == "0.5, 2" and again.query_one("#train-seed", Input).value == "7"
+        assert [run.name for run in again.session.shown] == ["b"]
+        assert again.generation.seeds == ["new york"]
+        assert again.query_one("#corpus", Input).value == str(tiny_corpus)  # given on the command line: it wins
+        assert again.plots.log_scale and again.plots.smoothing == 0.6
+        await wait_for(pilot, lambda: bool(again.session.get("b").series), "b's history")
+
+
+async def test_a_damaged_memory_file_is_ignored(tiny_corpus, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / ".lm-explorer-app.json").write_text('{"seeds": "not a list", "smoothing": 5}')
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        assert app.generation.seeds == [] and app.plots.smoothing == 0.0 and app.is_running

@@ -24,6 +24,7 @@ from typing import Any
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -33,6 +34,7 @@ from engine.config import RunConfig, build_run_config
 from engine.errors import UserError
 from engine.events import CheckpointSaved, EpochMetrics, RunDiverged, RunFailed, RunFinished, RunStarted, RunStopped
 from tui.commands import ExplorerCommands
+from tui.memory import load_memory, recall_view, remember, save_memory
 from tui.screens.confirm_quit import ConfirmQuit
 from tui.screens.help import HelpScreen, Section
 from tui.screens.run_detail import RunDetail
@@ -109,12 +111,23 @@ class ExplorerApp(App[int]):
         self.set_interval(TABLE_REFRESH_S, self._refresh_rows)
         self._install_signal_handlers()
         self.set_timer(SAVED_RUNS_AFTER_S, self._list_saved_runs)  # after the first frame: listing loads torch
+        self.memory = load_memory(self.checkpoints)
+        recall_view(self, self.memory)
 
     def on_unmount(self) -> None:
         """Whatever the way out, no run keeps training after the app is gone."""
         for handle in list(self._handles.values()):
             handle.stop()
         self._remove_signal_handlers()
+
+    def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
+        """Remember the form, seeds, shown runs and toggles for the next launch on this folder, then exit."""
+        if not self._exit:
+            try:
+                save_memory(self.checkpoints, remember(self))
+            except (OSError, NoMatches):
+                pass  # a read-only folder, or an app that never finished mounting: nothing to remember
+        super().exit(result, return_code, message)
 
     # Public API (also used by the benchmarks) ----------------------------------------------------
 
@@ -239,6 +252,7 @@ class ExplorerApp(App[int]):
                                    progress=record.step / max(record.steps_per_epoch * record.config.train.epochs, 1),
                                    checkpoint_version=1, history_loaded=False)
             self._row_changed(run.name)
+        self._show_runs({name for name in self.memory.shown if self.session.get(name) is not None} | {r.name for r in self.session.shown})
         self._refresh_rows()
         if unreadable:
             self.notify(f"{len(unreadable)} saved run(s) cannot be read: {unreadable[0].problem}", title="Saved runs",

@@ -26,6 +26,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets.select import InvalidSelectValueError
 
 from engine.config import (
     LOSSES,
@@ -386,6 +387,32 @@ class SetupForm(VerticalScroll):
             section, _, setting = key.partition(".")
             value = getattr(getattr(config, section), setting)
             self.query_one(f"#{name}", Input).value = f"{value:g}" if isinstance(value, float) else str(value)
+
+    # Remembering the form ----------------------------------------------------------------------
+
+    FIELDS = ("corpus", "preset", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "run-name")
+
+    def values(self) -> dict[str, str]:
+        """Each field's text or choice, by field id."""
+        return {name: str(self.query_one(f"#{name}").value) for name in self.FIELDS}
+
+    def restore(self, values: dict[str, str], extra: dict[str, Any]) -> None:
+        """Put back what :meth:`values` gave (unknown ids and choices not offered are skipped)."""
+        preset = values.get("preset")
+        if preset in (NO_PRESET, *PRESETS):
+            self._preset = None if preset == NO_PRESET else preset
+        for name, value in values.items():
+            if name not in self.FIELDS:
+                continue
+            field = self.query_one(f"#{name}")
+            try:
+                field.value = value
+            except InvalidSelectValueError:
+                continue  # a choice this version no longer offers
+        self.extra = dict(extra)
+        if self.extra:
+            self.query_one("#form-extra", Static).update("Also sent: " + ", ".join(f"{key}={value}" for key, value in self.extra.items()))
+        self.revalidate()
 
     # Cloning a run --------------------------------------------------------------------------------
 
