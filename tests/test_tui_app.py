@@ -615,9 +615,10 @@ async def test_form_seeds_shown_runs_and_toggles_come_back_on_the_next_launch(ti
         await type_into(pilot, "#train-seed", "7")
         await show_runs(pilot, "b")
         await pin_seed(pilot, "new york")
+        app.query_one("#corpus", Input).value = "/elsewhere/corpus.txt"
         await pilot.press("f3", "l", "e", "ctrl+q")
         await wait_for_exit(app)
-    assert (checkpoints / ".lm-explorer-app.json").is_file()
+    assert json.loads((checkpoints / ".lm-explorer-app.json").read_text())["form"]["corpus"] == "/elsewhere/corpus.txt"
 
     again = make_app(tiny_corpus, checkpoints)
     async with again.run_test(size=(120, 36)) as pilot:
