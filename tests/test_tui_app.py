@@ -23,6 +23,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.run_detail import RunDetail
 from tui.widgets.generation import SEED_CELL_WIDTH
 from tui.widgets.plots import PANES
+from tui.widgets.runs_table import RunsTable
 
 pytestmark = pytest.mark.asyncio
 
@@ -640,3 +641,34 @@ async def test_a_damaged_memory_file_is_ignored(tiny_corpus, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
         assert app.generation.seeds == [] and app.plots.smoothing == 0.0 and app.is_running
+
+
+async def test_the_focused_form_field_is_marked(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        epochs_label = app.query_one("#epochs-field Label")
+        before = epochs_label.styles.color
+        app.screen.set_focus(app.query_one("#epochs"))
+        await pilot.pause()
+        assert epochs_label.styles.color != before and epochs_label.styles.text_style.bold
+        assert not app.query_one("#lr-field Label").styles.text_style.bold
+
+
+async def test_the_mouse_toggles_a_run_and_sorts_by_a_header(tiny_corpus, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "a", metrics=hand_made_metrics(3, start=9.0))
+    write_hand_made_run(checkpoints, "b", metrics=hand_made_metrics(3, start=8.0))
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.runs_table
+        await wait_for(pilot, lambda: "a" in table.rows and "b" in table.rows, "the runs")
+        row = table.get_row_index("b")
+        await pilot.click(RunsTable, offset=(2, row + 1))  # the header is line 0
+        await wait_for(pilot, lambda: app.session.get("b").shown, "b to be shown")
+        assert not app.session.get("a").shown
+        header_x = sum(column.get_render_width(table) for column in table.ordered_columns[:4]) + 2  # the train loss column
+        await pilot.click(RunsTable, offset=(header_x, 0))
+        await wait_for(pilot, lambda: table.sort_column == "train_loss", "the sort")
+        assert table.listed == ["b", "a"]
+        await pilot.click(RunsTable, offset=(header_x, 0))
+        await wait_for(pilot, lambda: table.listed == ["a", "b"], "the reversed sort")

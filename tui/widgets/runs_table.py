@@ -7,7 +7,8 @@ best so far, once the run's history is loaded), entropy, KL and accuracy, distin
 
 ``i`` opens the highlighted run's settings, beside those of the other shown runs with their
 differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
-are listed. ``o`` sorts by the next column (``O`` reverses). Space, ``s`` (show only this run),
+are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on a column's header
+(a second click reverses). A click on a run's ●/○ shows or hides it. Space, ``s`` (show only this run),
 ``h`` (hide all), ``x`` and ``r`` act through the app's actions.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Input
@@ -170,6 +171,22 @@ class RunsTable(DataTable):
         self._sort()
         if highlighted in self.rows:
             self.move_cursor(row=self.get_row_index(highlighted))
+
+    async def _on_click(self, event: events.Click) -> None:
+        """A click on a run's ● / ○ shows or hides it; elsewhere DataTable's own click handling goes on."""
+        meta = event.style.meta
+        if meta.get("column") == 0 and meta.get("row", -1) >= 0:
+            event.prevent_default()
+            self.move_cursor(row=meta["row"])
+            await self.run_action("app.toggle_run")
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it; a second click reverses."""
+        column = str(event.column_key.value)
+        self.sort_reversed = not self.sort_reversed if column == self.sort_column else False
+        self.sort_column = column
+        self._sort()
 
     def action_details(self) -> None:
         name = self.highlighted_run

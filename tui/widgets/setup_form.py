@@ -19,7 +19,7 @@ from typing import Any
 import annotated_types
 from pydantic import BaseModel
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -174,6 +174,8 @@ class SetupForm(VerticalScroll):
     SetupForm { padding: 0 1; }
     SetupForm .field { height: 1; margin-top: 1; }
     SetupForm .field Label { width: 15; color: $text-muted; }
+    SetupForm .field.-focused Label { color: $text-accent; text-style: bold; }
+    SetupForm .field Input:focus { background-tint: $accent 25%; }
     SetupForm .field Input, SetupForm .field Select { width: 1fr; max-width: 60; }
     SetupForm .reason { display: none; color: $text-error; padding-left: 15; height: auto; }
     SetupForm .reason.-shown { display: block; }
@@ -346,6 +348,16 @@ class SetupForm(VerticalScroll):
         return True
 
     # Events ------------------------------------------------------------------------------------
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Mark the focused field's line (its label turns bold and accented): a focus ring for compact fields."""
+        for field in self.query(".field"):
+            field.set_class(event.widget in field.children, "-focused")
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        for field in self.query(".field.-focused"):
+            if event.widget in field.children:
+                field.remove_class("-focused")
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
