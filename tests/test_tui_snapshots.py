@@ -31,6 +31,7 @@ async def show_saved_run(pilot) -> None:
     await wait_for(pilot, lambda: app.session.get(RUN) is not None and app.runs_table.row_count == 1, "the saved run")
     await pilot.press("f5", "space")
     await wait_for(pilot, lambda: bool(app.session.get(RUN).series), "the run's metric history")
+    await wait_for(pilot, lambda: str(app.runs_table.get_cell(RUN, "best_val_loss")) != "–", "the runs list to show the history's best")
 
 
 async def on_plots(pilot) -> None:

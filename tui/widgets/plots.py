@@ -100,12 +100,21 @@ def compact(value: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.') if '.' in mantissa else mantissa}e{int(exponent)}"
 
 
-def y_ticks(low: float, high: float, log: bool) -> tuple[list[float], list[str]]:
-    """``Y_TICKS`` evenly spaced positions over [low, high] (log10 units when ``log``) and their compact labels."""
-    if high <= low:
+def y_ticks(low: float, high: float, log: bool, count: int = Y_TICKS) -> tuple[list[float], list[str]]:
+    """``count`` evenly spaced positions over [low, high] (log10 units when ``log``) and their compact labels."""
+    if high <= low or count < 2:
         return [low], [compact(10**low if log else low)]
-    positions = [low + (high - low) * i / (Y_TICKS - 1) for i in range(Y_TICKS)]
+    positions = [low + (high - low) * i / (count - 1) for i in range(count)]
     return positions, [compact(10**p if log else p) for p in positions]
+
+
+def tick_count(height: int, with_xlabel: bool) -> int:
+    """As many y ticks as fit two rows apart in a pane ``height`` rows high (title, frame, x ticks and label off).
+
+    Ticks closer than that would share a row, and plotext would then show one of them at random.
+    """
+    rows = height - 4 - int(with_xlabel)
+    return max(2, min(Y_TICKS, (rows + 1) // 2))
 
 
 def nearest(points: list[tuple[float, float]], x: float) -> tuple[float, float] | None:
@@ -358,7 +367,8 @@ class MetricPlots(Vertical):
         plt = plot.plt
         plt.clear_figure()
         plt.title(self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN))
-        if plot.size.height >= 14:
+        with_xlabel = plot.size.height >= 14
+        if with_xlabel:
             plt.xlabel("epoch")
         limit = max(plot.size.width, MIN_POINTS // 2)  # one marker per cell
         name = self.series_name(pane)
@@ -384,7 +394,7 @@ class MetricPlots(Vertical):
             if high - low < 1e-12:
                 low, high = low - 0.5, high + 0.5
             plt.ylim(low, high)
-            plt.yticks(*y_ticks(low, high, self.log_scale))
+            plt.yticks(*y_ticks(low, high, self.log_scale, tick_count(plot.size.height, with_xlabel)))
             if self.cursor is not None:
                 plt.vertical_line(self.cursor, color="gray")
         plot.refresh()
