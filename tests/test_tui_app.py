@@ -663,6 +663,7 @@ async def test_the_mouse_toggles_a_run_and_sorts_by_a_header(tiny_corpus, tmp_pa
         table = app.runs_table
         await wait_for(pilot, lambda: "a" in table.rows and "b" in table.rows, "the runs")
         row = table.get_row_index("b")
+        await wait_for(pilot, lambda: table.region.height > row + 1, "the runs list's layout")
         await pilot.click(RunsTable, offset=(2, row + 1))  # the header is line 0
         await wait_for(pilot, lambda: app.session.get("b").shown, "b to be shown")
         assert not app.session.get("a").shown

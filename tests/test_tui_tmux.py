@@ -140,7 +140,8 @@ def test_train_generate_and_quit_in_a_real_terminal(open_app, tiny_corpus):
 
     def generated(screen: str) -> bool:
         row = next((line for line in screen.splitlines() if line.strip().startswith(SEED_TEXT)), "")
-        words = row.strip()[len(SEED_TEXT):].split()
+        cell = re.sub(r"^\s*ep [\d.]+ · ", "", row.strip()[len(SEED_TEXT):])  # the weights' epoch in front
+        words = cell.split()
         return len(words) >= 3 and all(word in vocabulary for word in words[:-1])  # the last may be cut at the edge
 
     tmux.wait_for(generated, "generated words in the generation table")
