@@ -206,3 +206,9 @@ async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def settle(pilot, rounds: int = 5) -> None:
+    """Let the app process what is queued, and what that queues, ``rounds`` times (no sleeping)."""
+    for _ in range(rounds):
+        await pilot.pause()

@@ -11,9 +11,10 @@ import time
 
 import pytest
 from textual import events
+from textual.command import CommandList
 from textual.widgets import Button, DataTable, Footer, Input, Select, Static
 
-from tests.conftest import hand_made_metrics, tiny_config, wait_for, write_hand_made_run
+from tests.conftest import hand_made_metrics, settle, tiny_config, wait_for, write_hand_made_run
 
 from engine.checkpoint import load_run
 from engine.generate import Continuation
@@ -70,10 +71,9 @@ async def test_form_run_reaches_plots_and_generation(tiny_corpus, tmp_path):
         assert run.config.objective.regularizer == "entropy" and run.config.objective.weight == 0.5
         assert run.config.train.epochs == 1 and run.config.train.seed == 3
         await wait_for(pilot, lambda: app.run_status(run.name) == "finished", "the run to finish")
-        await pilot.pause(0.5)  # the plots' redraw tick
-
-        drawn = app.plots.drawn
         label = app.plots.legend(run)
+        await wait_for(pilot, lambda: app.plots.drawn.get("val-loss", {}).get(label), "the plots' redraw")
+        drawn = app.plots.drawn
         saved = load_run(tmp_path, run.name)
         assert drawn["val-loss"][label] == [(1.0, pytest.approx(saved.record.metrics["val_loss"]))]
         assert drawn["train-loss"][label][-1][0] == pytest.approx(1.0)
@@ -241,8 +241,7 @@ async def test_editing_keys_in_one_write_apply_in_order(tiny_corpus, tmp_path):
             app.screen.set_focus(weight)
             await pilot.pause()
             burst(app, "end", *["backspace"] * 6, "2", "4")
-            await wait_for(pilot, lambda: weight.value in ("24", "42", ""), "the keys to land", timeout=10)
-            await pilot.pause(0.2)
+            await settle(pilot)
             assert weight.value == "24", f"attempt {attempt}: {weight.value!r}"
         assert "Ready: 1 run" in str(app.query_one("#form-status").render())
 
@@ -252,7 +251,7 @@ async def test_two_tab_keys_in_one_write_end_on_the_second(tiny_corpus, tmp_path
     async with app.run_test(size=(100, 30)) as pilot:
         for first, second, tab in (("f4", "f3", "plots"), ("f3", "f4", "generate"), ("f4", "f2", "setup"), ("f2", "f4", "generate")):
             burst(app, first, second)
-            await pilot.pause(0.3)
+            await settle(pilot)  # a late focus message used to pull the tabs back to the first key's tab
             assert app.tabs.active == tab, (first, second)
             assert app.tabs.get_pane(tab) in app.focused.ancestors_with_self
 
@@ -279,6 +278,12 @@ async def show_runs(pilot, *names: str) -> None:
         await wait_for(pilot, lambda name=name: bool(app.session.get(name).series), f"{name}'s history")
 
 
+async def redrawn(pilot) -> None:
+    """Wait for the plots' next redraw tick to have drawn what changed, and for the screen to show it."""
+    await wait_for(pilot, lambda: not pilot.app.plots.pending, "the plots' redraw")
+    await settle(pilot)
+
+
 async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, tmp_path):
     app = hand_made_app(tmp_path, tiny_corpus, "a")
     async with app.run_test(size=(100, 30)) as pilot:
@@ -288,13 +293,13 @@ async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, t
         await pilot.press("f3", "l")
         for keys in (("f2",), ("f3",), ("f4", "f3")):
             await pilot.press(*keys)
-            await pilot.pause(0.6)
+            await redrawn(pilot)
         for size in ((80, 24), (160, 48), (100, 30)):
             await pilot.resize_terminal(*size)
-            await pilot.pause(0.6)
+            await redrawn(pilot)
         run.series["train_loss"].append((3.25, 5.4))
         app.plots.mark_changed()
-        await pilot.pause(0.6)
+        await redrawn(pilot)
         assert app.return_code is None and app.is_running
         label = app.plots.legend(run)
         assert app.plots.drawn["train-loss"][label][-1] == (3.25, 5.4)
@@ -316,9 +321,9 @@ async def test_a_pane_that_cannot_draw_says_so_and_the_app_goes_on(tiny_corpus, 
 
         plot.plt.build = broken
         plot.refresh()
-        await pilot.pause(0.6)
+        await settle(pilot)
         await pilot.press("f2", "f3")
-        await pilot.pause(0.3)
+        await redrawn(pilot)
         assert app.is_running
         assert "could not be drawn (ValueError: math domain error)" in str(plot.render())
         assert "entropy" in str(app.query_one("#plot-entropy").render())
@@ -355,7 +360,7 @@ async def test_smoothing_cycles_and_keeps_the_raw_points(tiny_corpus, tmp_path):
         plots = app.plots
         for expected in (0.6, 0.9, 0.0):
             await pilot.press("e")
-            await pilot.pause(0.6)
+            await redrawn(pilot)
             assert plots.smoothing == expected
             title = plots.pane_title(PANES[2], app.session.shown)
             assert (f"EMA {expected:g}" in title) == bool(expected)
@@ -585,7 +590,8 @@ async def test_the_palette_runs_a_command_by_name(tiny_corpus, tmp_path, monkeyp
     async with app.run_test(size=(120, 36)) as pilot:
         await show_runs(pilot, "a")
         await pilot.press("ctrl+p", *"save metrics")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: bool(app.screen.query(CommandList)) and app.screen.query_one(CommandList).option_count > 0,
+                       "the palette's matches")
         await pilot.press("enter")
         await wait_for(pilot, lambda: any(tmp_path.glob("lm-explorer-metrics-*.csv")), "the CSV file", timeout=10)
 
@@ -596,7 +602,7 @@ async def test_the_footer_fits_80_columns_wherever_the_focus_is(tiny_corpus, tmp
         await show_runs(pilot, "a")
         for keys in (("f2",), ("f3",), ("f4",), ("f4", "down"), ("f5",)):
             await pilot.press(*keys)
-            await pilot.pause(0.2)
+            await settle(pilot)
             footer = app.query_one(Footer)
             keys_shown = [child for child in footer.children if child.region.width]
             assert keys_shown and sum(child.outer_size.width for child in keys_shown) <= 80, keys

@@ -199,6 +199,11 @@ class MetricPlots(Vertical):
         self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_changed)
         self.redraw_if_changed()
 
+    @property
+    def pending(self) -> bool:
+        """Whether something changed that the next redraw tick will draw."""
+        return self._dirty
+
     def mark_changed(self) -> None:
         """New points or another set of shown runs: redraw at the next tick."""
         self._dirty = True
