@@ -12,8 +12,10 @@ import pytest
 
 from tests.conftest import wait_for, write_hand_made_run
 from tui.app import ExplorerApp
+from tui.screens.run_detail import RunDetail
 
 RUN = "kl-10"
+OTHER = "kl-100"
 SEED_TEXT = "the government"
 
 
@@ -50,6 +52,27 @@ async def on_generate(pilot) -> None:
     await pilot.pause()
 
 
+async def on_plots_with_cursor(pilot) -> None:
+    await on_plots(pilot)
+    await pilot.press("right", "right", "right", "right")  # 0.25, 0.5, 0.75, 1
+    await wait_for(pilot, lambda: pilot.app.plots.cursor == 1.0 and not pilot.app.plots.pending, "the cursor's redraw")
+    await pilot.pause()
+
+
+async def on_details(pilot) -> None:
+    """Both runs shown, the first's details opened: the two configs side by side."""
+    app = pilot.app
+    await wait_for(pilot, lambda: all(name in app.runs_table.rows for name in (RUN, OTHER)), "the saved runs")
+    await pilot.press("f5")
+    for name in (RUN, OTHER):
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(name))
+        await pilot.press("space")
+    app.runs_table.move_cursor(row=app.runs_table.get_row_index(RUN))
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunDetail) and bool(app.screen.records), "the run details")
+    await pilot.pause()
+
+
 def make_app(tiny_corpus, checkpoints) -> ExplorerApp:
     return ExplorerApp(corpus_paths=[str(tiny_corpus)], checkpoints=str(checkpoints), device="cpu")
 
@@ -64,3 +87,12 @@ def test_plots_at_160x48(snap_compare, tiny_corpus, checkpoints):
 
 def test_generation_at_160x48(snap_compare, tiny_corpus, checkpoints, stub_generation):
     assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(160, 48), run_before=on_generate)
+
+
+def test_plots_cursor_readout_at_100x30(snap_compare, tiny_corpus, checkpoints):
+    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(100, 30), run_before=on_plots_with_cursor)
+
+
+def test_run_details_compared_at_120x40(snap_compare, tiny_corpus, checkpoints):
+    write_hand_made_run(checkpoints, OTHER, epochs=3, objective__regularizer="kl", objective__weight=100.0, model__hidden_size=32)
+    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(120, 40), run_before=on_details)
