@@ -679,3 +679,29 @@ async def test_the_mouse_toggles_a_run_and_sorts_by_a_header(tiny_corpus, tmp_pa
         assert table.listed == ["b", "a"]
         await pilot.click(RunsTable, offset=(header_x, 0))
         await wait_for(pilot, lambda: table.listed == ["a", "b"], "the reversed sort")
+
+
+async def test_x_zoom_narrows_the_range_and_fits_y_to_it(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("f3", "end", "left", "left", "left", "left")  # the cursor at epoch 2
+        plots = app.plots
+        assert plots.cursor == 2.0
+        await pilot.press("plus")
+        await redrawn(pilot)
+        assert plots.x_range == (2.0 - 2.75 / 4, 2.0 + 2.75 / 4)  # half of 0.25 … 3, around the cursor
+        label = plots.legend(app.session.get("a"))
+        drawn = plots.drawn["train-loss"][label]
+        assert drawn and all(1.3125 <= x <= 2.6875 for x, _ in drawn)
+        assert [x for x, _ in drawn] == [x for x, _ in app.session.get("a").series["train_loss"] if 1.3125 <= x <= 2.6875]
+        assert "x 1.31–2.69" in plots.pane_title(PANES[2], app.session.shown)
+        await pilot.press("minus")
+        await redrawn(pilot)
+        assert plots.x_range == (2.0 - 2.75 / 2, 3.0)  # twice as wide around the cursor, cut at the last x
+        await pilot.press("minus")
+        await redrawn(pilot)
+        assert plots.x_range is None  # back to everything: 0.25 … 3
+        await pilot.press("plus", "0")
+        await redrawn(pilot)
+        assert plots.x_range is None and len(plots.drawn["train-loss"][label]) == len(app.session.get("a").series["train_loss"])

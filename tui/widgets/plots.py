@@ -15,6 +15,8 @@ Reading the plots:
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
   the panes gives every shown run's value at that x in each pane (the point nearest to it).
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
+- ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
+  everything again; each pane's y range fits the points inside the x range.
 - A pane that fails to draw says so in its place; the app and the other panes go on.
 - ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
 """
@@ -165,6 +167,9 @@ class MetricPlots(Vertical):
         Binding("home", "cursor_to(0)", "Cursor to start", show=False),
         Binding("end", "cursor_to(-1)", "Cursor to end", show=False),
         Binding("escape", "hide_cursor", "Hide cursor", show=False),
+        Binding("plus,equals_sign", "zoom(0.5)", "Zoom x in", show=False),
+        Binding("minus", "zoom(2)", "Zoom x out", show=False),
+        Binding("0", "zoom(0)", "Whole x range", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -179,6 +184,7 @@ class MetricPlots(Vertical):
     validation: reactive[bool] = reactive(False)
     smoothing: reactive[float] = reactive(0.0)
     cursor: reactive[float | None] = reactive(None)
+    x_range: reactive[tuple[float, float] | None] = reactive(None)  # None: every x
 
     def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -218,6 +224,9 @@ class MetricPlots(Vertical):
         self._dirty = True
 
     def watch_smoothing(self) -> None:
+        self._dirty = True
+
+    def watch_x_range(self) -> None:
         self._dirty = True
 
     def watch_cursor(self) -> None:
@@ -281,6 +290,18 @@ class MetricPlots(Vertical):
         if positions:
             self.cursor = positions[index]
 
+    def action_zoom(self, factor: float) -> None:
+        """Scale the x range by ``factor`` around the cursor (or the latest x); 0 shows the whole range."""
+        positions = self.cursor_positions()
+        if factor == 0 or len(positions) < 2:
+            self.x_range = None
+            return
+        low, high = self.x_range or (positions[0], positions[-1])
+        center = self.cursor if self.cursor is not None else high
+        half = (high - low) * factor / 2
+        low, high = max(positions[0], center - half), min(positions[-1], center + half)
+        self.x_range = None if (low, high) == (positions[0], positions[-1]) or high <= low else (low, high)
+
     def action_hide_cursor(self) -> None:
         self.cursor = None
 
@@ -301,6 +322,7 @@ class MetricPlots(Vertical):
         kinds = sorted({run.definitions[pane.definition] for run in runs if pane.definition in run.definitions}) if pane.definition else []
         from_validation = name == pane.val_series
         suffix = (" · log" if self.log_scale else "") + (f" · EMA {self.smoothing:g}" if self.smoothing else "")
+        suffix += f" · x {compact(self.x_range[0])}–{compact(self.x_range[1])}" if self.x_range else ""
         suffix += "" if runs else " · no run shown"
         full = (f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
                 f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}")
@@ -349,7 +371,7 @@ class MetricPlots(Vertical):
         for pane in PANES:
             plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
-            signature = (plot.size, self.log_scale, self.smoothing, self.cursor, name,
+            signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name,
                          tuple((run.name, len(run.series.get(name, ())), tuple(run.definitions.items())) for run in runs))
             if self._signatures.get(pane.id) != signature:
                 self._signatures[pane.id] = signature
@@ -380,7 +402,9 @@ class MetricPlots(Vertical):
         self.drawn[pane.id] = {}
         ys: list[float] = []
         for run in runs:
-            points = [(x, y) for x, y in run.series.get(name, []) if math.isfinite(y) and (y > 0 or not self.log_scale)]
+            low_x, high_x = self.x_range or (-math.inf, math.inf)
+            points = [(x, y) for x, y in run.series.get(name, [])
+                      if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x]
             if not points:
                 continue
             self.drawn[pane.id][self.legend(run)] = points = downsample(points, limit)
@@ -394,6 +418,8 @@ class MetricPlots(Vertical):
             else:
                 plt.plot(xs, raw, color=hex_to_rgb(run.color), marker=marker)
             ys.extend(raw)
+        if self.x_range is not None:
+            plt.xlim(*self.x_range)
         if ys:
             low, high = min(ys), max(ys)
             if high - low < 1e-12:
