@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ class Tmux:
     """One detached tmux session on a private server."""
 
     def __init__(self, command: list[str], name: str) -> None:
-        self.socket = f"lmx-test-{os.getpid()}-{name}"
+        self.socket = f"lmx-test-{os.getpid()}-{name}-{uuid.uuid4().hex[:8]}"  # a fresh server: no race with the last test's
         self.name = name
         self._tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", shlex.join(command))
 
