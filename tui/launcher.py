@@ -44,8 +44,8 @@ def check_app_options(corpus: list[str] | None, checkpoints: str, device: str) -
     for path in corpus or []:
         if not Path(path).expanduser().exists():
             raise UserError(f"Corpus path {path!r} does not exist; check the path given to --corpus.")
-    check_checkpoints_folder(Path(checkpoints).expanduser())
     check_device(device)
+    check_checkpoints_folder(Path(checkpoints).expanduser())  # last: it creates the folder
 
 
 def check_checkpoints_folder(folder: Path) -> None:
