@@ -48,6 +48,8 @@ def test_help_says_no_command_opens_the_app(capsys):
     (["tui", "--corpus", "/no/such/corpus.txt"], "/no/such/corpus.txt"),
     (["--bogus"], "--bogus"),
     (["--checkpoints", "{file}"], "is a file, not a folder"),
+    (["--checkpoints", "/proc/nope"], "cannot hold runs"),
+    (["--checkpoints", "{file}/below"], "cannot hold runs"),
 ])
 def test_bad_app_options_are_one_sentence_and_exit_2(argv, names, capsys, tmp_path):
     file = tmp_path / "a-file"
@@ -56,3 +58,13 @@ def test_bad_app_options_are_one_sentence_and_exit_2(argv, names, capsys, tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert names in err
+
+
+def test_a_cuda_device_without_cuda_is_refused_at_launch(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal is for machines without it")
+    assert main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda asks for a GPU, but torch sees no CUDA device" in err

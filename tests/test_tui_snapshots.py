@@ -1,40 +1,30 @@
-"""Snapshots of the main screen with a finished run reopened from a checkpoint trained here.
+"""Snapshots of the app's screens over hand-made runs: every number on them is written by the test.
 
-The run is trained with a fixed seed on CPU, so its metrics, plots and continuations are the
-same on every run; nothing on these screens shows a time or a path. Regenerate with
+The runs' ``run.json`` and ``metrics.jsonl`` come from :func:`tests.conftest.write_hand_made_run`
+(round numbers, no training) and generation is stubbed, so the screens are the same on any torch
+build. Nothing shown is a time or a path. Regenerate with
 ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at the report before keeping them.
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from engine.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.conftest import wait_for, write_hand_made_run
 from tui.app import ExplorerApp
+from tui.screens.run_detail import RunDetail
 
 RUN = "kl-10"
+OTHER = "kl-100"
 SEED_TEXT = "the government"
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, tiny_corpus):
-    """A folder with one finished 3-epoch run (cross-entropy + KL, weight 10, seed 0)."""
-    folder = tmp_path_factory.mktemp("snapshot-runs")
-    config = tiny_config(RUN, tiny_corpus, objective__regularizer="kl", objective__weight=10.0, train__epochs=3, train__seed=0)
-    events = list(Trainer.new(config, folder).events())
-    assert type(events[-1]).__name__ == "RunFinished", events[-1]
+@pytest.fixture
+def checkpoints(tmp_path):
+    """One finished 3-epoch run (cross-entropy + KL, weight 10) written by hand."""
+    folder = tmp_path / "checkpoints"
+    write_hand_made_run(folder, RUN, epochs=3, objective__regularizer="kl", objective__weight=10.0)
     return folder
-
-
-async def wait_for(pilot, condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def show_saved_run(pilot) -> None:
@@ -43,20 +33,44 @@ async def show_saved_run(pilot) -> None:
     await wait_for(pilot, lambda: app.session.get(RUN) is not None and app.runs_table.row_count == 1, "the saved run")
     await pilot.press("f5", "space")
     await wait_for(pilot, lambda: bool(app.session.get(RUN).series), "the run's metric history")
+    await wait_for(pilot, lambda: str(app.runs_table.get_cell(RUN, "best_val_loss")) != "–", "the runs list to show the history's best")
 
 
 async def on_plots(pilot) -> None:
     await show_saved_run(pilot)
     await pilot.press("f3")
-    await pilot.pause(0.5)  # the plots' redraw tick
+    plots = pilot.app.plots
+    await wait_for(pilot, lambda: all(plots.drawn.get(pane) for pane in ("entropy", "kl", "train-loss", "val-loss")), "the plots")
+    await pilot.pause()
 
 
 async def on_generate(pilot) -> None:
     await show_saved_run(pilot)
     await pilot.press("f4", *SEED_TEXT, "enter", "down", "right")
     panel = pilot.app.generation
-    await wait_for(pilot, lambda: (SEED_TEXT, RUN) in panel.results, "the continuation")
-    await pilot.pause(0.2)
+    await wait_for(pilot, lambda: panel._current(SEED_TEXT, panel.columns[0]) is not None, "the continuation")
+    await pilot.pause()
+
+
+async def on_plots_with_cursor(pilot) -> None:
+    await on_plots(pilot)
+    await pilot.press("right", "right", "right", "right")  # 0.25, 0.5, 0.75, 1
+    await wait_for(pilot, lambda: pilot.app.plots.cursor == 1.0 and not pilot.app.plots.pending, "the cursor's redraw")
+    await pilot.pause()
+
+
+async def on_details(pilot) -> None:
+    """Both runs shown, the first's details opened: the two configs side by side."""
+    app = pilot.app
+    await wait_for(pilot, lambda: all(name in app.runs_table.rows for name in (RUN, OTHER)), "the saved runs")
+    await pilot.press("f5")
+    for name in (RUN, OTHER):
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(name))
+        await pilot.press("space")
+    app.runs_table.move_cursor(row=app.runs_table.get_row_index(RUN))
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunDetail) and bool(app.screen.records), "the run details")
+    await pilot.pause()
 
 
 def make_app(tiny_corpus, checkpoints) -> ExplorerApp:
@@ -71,5 +85,14 @@ def test_plots_at_160x48(snap_compare, tiny_corpus, checkpoints):
     assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(160, 48), run_before=on_plots)
 
 
-def test_generation_at_160x48(snap_compare, tiny_corpus, checkpoints):
+def test_generation_at_160x48(snap_compare, tiny_corpus, checkpoints, stub_generation):
     assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(160, 48), run_before=on_generate)
+
+
+def test_plots_cursor_readout_at_100x30(snap_compare, tiny_corpus, checkpoints):
+    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(100, 30), run_before=on_plots_with_cursor)
+
+
+def test_run_details_compared_at_120x40(snap_compare, tiny_corpus, checkpoints):
+    write_hand_made_run(checkpoints, OTHER, epochs=3, objective__regularizer="kl", objective__weight=100.0, model__hidden_size=32)
+    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(120, 40), run_before=on_details)

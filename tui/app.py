@@ -25,24 +25,28 @@ from pathlib import Path
 from typing import Any
 
 from textual import on
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from engine.config import RunConfig, build_run_config
 from engine.controller import Controller
 from engine.errors import UserError
+from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
+from tui.memory import load_memory, recall_view, remember, save_memory
 from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
+from tui.screens.run_detail import RunDetail
 from tui.session import RunState, Session
 from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
-from tui.widgets.runs_table import RunsTable
-from tui.widgets.setup_form import SetupForm
+from tui.widgets.runs_table import RunsFilter, RunsTable
+from tui.widgets.setup_form import SetupForm, run_names
+from tui.widgets.tabs import FocusTabs
 
 TABLE_REFRESH_S = 0.5
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
@@ -55,6 +59,7 @@ class ExplorerApp(App[int]):
     """Choose an objective and weight, watch entropy, KL and losses live, compare runs' continuations."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
+    COMMANDS = App.COMMANDS | {ExplorerCommands}
     TITLE = "lm-explorer"
     AUTO_FOCUS = "#corpus"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -84,17 +89,18 @@ class ExplorerApp(App[int]):
         self._shutting_down = False
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(initial="setup", id="tabs"):
+        with FocusTabs(initial="setup", id="tabs"):
             with TabPane("F2 Setup", id="setup"):
                 yield SetupForm(self.corpus_paths, self.column, self.device, id="form")
             with TabPane("F3 Plots", id="plots"):
-                yield MetricPlots(self.session, id="plot-grid")
+                yield MetricPlots(self.session, self.checkpoints, id="plot-grid")
             with TabPane("F4 Generate", id="generate"):
                 yield GenerationPanel(self.checkpoints, id="generation")
         with Vertical(id="runs-box") as box:
             box.border_title = "F5 Runs"
+            yield RunsFilter(placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True)
             yield RunsTable(id="runs")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # The main screen's widgets, kept so that handlers reach them while a modal screen is on top.
@@ -106,11 +112,22 @@ class ExplorerApp(App[int]):
         self.set_interval(TABLE_REFRESH_S, self._refresh_rows)
         self._install_signal_handlers()
         self.set_timer(FOLLOW_AFTER_S, self._start_following)  # after the first frame: reading runs loads torch
+        self.memory = load_memory(self.checkpoints)
+        recall_view(self, self.memory)
 
     def on_unmount(self) -> None:
         """The runs train on without the app; only the follower ends."""
         self.follower.close()
         self._remove_signal_handlers()
+
+    def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
+        """Remember the form, seeds, shown runs and toggles for the next launch on this folder, then exit."""
+        if not self._exit:
+            try:
+                save_memory(self.checkpoints, remember(self))
+            except (OSError, NoMatches):
+                pass  # a read-only folder, or an app that never finished mounting: nothing to remember
+        super().exit(result, return_code, message)
 
     # Public API (also used by the benchmarks) ----------------------------------------------------
 
@@ -151,8 +168,8 @@ class ExplorerApp(App[int]):
             if run is None:
                 if view.config is None:
                     continue
-                # Runs alive when the app starts (or started elsewhere later) are shown; earlier ones wait to be picked.
-                shown = view.status in ("queued", "training")
+                # Runs alive when the app starts (or started elsewhere later), and those shown when it last closed, are shown.
+                shown = view.status in ("queued", "training") or view.name in self.memory.shown
                 run = self.session.add(view.name, view.config, shown=shown, history_loaded=shown)
                 if shown:
                     self.follower.follow(view.name)
@@ -240,14 +257,18 @@ class ExplorerApp(App[int]):
     def _train_requested(self, message: SetupForm.TrainRequested) -> None:
         from engine.cli import default_run_name
 
-        configs = [build_run_config(default_run_name(build_run_config("run", message.preset, overrides)), message.preset, overrides)
-                   for overrides in message.overrides]
+        configs: list[RunConfig] = []
+        weights = [overrides["objective.weight"] for overrides in message.overrides]
+        stems = run_names(message.name, weights) if message.name else [None] * len(weights)
+        for overrides, stem in zip(message.overrides, stems, strict=True):
+            config = build_run_config("run", message.preset, overrides)
+            configs.append(config.model_copy(update={"name": stem or default_run_name(config)}))
         try:
             self.start_runs(configs)  # the controller makes each name unique on disk
         except UserError as error:
             self.notify(str(error), title="Not started", severity="error", timeout=10)
             return
-        what = "a run" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
+        what = f"run {configs[0].name}" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
         self.notify(f"Started {what}; the runs train on if the app quits.", title="Training")
         self.action_show_tab("plots")
 
@@ -280,15 +301,44 @@ class ExplorerApp(App[int]):
         run = self._highlighted()
         if run is None:
             return
-        run.shown = not run.shown
-        if run.shown:
-            run.history_loaded = True
-            self.follower.follow(run.name)
-        else:
-            self.follower.unfollow(run.name)
-        self._row_changed(run.name)
+        self._show_runs({shown.name for shown in self.session.shown} ^ {run.name})
+
+    def action_show_only(self) -> None:
+        """Show the highlighted run alone in the plots and the generation table."""
+        run = self._highlighted()
+        if run is not None:
+            self._show_runs({run.name})
+
+    def action_hide_all(self) -> None:
+        """Hide every run from the plots and the generation table."""
+        self._show_runs(set())
+
+    def _show_runs(self, names: set[str]) -> None:
+        """Show exactly ``names``: the follower reads a newly shown run's history and follows it, and lets go of hidden ones."""
+        for run in self.session.runs.values():
+            shown = run.name in names
+            if run.shown != shown:
+                run.shown = shown
+                if shown:
+                    run.history_loaded = True
+                    self.follower.follow(run.name)
+                else:
+                    self.follower.unfollow(run.name)
+                self._row_changed(run.name)
         self._refresh_rows()
         self._runs_changed()
+
+    @on(RunsTable.DetailsRequested)
+    def _details_requested(self, message: RunsTable.DetailsRequested) -> None:
+        runs = [run for run in map(self.session.get, message.names) if run is not None]
+        if runs:
+            self.push_screen(RunDetail(runs, self.checkpoints), self._clone_into_form)
+
+    def _clone_into_form(self, config: RunConfig | None) -> None:
+        if config is not None:
+            self.form.fill(config)
+            self.action_show_tab("setup")
+            self.notify(f"The Setup form holds {config.name}'s settings: change what you like, name it, ctrl+t.", title="Cloned")
 
     def action_stop_run(self) -> None:
         """Stop the highlighted run (it saves a checkpoint), or keep a queued one from starting; any process's run."""
@@ -317,12 +367,6 @@ class ExplorerApp(App[int]):
             self._runs_changed()
         self._row_changed(run.name)
         self.follower.look_now()
-
-    def action_copy_generations(self) -> None:
-        """Copy the generation table as Markdown."""
-        panel = self.generation
-        self.copy_to_clipboard(panel.markdown())
-        self.notify(f"Copied {len(panel.seeds)} seed(s) × {len(panel.columns)} run(s), {panel.strategy_name}, as Markdown.")
 
     async def action_quit(self) -> None:
         """Quit; while runs train, ask whether to leave them training (the default) or stop them with a checkpoint."""
@@ -401,6 +445,12 @@ class ExplorerApp(App[int]):
             except (NotImplementedError, RuntimeError, ValueError):
                 return
 
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None, time_format: str | None = None) -> str | None:
+        """Screenshots go to the current directory (Textual's default, ~/Downloads, may not exist); the toast names the file."""
+        from tui.export import export_folder
+
+        return super().deliver_screenshot(filename, path or str(export_folder()), time_format)
+
     # Help and command palette -----------------------------------------------------------------------
 
     def help_sections(self) -> list[Section]:
@@ -412,26 +462,11 @@ class ExplorerApp(App[int]):
             ("Everywhere", [*keys(self.BINDINGS), ("ctrl+p", "Command palette: the main actions by name")]),
             ("Setup tab", [("tab / shift+tab", "Next / previous field"), ("enter", "Next field (in Corpus: load it now)"),
                            ("ctrl+t", "Train: one run, or one per weight when Weight holds a list")]),
-            ("Runs list (F5)", [("up / down", "Highlight a run"), *keys(RunsTable.BINDINGS)]),
+            ("Runs list (F5)", [("up / down", "Highlight a run"), *keys(RunsTable.BINDINGS),
+                                ("enter / escape", "In the filter line: back to the list / clear the filter")]),
+            ("Run details (i)", keys(RunDetail.BINDINGS)),
             ("Plots tab (F3)", keys(MetricPlots.BINDINGS)),
             ("Generate tab (F4)", [("enter", "In the seed field: pin the seed"), ("down", "From the seed row into the table"),
                                    ("arrows", "Move over cells: the step-by-step view follows"),
-                                   *keys(ContinuationsTable.BINDINGS)]),
+                                   *keys(GenerationPanel.BINDINGS[1:]), *keys(ContinuationsTable.BINDINGS)]),
         ]
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Train", "Start the run (or sweep) the Setup form holds", self.action_train)
-        yield SystemCommand("Stop run", "Stop the highlighted run; its checkpoint is saved", self.action_stop_run)
-        yield SystemCommand("Resume run", "Resume the highlighted stopped run", self.action_resume_run)
-        yield SystemCommand("Show or hide run", "Toggle the highlighted run in plots and generation", self.action_toggle_run)
-        plots = self.plots
-        yield SystemCommand("Log scale", "Toggle a log y axis on the plots", plots.action_toggle_log)
-        yield SystemCommand("Training / validation series", "Entropy and KL from training windows or validation",
-                            plots.action_toggle_validation)
-        table = self.generation.query_one(ContinuationsTable)
-        yield SystemCommand("Greedy / top-5 sampling", "Switch the generation strategy", table.action_toggle_sampling)
-        yield SystemCommand("Copy generations as Markdown", "The seeds × runs table, to the clipboard", self.action_copy_generations)
-        yield SystemCommand("Help", "List every key", self.action_help)
-        for tab, title in (("setup", "Setup"), ("plots", "Plots"), ("generate", "Generate")):
-            yield SystemCommand(f"{title} tab", f"Go to the {title} tab", lambda tab=tab: self.action_show_tab(tab))

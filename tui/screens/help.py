@@ -27,7 +27,9 @@ def keys_table(sections: list[Section]) -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Lists the keys; escape, F1 or q closes it."""
+    """Lists the keys; up/down, page up/down, home/end scroll; escape, F1 or q closes it."""
+
+    AUTO_FOCUS = "#help-scroll"  # focused, so the scrolling keys reach it
 
     BINDINGS = [
         Binding("escape,f1,q", "dismiss", "Close help"),
@@ -46,6 +48,6 @@ class HelpScreen(ModalScreen[None]):
         self.sections = sections
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll() as scroll:
-            scroll.border_title = "Keys · escape closes"
+        with VerticalScroll(id="help-scroll") as scroll:
+            scroll.border_title = "Keys · ↑↓ PgUp PgDn scroll · escape closes"
             yield Static(keys_table(self.sections))

@@ -4,8 +4,9 @@ Enter in the seed field pins a seed. Each run's column is (re)generated in a wor
 its latest checkpoint whenever a newer one lands, so continuations change while a model learns.
 Highlighting a cell shows that continuation step by step: each word, its probability, the
 entropy of the distribution it came from and the top-3 alternatives. Seed words the run does not
-know are flagged in the cell. Greedy decoding by default; the switch samples among the top 5
-(the study's own generator).
+know are flagged in the cell, and each cell names the epoch of the weights that wrote it. Long
+seeds are cut with an ellipsis in the table; the step-by-step view gives them whole. Greedy
+decoding by default; the switch samples among the top 5 (the study's own generator).
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static, Switch
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from engine.errors import UserError
 from tui.session import RunState
+from tui.widgets.ordered_input import OrderedInput
 
 DEFAULT_WORDS = 10
 MAX_WORDS = 100
@@ -34,6 +36,8 @@ SAMPLING_TOP_K = 5
 LOAD_ATTEMPTS = 3
 LOAD_RETRY_S = 0.2
 PENDING = Text("…", style="dim")
+SEED_CELL_WIDTH = 40
+UNKNOWN_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -45,66 +49,64 @@ class Column:
     version: int
 
 
-class ContinuationReady(Message):
-    """One cell computed: a ``Continuation``, or the sentence saying why there is none."""
-
-    def __init__(self, seed: str, run: str, token: tuple, result: Any) -> None:
-        super().__init__()
-        self.seed = seed
-        self.run = run
-        self.token = token
-        self.result = result
+def shorten(text: str, width: int = SEED_CELL_WIDTH) -> str:
+    """``text``, or its first ``width - 1`` characters and an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def cell_text(result: Any) -> Text:
-    """A continuation as a table cell: unknown seed words flagged in front, errors in red."""
+def unknown_label(words: list[str]) -> str:
+    """The unknown seed words, each once, the first few of them."""
+    distinct = list(dict.fromkeys(words))
+    more = f" +{len(distinct) - UNKNOWN_SHOWN} more" if len(distinct) > UNKNOWN_SHOWN else ""
+    return ", ".join(shorten(word, 20) for word in distinct[:UNKNOWN_SHOWN]) + more
+
+
+def epoch_label(epoch: float) -> str:
+    """``3`` at an epoch end, ``2.41`` mid-epoch."""
+    return f"{epoch:g}" if float(epoch).is_integer() else f"{epoch:.2f}"
+
+
+def cell_text(result: Any, epoch: float | None = None) -> Text:
+    """A continuation as a table cell: the weights' epoch, unknown seed words flagged, errors in red."""
     if result is None:
         return PENDING
     if isinstance(result, str):
         return Text(f"⚠ {result}", style="red")
+    text = Text(f"ep {epoch_label(epoch)} · ", style="dim") if epoch is not None else Text()
     if result.unknown_words:
-        return Text.assemble((f"⚠ unknown: {', '.join(result.unknown_words)} ", "yellow"), result.text)
-    return Text(result.text)
+        text.append(f"⚠ unknown: {unknown_label(result.unknown_words)} ", style="yellow")
+    text.append(result.text)
+    return text
 
 
-def markdown_cell(result: Any) -> str:
+def markdown_cell(result: Any, epoch: float | None = None) -> str:
     if result is None:
         return ""
     if isinstance(result, str):
         return f"({result})"
-    unknown = f"[unknown: {', '.join(result.unknown_words)}] " if result.unknown_words else ""
-    return unknown + result.text
+    unknown = f"[unknown: {', '.join(dict.fromkeys(result.unknown_words))}] " if result.unknown_words else ""
+    return unknown + result.text + (f" (epoch {epoch_label(epoch)})" if epoch is not None else "")
 
 
 class ContinuationsTable(DataTable):
-    """Seeds × runs. ``s`` switches greedy / top-5 sampling, ``y`` copies as Markdown, ``d`` unpins a seed."""
+    """Seeds × runs; ``d`` unpins the seed under the cursor."""
 
     BINDINGS = [
-        Binding("s", "toggle_sampling", "Greedy/top-5"),
-        Binding("y", "copy_markdown", "Copy Markdown"),
         Binding("d", "remove_seed", "Unpin seed"),
     ]
 
-    def action_toggle_sampling(self) -> None:
-        switch = self.screen.query_one("#sampling", Switch)
-        switch.value = not switch.value
+    class SeedRemoved(Message):
+        """The user unpinned a seed from the table."""
 
-    def action_copy_markdown(self) -> None:
-        self.app.run_action("copy_generations")
+        def __init__(self, seed: str) -> None:
+            super().__init__()
+            self.seed = seed
 
     def action_remove_seed(self) -> None:
         """Unpin the seed of the row under the cursor."""
         if self.row_count:
             seed = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-            self.post_message(SeedRemoved(seed))
-
-
-class SeedRemoved(Message):
-    """The user unpinned a seed from the table."""
-
-    def __init__(self, seed: str) -> None:
-        super().__init__()
-        self.seed = seed
+            self.post_message(self.SeedRemoved(seed))
 
 
 class GenerationPanel(Vertical):
@@ -112,7 +114,21 @@ class GenerationPanel(Vertical):
 
     BINDINGS = [
         Binding("down", "focus_table", "To the table", show=False),
+        Binding("s", "toggle_sampling", "Greedy/top-5"),
+        Binding("y", "copy_markdown", "Copy Markdown"),
+        Binding("m", "export_markdown", "Save Markdown", show=False),
     ]
+
+    class ContinuationReady(Message):
+        """One cell computed: a ``Continuation`` or the sentence saying why there is none, and the weights' epoch."""
+
+        def __init__(self, seed: str, run: str, token: tuple, result: Any, epoch: float | None) -> None:
+            super().__init__()
+            self.seed = seed
+            self.run = run
+            self.token = token
+            self.result = result
+            self.epoch = epoch
 
     DEFAULT_CSS = """
     GenerationPanel #seed-row { height: 1; margin: 1 1 0 1; }
@@ -131,13 +147,15 @@ class GenerationPanel(Vertical):
         self.seeds: list[str] = []
         self.columns: list[Column] = []
         self.results: dict[tuple[str, str], tuple[tuple, Any]] = {}
+        self.epochs: dict[tuple[str, str], float] = {}  # (seed, run) → epoch of the weights that wrote the cell
+        self._workers: dict[str, Worker] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="seed-row"):
             yield Label("Seed")
-            yield Input(placeholder="seed text, e.g. new york (Enter pins it)", id="seed-text", compact=True)
+            yield OrderedInput(placeholder="seed text, e.g. new york (Enter pins it)", id="seed-text", compact=True)
             yield Label("Words", id="words-label")
-            yield Input(str(DEFAULT_WORDS), id="words", type="integer", compact=True)
+            yield OrderedInput(str(DEFAULT_WORDS), id="words", type="integer", compact=True)
             yield Label("top-5 sampling", id="sampling-label")
             yield Switch(False, id="sampling")
         yield ContinuationsTable(id="continuations", cursor_type="cell", zebra_stripes=True)
@@ -149,6 +167,26 @@ class GenerationPanel(Vertical):
     def action_focus_table(self) -> None:
         """Down from the seed row moves into the table."""
         self.query_one(ContinuationsTable).focus()
+
+    def action_toggle_sampling(self) -> None:
+        switch = self.query_one("#sampling", Switch)
+        switch.value = not switch.value
+
+    def action_export_markdown(self) -> None:
+        """Save the table as a Markdown file (:mod:`tui.export`)."""
+        from tui.export import export_path, write_atomically
+
+        try:
+            path = write_atomically(export_path("generations", "md"), self.markdown() + "\n")
+        except OSError as error:
+            self.notify(f"The table could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved {len(self.seeds)} seed(s) × {len(self.columns)} run(s) to {path}", title="Export")
+
+    def action_copy_markdown(self) -> None:
+        """Copy the table as Markdown (OSC 52: the terminal's clipboard, over SSH too)."""
+        self.app.copy_to_clipboard(self.markdown())
+        self.notify(f"Copied {len(self.seeds)} seed(s) × {len(self.columns)} run(s), {self.strategy_name}, as Markdown.")
 
     # What is shown -----------------------------------------------------------------------------
 
@@ -187,7 +225,7 @@ class GenerationPanel(Vertical):
             return
         self.seeds.append(seed)
         table = self.query_one(ContinuationsTable)
-        table.add_row(seed, *(PENDING for _ in self.columns), key=seed)
+        table.add_row(shorten(seed), *(PENDING for _ in self.columns), key=seed)
         self._generate_stale()
         self._update_hint()
 
@@ -198,8 +236,11 @@ class GenerationPanel(Vertical):
         for column in self.columns:
             table.add_column(column.header, key=column.name)
         for seed in self.seeds:
-            table.add_row(seed, *(cell_text(self._current(seed, column)) for column in self.columns), key=seed)
+            table.add_row(shorten(seed), *(self._cell(seed, column) for column in self.columns), key=seed)
         self._update_hint()
+
+    def _cell(self, seed: str, column: Column) -> Text:
+        return cell_text(self._current(seed, column), self.epochs.get((seed, column.name)))
 
     def _current(self, seed: str, column: Column) -> Any:
         """The cell's result if it is up to date, else None."""
@@ -222,11 +263,14 @@ class GenerationPanel(Vertical):
             token = self.token(column)
             stale = [seed for seed in self.seeds if self.results.get((seed, column.name), (None,))[0] != token]
             if stale:
-                self.run_worker(lambda c=column, t=token, s=stale: self._generate(c.name, t, s), thread=True,
-                                group=f"generate:{column.name}", exclusive=True, exit_on_error=False)
+                previous = self._workers.pop(column.name, None)
+                if previous is not None:
+                    previous.cancel()
+                self._workers[column.name] = self._generate(column.name, token, stale)
 
+    @work(thread=True, group="generate", exit_on_error=False)
     def _generate(self, run_name: str, token: tuple, seeds: list[str]) -> None:
-        """Worker thread: load the run's latest checkpoint and continue each seed."""
+        """Worker thread: load the run's latest checkpoint and continue each seed, posting each cell."""
         from engine.generate import Strategy, generate
 
         worker = get_current_worker()
@@ -235,7 +279,7 @@ class GenerationPanel(Vertical):
             run = self._load(run_name)
         except UserError as error:
             for seed in seeds:
-                self.post_message(ContinuationReady(seed, run_name, token, str(error)))
+                self.post_message(self.ContinuationReady(seed, run_name, token, str(error), None))
             return
         for seed in seeds:
             if worker.is_cancelled:
@@ -244,7 +288,7 @@ class GenerationPanel(Vertical):
                 result: Any = generate(run, seed, words, Strategy(top_k=top_k))
             except UserError as error:
                 result = str(error)
-            self.post_message(ContinuationReady(seed, run_name, token, result))
+            self.post_message(self.ContinuationReady(seed, run_name, token, result, run.record.epoch_progress))
 
     def _load(self, run_name: str):
         """Load a run, retrying briefly: a save that lands between reading run.json and its weights file is not an error."""
@@ -258,13 +302,18 @@ class GenerationPanel(Vertical):
                     raise
                 time.sleep(LOAD_RETRY_S)
 
-    def on_continuation_ready(self, message: ContinuationReady) -> None:
+    @on(ContinuationReady)
+    def _continuation_ready(self, message: ContinuationReady) -> None:
         column = next((c for c in self.columns if c.name == message.run), None)
         if column is None or message.token != self.token(column) or message.seed not in self.seeds:
             return
         self.results[(message.seed, message.run)] = (message.token, message.result)
+        if message.epoch is None:
+            self.epochs.pop((message.seed, message.run), None)
+        else:
+            self.epochs[(message.seed, message.run)] = message.epoch
         table = self.query_one(ContinuationsTable)
-        table.update_cell(message.seed, message.run, cell_text(message.result), update_width=True)
+        table.update_cell(message.seed, message.run, self._cell(message.seed, column), update_width=True)
         if table.row_count and table.coordinate_to_cell_key(table.cursor_coordinate) == (message.seed, message.run):
             self._show_steps(message.seed, message.run)
 
@@ -288,13 +337,13 @@ class GenerationPanel(Vertical):
         self._refresh_all()
         self.notify(f"Generation: {self.strategy_name}.")
 
-    @on(SeedRemoved)
-    def _seed_removed(self, message: SeedRemoved) -> None:
+    @on(ContinuationsTable.SeedRemoved)
+    def _seed_removed(self, message: ContinuationsTable.SeedRemoved) -> None:
         if message.seed in self.seeds:
             self.seeds.remove(message.seed)
             self.results = {key: value for key, value in self.results.items() if key[0] != message.seed}
-            self.query_one(ContinuationsTable).remove_row(message.seed)
-            self._update_hint()
+            self.epochs = {key: value for key, value in self.epochs.items() if key[0] != message.seed}
+            self._rebuild_table()  # columns shrink back to what the remaining seeds need
 
     @on(DataTable.CellHighlighted, "#continuations")
     def _cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
@@ -304,7 +353,7 @@ class GenerationPanel(Vertical):
         table = self.query_one(ContinuationsTable)
         for seed in self.seeds:
             for column in self.columns:
-                table.update_cell(seed, column.name, cell_text(self._current(seed, column)))
+                table.update_cell(seed, column.name, self._cell(seed, column))
         self._generate_stale()
         self._update_hint()
 
@@ -321,7 +370,7 @@ class GenerationPanel(Vertical):
         elif isinstance(result, str):
             steps.update(Text(result, style="red"))
         else:
-            steps.update(steps_table(result))
+            steps.update(steps_table(result, self.epochs.get((seed, column.name))))
 
     # Export ------------------------------------------------------------------------------------
 
@@ -329,15 +378,22 @@ class GenerationPanel(Vertical):
         """The table as GitHub Markdown (engine.report.markdown_table)."""
         from engine.report import markdown_table
 
-        rows = [[seed, *(markdown_cell(self._current(seed, column)) for column in self.columns)] for seed in self.seeds]
+        rows = [[seed, *(markdown_cell(self._current(seed, column), self.epochs.get((seed, column.name))) for column in self.columns)]
+                for seed in self.seeds]
         return markdown_table(["seed", *(column.name for column in self.columns)], rows)
 
 
-def steps_table(continuation: Any) -> Table:
-    """Each generated word with its probability, the entropy of its distribution and the top 3."""
-    unknown = f"; unknown seed words: {', '.join(continuation.unknown_words)}" if continuation.unknown_words else ""
-    table = Table(title=f"{continuation.run_name} · {continuation.seed_text!r} · {continuation.strategy}{unknown}",
-                  title_justify="left", box=None, padding=(0, 1), expand=False)
+def steps_table(continuation: Any, epoch: float | None = None) -> Table:
+    """Each generated word with its probability, the entropy of its distribution and the top 3.
+
+    The title names the run, the weights' epoch and the seed (cut when long: the caption then gives it whole).
+    """
+    unknown = f"; unknown seed words: {unknown_label(continuation.unknown_words)}" if continuation.unknown_words else ""
+    at = f" (epoch {epoch_label(epoch)})" if epoch is not None else ""
+    seed = shorten(continuation.seed_text)
+    table = Table(title=f"{continuation.run_name}{at} · {seed!r} · {continuation.strategy}{unknown}",
+                  caption=f"seed: {continuation.seed_text}" if seed != continuation.seed_text else None,
+                  title_justify="left", caption_justify="left", box=None, padding=(0, 1), expand=False)
     table.add_column("#", justify="right")
     table.add_column("word")
     table.add_column("p", justify="right")

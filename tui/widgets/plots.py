@@ -5,24 +5,48 @@ ends for validation (``EpochMetrics``). Each pane's title names the metric's def
 (``study``: the study's clipped raw outputs; ``softmax``: probabilities) and where its series
 come from. Series are downsampled to about the pane's resolution, and a pane is redrawn on a
 timer only when its own points changed, so drawing stays cheap however long a run trains.
+
+Reading the plots:
+
+- The legend is a line above the panes: each run's number, objective and weight, in its color
+  and with its own marker, so runs are told apart without color too.
+- Tick labels are compact (``2.86e-4``, ``6.25``). The log y axis is drawn here, not by plotext:
+  the panes plot log10(y) of the positive points and label the ticks with y itself.
+- A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
+  the panes gives every shown run's value at that x in each pane (the point nearest to it).
+- ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
+- ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
+  everything again; each pane's y range fits the points inside the x range.
+- A pane that fails to draw says so in its place; the app and the other panes go on.
+- ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from dataclasses import dataclass
+from pathlib import Path
 
-from textual.app import ComposeResult
+from rich.text import Text
+from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding
-from textual.containers import Grid
+from textual.containers import Grid, Vertical
 from textual.reactive import reactive
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from tui.export import export_path, metrics_csv, write_atomically
 from tui.session import RunState, Session
 
 REDRAW_INTERVAL_S = 0.5
 MIN_POINTS = 40
+Y_TICKS = 5
 DEFINITION_NAMES = {"study": "study-clipped outputs", "softmax": "softmax"}
 TITLE_MARGIN = 10  # plotext drops a title wider than the plot minus its y tick labels
+MARKERS = ("•", "x", "+", "o", "*", "■", "◆", "▲", "#", "@")
+SMOOTHING_STEPS = (0.0, 0.6, 0.9)
+FAINT = 0.4  # the raw line's color under smoothing: this share of the run's color
 
 
 @dataclass(frozen=True)
@@ -52,42 +76,139 @@ def downsample(points: list[tuple[float, float]], limit: int) -> list[tuple[floa
     return [points[round(i * step)] for i in range(limit)]
 
 
+def ema(values: list[float], alpha: float) -> list[float]:
+    """Exponential moving average, debiased as TensorBoard does.
+
+    s_t = α·s_{t−1} + (1 − α)·y_t with s_0 = 0, reported as s_t / (1 − α^t), so the first
+    points are not pulled towards 0. α = 0 returns the values unchanged.
+    """
+    if alpha <= 0:
+        return list(values)
+    smoothed, state = [], 0.0
+    for t, value in enumerate(values, 1):
+        state = alpha * state + (1 - alpha) * value
+        smoothed.append(state / (1 - alpha**t))
+    return smoothed
+
+
+def compact(value: float) -> str:
+    """A short number: three significant digits, scientific outside [1e-3, 1e4) (``2.86e-4``, ``1.2e5``)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    text = f"{value:.3g}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa.rstrip('0').rstrip('.') if '.' in mantissa else mantissa}e{int(exponent)}"
+
+
+def y_ticks(low: float, high: float, log: bool, count: int = Y_TICKS) -> tuple[list[float], list[str]]:
+    """``count`` evenly spaced positions over [low, high] (log10 units when ``log``) and their compact labels."""
+    if high <= low or count < 2:
+        return [low], [compact(10**low if log else low)]
+    positions = [low + (high - low) * i / (count - 1) for i in range(count)]
+    return positions, [compact(10**p if log else p) for p in positions]
+
+
+def tick_count(height: int, with_xlabel: bool) -> int:
+    """As many y ticks as fit two rows apart in a pane ``height`` rows high (title, frame, x ticks and label off).
+
+    Ticks closer than that would share a row, and plotext would then show one of them at random.
+    """
+    rows = height - 4 - int(with_xlabel)
+    return max(2, min(Y_TICKS, (rows + 1) // 2))
+
+
+def nearest(points: list[tuple[float, float]], x: float) -> tuple[float, float] | None:
+    """The point whose x is nearest to ``x`` (points sorted by x), the earlier one on a tie."""
+    if not points:
+        return None
+    xs = [px for px, _ in points]
+    i = bisect_left(xs, x)
+    candidates = [points[j] for j in (i - 1, i) if 0 <= j < len(points)]
+    return min(candidates, key=lambda point: abs(point[0] - x))
+
+
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
-class MetricPlots(Grid):
-    """The 2×2 grid of plots. ``l`` toggles a log y axis, ``v`` entropy/KL between training windows and validation."""
+def faint(color: str) -> tuple[int, int, int]:
+    return tuple(round(channel * FAINT) for channel in hex_to_rgb(color))  # type: ignore[return-value]
+
+
+class SafePlot(PlotextPlot):
+    """A plotext pane that shows a sentence instead of failing when plotext cannot draw its data."""
+
+    def render(self) -> RenderResult:
+        try:
+            return super().render()
+        except Exception as error:  # noqa: BLE001 - a drawing error must never end the app
+            return Text(f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red")
+
+
+class MetricPlots(Vertical):
+    """Legend, the 2×2 grid of plots and the cursor's readout.
+
+    ``l`` toggles a log y axis, ``v`` entropy/KL between training windows and validation,
+    ``e`` cycles smoothing, ←/→ move the cursor.
+    """
 
     can_focus = True
 
     BINDINGS = [
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
+        Binding("e", "cycle_smoothing", "Smooth"),
+        Binding("c", "export_csv", "Save CSV", show=False),
+        Binding("p", "export_svg", "Save SVG", show=False),
+        Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
+        Binding("right", "move_cursor(1)", "Cursor →", show=False),
+        Binding("home", "cursor_to(0)", "Cursor to start", show=False),
+        Binding("end", "cursor_to(-1)", "Cursor to end", show=False),
+        Binding("escape", "hide_cursor", "Hide cursor", show=False),
+        Binding("plus,equals_sign", "zoom(0.5)", "Zoom x in", show=False),
+        Binding("minus", "zoom(2)", "Zoom x out", show=False),
+        Binding("0", "zoom(0)", "Whole x range", show=False),
     ]
 
     DEFAULT_CSS = """
-    MetricPlots { grid-size: 2 2; grid-gutter: 0 1; }
-    MetricPlots:focus { background-tint: $foreground 3%; }
+    MetricPlots #plot-legend { height: auto; max-height: 2; padding: 0 1; }
+    MetricPlots #plot-panes { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
+    MetricPlots #plot-readout { height: auto; max-height: 3; padding: 0 1; display: none; }
+    MetricPlots #plot-readout.-shown { display: block; }
+    MetricPlots:focus #plot-panes { background-tint: $foreground 3%; }
     """
 
     log_scale: reactive[bool] = reactive(False)
     validation: reactive[bool] = reactive(False)
+    smoothing: reactive[float] = reactive(0.0)
+    cursor: reactive[float | None] = reactive(None)
+    x_range: reactive[tuple[float, float] | None] = reactive(None)  # None: every x
 
-    def __init__(self, session: Session, *, id: str | None = None) -> None:
+    def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
-        self.drawn: dict[str, dict[str, list[tuple[float, float]]]] = {}  # pane id → legend → points, as last drawn
+        self.checkpoints = Path(checkpoints)
+        self.drawn: dict[str, dict[str, list[tuple[float, float]]]] = {}  # pane id → legend → raw points, as last drawn
         self._signatures: dict[str, tuple] = {}
         self._dirty = True
 
     def compose(self) -> ComposeResult:
-        for pane in PANES:
-            yield PlotextPlot(id=f"plot-{pane.id}")
+        yield Static("", id="plot-legend")
+        with Grid(id="plot-panes"):
+            for pane in PANES:
+                yield SafePlot(id=f"plot-{pane.id}")
+        yield Static("", id="plot-readout")
 
     def on_mount(self) -> None:
         self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_changed)
         self.redraw_if_changed()
+
+    @property
+    def pending(self) -> bool:
+        """Whether something changed that the next redraw tick will draw."""
+        return self._dirty
 
     def mark_changed(self) -> None:
         """New points or another set of shown runs: redraw at the next tick."""
@@ -102,6 +223,18 @@ class MetricPlots(Grid):
     def watch_validation(self) -> None:
         self._dirty = True
 
+    def watch_smoothing(self) -> None:
+        self._dirty = True
+
+    def watch_x_range(self) -> None:
+        self._dirty = True
+
+    def watch_cursor(self) -> None:
+        self._dirty = True
+        self.redraw_if_changed()
+
+    # Actions -----------------------------------------------------------------------------------
+
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
         self.notify(f"Plots: {'log' if self.log_scale else 'linear'} y axis.")
@@ -109,6 +242,70 @@ class MetricPlots(Grid):
     def action_toggle_validation(self) -> None:
         self.validation = not self.validation
         self.notify(f"Entropy and KL: {'validation at epoch ends' if self.validation else 'training windows'}.")
+
+    def action_cycle_smoothing(self) -> None:
+        index = SMOOTHING_STEPS.index(self.smoothing) if self.smoothing in SMOOTHING_STEPS else -1
+        self.smoothing = SMOOTHING_STEPS[(index + 1) % len(SMOOTHING_STEPS)]
+        self.notify(f"Smoothing: {'off' if not self.smoothing else f'exponential moving average {self.smoothing:g}'}.")
+
+    def action_export_csv(self) -> None:
+        """Save every metrics line of the shown runs as one CSV file."""
+        runs = self.session.shown
+        if not runs:
+            self.notify("No run is shown: show one in the runs list (F5, space) to save its metrics.", severity="warning")
+            return
+        try:
+            path = write_atomically(export_path("metrics", "csv"), metrics_csv(self.checkpoints, [run.name for run in runs]))
+        except OSError as error:
+            self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved the metrics of {len(runs)} run(s) to {path}", title="Export")
+
+    def action_export_svg(self) -> None:
+        """Save the screen, plots and legend as they are drawn now, as an SVG file."""
+        try:
+            path = write_atomically(export_path("plots", "svg"), self.app.export_screenshot(title="lm-explorer plots"))
+        except OSError as error:
+            self.notify(f"The plots could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved the plots to {path}", title="Export")
+
+    def cursor_positions(self) -> list[float]:
+        """Every x at which some shown run has a point in some pane, sorted."""
+        runs = [run for run in self.session.shown if run.series]
+        return sorted({x for run in runs for pane in PANES for x, _ in run.series.get(self.series_name(pane), [])})
+
+    def action_move_cursor(self, step: int) -> None:
+        positions = self.cursor_positions()
+        if not positions:
+            return
+        if self.cursor is None:
+            self.cursor = positions[-1 if step < 0 else 0]
+            return
+        here = min(range(len(positions)), key=lambda i: abs(positions[i] - self.cursor))
+        self.cursor = positions[max(0, min(len(positions) - 1, here + step))]
+
+    def action_cursor_to(self, index: int) -> None:
+        positions = self.cursor_positions()
+        if positions:
+            self.cursor = positions[index]
+
+    def action_zoom(self, factor: float) -> None:
+        """Scale the x range by ``factor`` around the cursor (or the latest x); 0 shows the whole range."""
+        positions = self.cursor_positions()
+        if factor == 0 or len(positions) < 2:
+            self.x_range = None
+            return
+        low, high = self.x_range or (positions[0], positions[-1])
+        center = self.cursor if self.cursor is not None else high
+        half = (high - low) * factor / 2
+        low, high = max(positions[0], center - half), min(positions[-1], center + half)
+        self.x_range = None if (low, high) == (positions[0], positions[-1]) or high <= low else (low, high)
+
+    def action_hide_cursor(self) -> None:
+        self.cursor = None
+
+    # Reading -----------------------------------------------------------------------------------
 
     def series_name(self, pane: Pane) -> str:
         """The series a pane draws now."""
@@ -124,7 +321,9 @@ class MetricPlots(Grid):
         name = self.series_name(pane)
         kinds = sorted({run.definitions[pane.definition] for run in runs if pane.definition in run.definitions}) if pane.definition else []
         from_validation = name == pane.val_series
-        suffix = (" · log" if self.log_scale else "") + ("" if runs else " · no run shown")
+        suffix = (" · log" if self.log_scale else "") + (f" · EMA {self.smoothing:g}" if self.smoothing else "")
+        suffix += f" · x {compact(self.x_range[0])}–{compact(self.x_range[1])}" if self.x_range else ""
+        suffix += "" if runs else " · no run shown"
         full = (f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
                 f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}")
         short = f"{pane.title}{_definitions(kinds, {})} · {'val' if from_validation else 'train'}{suffix}"
@@ -133,39 +332,102 @@ class MetricPlots(Grid):
                 return title
         return pane.title
 
+    def readout(self) -> list[tuple[RunState, dict[str, tuple[float, float] | None]]]:
+        """At the cursor: for each shown run, each pane's point nearest to the cursor's x (raw values)."""
+        if self.cursor is None:
+            return []
+        runs = [run for run in self.session.shown if run.series]
+        return [(run, {pane.id: nearest(run.series.get(self.series_name(pane), []), self.cursor) for pane in PANES}) for run in runs]
+
+    def readout_text(self) -> Text:
+        """``epoch 1.50 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``."""
+        text = Text(f"epoch {compact(self.cursor or 0.0)}", style="bold")
+        for run, points in self.readout():
+            text.append(" │ ")
+            text.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}:", style=run.color)
+            values = []
+            for pane in PANES:
+                point = points[pane.id]
+                if point is None:
+                    continue
+                at = "" if math.isclose(point[0], self.cursor or 0.0) else f" (at {compact(point[0])})"
+                values.append(f"{pane.title} {compact(point[1])}{at}")
+            text.append(" " + " · ".join(values) if values else " no points")
+        return text
+
+    # Drawing -----------------------------------------------------------------------------------
+
     def redraw_if_changed(self) -> None:
         """Rebuild the lines of each pane whose points, size or mode changed since it was last drawn."""
         if not self._dirty:
             return
         self._dirty = False
         runs = [run for run in self.session.shown if run.series]
+        self._draw_legend(runs)
+        readout = self.query_one("#plot-readout", Static)
+        readout.set_class(self.cursor is not None and bool(runs), "-shown")
+        if self.cursor is not None:
+            readout.update(self.readout_text())
         for pane in PANES:
-            plot = self.query_one(f"#plot-{pane.id}", PlotextPlot)
+            plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
-            signature = (plot.size, self.log_scale, name,
+            signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name,
                          tuple((run.name, len(run.series.get(name, ())), tuple(run.definitions.items())) for run in runs))
             if self._signatures.get(pane.id) != signature:
                 self._signatures[pane.id] = signature
-                self._draw(plot, pane, runs)
+                try:
+                    self._draw(plot, pane, runs)
+                except Exception as error:  # noqa: BLE001 - contain it in the pane, as SafePlot.render does
+                    plot.plt.clear_figure()
+                    plot.plt.title(f"{pane.title}: not drawn ({type(error).__name__})")
+                    plot.refresh()
+
+    def _draw_legend(self, runs: list[RunState]) -> None:
+        legend = Text()
+        for run in runs:
+            if legend:
+                legend.append("   ")
+            legend.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}", style=f"bold {run.color}")
+        self.query_one("#plot-legend", Static).update(legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim"))
 
     def _draw(self, plot: PlotextPlot, pane: Pane, runs: list[RunState]) -> None:
         plt = plot.plt
         plt.clear_figure()
         plt.title(self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN))
-        if plot.size.height >= 14:
+        with_xlabel = plot.size.height >= 14
+        if with_xlabel:
             plt.xlabel("epoch")
-        limit = max(2 * plot.size.width, MIN_POINTS)  # the "hd" marker puts two points in a cell
+        limit = max(plot.size.width, MIN_POINTS // 2)  # one marker per cell
         name = self.series_name(pane)
         self.drawn[pane.id] = {}
+        ys: list[float] = []
         for run in runs:
-            points = [(x, y) for x, y in run.series.get(name, []) if y > 0 or not self.log_scale]
+            low_x, high_x = self.x_range or (-math.inf, math.inf)
+            points = [(x, y) for x, y in run.series.get(name, [])
+                      if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x]
             if not points:
                 continue
-            points, label = downsample(points, limit), self.legend(run)
-            self.drawn[pane.id][label] = points
-            plt.plot([x for x, _ in points], [y for _, y in points], label=label, color=hex_to_rgb(run.color), marker="hd")
-        # plotext fails to build an empty plot on a log axis: log only once there are points.
-        plt.yscale("log" if self.log_scale and self.drawn[pane.id] else "linear")
+            self.drawn[pane.id][self.legend(run)] = points = downsample(points, limit)
+            xs = [x for x, _ in points]
+            raw = [math.log10(y) if self.log_scale else y for _, y in points]
+            marker = MARKERS[(run.number - 1) % len(MARKERS)]
+            if self.smoothing:
+                plt.plot(xs, raw, color=faint(run.color), marker="dot")
+                smooth = ema(raw, self.smoothing)
+                plt.plot(xs, smooth, color=hex_to_rgb(run.color), marker=marker)
+            else:
+                plt.plot(xs, raw, color=hex_to_rgb(run.color), marker=marker)
+            ys.extend(raw)
+        if self.x_range is not None:
+            plt.xlim(*self.x_range)
+        if ys:
+            low, high = min(ys), max(ys)
+            if high - low < 1e-12:
+                low, high = low - 0.5, high + 0.5
+            plt.ylim(low, high)
+            plt.yticks(*y_ticks(low, high, self.log_scale, tick_count(plot.size.height, with_xlabel)))
+            if self.cursor is not None:
+                plt.vertical_line(self.cursor, color="gray")
         plot.refresh()
 
     @staticmethod

@@ -1,39 +1,126 @@
 """The runs list: every run of this session and every saved one, one row each.
 
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
-status (with progress while training), epoch, latest validation loss, accuracy, distinct
-predictions (collapsed runs marked), objective and weight. Its keys act on the highlighted run
-through the app's actions.
+status (with progress while training), epoch, the latest training loss, validation loss (and the
+best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
+(collapsed runs marked), objective and weight.
+
+``i`` opens the highlighted run's settings, beside those of the other shown runs with their
+differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
+are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on a column's header
+(a second click reverses). A click on a run's ●/○ shows or hides it. Space, ``s`` (show only this run),
+``h`` (hide all), ``x`` and ``r`` act through the app's actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from rich.text import Text
+from textual import events, on
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.message import Message
+from textual.widgets import DataTable, Input
 
 from tui.session import RunState
+from tui.widgets.ordered_input import OrderedInput
 
-COLUMNS = (("mark", "#"), ("name", "run"), ("status", "status"), ("epoch", "epoch"), ("val_loss", "val loss"),
+COLUMNS = (("mark", "#"), ("name", "run"), ("status", "status"), ("epoch", "epoch"), ("train_loss", "train loss"),
+           ("val_loss", "val loss"), ("best_val_loss", "best val"), ("entropy", "entropy"), ("kl", "KL"),
            ("accuracy", "accuracy"), ("distinct", "distinct"), ("objective", "objective"), ("weight", "weight"))
 STATUS_STYLES = {"training": "bold", "finished": "green", "stopped": "yellow", "diverged": "red", "failed": "bold red", "queued": "dim"}
+MISSING = float("inf")
+
+
+def best_val_loss(run: RunState) -> float | None:
+    """The lowest validation loss of the run's loaded history, or None before it is loaded."""
+    values = [value for _, value in run.series.get("val_loss", [])]
+    return min(values) if values else None
+
+
+def sort_value(run: RunState, column: str) -> Any:
+    """What a column sorts by: numbers as numbers (missing last), the rest as text."""
+    numbers: dict[str, Callable[[RunState], float | None]] = {
+        "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.weight,
+        "best_val_loss": best_val_loss, "distinct": lambda r: r.metrics.get("distinct_predictions"),
+        **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
+    }
+    if column in numbers:
+        value = numbers[column](run)
+        return MISSING if value is None else value
+    if column == "objective":
+        from engine.report import objective_label
+
+        return objective_label(run.config.objective)
+    return str(getattr(run, column, run.name))
+
+
+def matches(run: RunState, text: str) -> bool:
+    """Whether every word of ``text`` is in the run's name, objective or status (case-insensitive)."""
+    from engine.report import objective_label
+
+    haystack = f"{run.name} {objective_label(run.config.objective)} {run.config.objective.regularizer} {run.status}".lower()
+    return all(word in haystack for word in text.lower().split())
+
+
+class RunsFilter(OrderedInput):
+    """The filter line over the runs list; hidden until ``/``, escape clears and hides it."""
+
+    BINDINGS = [Binding("escape", "close", "Clear filter", show=False)]
+
+    DEFAULT_CSS = """
+    RunsFilter { display: none; }
+    RunsFilter.-open { display: block; }
+    """
+
+    def action_close(self) -> None:
+        self.value = ""
+        self.remove_class("-open")
+        self.screen.set_focus(self.screen.query_one(RunsTable))
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        self.screen.query_one(RunsTable).set_filter(event.value)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        """Enter keeps the filter and goes back to the list."""
+        self.screen.set_focus(self.screen.query_one(RunsTable))
 
 
 class RunsTable(DataTable):
     """A row per run; space shows or hides the highlighted run, x stops it, r resumes it."""
 
     BINDINGS = [
-        Binding("space", "app.toggle_run", "Show/hide"),
+        Binding("space", "app.toggle_run", "Show", key_display="␣"),
+        Binding("s", "app.show_only", "Show only", show=False),
+        Binding("h", "app.hide_all", "Hide all", show=False),
         Binding("x", "app.stop_run", "Stop"),
         Binding("r", "app.resume_run", "Resume"),
+        Binding("i", "details", "Details"),
+        Binding("slash", "open_filter", "Filter"),
+        Binding("o", "sort_next", "Sort", show=False),
+        Binding("O", "sort_reverse", "Reverse sort", show=False),
     ]
 
     DEFAULT_CSS = """
     RunsTable { height: auto; max-height: 100%; }
     """
 
+    class DetailsRequested(Message):
+        """Show these runs' settings (the highlighted run first, then the other shown runs, to compare)."""
+
+        def __init__(self, names: list[str]) -> None:
+            super().__init__()
+            self.names = names
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.runs: dict[str, RunState] = {}  # every run handed to show_run, listed or filtered out
+        self.filter_text = ""
+        self.sort_column: str | None = None
+        self.sort_reversed = False
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -46,18 +133,89 @@ class RunsTable(DataTable):
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
+    @property
+    def listed(self) -> list[str]:
+        """The names of the listed runs, top to bottom."""
+        return [row.key.value for row in self.ordered_rows]
+
     def show_run(self, run: RunState) -> None:
-        """Add the run's row or bring its cells up to date."""
-        cells = dict(zip((key for key, _ in COLUMNS), self._cells(run)))
+        """Add the run's row or bring its cells up to date (a run the filter leaves out gets no row)."""
+        self.runs[run.name] = run
+        if not matches(run, self.filter_text):
+            self.drop_row(run.name)
+            return
+        cells = dict(zip((key for key, _ in COLUMNS), self._cells(run), strict=True))
         if run.name not in self.rows:
             self.add_row(*cells.values(), key=run.name)
-            return
-        for key, value in cells.items():
-            self.update_cell(run.name, key, value, update_width=True)
+        else:
+            for key, value in cells.items():
+                self.update_cell(run.name, key, value, update_width=True)
+        self._sort()
 
     def drop_run(self, name: str) -> None:
+        self.runs.pop(name, None)
+        self.drop_row(name)
+
+    def drop_row(self, name: str) -> None:
         if name in self.rows:
             self.remove_row(name)
+
+    def set_filter(self, text: str) -> None:
+        """List only the runs matching ``text``, keeping the highlighted one when it still matches."""
+        self.filter_text = text
+        highlighted = self.highlighted_run
+        self.clear()
+        for run in self.runs.values():
+            if matches(run, text):
+                self.add_row(*self._cells(run), key=run.name)
+        self._sort()
+        if highlighted in self.rows:
+            self.move_cursor(row=self.get_row_index(highlighted))
+
+    async def _on_click(self, event: events.Click) -> None:
+        """A click on a run's ● / ○ shows or hides it; elsewhere DataTable's own click handling goes on."""
+        meta = event.style.meta
+        if meta.get("column") == 0 and meta.get("row", -1) >= 0:
+            event.prevent_default()
+            self.move_cursor(row=meta["row"])
+            await self.run_action("app.toggle_run")
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it; a second click reverses."""
+        column = str(event.column_key.value)
+        self.sort_reversed = not self.sort_reversed if column == self.sort_column else False
+        self.sort_column = column
+        self._sort()
+
+    def action_details(self) -> None:
+        name = self.highlighted_run
+        if name is None:
+            self.notify("No run is listed yet.", severity="warning")
+            return
+        others = [run.name for run in self.runs.values() if run.shown and run.name != name]
+        self.post_message(self.DetailsRequested([name, *others]))
+
+    def action_open_filter(self) -> None:
+        field = self.screen.query_one(RunsFilter)
+        field.add_class("-open")
+        self.screen.set_focus(field)
+
+    def action_sort_next(self) -> None:
+        keys = [key for key, _ in COLUMNS]
+        self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column else "name"
+        self.sort_reversed = False
+        self._sort()
+        self.notify(f"Runs sorted by {dict(COLUMNS)[self.sort_column]}.")
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reversed = not self.sort_reversed
+        self._sort()
+
+    def _sort(self) -> None:
+        if self.sort_column is not None and self.row_count:
+            column = self.sort_column
+            self.sort("name", key=lambda name: sort_value(self.runs[str(name)], column), reverse=self.sort_reversed)
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
@@ -72,9 +230,14 @@ class RunsTable(DataTable):
             run.name,
             Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
             f"{run.epoch:.2f}/{run.config.train.epochs}",
+            number(metrics.get("train_loss")),
             number(metrics.get("val_loss")),
+            number(best_val_loss(run)),
+            number(metrics.get("entropy")),
+            number(metrics.get("kl")),
             number(metrics.get("accuracy")),
             distinct_cell,
             objective_label(run.config.objective),
             f"{run.config.objective.weight:g}",
         ]
+

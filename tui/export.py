@@ -1,0 +1,84 @@
+"""Results a researcher takes away: metrics as CSV, the plots as SVG, the generation table as Markdown.
+
+Each export is one file in the folder the app was started from (the current directory), named
+``lm-explorer-<what>-<date>-<time>.<ext>`` and never overwriting another; the app's toast names
+the path. Files are written atomically (temp file + rename). The CSV holds every line of each
+shown run's ``metrics.jsonl``, one row per line with the run's name in front, the values exactly
+as the file has them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+LEADING_COLUMNS = ("run", "kind", "step", "epoch")
+
+
+def export_folder() -> Path:
+    """Where exports go: the current directory."""
+    return Path.cwd()
+
+
+def export_path(what: str, extension: str, folder: Path | None = None) -> Path:
+    """A fresh file name: ``lm-explorer-metrics-20260126-153012.csv``, or with ``-2``, ``-3``… if taken."""
+    folder = export_folder() if folder is None else folder
+    stem = f"lm-explorer-{what}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, n = folder / f"{stem}.{extension}", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.{extension}"
+    return path
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` so that readers see the whole file or none of it."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
+    """The lines of a run's ``metrics.jsonl`` in file order; a line cut short by a crash is skipped.
+
+    The file must be a plain file inside the run's folder (a run folder is a trust boundary).
+    """
+    path = Path(checkpoints) / run_name / METRICS_FILE
+    if path.is_symlink() or not path.is_file():
+        return []
+    lines = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
+
+
+def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
+    """One CSV row per metrics line of each run: run, kind, step, epoch, then every metric (sorted by name)."""
+    rows = [{"run": name, **line} for name in run_names for line in metric_lines(checkpoints, name)]
+    metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*LEADING_COLUMNS, *metrics], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()}
+                     for row in rows)
+    return out.getvalue()

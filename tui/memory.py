@@ -1,0 +1,90 @@
+"""What the app remembers per checkpoints folder: the form, pinned seeds, shown runs and the view's toggles.
+
+Kept in ``<checkpoints>/.lm-explorer-app.json`` (a dot file: run listings skip it), written
+atomically when the app closes and read when it opens. The file lives in a folder that is a trust
+boundary, so it is validated (plain types, bounded sizes); a file that does not validate is
+ignored, and the app opens as if it were new.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MEMORY_FILE = ".lm-explorer-app.json"
+MAX_BYTES = 1_000_000
+MAX_TEXT = 4_000
+
+
+class Memory(BaseModel):
+    """The remembered state; every field has the value a fresh app starts with."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    form: dict[str, str] = Field(default_factory=dict, max_length=32)  # field id → its text or choice
+    extra: dict[str, Any] = Field(default_factory=dict, max_length=64)  # settings a cloned run brought, dotted keys
+    seeds: list[str] = Field(default_factory=list, max_length=200)
+    shown: list[str] = Field(default_factory=list, max_length=1000)
+    log_scale: bool = False
+    validation: bool = False
+    smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    words: str = Field(default="10", max_length=8)
+    sampling: bool = False
+
+    def bounded(self) -> Memory:
+        """The same memory with over-long texts dropped."""
+        return self.model_copy(update={
+            "form": {key: value for key, value in self.form.items() if len(key) < 64 and len(value) <= MAX_TEXT},
+            "seeds": [seed for seed in self.seeds if len(seed) <= MAX_TEXT],
+        })
+
+
+def memory_path(checkpoints: Path) -> Path:
+    return Path(checkpoints) / MEMORY_FILE
+
+
+def load_memory(checkpoints: Path) -> Memory:
+    """The folder's memory, or a fresh one when there is none or it is not a plain, valid file."""
+    path = memory_path(checkpoints)
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_BYTES:
+            return Memory()
+        return Memory.model_validate(json.loads(path.read_text(encoding="utf-8"))).bounded()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError):
+        return Memory()
+
+
+def save_memory(checkpoints: Path, memory: Memory) -> None:
+    """Write the memory if the checkpoints folder exists (the app never creates it just for this)."""
+    from tui.export import write_atomically
+
+    folder = Path(checkpoints)
+    if folder.is_dir():
+        write_atomically(memory_path(folder), memory.model_dump_json(indent=2))
+
+
+def remember(app: Any) -> Memory:
+    """The app's state worth keeping (``app`` is the ExplorerApp)."""
+    form, plots, generation = app.form, app.plots, app.generation
+    return Memory(form=form.values(), extra=form.extra, seeds=list(generation.seeds),
+                  shown=[run.name for run in app.session.shown], log_scale=plots.log_scale, validation=plots.validation,
+                  smoothing=plots.smoothing, words=generation.query_one("#words").value,
+                  sampling=generation.query_one("#sampling").value)
+
+
+def recall_view(app: Any, memory: Memory) -> None:
+    """Put back the form, the seeds and the toggles (shown runs come back once the saved runs are listed).
+
+    A corpus given on the command line wins over the remembered one.
+    """
+    app.form.restore({key: value for key, value in memory.form.items() if not (key == "corpus" and app.corpus_paths)}, memory.extra)
+    plots = app.plots
+    plots.log_scale, plots.validation, plots.smoothing = memory.log_scale, memory.validation, memory.smoothing
+    generation = app.generation
+    generation.query_one("#words").value = memory.words
+    generation.query_one("#sampling").value = memory.sampling
+    for seed in memory.seeds:
+        generation.add_seed(seed)
