@@ -21,6 +21,10 @@ from typing import Protocol
 from engine import rundir
 
 
+TRAINER_NICE = 5
+"""Trainers are batch work: a niceness above the app's lets its keys and frames through first when they share cores."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One trainer process: ``runs`` (folders under ``checkpoints``, queued or resumable) on ``device`` with ``threads``."""
@@ -29,11 +33,12 @@ class JobSpec:
     checkpoints: Path
     device: str
     threads: int
+    nice: int = TRAINER_NICE
 
     def command(self) -> list[str]:
         """The trainer command (:mod:`engine.worker`), the same on any box."""
         return [sys.executable, "-m", "engine.worker", "--checkpoints", str(self.checkpoints), "--device", self.device,
-                "--threads", str(self.threads), *self.runs]
+                "--threads", str(self.threads), "--nice", str(self.nice), *self.runs]
 
     @property
     def log(self) -> Path:
