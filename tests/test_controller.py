@@ -167,3 +167,13 @@ def test_the_worker_refuses_a_folder_without_a_run(tmp_path):
     done = subprocess.run([sys.executable, "-m", "engine.worker", "--checkpoints", str(tmp_path), "--device", "cpu", "empty"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "neither a saved run nor a queued one" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["nope", "../elsewhere", ""])
+def test_stop_names_an_unknown_run_in_one_sentence(name, tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "elsewhere").mkdir()
+    assert main(["stop", name, "--checkpoints", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert "No run named" in err and err.count("\n") == 1
