@@ -234,14 +234,15 @@ class Controller:
 
     def run_queue(self, names: list[str], parallel: int | None = None, device: str = "auto",
                   report: Callable[[str, str, Slot | None], None] | None = None,
-                  stopping: Callable[[], bool] | None = None) -> dict[str, rundir.Status | None]:
+                  stopping: Callable[[], bool] | None = None, cpus: int | None = None) -> dict[str, rundir.Status | None]:
         """The sweep runner: start the queued ``names`` in turn, at most ``len(slots)`` at once; wait for all to end.
 
         ``report(name, status, slot)`` hears each start and end; once ``stopping()`` is true every run
         is asked to stop (the training ones save a checkpoint, the waiting ones do not start).
+        ``cpus``: the cores the runs share (default: all of this machine's).
         """
         try:
-            slots = plan_slots(device, parallel, len(names))
+            slots = plan_slots(device, parallel, len(names), cpus=cpus)
         except UserError as error:
             for name in names:
                 request = rundir.read_json(self.checkpoints / name / rundir.REQUEST_FILE)
