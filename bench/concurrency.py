@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from bench.context import Bench
@@ -44,10 +45,16 @@ def measure(bench: Bench) -> list[Row]:
     workload = bench.workloads["W1"]
     if not workload.available:
         return [skipped("W1", MEASURE, workload.missing)]
-    rows = sweep_rows(bench)
-    if not tui_available():
-        return [*rows, skipped("W1", f"{MEASURE}: TUI", "tui.app not available")]
-    return [*rows, *key_rows(bench), attach_row(bench)]
+    parts = [sweep_rows]
+    parts += [key_rows, lambda bench: [attach_row(bench)]] if tui_available() else []
+    rows = [] if tui_available() else [skipped("W1", f"{MEASURE}: TUI", "tui.app not available")]
+    for part in parts:  # one part's failure must not lose the others' rows
+        try:
+            rows.extend(part(bench))
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            rows.append(Row("W1", f"{MEASURE}: {getattr(part, '__name__', 'part')}", f"error: {type(error).__name__}: {error}"))
+    return rows
 
 
 def timed_sweep(bench: Bench, weights: tuple[float, ...], parallel: int, threads: int) -> float:
