@@ -268,17 +268,19 @@ class Controller:
 
     def run_queue(self, names: list[str], parallel: int | None = None, device: str = "auto",
                   report: Callable[[str, str, Slot | None], None] | None = None,
-                  stopping: Callable[[], bool] | None = None, stack: bool | None = None) -> dict[str, rundir.Status | None]:
+                  stopping: Callable[[], bool] | None = None, stack: bool | None = None,
+                  cpus: int | None = None) -> dict[str, rundir.Status | None]:
         """The sweep runner: start the queued ``names`` in turn, at most ``len(slots)`` jobs at once; wait for all to end.
 
         ``report(name, status, slot)`` hears each start and end; once ``stopping()`` is true every run
         is asked to stop (the training ones save a checkpoint, the waiting ones do not start).
-        ``stack``: train runs that can stack as one model (None: :func:`should_stack` decides).
+        ``stack``: train runs that can stack as one model (None: :func:`should_stack` decides);
+        ``cpus``: the cores the runs share (default: all of this machine's).
         """
         try:
             stacked = should_stack(stack, device)
             jobs = self.plan_jobs(names, stacked, device)
-            slots = plan_slots(device, parallel, len(jobs))
+            slots = plan_slots(device, parallel, len(jobs), cpus=cpus)
         except UserError as error:
             for name in names:
                 request = rundir.read_json(self.checkpoints / name / rundir.REQUEST_FILE)

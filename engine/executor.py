@@ -22,6 +22,10 @@ from engine import rundir
 from engine.safe_io import open_regular
 
 
+TRAINER_NICE = 5
+"""Trainers are batch work: a niceness above the app's lets its keys and frames through first when they share cores."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One trainer process: ``runs`` (folders under ``checkpoints``, queued or resumable) on ``device`` with ``threads``;
@@ -32,11 +36,12 @@ class JobSpec:
     device: str
     threads: int
     stacked: bool = False
+    nice: int = TRAINER_NICE
 
     def command(self) -> list[str]:
         """The trainer command (:mod:`engine.worker`), the same on any box."""
         return [sys.executable, "-m", "engine.worker", "--checkpoints", str(self.checkpoints), "--device", self.device,
-                "--threads", str(self.threads), *(["--stacked"] if self.stacked else []), *self.runs]
+                "--threads", str(self.threads), "--nice", str(self.nice), *(["--stacked"] if self.stacked else []), *self.runs]
 
     @property
     def log(self) -> Path:

@@ -5,8 +5,9 @@ anyone (the app, ``lm-explorer runs``, a sweep runner on this or another box sha
 
 - ``run.json`` (:mod:`engine.checkpoint`): the saved record and its status.
 - ``request.json``: a run that is queued and not started yet (its config and who queued it).
-- ``lock``: the writer's lock (``flock``), held for the run's whole training life; it also names
-  the holder (pid, host). A second writer is refused with a sentence naming that process.
+- ``lock``: the writer's lock (``flock``), held for the run's whole training life and removed
+  with it; it also names the holder (pid, host). A second writer is refused with a sentence
+  naming that process.
 - ``heartbeat``: rewritten by the writer every ``HEARTBEAT_S`` seconds (pid, host, device, step).
   On the writer's own host the lock tells whether it lives; from another host (a shared
   folder) a beat older than ``STALE_AFTER_S`` means it died.
@@ -214,24 +215,41 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock, or raise the sentence naming its holder. Retries briefly: readers probe it for an instant."""
-        fd = open_regular(self.folder / LOCK_FILE, protocol_file(self.folder / LOCK_FILE), os.O_RDWR | os.O_CREAT)
+        """Take the lock, or raise the sentence naming its holder. Retries briefly: readers probe it for an instant.
+
+        The file is removed when the lock is let go, so a lock taken on a file that has meanwhile been
+        removed (or replaced) is no lock: it is checked against the path and taken again.
+        """
+        path = self.folder / LOCK_FILE
         deadline = time.monotonic() + LOCK_RETRY_S
         while True:
+            fd = open_regular(path, protocol_file(path), os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
+                os.close(fd)
                 if time.monotonic() >= deadline:
-                    os.close(fd)
                     raise busy_error(self.name, lock_holder(self.folder)) from None
                 time.sleep(0.02)
+                continue
+            try:
+                current = path.lstat().st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+            os.close(fd)  # the holder before let go and removed it between our open and our lock
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": HOST, "started": time.time()}).encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
+        """Remove the lock file, then let go (in this order, see :meth:`acquire`)."""
         if self._fd is not None:
+            try:
+                (self.folder / LOCK_FILE).unlink()
+            except FileNotFoundError:
+                pass
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -136,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--stacked", action="store_true", help="train the (queued) runs as one stacked model")
+    parser.add_argument("--nice", type=int, default=0, help="niceness to add (lower CPU priority than interactive processes)")
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args(argv)
+    if args.nice > 0:
+        os.nice(args.nice)
     if args.threads > 0:
         import torch
 

@@ -93,8 +93,8 @@ def test_a_parallel_sweep_runs_two_at_a_time_and_matches_runs_trained_alone(tiny
         swept, single = metric_lines(tmp_path / "sweep", config.name), metric_lines(alone, config.name)
         assert [(line["kind"], line["step"]) for line in swept] == [(line["kind"], line["step"]) for line in single]
         for a, b in zip(swept, single, strict=True):
-            assert {key: a[key] for key in b if isinstance(b[key], float)} == pytest.approx(
-                {key: b[key] for key in b if isinstance(b[key], float)}, rel=1e-5, abs=1e-7)
+            measured = [key for key in b if isinstance(b[key], float) and key not in ("wall_s", "pairs_per_s")]  # timing differs
+            assert {key: a[key] for key in measured} == pytest.approx({key: b[key] for key in measured}, rel=1e-5, abs=1e-7)
 
 
 def test_a_taken_explicit_name_is_refused_and_a_default_one_renamed(tiny_corpus, tmp_path):
@@ -167,3 +167,13 @@ def test_the_worker_refuses_a_folder_without_a_run(tmp_path):
     done = subprocess.run([sys.executable, "-m", "engine.worker", "--checkpoints", str(tmp_path), "--device", "cpu", "empty"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "neither a saved run nor a queued one" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["nope", "../elsewhere", ""])
+def test_stop_names_an_unknown_run_in_one_sentence(name, tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "elsewhere").mkdir()
+    assert main(["stop", name, "--checkpoints", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert "No run named" in err and err.count("\n") == 1

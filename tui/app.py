@@ -157,6 +157,8 @@ class ExplorerApp(App[int]):
 
     def on_observed(self, message: Observed) -> None:
         """The follower's news: new runs, changed ones, new metric lines, folders gone."""
+        if not self.is_running:
+            return  # shutting down: the widgets are going away
         if not self._attached:
             # torch and the engine are loaded now: move the heap so far out of the collector's sight,
             # so that full collections (which hold the GIL) stay short while runs train.
