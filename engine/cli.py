@@ -347,7 +347,7 @@ class Progress:
         self.started = time.monotonic()
         if self.enabled:
             print(f"{event.run_name}: {event.train_pairs} training pairs, {event.val_pairs} validation, vocabulary {event.vocab_size}, "
-                  f"{event.steps_per_epoch} batches/epoch on {event.device}", file=sys.stderr)
+                  f"{event.steps_per_epoch} batches/epoch on {event.device}, output head: {event.fused_head}", file=sys.stderr)
 
     def update(self, step: int, total: int, loss: float | None) -> None:
         if not self.live:

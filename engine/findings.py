@@ -18,8 +18,7 @@ from engine.checkpoint import LoadedRun
 from engine.corpus import Corpus
 from engine.generate import GREEDY, Strategy, generate
 from engine.metrics import EPSILON, clip, study_kl
-from engine.objectives import Objective
-from engine.trainer import forward, make_split
+from engine.trainer import make_split
 
 
 def kl_decomposed(prediction: torch.Tensor, target_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +103,15 @@ def validation_predictions(run: LoadedRun, corpus: Corpus) -> Predictions:
 
 @torch.no_grad()
 def _validation_outputs(run: LoadedRun, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    device = next(run.model.parameters()).device
+    """The raw outputs ``z`` (n, V) at the batch's scored positions and their next words."""
     run.model.eval()
-    outputs, target_index, _ = forward(run.model, Objective(run.record.config.objective), batch.to(device), len(run.record.vocab))
-    return outputs.raw.float().cpu(), target_index.cpu()
+    batch = batch.to(next(run.model.parameters()).device)
+    if batch.last_only:
+        raw, target_index = run.model(batch.inputs, last_only=True), batch.targets
+    else:
+        scored = batch.targets > 0
+        raw, target_index = run.model(batch.inputs, scored=scored), batch.targets[scored]
+    return raw.float().cpu(), target_index.cpu()
 
 
 @dataclass(frozen=True)

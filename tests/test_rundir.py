@@ -157,14 +157,3 @@ def test_a_killed_trainer_reads_as_interrupted_and_resumes(tiny_corpus, tmp_path
     assert isinstance(list(trainer.events())[-1], RunFinished)
     assert record_json(checkpoints, "killed")["status"] == "finished"
 
-
-def test_resuming_a_copied_run_trains_the_copy_and_leaves_the_original(runs):
-    import shutil
-
-    original = (runs / "base" / "run.json").read_bytes()
-    shutil.copytree(runs / "base", runs / "copy")
-    final = list(Trainer.resume(runs, "copy", epochs=2).events())[-1]
-    assert isinstance(final, RunFinished)
-    assert (runs / "base" / "run.json").read_bytes() == original
-    copied = record_json(runs, "copy")
-    assert copied["name"] == "copy" and copied["config"]["name"] == "copy" and copied["epochs_completed"] == 2

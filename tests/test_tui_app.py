@@ -220,6 +220,7 @@ async def test_sigterm_stops_runs_and_exits(tiny_corpus, tmp_path):
             pytest.skip("the app could not install its SIGTERM handler here (not the main thread)")
         os.kill(os.getpid(), signal.SIGTERM)
         await wait_for_exit(app)
+    assert app.return_code == 128 + signal.SIGTERM  # the launcher exits with it
     assert load_run(tmp_path, "term-me").record.status == "stopped"
 
 

@@ -414,7 +414,7 @@ class ExplorerApp(App[int]):
         return_code = 0 if signum is None else 128 + signum
         if signum == signal.SIGHUP:
             self._watchdog(return_code)
-        self.exit(return_code)
+        self.exit(return_code=return_code)
 
     def hang_up(self) -> None:
         """The terminal is gone: exit at once, leaving the runs training (they are in their own sessions)."""
