@@ -301,7 +301,8 @@ class Outcome:
 
 def _watch(trainer, quiet: bool) -> Outcome:
     """Consume a trainer's events: progress on stderr, Ctrl-C/SIGTERM stop it with a checkpoint."""
-    from engine.events import EpochMetrics, RunDiverged, RunFailed, RunFinished, RunStarted, RunStopped, StepMetrics
+    from engine.events import FINAL_EVENTS, EpochMetrics, RunFailed, RunStarted, RunStopped, StepMetrics
+    from engine.rundir import final_status
 
     outcome = Outcome(trainer.config)
     progress = Progress(enabled=not quiet)
@@ -315,18 +316,17 @@ def _watch(trainer, quiet: bool) -> Outcome:
             elif isinstance(event, EpochMetrics):
                 outcome.epochs.append({"epoch": event.epoch, "step": event.step, **event.metrics, "collapsed": event.collapsed})
                 progress.epoch(event)
-            elif isinstance(event, RunFinished):
-                outcome.status = "finished"
-            elif isinstance(event, RunStopped):
-                outcome.status, outcome.exit_code = "stopped", EXIT_HANGUP if signals.received == signal.SIGHUP else EXIT_STOPPED
-                outcome.message = f"stopped at epoch {event.epoch:.2f}; resume with --resume {event.run_name}"
-            elif isinstance(event, RunDiverged):
-                outcome.status, outcome.message, outcome.exit_code = "diverged", event.message, EXIT_DIVERGED
-            elif isinstance(event, RunFailed):
-                if event.user_error:
-                    raise UserError(event.message)
-                outcome.status, outcome.message, outcome.exit_code = "failed", event.message, 1
-                print(event.details, file=sys.stderr)
+            elif isinstance(event, RunFailed) and event.user_error:
+                raise UserError(event.message)
+            elif isinstance(event, FINAL_EVENTS):
+                outcome.status = final_status(event)
+                outcome.exit_code = {"finished": 0, "diverged": EXIT_DIVERGED, "failed": 1,
+                                     "stopped": EXIT_HANGUP if signals.received == signal.SIGHUP else EXIT_STOPPED}[outcome.status]
+                outcome.message = getattr(event, "message", None)
+                if isinstance(event, RunStopped):
+                    outcome.message = f"stopped at epoch {event.epoch:.2f}; resume with --resume {event.run_name}"
+                elif isinstance(event, RunFailed):
+                    print(event.details, file=sys.stderr)
     progress.finish(outcome)
     return outcome
 
