@@ -39,6 +39,7 @@ import engine
 from engine.config import MAX_VOCAB, RUN_NAME_PATTERN, RunConfig
 from engine.errors import UserError
 from engine.model import LanguageModel, check_model_fits, parameter_count
+from engine.rundir import MAX_METRICS_LINE_BYTES, METRICS_FILE, RECORD_FILE
 from engine.safe_io import (
     append_text,
     atomic_write,
@@ -51,12 +52,9 @@ from engine.safe_io import (
 )
 
 FORMAT_VERSION = 1
-RECORD_FILE = "run.json"
-METRICS_FILE = "metrics.jsonl"
 Status = Literal["training", "finished", "stopped", "diverged", "failed"]
 MAX_RECORD_BYTES = 256 * 2**20
 MAX_METRICS_BYTES = 1 * 2**30
-MAX_METRICS_LINE_BYTES = 1 * 2**20
 MAX_JSON_DEPTH = 64
 WEIGHTS_FILE_PATTERN = r"^model-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
 OPTIMIZER_FILE_PATTERN = r"^optimizer-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"

@@ -56,6 +56,8 @@ ALIVE: frozenset[Status] = frozenset({"queued", "training"})
 RESUMABLE: frozenset[Status] = frozenset(status for status, nexts in TRANSITIONS.items() if "training" in nexts and status not in ALIVE)
 
 RECORD_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+MAX_METRICS_LINE_BYTES = 1 * 2**20
 REQUEST_FILE = "request.json"
 LOCK_FILE = "lock"
 HEARTBEAT_FILE = "heartbeat"

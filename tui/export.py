@@ -12,14 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-METRICS_FILE = "metrics.jsonl"
+from engine.errors import UserError
+from engine.rundir import MAX_METRICS_LINE_BYTES, METRICS_FILE
+from engine.safe_io import atomic_write, read_lines
+
 LEADING_COLUMNS = ("run", "kind", "step", "epoch")
 
 
@@ -40,16 +41,8 @@ def export_path(what: str, extension: str, folder: Path | None = None) -> Path:
 
 
 def write_atomically(path: Path, text: str) -> Path:
-    """Write ``text`` so that readers see the whole file or none of it."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` so that readers see the whole file or none of it (:func:`engine.safe_io.atomic_write`)."""
+    atomic_write(path, text.encode("utf-8"))
     return path
 
 
@@ -59,13 +52,15 @@ def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
     The file must be a plain file inside the run's folder (a run folder is a trust boundary).
     """
     path = Path(checkpoints) / run_name / METRICS_FILE
-    if path.is_symlink() or not path.is_file():
+    try:
+        texts = [text for _, text in read_lines(path, f"Run {run_name!r} file {METRICS_FILE!r}", MAX_METRICS_LINE_BYTES)]
+    except (FileNotFoundError, UserError):
         return []
     lines = []
-    for text in path.read_text(encoding="utf-8").splitlines():
+    for text in texts:
         try:
             line = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             continue
         if isinstance(line, dict):
             lines.append(line)

@@ -126,7 +126,7 @@ class Follower:
         for name, view in views.items():
             with self._lock:
                 tail = self._tails.get(name) if name in self._followed else None
-            lines, restart = read_new_lines(self.controller.checkpoints / name / "metrics.jsonl", tail) if tail else ([], False)
+            lines, restart = read_new_lines(self.controller.checkpoints / name / rundir.METRICS_FILE, tail) if tail else ([], False)
             key = (view.status, view.step, view.device, view.pid, view.record.updated if view.record else None, view.message)
             if not lines and not restart and self._last.get(name) == key:
                 continue

@@ -14,6 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.errors import UserError
+from engine.safe_io import read_regular
+
 MEMORY_FILE = ".lm-explorer-app.json"
 MAX_BYTES = 1_000_000
 MAX_TEXT = 4_000
@@ -50,10 +53,8 @@ def load_memory(checkpoints: Path) -> Memory:
     """The folder's memory, or a fresh one when there is none or it is not a plain, valid file."""
     path = memory_path(checkpoints)
     try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_BYTES:
-            return Memory()
-        return Memory.model_validate(json.loads(path.read_text(encoding="utf-8"))).bounded()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError):
+        return Memory.model_validate(json.loads(read_regular(path, "The app's memory file", MAX_BYTES))).bounded()
+    except (OSError, UserError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValidationError):
         return Memory()
 
 
