@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine import report
+
 HEADERS = ["workload", "measure", "value", "baseline", "ratio", "target", "met"]
 
 
@@ -35,20 +37,13 @@ def skipped(workload: str, measure: str, reason: str) -> Row:
 
 
 def text_table(rows: list[Row]) -> str:
-    """Columns padded to their widest cell, a rule under the header."""
-    lines = [HEADERS, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
-    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
-    out.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(out)
+    """Columns padded to their widest cell, a rule under the header (:func:`engine.report.text_table`)."""
+    return report.text_table(HEADERS, [row.cells() for row in rows])
 
 
 def markdown_table(rows: list[Row]) -> str:
-    """The same table in GitHub-flavoured Markdown."""
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    return "\n".join([line(HEADERS), "|" + "|".join("---" for _ in HEADERS) + "|", *(line(row.cells()) for row in rows)])
+    """The same table in GitHub-flavoured Markdown (:func:`engine.report.markdown_table`)."""
+    return report.markdown_table(HEADERS, [row.cells() for row in rows])
 
 
 def seconds(value: float) -> str:
