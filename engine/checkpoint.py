@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import contextlib
 import platform
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -162,7 +162,8 @@ class RunDirectory:
         is a :class:`UserError`; the previous checkpoint stays as it was, and a first save that
         fails leaves no folder behind.
         """
-        first = not self.path.exists()
+        first = not os.path.lexists(self.record_path)
+        written: list[str] = []
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._check_folder()
@@ -171,16 +172,21 @@ class RunDirectory:
             tag = f"e{record.epochs_completed}-s{record.step}"
             weights_file = f"model-{tag}.safetensors"
             atomic_write(self.path / weights_file, save_tensors(_contiguous(model.state_dict())))
+            written.append(weights_file)
             optimizer_file = record.optimizer_file
             if optimizer is not None:
                 optimizer_file = f"optimizer-{tag}.safetensors"
                 tensors, layout = _flatten_optimizer(optimizer)
                 atomic_write(self.path / optimizer_file, save_tensors(tensors, metadata={"param_groups": json.dumps(layout)}))
+                written.append(optimizer_file)
             record.weights_file, record.optimizer_file = weights_file, optimizer_file
-            self.write_record(record)
+            self._commit_record(record)
         except OSError as error:
-            if first:
-                shutil.rmtree(self.path, ignore_errors=True)
+            if first:  # nothing names these files: a run that never saved leaves nothing behind
+                for name in written:
+                    (self.path / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only when empty: a writer's lock keeps it, and the writer removes it when done
             raise self._save_refused(error) from None
         keep |= {record.weights_file, record.optimizer_file}
         for stale in self.path.glob("*.safetensors"):
@@ -197,12 +203,16 @@ class RunDirectory:
                             "lm-explorer keeps each run in a real folder inside the checkpoints folder.")
 
     def write_record(self, record: RunRecord) -> None:
-        record.updated = now()
-        record.created = record.created or record.updated
+        """Replace ``run.json`` (a disk that refuses is a :class:`UserError`)."""
         try:
-            atomic_write(self.record_path, record.model_dump_json(indent=2).encode())
+            self._commit_record(record)
         except OSError as error:
             raise self._save_refused(error) from None
+
+    def _commit_record(self, record: RunRecord) -> None:
+        record.updated = now()
+        record.created = record.created or record.updated
+        atomic_write(self.record_path, record.model_dump_json(indent=2).encode())
 
     def append_metrics(self, line: dict[str, Any]) -> None:
         """Append one metrics line; non-finite values become ``"inf"``, ``"-inf"`` or ``"nan"``."""

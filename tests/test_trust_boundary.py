@@ -393,3 +393,21 @@ def test_kills_during_saves_never_leave_an_unloadable_run(small_corpus, tmp_path
 @pytest.mark.slow
 def test_many_kills_during_saves(small_corpus, tmp_path):
     kill_during_saves(tmp_path, small_corpus, kills=45)
+
+
+def test_a_first_save_that_fails_at_run_json_leaves_no_tensor_files(small_corpus, tmp_path, monkeypatch, capsys):
+    """The weights were written, the record was not: nothing names them, so they go, and so does the run's folder."""
+    import engine.checkpoint as checkpoint
+
+    real_write = checkpoint.atomic_write
+
+    def full_at_the_record(path: Path, data: bytes, durable: bool = True) -> None:
+        if path.name == "run.json":
+            raise OSError(28, "No space left on device")
+        real_write(path, data, durable)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", full_at_the_record)
+    code, out, err = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--name", "half")
+    assert code == 2 and out == ""
+    one_sentence(err, "Run 'half' could not be saved", "the disk is full")
+    assert not (tmp_path / "half").exists()
