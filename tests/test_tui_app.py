@@ -16,7 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Select, Static
 
 from tests.conftest import hand_made_metrics, settle, tiny_config, wait_for, write_hand_made_run
 
-from engine.checkpoint import load_run
+from engine.checkpoint import RunDirectory, load_run
 from engine.generate import Continuation
 from tui.app import ExplorerApp
 from tui.screens.confirm_quit import ConfirmQuit
@@ -706,3 +706,27 @@ async def test_x_zoom_narrows_the_range_and_fits_y_to_it(tiny_corpus, tmp_path):
         await pilot.press("plus", "0")
         await redrawn(pilot)
         assert plots.x_range is None and len(plots.drawn["train-loss"][label]) == len(app.session.get("a").series["train_loss"])
+
+
+async def test_m_shows_accuracy_perplexity_and_distinct_predictions_panes(tiny_corpus, tmp_path):
+    from tui.widgets.plots import QUALITY_PANES
+
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("f3")
+        await redrawn(pilot)
+        assert app.query_one("#plot-entropy").display and not app.query_one("#plot-accuracy").display
+        app.plots.focus()
+        await pilot.press("m", "v")  # the quality panes, from validation at epoch ends
+        await redrawn(pilot)
+        assert not app.query_one("#plot-entropy").display
+        assert all(app.query_one(f"#plot-{pane.id}").display for pane in QUALITY_PANES)
+        label = app.plots.legend(app.session.get("a"))
+        epochs = [line for line in RunDirectory(tmp_path / "checkpoints", "a").read_metrics() if line["kind"] == "epoch"]
+        assert app.plots.drawn["accuracy"][label] == [(line["epoch"], line["accuracy"]) for line in epochs]
+        assert app.plots.drawn["distinct"][label] == [(line["epoch"], line["distinct_predictions"]) for line in epochs]
+        assert "perplexity" in str(app.query_one("#plot-perplexity").render())
+        await pilot.press("m")
+        await redrawn(pilot)
+        assert app.query_one("#plot-entropy").display and not app.query_one("#plot-accuracy").display

@@ -66,6 +66,13 @@ PANES = (
     Pane("train-loss", "training loss", "train_loss", None, None),
     Pane("val-loss", "validation loss", None, "val_loss", None),
 )
+QUALITY_PANES = (
+    Pane("accuracy", "accuracy", "train_accuracy", "accuracy", None),
+    Pane("perplexity", "perplexity", "train_perplexity", "perplexity", None),
+    Pane("distinct", "distinct predictions", "train_distinct_predictions", "distinct_predictions", None),
+    Pane("val-loss-2", "validation loss", None, "val_loss", None),
+)
+PANE_SETS = (PANES, QUALITY_PANES)  # m cycles them; four panes at a time so 80×24 still shows them all
 
 
 def downsample(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
@@ -160,6 +167,7 @@ class MetricPlots(Vertical):
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
         Binding("e", "cycle_smoothing", "Smooth"),
+        Binding("m", "cycle_panes", "Panes: entropy, KL, losses ↔ accuracy, perplexity, distinct", show=False),
         Binding("c", "export_csv", "Save CSV", show=False),
         Binding("p", "export_svg", "Save SVG", show=False),
         Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
@@ -185,6 +193,7 @@ class MetricPlots(Vertical):
     smoothing: reactive[float] = reactive(0.0)
     cursor: reactive[float | None] = reactive(None)
     x_range: reactive[tuple[float, float] | None] = reactive(None)  # None: every x
+    pane_set: reactive[int] = reactive(0, init=False)  # which of PANE_SETS is shown (compose hides the others)
 
     def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -197,8 +206,11 @@ class MetricPlots(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="plot-legend")
         with Grid(id="plot-panes"):
-            for pane in PANES:
-                yield SafePlot(id=f"plot-{pane.id}")
+            for index, panes in enumerate(PANE_SETS):
+                for pane in panes:
+                    plot = SafePlot(id=f"plot-{pane.id}")
+                    plot.display = index == self.pane_set
+                    yield plot
         yield Static("", id="plot-readout")
 
     def on_mount(self) -> None:
@@ -222,6 +234,21 @@ class MetricPlots(Vertical):
 
     def watch_validation(self) -> None:
         self._dirty = True
+
+    def watch_pane_set(self, index: int) -> None:
+        for number, panes in enumerate(PANE_SETS):
+            for pane in panes:
+                self.query_one(f"#plot-{pane.id}", SafePlot).display = number == index
+        self._dirty = True
+
+    @property
+    def panes(self) -> tuple[Pane, ...]:
+        """The four panes shown now."""
+        return PANE_SETS[self.pane_set]
+
+    def action_cycle_panes(self) -> None:
+        self.pane_set = (self.pane_set + 1) % len(PANE_SETS)
+        self.notify(f"Panes: {', '.join(pane.title for pane in self.panes)}.")
 
     def watch_smoothing(self) -> None:
         self._dirty = True
@@ -273,7 +300,7 @@ class MetricPlots(Vertical):
     def cursor_positions(self) -> list[float]:
         """Every x at which some shown run has a point in some pane, sorted."""
         runs = [run for run in self.session.shown if run.series]
-        return sorted({x for run in runs for pane in PANES for x, _ in run.series.get(self.series_name(pane), [])})
+        return sorted({x for run in runs for pane in self.panes for x, _ in run.series.get(self.series_name(pane), [])})
 
     def action_move_cursor(self, step: int) -> None:
         positions = self.cursor_positions()
@@ -337,7 +364,7 @@ class MetricPlots(Vertical):
         if self.cursor is None:
             return []
         runs = [run for run in self.session.shown if run.series]
-        return [(run, {pane.id: nearest(run.series.get(self.series_name(pane), []), self.cursor) for pane in PANES}) for run in runs]
+        return [(run, {pane.id: nearest(run.series.get(self.series_name(pane), []), self.cursor) for pane in self.panes}) for run in runs]
 
     def readout_text(self) -> Text:
         """``epoch 1.50 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``."""
@@ -346,7 +373,7 @@ class MetricPlots(Vertical):
             text.append(" │ ")
             text.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}:", style=run.color)
             values = []
-            for pane in PANES:
+            for pane in self.panes:
                 point = points[pane.id]
                 if point is None:
                     continue
@@ -368,7 +395,7 @@ class MetricPlots(Vertical):
         readout.set_class(self.cursor is not None and bool(runs), "-shown")
         if self.cursor is not None:
             readout.update(self.readout_text())
-        for pane in PANES:
+        for pane in self.panes:
             plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
             signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name,
