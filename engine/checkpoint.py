@@ -209,6 +209,20 @@ class RunDirectory:
         except OSError as error:
             raise self._save_refused(error) from None
 
+    def mark(self, status: Status, message: str) -> None:
+        """Set the saved record's status and message; its weights stay those of the last save.
+
+        A run with no readable record is left as it is (a damaged run is reported, never rewritten).
+        """
+        if not self.exists():
+            return
+        try:
+            saved = self.read_record()
+        except UserError:
+            return
+        saved.status, saved.message = status, message
+        self.write_record(saved)
+
     def _commit_record(self, record: RunRecord) -> None:
         record.updated = now()
         record.created = record.created or record.updated

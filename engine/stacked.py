@@ -120,7 +120,16 @@ from engine.model import LanguageModel
 from engine.report import is_collapsed
 from engine.stacked_model import StackedModel, adam, load_member_adam, select_adam
 from engine.stacked_objective import StackedObjective, StackedTotals
-from engine.trainer import EVAL_BATCH_FACTOR, WallClock, _train_summary, _val_summary, epoch_seed, make_split, resolve_device
+from engine.trainer import (
+    EVAL_BATCH_FACTOR,
+    WallClock,
+    _train_summary,
+    _val_summary,
+    divergence_message,
+    epoch_seed,
+    make_split,
+    resolve_device,
+)
 
 VOCAB_TENSORS = 12
 LSTM_TENSORS = 8
@@ -315,7 +324,7 @@ class StackedTrainer:
         except Exception as error:  # a fault in lm-explorer, not in the input: keep the details
             message, details = f"{type(error).__name__}: {error}", traceback.format_exc()
             for member in self._active:
-                _mark(member, "failed", message)
+                member.directory.mark("failed", message)
                 yield RunFailed(member.name, message, user_error=False, details=details)
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -492,10 +501,8 @@ class StackedTrainer:
         return {r: first_step + int((~finite[:, r]).nonzero()[0]) for r in range(finite.shape[1]) if not finite[:, r].all()}
 
     def _diverge(self, member: _Member, step: int) -> RunDiverged:
-        record = member.record
-        message = (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
-                   f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
-        _mark(member, "diverged", message)
+        message = divergence_message(member.record, step)
+        member.directory.mark("diverged", message)
         return RunDiverged(member.name, step, message)
 
     def _keep(self, keep: list[int]) -> None:
@@ -517,18 +524,6 @@ class StackedTrainer:
         member = self._active[r]
         shell = self._model.load_member(r)
         member.directory.save(member.record, shell, load_member_adam(self._shell_optimizer, self._optimizer, r))
-
-
-def _mark(member: _Member, status: str, message: str) -> None:
-    """Set the saved record's status (its weights stay those of the last save), as the solo trainer does."""
-    if not member.directory.exists():
-        return
-    try:
-        saved = member.directory.read_record()
-    except UserError:
-        return
-    saved.status, saved.message = status, message
-    member.directory.write_record(saved)
 
 
 def _first_difference(first: RunConfig, other: RunConfig) -> str:

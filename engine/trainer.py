@@ -296,22 +296,20 @@ class Trainer:
         return max((line.get("wall_s", 0.0) for line in lines if line.get("step", 0) <= step), default=0.0)
 
     def _diverge(self, record: RunRecord, step: int) -> RunDiverged:
-        message = (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
-                   f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
-        saved = self.directory.read_record()
-        saved.status, saved.message = "diverged", message
-        self.directory.write_record(saved)
+        message = divergence_message(record, step)
+        self.directory.mark("diverged", message)
         return RunDiverged(self.config.name, step, message)
 
     def _mark_failed(self, message: str) -> None:
         """Record a fault in the saved run, if this trainer got as far as training it (a refused run is left as it was)."""
-        if self._started and self.directory.exists():
-            try:
-                saved = self.directory.read_record()
-            except UserError:
-                return
-            saved.status, saved.message = "failed", message
-            self.directory.write_record(saved)
+        if self._started:
+            self.directory.mark("failed", message)
+
+
+def divergence_message(record: RunRecord, step: int) -> str:
+    """What a run whose loss turned non-finite at ``step`` says, solo or in a stack."""
+    return (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
+            f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
 
 
 class WallClock:

@@ -21,17 +21,11 @@ from safetensors.torch import save_file
 
 from engine.checkpoint import load_run
 from engine.rundir import PROTOCOL_FILES
-from engine.cli import main
 from tests.conftest import record_json
+from tests.test_cli import run_cli
 
 SCRIPT = Path(sys.executable).parent / "lm-explorer"
 TINY = ["--embedding-dim", "8", "--hidden-size", "16", "--batch-size", "16", "--device", "cpu"]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_sentence(err: str, *fragments: str) -> None:
