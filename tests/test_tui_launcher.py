@@ -47,9 +47,9 @@ def test_help_says_no_command_opens_the_app(capsys):
     (["--device", "gpu"], "train.device"),
     (["tui", "--corpus", "/no/such/corpus.txt"], "/no/such/corpus.txt"),
     (["--bogus"], "--bogus"),
-    (["--checkpoints", "{file}"], "is a file, not a folder"),
-    (["--checkpoints", "/proc/nope"], "cannot hold runs"),
-    (["--checkpoints", "{file}/below"], "cannot hold runs"),
+    (["--checkpoints", "{file}"], "is not a folder"),
+    (["--checkpoints", "/proc/nope"], "cannot be made"),
+    (["--checkpoints", "{file}/below"], "cannot be made"),
 ])
 def test_bad_app_options_are_one_sentence_and_exit_2(argv, names, capsys, tmp_path):
     file = tmp_path / "a-file"
@@ -67,4 +67,4 @@ def test_a_cuda_device_without_cuda_is_refused_at_launch(capsys):
         pytest.skip("this machine has CUDA: the refusal is for machines without it")
     assert main(["--device", "cuda"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--device cuda asks for a GPU, but torch sees no CUDA device" in err
+    assert err.count("\n") == 1 and "Device 'cuda' was asked for but this machine has no CUDA GPU" in err

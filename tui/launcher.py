@@ -9,10 +9,9 @@ sentence on stderr and exit code 2, as on the CLI.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from engine.cli import COMMANDS, DEFAULT_CHECKPOINTS, EXIT_USER_ERROR, ArgumentParser, build_parser
+from engine.cli import COMMANDS, DEFAULT_CHECKPOINTS, EXIT_USER_ERROR, ArgumentParser, build_parser, checkpoints_folder
 from engine.cli import main as cli_main
 from engine.config import build_run_config
 from engine.errors import UserError
@@ -44,36 +43,11 @@ def check_app_options(corpus: list[str] | None, checkpoints: str, device: str) -
     for path in corpus or []:
         if not Path(path).expanduser().exists():
             raise UserError(f"Corpus path {path!r} does not exist; check the path given to --corpus.")
-    check_device(device)
-    check_checkpoints_folder(Path(checkpoints).expanduser())  # last: it creates the folder
+    if device.startswith("cuda"):  # only then is torch worth importing before the first frame
+        from engine.trainer import resolve_device
 
-
-def check_checkpoints_folder(folder: Path) -> None:
-    """The folder exists (it is created if missing) and a file can be written in it."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--checkpoints {str(folder)!r} is a file, not a folder; give a folder for the saved runs.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise UserError(f"--checkpoints {str(folder)!r} cannot hold runs ({error.strerror or error}); "
-                        "give a folder you can write to.") from None
-
-
-def check_device(device: str) -> None:
-    """``cuda`` and ``cuda:N`` need a CUDA device that torch can see (torch is only imported for them)."""
-    if not device.startswith("cuda"):
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UserError(f"--device {device} asks for a GPU, but torch sees no CUDA device here "
-                        f"(torch {torch.__version__}); use --device cpu or auto.")
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                        f"numbered from 0; give cuda:0 … cuda:{torch.cuda.device_count() - 1}.")
+        resolve_device(device)
+    checkpoints_folder(checkpoints, create=True)  # last: it creates the folder
 
 
 def main(argv: list[str] | None = None) -> int:
