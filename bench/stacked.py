@@ -7,6 +7,10 @@
   stack ≤ 2.5× one run.
 - **W2**, document batching, the same 4 weights: the stack against one solo run (weight 10),
   interleaved the same way. Target ≤ 3×.
+- **W2 on CUDA**, the ``paper`` preset (prefix batching, the study's sweep): the second epoch's
+  wall time (the first pays compilation and warm-up) of stacks of 8 and 16 KL weights against one
+  solo run's second epoch. Targets ≤ 1.5× and ≤ 2× (:data:`GPU_TARGETS`). CUDA only: on a CPU a
+  stack costs about its size (above).
 - **W2**, peak RSS of a 4-member stack against one solo run, each its own process
   (``python -m bench.stacked``, through :mod:`bench.peak_rss`): the ``paper`` preset for its
   first :data:`PEAK_STEPS` batches, and document batching for a whole epoch (its validation
@@ -24,20 +28,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
 from bench.context import Bench
 from bench.memory import peak_rss
 from bench.table import Row, mib, seconds, skipped
 from bench.timing import interleave
 from bench.workloads import DOCUMENT_BATCHING, STUDY_OBJECTIVE, Workload
 from engine.config import RunConfig, build_run_config
-from engine.events import Event, RunDiverged, RunFailed, StepMetrics
+from engine.events import EpochMetrics, Event, RunDiverged, RunFailed, StepMetrics
 from engine.stacked import StackedTrainer
-from engine.trainer import Trainer
+from engine.trainer import Trainer, resolve_device
 
 MEASURE = "10 stacked sweep"
 WEIGHTS = (1e-5, 1e-3, 0.1, 10.0)
 PEAK_STEPS = {"prefix": 100, "document": 0}
 TARGETS = {"W1": 2.5, "W2": 3.0, "memory": 2.0}
+GPU_TARGETS = {8: 1.5, 16: 2.0}
+GPU_WEIGHTS = tuple(10.0 ** (half_decade / 2) for half_decade in range(-12, 4))  # sixteen KL weights, 1e-6 … 31.6
 
 
 class TimedTrainer:
@@ -72,6 +80,9 @@ def measure(bench: Bench) -> list[Row]:
             rows.append(skipped(key, MEASURE, workload.missing))
             continue
         rows.extend(_w1_rows(bench, workload) if key == "W1" else _w2_rows(bench, workload))
+    workload = bench.workloads["W2"]
+    if workload.available and resolve_device(bench.device).type == "cuda":
+        rows.extend(_gpu_scaling_rows(bench, workload))
     return rows
 
 
@@ -117,6 +128,34 @@ def _w2_rows(bench: Bench, workload: Workload) -> list[Row]:
         rows.append(Row("W2", f"{MEASURE}: peak RSS, {len(WEIGHTS)}-member stack vs one run ({batching} batching, {span})",
                         mib(peaks[len(WEIGHTS)]), mib(peaks[1]), ratio, f"≤ {TARGETS['memory']:g}×", ratio <= TARGETS["memory"]))
     return rows
+
+
+def _gpu_scaling_rows(bench: Bench, workload: Workload) -> list[Row]:
+    corpus = workload.corpus()
+    configs = [workload.config(bench.run_name(f"W2-gpu-{i}"), bench.device, {"objective.weight": weight, "train.epochs": 2})
+               for i, weight in enumerate(GPU_WEIGHTS)]
+    one = second_epoch_seconds(Trainer.new(configs[0], bench.checkpoints, corpus))
+    rows = []
+    for members, target in GPU_TARGETS.items():
+        stacked = [config.model_copy(update={"name": f"{config.name}-of-{members}"}) for config in configs[:members]]
+        seconds_taken = second_epoch_seconds(StackedTrainer.new(stacked, bench.checkpoints, corpus))
+        ratio = seconds_taken / one
+        rows.append(Row("W2", f"{MEASURE}: {members} KL weights stacked on CUDA, paper preset, 2nd epoch, stack vs one run",
+                        seconds(seconds_taken), f"{seconds(one)} (one run)", ratio, f"≤ {target:g}×", ratio <= target))
+    return rows
+
+
+def second_epoch_seconds(trainer: Trainer | StackedTrainer) -> float:
+    """Wall time from a trainer's first end-of-epoch metrics to its second (epoch 2: training, validation, a save)."""
+    marks: dict[int, float] = {}
+    for event in trainer.events():
+        if isinstance(event, (RunDiverged, RunFailed)):
+            raise RuntimeError(f"run {event.run_name} ended as {type(event).__name__}: {event.message}")
+        if isinstance(event, EpochMetrics) and event.epoch not in marks:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            marks[event.epoch] = time.perf_counter()
+    return marks[2] - marks[1]
 
 
 def train_for_peak(data_dir: Path, checkpoints: Path, members: int, batching: str, steps: int) -> None:
