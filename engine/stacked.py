@@ -392,8 +392,8 @@ class StackedTrainer:
             yield RunFinished(member.name, member.record.metrics)
 
     def _step(self, batch) -> torch.Tensor:
-        """One forward, backward and Adam step for every member; each member's mean loss ``(R,)``."""
-        raw, target_index = self._model(batch)
+        """One forward, backward and Adam step for every member; each member's mean loss ``(R,)``, NaN for a member whose parameters went non-finite."""
+        raw, target_index, finite = self._model(batch)
         losses, sums, guesses = self._objective(raw, target_index)
         means = losses.mean(-1)
         self._optimizer.zero_grad(set_to_none=True)
@@ -405,7 +405,7 @@ class StackedTrainer:
                 raise
             return torch.full_like(means, float("nan")).detach()  # Adam's state overflowed (shared lr): every member diverges here
         self._window.add(sums, guesses)
-        return means.detach()
+        return torch.where(finite, means.detach(), torch.nan)
 
     def _close_window(self, step: int, epoch: float, total_steps: int) -> Iterator[Event]:
         """Diverged members leave; the others log the window and add it to their epoch."""
@@ -480,7 +480,7 @@ class StackedTrainer:
             batch = batch.to(self._device)
             scored = []
             for chunk, objective in zip(chunks, objectives, strict=True):
-                raw, target_index = self._model(batch, chunk)
+                raw, target_index, _ = self._model(batch, chunk)
                 scored.append(objective(raw, target_index)[1:])
                 del raw
             totals.add(torch.cat([sums for sums, _ in scored]), torch.cat([guesses for _, guesses in scored]))

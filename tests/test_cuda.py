@@ -15,10 +15,11 @@ import torch
 
 from engine.checkpoint import load_run
 from engine.cli import main
-from engine.events import EpochMetrics, RunFinished, RunStarted
+from engine.events import EpochMetrics, RunDiverged, RunFinished, RunStarted
 from engine.head import Fusion, head_loss_and_metrics
 from engine.metrics import MetricTotals
 from engine.stacked import StackedTrainer
+from engine.stacked_model import recurrent_form
 from engine.trainer import Trainer
 from tests.conftest import tiny_config
 from tests.test_head import CASES, assert_same, case_id, fused, objective_for, random_batch, reference
@@ -26,6 +27,9 @@ from tests.test_stacked import OBJECTIVES, assert_same_run, of_member, solo_twin
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run bench/device_check.sh on one)")
 
+# Triton's log and exp differ from libm's in the last bits: measured on an H100 (torch 2.11), the
+# entropy term's gradient of the hidden features came out 1.09e-5 from float64, the rest within 1e-5.
+TRITON_RELATIVE = 2e-5
 COMPILED_CASES = [case for case in CASES if case[1] is None and case[2:4] in {("kl", 10.0), ("entropy", 10.0), ("confidence", 0.5), ("label-smoothing", 0.1)}]
 
 
@@ -56,7 +60,7 @@ def test_the_triton_compiled_head_matches_float64_autograd(case):
     head_loss_and_metrics(*leaves, batch[3].cuda(), objective, head, totals, rows=64, fusion=fusion).backward()
     expected = reference(*batch, objective, head)
     loss_value = head_loss_and_metrics(*on_cuda(batch), objective, head, rows=64, fusion=fusion).detach().cpu()
-    assert_same(expected, (loss_value, [leaf.grad.cpu() for leaf in leaves], totals))
+    assert_same(expected, (loss_value, [leaf.grad.cpu() for leaf in leaves], totals), TRITON_RELATIVE)
 
 
 def test_a_run_trains_on_cuda_through_the_compiled_head_and_matches_the_cpu(small_corpus, tmp_path):
@@ -83,6 +87,19 @@ def test_a_stack_on_cuda_trains_each_member_as_its_solo_twin(kind, small_corpus,
     events = list(StackedTrainer.new(configs, tmp_path).events())
     assert {type(event) for event in events[-len(configs):]} == {RunFinished}
     for config in configs:
+        assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
+
+
+def test_a_prefix_batched_stack_on_cuda_is_block_diagonal_and_matches_the_solo_twins(small_corpus, tmp_path):
+    """The paper's batching (the last position of each prefix) through the one wide LSTM kernel, a member diverging."""
+    objective = {"model__head": "linear", "objective__loss": "mse", "objective__regularizer": "kl", "train__batching": "prefix",
+                 "train__batch_size": 64, "train__device": "cuda"}
+    configs = sweep(small_corpus, objective, [0.0, 0.5, 1e39, 10.0], "gpu-prefix")
+    trainer = StackedTrainer.new(configs, tmp_path)
+    events = list(trainer.events())
+    assert recurrent_form(torch.device("cuda"), trainer._model.shell) == "block-diagonal"
+    assert [type(event) for event in of_member(events, "gpu-prefix-2")] == [RunStarted, RunDiverged]
+    for config in configs[:2] + configs[3:]:
         assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
 
 

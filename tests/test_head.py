@@ -67,23 +67,23 @@ def fused(hidden, weight, bias, target, objective, head, rows):
     return loss.detach(), [leaf.grad for leaf in leaves], totals
 
 
-def assert_relative(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+def assert_relative(actual: torch.Tensor, expected: torch.Tensor, what: str, relative: float = RELATIVE) -> None:
     gap = (actual.double() - expected.double()).norm().item()
     scale = expected.double().norm().item()
-    assert gap <= RELATIVE * scale, f"{what}: off by {gap:.3g}, relative {gap / max(scale, 1e-300):.3g}"
+    assert gap <= relative * scale, f"{what}: off by {gap:.3g}, relative {gap / max(scale, 1e-300):.3g}"
 
 
-def assert_same(reference_result, fused_result) -> None:
+def assert_same(reference_result, fused_result, relative: float = RELATIVE) -> None:
     (loss, grads, totals), (fused_loss, fused_grads, fused_totals) = reference_result, fused_result
     assert torch.isfinite(loss)
-    assert_relative(fused_loss, loss, "loss")
+    assert_relative(fused_loss, loss, "loss", relative)
     for name, grad, fused_grad in zip(("hidden", "weight", "bias"), grads, fused_grads, strict=True):
         assert grad.abs().max() > 0, f"the reference gradient of {name} is zero: the case tests nothing"
-        assert_relative(fused_grad, grad, f"gradient of {name}")
+        assert_relative(fused_grad, grad, f"gradient of {name}", relative)
     expected, actual = totals.summary(), fused_totals.summary()
     assert fused_totals.count == totals.count
     for name, value in expected.items():
-        assert actual[name] == pytest.approx(value, rel=RELATIVE, abs=1e-6), name
+        assert actual[name] == pytest.approx(value, rel=relative, abs=1e-6), name
 
 
 def random_batch(n=53, features=16, vocab=37, seed=0):

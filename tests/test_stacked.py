@@ -77,8 +77,19 @@ def assert_same_run(stacked_events: list, solo_events: list) -> None:
             assert_close(mine.metrics, theirs.metrics)
 
 
+@pytest.fixture(params=["per-member", "block-diagonal"])
+def form(request, monkeypatch):
+    """Both recurrent forms of :mod:`engine.stacked_model` on this CPU: block-diagonal is the one CUDA would choose."""
+    from engine import stacked_model
+
+    choose = stacked_model.recurrent_form
+    if request.param == "block-diagonal":
+        monkeypatch.setattr(stacked_model, "recurrent_form", lambda device, shell: choose(torch.device("cuda"), shell))
+    return request.param
+
+
 @pytest.mark.parametrize("kind", OBJECTIVES, ids=list(OBJECTIVES))
-def test_each_member_trains_as_its_solo_twin(kind, small_corpus, tmp_path):
+def test_each_member_trains_as_its_solo_twin(kind, small_corpus, tmp_path, form):
     objective, weights = OBJECTIVES[kind]
     configs = sweep(small_corpus, objective, weights, kind)
     events = list(StackedTrainer.new(configs, tmp_path).events())
@@ -106,6 +117,29 @@ def test_a_mixed_stack_matches_its_solo_twins_two_layers_prefix_batching(small_c
     events = list(StackedTrainer.new(configs, tmp_path).events())
     for config in configs:
         assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
+
+
+def test_the_block_diagonal_form_with_prefix_batching_matches_the_solo_twins(small_corpus, tmp_path, form):
+    """The last position of each prefix (dropout on a strided view in the solo run), one layer, mixed terms."""
+    shared = {"model__head": "linear", "train__batching": "prefix", "train__batch_size": 64}
+    configs = [config_for(f"prefix-{i}", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=weight)
+               for i, weight in enumerate([0.0, 0.5, 10.0])]
+    events = list(StackedTrainer.new(configs, tmp_path).events())
+    for config in configs:
+        assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
+
+
+def test_the_recurrent_form_is_block_diagonal_on_cuda_unless_dropout_sits_between_layers(small_corpus):
+    from engine.model import LanguageModel
+    from engine.stacked_model import recurrent_form
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    one_layer = LanguageModel(50, tiny_config("f", small_corpus, model__dropout=0.2).model)
+    two_layers = LanguageModel(50, tiny_config("f", small_corpus, model__num_layers=2, model__dropout=0.2).model)
+    two_layers_no_dropout = LanguageModel(50, tiny_config("f", small_corpus, model__num_layers=2, model__dropout=0.0).model)
+    assert recurrent_form(cuda, one_layer) == "block-diagonal" and recurrent_form(cuda, two_layers_no_dropout) == "block-diagonal"
+    assert recurrent_form(cuda, two_layers) == "per-member"
+    assert recurrent_form(cpu, one_layer) == "per-member"
 
 
 def test_a_member_folder_is_a_solo_run_folder(small_corpus, tmp_path):
@@ -151,7 +185,7 @@ def test_generate_runs_and_resume_work_on_a_member(small_corpus, tmp_path, capsy
     assert load_run(tmp_path, "cli-1").record.epochs_completed == 2
 
 
-def test_a_diverging_member_leaves_and_the_others_finish_as_their_twins(small_corpus, tmp_path):
+def test_a_diverging_member_leaves_and_the_others_finish_as_their_twins(small_corpus, tmp_path, form):
     # 1e39 is finite but above float32's range: weight × entropy is inf from the first step
     objective = {"model__head": "linear", "objective__loss": "mse", "objective__regularizer": "entropy"}
     configs = sweep(small_corpus, objective, [1e-3, 1e39, 1.0], "fate")
