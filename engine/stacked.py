@@ -68,12 +68,15 @@ Measured on this project's 2-core shared CPU (torch 2.14 CPU, 1 thread, paper mo
 ``aten::lstm``, and no fallback); a compiled cell was not tried (compiling on this machine
 takes minutes, and it would still be a per-step loop on a CPU).
 On a CPU the recurrent work is compute-bound, so no form beats R solo kernels, and only they
-were bitwise exact: the stack runs the solo kernel per member. What a stack shares on a CPU is
+were bitwise exact: the stack runs the solo kernel per member there. What a stack shares on a CPU is
 everything else: batch building, the one-hot targets, the loss and metrics over
 ``(R, n, V)`` in one pass per term (for R = 4 on W1's shapes, 25.9 ms against 37.1 ms for four
-separate passes), Adam's per-tensor overhead, evaluation batches. The block-diagonal form would
-also let a diverging member's NaN reach the others (0 · NaN = NaN). On a launch-bound GPU the
-per-step bmm form is the candidate to measure; GPU numbers were not measured here.
+separate passes), Adam's per-tensor overhead, evaluation batches. On a GPU, where one run of
+this model is launch-bound, the per-member form cost R runs' launches (H100: 8 members 5.3× one
+run's epoch), so CUDA runs the block-diagonal form as one wide kernel call, with the guards that
+keep a non-finite member's NaN out of the others (:mod:`engine.stacked_model`): 8 members 2.21×,
+16 members 2.47× one run's epoch (targets 1.5× and 2×: not met; what is left is the wide
+kernel's ``R²``-sized products and the per-member output and objective passes).
 
 Whole sweeps (``python -m bench --only 9``, same CPU, 1 thread, runs interleaved): W1, paper
 preset, 4 KL weights, 5 epochs: the stack takes 3.07× one run's time, 0.755× the four run one

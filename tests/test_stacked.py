@@ -61,20 +61,20 @@ def of_member(events: list, name: str) -> list:
 TIMING = ("wall_s", "pairs_per_s")  # the stack's own clock: present, not equal
 
 
-def assert_close(stacked: dict[str, float], solo: dict[str, float]) -> None:
+def assert_close(stacked: dict[str, float], solo: dict[str, float], relative: float = RELATIVE) -> None:
     assert stacked.keys() == solo.keys()
     for key, value in solo.items():
         if key not in TIMING:
-            assert stacked[key] == pytest.approx(value, rel=RELATIVE, abs=1e-12), key
+            assert stacked[key] == pytest.approx(value, rel=relative, abs=1e-12), key
 
 
-def assert_same_run(stacked_events: list, solo_events: list) -> None:
+def assert_same_run(stacked_events: list, solo_events: list, relative: float = RELATIVE) -> None:
     """Same event sequence (types, steps, epochs) and per-epoch and live metrics within RELATIVE."""
     assert [type(event) for event in stacked_events] == [type(event) for event in solo_events]
     for mine, theirs in zip(stacked_events, solo_events, strict=True):
         if isinstance(mine, (StepMetrics, EpochMetrics)):
             assert (mine.step, mine.epoch) == (theirs.step, theirs.epoch)
-            assert_close(mine.metrics, theirs.metrics)
+            assert_close(mine.metrics, theirs.metrics, relative)
 
 
 @pytest.fixture(params=["per-member", "block-diagonal"])
