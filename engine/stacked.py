@@ -401,12 +401,7 @@ class StackedTrainer:
         means = losses.mean(-1)
         self._optimizer.zero_grad(set_to_none=True)
         means.sum().backward()
-        try:
-            self._optimizer.step()
-        except RuntimeError as error:
-            if "overflow" not in str(error):
-                raise
-            return torch.full_like(means, float("nan")).detach()  # Adam's state overflowed (shared lr): every member diverges here
+        self._optimizer.step()
         self._window.add(sums, guesses)
         return torch.where(finite, means.detach(), torch.nan)
 
@@ -496,12 +491,18 @@ class StackedTrainer:
         return StackedTotals(len(self._active), self._vocab_size, self._device)
 
     def _first_non_finite(self, last_step: int) -> dict[int, int]:
-        """Per member whose loss became non-finite in this window, the step it first did."""
+        """Per member whose loss became non-finite in this window, the step it first did; else, when the
+        member's Adam moments are no longer finite (``torch.isfinite``), the window's last step (as the solo trainer)."""
         if not self._window_losses:
             return {}
         finite = torch.isfinite(torch.stack(self._window_losses)).cpu()
         first_step = last_step - finite.shape[0] + 1
-        return {r: first_step + int((~finite[:, r]).nonzero()[0]) for r in range(finite.shape[1]) if not finite[:, r].all()}
+        diverged = {r: first_step + int((~finite[:, r]).nonzero()[0]) for r in range(finite.shape[1]) if not finite[:, r].all()}
+        moments = [torch.isfinite(value).flatten(1).all(1) for state in self._optimizer.state.values() for value in state.values() if value.dim()]
+        if moments:
+            settled = torch.stack(moments).all(0).tolist()
+            diverged.update({r: last_step for r, ok in enumerate(settled) if not ok and r not in diverged})
+        return diverged
 
     def _diverge(self, member: _Member, step: int) -> RunDiverged:
         message = divergence_message(member.record, step)

@@ -199,6 +199,16 @@ def test_a_diverging_member_leaves_and_the_others_finish_as_their_twins(small_co
         assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
 
 
+def test_a_member_whose_adam_moments_overflow_under_a_finite_loss_diverges_alone(small_corpus, tmp_path, form):
+    # weight 1e30 (as in test_trainer): the loss stays finite, its gradients square past float32 in Adam's second moment
+    objective = {"model__head": "linear", "objective__loss": "mse", "objective__regularizer": "entropy", "train__log_every": 3}
+    configs = sweep(small_corpus, objective, [1e-3, 1e30], "moments")
+    events = list(StackedTrainer.new(configs, tmp_path).events())
+    doomed = of_member(events, "moments-1")
+    assert [type(event) for event in doomed] == [RunStarted, RunDiverged] and doomed[-1].step == 3
+    assert_same_run(of_member(events, "moments-0"), solo_twin(configs[0], tmp_path))
+
+
 def test_stopping_one_member_saves_it_and_the_rest_train_on(small_corpus, tmp_path):
     objective, weights = OBJECTIVES["ce-confidence"]
     configs = sweep(small_corpus, objective, weights, "stop")
