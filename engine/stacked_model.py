@@ -15,6 +15,8 @@ per parameter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -50,6 +52,7 @@ class StackedModel:
         The same positions and targets as :func:`engine.trainer.forward` takes for a solo model;
         ``members`` (default all) limits the outputs to those members.
         """
+        options: dict[str, bool | torch.Tensor]
         if batch.last_only:
             options, target_index = {"last_only": True}, batch.targets
         else:
@@ -79,7 +82,7 @@ class StackedModel:
         return self.shell
 
 
-def adam(params: list[torch.Tensor], lr: float, eps: float) -> torch.optim.Adam:
+def adam(params: Sequence[torch.Tensor], lr: float, eps: float) -> torch.optim.Adam:
     """The optimizer the solo trainer builds, over ``params``."""
     return torch.optim.Adam(params, lr=lr, eps=eps)
 
