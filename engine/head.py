@@ -123,9 +123,11 @@ class Fusion:
                  gradient: Literal[True]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
     @overload
-    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str, gradient: bool) -> ChunkResult: ...
+    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
+                 gradient: bool) -> ChunkResult: ...
 
-    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str, gradient: bool) -> ChunkResult:
+    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
+                 gradient: bool) -> ChunkResult:
         if self.compiled and raw.shape[0] > 1:  # one row would be a new, specialised graph: not worth compiling
             return _compiled_chunk_math()(raw, target_index, objective, head, gradient)
         return chunk_math(raw, target_index, objective, head, gradient)

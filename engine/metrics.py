@@ -164,7 +164,7 @@ class _TotalsCount(TypedDict):
 
 
 class TotalsState(_TotalsCount, total=False):
-    """:meth:`MetricTotals.state`: the prediction count; once there are any, the five sums and the indices of the predicted words."""
+    """:meth:`MetricTotals.state`: the count of predictions; once there are any, the sums and the predicted words' indices."""
 
     sums: list[float]
     predicted: list[int]
