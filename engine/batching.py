@@ -12,16 +12,21 @@ Neither ever builds a (pairs × vocabulary) matrix; the trainer makes one-hot ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from engine.corpus import Corpus, all_pairs
 
 EVAL_BATCH_SIZE = 256
 _BUCKET_BATCHES = 50
+
+Members: TypeAlias = Sequence[int] | npt.NDArray[np.int64]
+"""One batch's rows: indices of documents (document batching) or of (document, position) pairs (prefix batching)."""
 
 
 @dataclass
@@ -68,13 +73,13 @@ class DocumentBatches:
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self.docs))
         chunk = self.batch_size * _BUCKET_BATCHES
-        batches = []
+        batches: list[list[int]] = []
         for start in range(0, len(order), chunk):
             part = sorted(order[start : start + chunk].tolist(), key=lambda i: len(self.docs[i]))
             batches.extend(part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size))
         return [batches[i] for i in rng.permutation(len(batches))]
 
-    def build(self, members: list[int]) -> Batch:
+    def build(self, members: Members) -> Batch:
         docs = [self.docs[i] for i in members]
         width = max(len(doc) for doc in docs) - 1
         inputs = torch.zeros(len(docs), width, dtype=torch.long)
@@ -91,7 +96,7 @@ class PrefixBatches:
 
     last_only = True
 
-    def __init__(self, corpus: Corpus, pairs: np.ndarray, batch_size: int, width: int):
+    def __init__(self, corpus: Corpus, pairs: npt.NDArray[np.int64], batch_size: int, width: int):
         self.corpus = corpus
         self.pair_rows = pairs
         self.batch_size = batch_size
@@ -108,11 +113,11 @@ class PrefixBatches:
     def __len__(self) -> int:
         return -(-len(self.pair_rows) // self.batch_size)
 
-    def epoch(self, seed: int | None) -> list[np.ndarray]:
+    def epoch(self, seed: int | None) -> list[npt.NDArray[np.int64]]:
         order = np.arange(len(self.pair_rows)) if seed is None else np.random.default_rng(seed).permutation(len(self.pair_rows))
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
-    def build(self, members) -> Batch:
+    def build(self, members: Members) -> Batch:
         rows = self.pair_rows[members]
         inputs = torch.zeros(len(rows), self.width, dtype=torch.long)
         targets = torch.empty(len(rows), dtype=torch.long)

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -35,6 +36,13 @@ from engine.reproduce import add_reproduce_parser, cmd_reproduce
 from engine.safe_io import describe_os_error
 from engine.settings import add_options, given_overrides, settings
 
+if TYPE_CHECKING:  # imported where used, so that a command loads only what it needs
+    from engine.checkpoint import RunRecord
+    from engine.controller import Controller, RunView, Slot
+    from engine.events import EpochMetrics, RunStarted
+    from engine.generate import Continuation
+    from engine.trainer import Trainer
+
 DEFAULT_CHECKPOINTS = "checkpoints"
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
@@ -45,7 +53,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one sentence and exit code 2 (no usage dump)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         message = re.sub(r"^argument (\S+): \1 ", r"\1 ", message)  # a setting's own sentence names its flag already
         raise UserError(f"{self.prog}: {message.rstrip('.')}; see '{self.prog} --help'.")
 
@@ -234,12 +242,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return max((codes.get(status or "failed", 1) for status in statuses.values()), key=lambda code: (code == 1, code))
 
 
-def _report_run(name: str, status: str, slot) -> None:
+def _report_run(name: str, status: str, slot: Slot | None) -> None:
     print(f"{name}: {status}" + (f" on {slot.device} ({slot.threads} thread{'s' * (slot.threads > 1)})"
                                   if status == "training" and slot else ""), file=sys.stderr, flush=True)
 
 
-def _run_json(controller, view) -> dict[str, Any]:
+def _run_json(controller: Controller, view: RunView) -> dict[str, Any]:
     from engine.checkpoint import RunDirectory
     from engine.metrics import definitions_for
 
@@ -251,7 +259,7 @@ def _run_json(controller, view) -> dict[str, Any]:
             "definitions": definitions_for(record.config.model.head) if record else {}, "epochs": epochs}
 
 
-def _summary_cells(record) -> list[str]:
+def _summary_cells(record: RunRecord | None) -> list[str]:
     from engine.report import distinct_label, number
 
     m = record.metrics if record else {}
@@ -299,7 +307,7 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _watch(trainer, quiet: bool) -> Outcome:
+def _watch(trainer: Trainer, quiet: bool) -> Outcome:
     """Consume a trainer's events: progress on stderr, Ctrl-C/SIGTERM stop it with a checkpoint."""
     from engine.events import FINAL_EVENTS, EpochMetrics, RunFailed, RunStarted, RunStopped, StepMetrics
     from engine.rundir import final_status
@@ -342,7 +350,7 @@ class Progress:
         self.started = time.monotonic()
         self.name = ""
 
-    def start(self, event) -> None:
+    def start(self, event: RunStarted) -> None:
         self.name = event.run_name
         self.started = time.monotonic()
         if self.enabled:
@@ -357,7 +365,7 @@ class Progress:
         print(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {step}/{total} batches  loss {loss:.4g}  {rate:.0f} batches/s ",
               end="", file=sys.stderr, flush=True)
 
-    def epoch(self, event) -> None:
+    def epoch(self, event: EpochMetrics) -> None:
         from engine.report import distinct_label, number
 
         if not self.enabled:
@@ -387,7 +395,7 @@ class _stop_on_signals:
         self.previous: dict[int, Any] = {}
         self.received: int | None = None
 
-    def _handle(self, signum: int, frame) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
             return
         self.received = signum
@@ -395,12 +403,12 @@ class _stop_on_signals:
             print("\nstopping after this batch; the checkpoint will be saved", file=sys.stderr)
         self.stop()
 
-    def __enter__(self):
+    def __enter__(self) -> _stop_on_signals:
         for signum in STOP_SIGNALS:
             self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
 
@@ -435,7 +443,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cell(continuation) -> str:
+def _cell(continuation: Continuation) -> str:
     unknown = f"[unknown: {', '.join(continuation.unknown_words)}] " if continuation.unknown_words else ""
     return unknown + continuation.text
 

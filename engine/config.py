@@ -31,7 +31,8 @@ def option(default: Any = ..., help: str = "", *, flag: str | None = None, metav
     ``flag`` defaults to ``--`` + the field name with dashes; ``resumable`` settings may change
     when a run is resumed; ``wanted`` says in words what a text setting accepts.
     """
-    extra = {key: value for key, value in {"flag": flag, "metavar": metavar, "resumable": resumable, "wanted": wanted}.items() if value}
+    given = {"flag": flag, "metavar": metavar, "resumable": resumable, "wanted": wanted}
+    extra: dict[str, Any] = {key: value for key, value in given.items() if value}
     if callable(default):
         return Field(default_factory=default, description=help, json_schema_extra=extra, **constraints)
     return Field(default, description=help, json_schema_extra=extra, **constraints)

@@ -37,7 +37,7 @@ from engine import rundir
 from engine.config import RunConfig
 from engine.errors import UserError
 from engine.safe_io import atomic_write
-from engine.executor import Executor, JobSpec, LocalExecutor, spawn_detached
+from engine.executor import Executor, Job, JobSpec, LocalExecutor, spawn_detached
 
 if TYPE_CHECKING:
     from engine.checkpoint import RunRecord
@@ -167,7 +167,7 @@ class Controller:
         self.checkpoints = Path(checkpoints)
         self.executor = executor or LocalExecutor()
         self._records: dict[str, tuple[tuple[int, int, int], RunRecord]] = {}
-        self._children: list[subprocess.Popen] = []
+        self._children: list[subprocess.Popen[bytes]] = []
 
     # Reading
 
@@ -291,7 +291,8 @@ class Controller:
             request = rundir.read_json(self.checkpoints / name / rundir.REQUEST_FILE)
             if request is not None and request.get("status") == "queued":
                 self._write_request(name, request)  # this process owns the queue from here on
-        pending, running, free = deque(jobs), {}, list(slots)
+        running: dict[Job, tuple[tuple[str, ...], Slot]] = {}
+        pending, free = deque(jobs), list(slots)
         stop_sent = False
         while pending or running:
             if stopping is not None and stopping() and not stop_sent:

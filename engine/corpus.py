@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 import re
 import string
 from collections import Counter
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.config import CorpusConfig
 from engine.errors import UserError
@@ -106,9 +107,13 @@ def load_corpus(config: CorpusConfig) -> Corpus:
         raise UserError(f"The corpus {named} has no document of 2 or more words; give a corpus with real text.")
     vocab = build_vocabulary(token_docs, config.max_vocab, config.min_count)
     index = {word: i for i, word in enumerate(vocab)}
-    unk = index.get(UNK)
+    if UNK in index:  # rarer words were cut from the vocabulary: they become <unk>
+        unk = index[UNK]
+        documents = [[index.get(word, unk) for word in doc] for doc in token_docs]
+    else:  # every word has its own index
+        documents = [[index[word] for word in doc] for doc in token_docs]
     return Corpus(
-        documents=[[index.get(word, unk) for word in doc] for doc in token_docs],  # type: ignore[misc]
+        documents=documents,
         vocab=vocab,
         sources=[str(path) for path in files] if config.paths else [EMBEDDED_DESCRIPTION],
         fingerprint=fingerprint(token_docs),
@@ -154,7 +159,7 @@ def split_documents(corpus: Corpus, val_fraction: float, seed: int) -> tuple[lis
     return sorted(shuffled[n_val:]), sorted(shuffled[:n_val])
 
 
-def split_pairs(corpus: Corpus, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_pairs(corpus: Corpus, val_fraction: float, seed: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The study's split: every (document, target position) pair shuffled with ``seed`` and cut.
 
     Returns two int arrays of shape (n, 2): document index and the target's position in it (the
@@ -169,7 +174,7 @@ def split_pairs(corpus: Corpus, val_fraction: float, seed: int) -> tuple[np.ndar
     return shuffled[n_val:], shuffled[:n_val]
 
 
-def all_pairs(corpus: Corpus, doc_indices) -> np.ndarray:
+def all_pairs(corpus: Corpus, doc_indices: Iterable[int]) -> npt.NDArray[np.int64]:
     """(document, target position) for every next-word prediction in the given documents."""
     rows = [(d, t) for d in doc_indices for t in range(1, len(corpus.documents[d]))]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
@@ -239,7 +244,7 @@ def _csv_texts(path: Path, lines: Iterator[str], column: str | None) -> list[str
     return [row[chosen] or "" for row in rows if (row[chosen] or "") != UNKNOWN_PLACEHOLDER]
 
 
-def _detect_text_column(path: Path, columns: list[str], rows: list[dict]) -> str:
+def _detect_text_column(path: Path, columns: Sequence[str], rows: list[dict[str, str | None]]) -> str:
     if "headline" in columns:
         return "headline"
     text_like = [c for c in columns if _looks_like_prose(row.get(c) or "" for row in rows[:_SNIFF_ROWS])]
@@ -249,13 +254,13 @@ def _detect_text_column(path: Path, columns: list[str], rows: list[dict]) -> str
                     f"choose one with --column (columns: {_listed(columns)}).")
 
 
-def _listed(columns: list[str]) -> str:
+def _listed(columns: Sequence[str]) -> str:
     """Column names for a one-line message: as they are when printable, quoted otherwise."""
     return ", ".join(column if column.isprintable() else repr(column) for column in columns) or "none"
 
 
-def _looks_like_prose(values) -> bool:
+def _looks_like_prose(values: Iterable[str]) -> bool:
     """Most non-empty values hold several words with letters: a text column, not ids or numbers."""
-    values = [v for v in values if v.strip()]
-    wordy = sum(1 for v in values if len(v.split()) >= 2 and any(ch.isalpha() for ch in v))
-    return bool(values) and wordy >= 0.5 * len(values)
+    filled = [v for v in values if v.strip()]
+    wordy = sum(1 for v in filled if len(v.split()) >= 2 and any(ch.isalpha() for ch in v))
+    return bool(filled) and wordy >= 0.5 * len(filled)

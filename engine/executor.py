@@ -71,7 +71,7 @@ def child_environment(threads: int | None = None) -> dict[str, str]:
     return env
 
 
-def spawn_detached(command: list[str], log: Path, threads: int | None = None) -> subprocess.Popen:
+def spawn_detached(command: list[str], log: Path, threads: int | None = None) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own session (SIGHUP to this terminal does not reach it), output appended to ``log``."""
     fd = open_regular(log, rundir.protocol_file(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
@@ -84,7 +84,7 @@ def spawn_detached(command: list[str], log: Path, threads: int | None = None) ->
 @dataclass(eq=False)
 class LocalJob:
     spec: JobSpec
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
     def poll(self) -> int | None:
         return self.process.poll()

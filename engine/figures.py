@@ -14,8 +14,12 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.study import FigureSpec, Panel
+
+if TYPE_CHECKING:  # matplotlib is optional: imported where a PNG is drawn
+    from matplotlib.figure import Figure
 
 MATPLOTLIB_HINT = "matplotlib is not installed, so the PNG figures were skipped; get them with: pip install 'lm-explorer[report]' (or pip install matplotlib) and run the same command again"
 
@@ -55,7 +59,7 @@ def have_matplotlib() -> bool:
 # -- PNG ------------------------------------------------------------------------------------------
 
 
-def build_figure(spec: FigureSpec, panels: list[PanelData]):
+def build_figure(spec: FigureSpec, panels: list[PanelData]) -> Figure:
     """A matplotlib ``Figure`` in the study's layout: panels side by side, one line per run, x in epochs."""
     from matplotlib.figure import Figure
 
@@ -76,14 +80,14 @@ def build_figure(spec: FigureSpec, panels: list[PanelData]):
     return figure
 
 
-def png_bytes(figure, dpi: int = 80) -> bytes:
+def png_bytes(figure: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
-def save_png(figure, path: Path, dpi: int = 80) -> None:
-    from engine.checkpoint import atomic_write
+def save_png(figure: Figure, path: Path, dpi: int = 80) -> None:
+    from engine.safe_io import atomic_write
 
     atomic_write(path, png_bytes(figure, dpi))
 

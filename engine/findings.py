@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engine.batching import iterate
+from engine.batching import Batch, iterate
 from engine.checkpoint import LoadedRun
 from engine.corpus import Corpus
 from engine.generate import GREEDY, Strategy, generate
@@ -73,7 +73,7 @@ def kl_check(run: LoadedRun, corpus: Corpus) -> KLCheck:
 class Predictions:
     """The argmax word of every validation prediction of a run, counted."""
 
-    counts: Counter
+    counts: Counter[str]
     total: int
     correct: int
 
@@ -90,7 +90,7 @@ class Predictions:
 def validation_predictions(run: LoadedRun, corpus: Corpus) -> Predictions:
     """Count which word the run's argmax names for every validation pair (dropout off)."""
     vocab = run.record.vocab
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     total = correct = 0
     for batch in iterate(make_split(run.record.config, corpus).val, seed=None):
         raw, target_index = _validation_outputs(run, batch)
@@ -102,7 +102,7 @@ def validation_predictions(run: LoadedRun, corpus: Corpus) -> Predictions:
 
 
 @torch.no_grad()
-def _validation_outputs(run: LoadedRun, batch) -> tuple[torch.Tensor, torch.Tensor]:
+def _validation_outputs(run: LoadedRun, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """The raw outputs ``z`` (n, V) at the batch's scored positions and their next words."""
     run.model.eval()
     batch = batch.to(next(run.model.parameters()).device)

@@ -41,6 +41,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeAlias, overload
 
 import torch
 
@@ -50,6 +52,9 @@ from engine.objectives import Objective
 CPU_CHUNK_ELEMENTS = 1 << 20
 CUDA_CHUNK_ELEMENTS = 1 << 24
 EVAL_CHUNK_FACTOR = 4
+
+ChunkResult: TypeAlias = tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]
+"""What :func:`chunk_math` returns: ``∂loss/∂z`` (None without gradient), the metric sums, the ``argmax`` words."""
 
 
 def chunk_rows(vocab_size: int, device: torch.device, training: bool = True) -> int:
@@ -73,7 +78,8 @@ def head_loss_and_metrics(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     training = torch.is_grad_enabled() and any(t.requires_grad for t in (hidden, weight, bias))
     rows = rows or chunk_rows(weight.shape[0], hidden.device, training)
     if training:
-        return _FusedHead.apply(hidden, weight, bias, target_index, objective, head, totals, rows, fusion)
+        loss: torch.Tensor = _FusedHead.apply(hidden, weight, bias, target_index, objective, head, totals, rows, fusion)
+        return loss
     with torch.no_grad():
         loss_sum = hidden.new_zeros((), dtype=torch.float64)
         for start in range(0, hidden.shape[0], rows):
@@ -86,8 +92,7 @@ def head_loss_and_metrics(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
         return (loss_sum / hidden.shape[0]).to(hidden.dtype)
 
 
-def chunk_math(raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
-               gradient: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+def chunk_math(raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str, gradient: bool) -> ChunkResult:
     """Everything element-wise about one chunk's raw outputs ``z`` (rows, V), in one function:
     ``∂loss/∂z`` per prediction (None without ``gradient``), the metric sums
     (:meth:`~engine.metrics.MetricTotals.sums`, whose first is the loss sum) and the ``argmax`` words."""
@@ -113,7 +118,16 @@ class Fusion:
     def __init__(self, compiled: bool, description: str):
         self.compiled, self.description = compiled, description
 
-    def __call__(self, raw, target_index, objective, head, gradient):
+    @overload
+    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
+                 gradient: Literal[True]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+    @overload
+    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
+                 gradient: bool) -> ChunkResult: ...
+
+    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
+                 gradient: bool) -> ChunkResult:
         if self.compiled and raw.shape[0] > 1:  # one row would be a new, specialised graph: not worth compiling
             return _compiled_chunk_math()(raw, target_index, objective, head, gradient)
         return chunk_math(raw, target_index, objective, head, gradient)
@@ -155,7 +169,7 @@ def plan_fusion(device: torch.device, setting: str = "auto") -> Fusion:
 
 
 @functools.cache
-def _compiled_chunk_math():
+def _compiled_chunk_math() -> Callable[[torch.Tensor, torch.Tensor, Objective, str, bool], ChunkResult]:
     return torch.compile(chunk_math, dynamic=True)
 
 
@@ -163,7 +177,8 @@ class _FusedHead(torch.autograd.Function):
     """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target_index, objective, head, totals, rows, fusion):
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target_index: torch.Tensor,
+                objective: Objective, head: str, totals: MetricTotals | None, rows: int, fusion: Fusion) -> torch.Tensor:
         count = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
         grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
@@ -182,7 +197,7 @@ class _FusedHead(torch.autograd.Function):
         return (loss_sum / count).to(hidden.dtype)
 
     @staticmethod
-    def backward(ctx, grad_loss):
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grads = ctx.saved_tensors
         scaled = [g * grad_loss for g in grads]
         return (*scaled, None, None, None, None, None, None)

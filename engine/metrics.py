@@ -19,7 +19,9 @@ For a linear head the study's are in force, for a softmax head the softmax ones
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Generic, TypedDict, TypeVar, overload
 
 import torch
 
@@ -63,14 +65,24 @@ def cross_entropy(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return -(target * log_probs).sum(-1)
 
 
-class cached:
+_Owner = TypeVar("_Owner")
+_Value = TypeVar("_Value")
+
+
+class cached(Generic[_Owner, _Value]):
     """``functools.cached_property`` without the lock Python 3.11's takes, which ``torch.compile`` cannot trace:
     the first read computes the value and stores it on the instance, where later reads find it."""
 
-    def __init__(self, compute):
+    def __init__(self, compute: Callable[[_Owner], _Value]) -> None:
         self.compute, self.name, self.__doc__ = compute, compute.__name__, compute.__doc__
 
-    def __get__(self, instance, owner=None):
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> cached[_Owner, _Value]: ...
+
+    @overload
+    def __get__(self, instance: _Owner, owner: type[Any] | None = None) -> _Value: ...
+
+    def __get__(self, instance: _Owner | None, owner: type[Any] | None = None) -> cached[_Owner, _Value] | _Value:
         if instance is None:
             return self
         value = instance.__dict__[self.name] = self.compute(instance)
@@ -147,6 +159,17 @@ class Outputs:
         return self.logsumexp - self.raw.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
 
 
+class _TotalsCount(TypedDict):
+    count: int
+
+
+class TotalsState(_TotalsCount, total=False):
+    """:meth:`MetricTotals.state`: the count of predictions; once there are any, the sums and the predicted words' indices."""
+
+    sums: list[float]
+    predicted: list[int]
+
+
 class MetricTotals:
     """Sums over predictions, kept on the device, turned into means by :meth:`summary`.
 
@@ -182,7 +205,7 @@ class MetricTotals:
     @torch.no_grad()
     def add_sums(self, sums: torch.Tensor, guesses: torch.Tensor, vocab_size: int) -> None:
         """Add a chunk's :meth:`sums` and ``argmax`` words (one per prediction)."""
-        if self._sums is None:
+        if self._sums is None or self._predicted is None:  # both are set at the first chunk
             self._sums = torch.zeros_like(sums)
             self._predicted = torch.zeros(vocab_size, dtype=torch.bool, device=guesses.device)
         self._sums += sums
@@ -191,23 +214,23 @@ class MetricTotals:
 
     def merge(self, other: MetricTotals) -> None:
         """Add another window's totals to these."""
-        if other._sums is None:
+        if other._sums is None or other._predicted is None:
             return
-        if self._sums is None:
+        if self._sums is None or self._predicted is None:
             self._sums, self._predicted = other._sums.clone(), other._predicted.clone()
         else:
             self._sums += other._sums
             self._predicted |= other._predicted
         self.count += other.count
 
-    def state(self) -> dict:
+    def state(self) -> TotalsState:
         """JSON-able totals, so a run stopped mid-epoch resumes with that epoch's running means."""
-        if self._sums is None:
+        if self._sums is None or self._predicted is None:
             return {"count": 0}
         return {"count": self.count, "sums": self._sums.tolist(), "predicted": self._predicted.nonzero().flatten().tolist()}
 
     @classmethod
-    def from_state(cls, state: dict | None, vocab_size: int, device: torch.device) -> MetricTotals:
+    def from_state(cls, state: Mapping[str, Any] | None, vocab_size: int, device: torch.device) -> MetricTotals:
         totals = cls()
         if state and state.get("count"):
             totals.count = state["count"]

@@ -43,7 +43,8 @@ class LanguageModel(nn.Module):
         (n, vocab) for the n positions where the boolean mask ``scored`` (batch, time) is set;
         else (batch, time, vocab). The output layer runs only on the positions returned.
         """
-        return self.output(self.features(tokens, last_only, scored))
+        outputs: torch.Tensor = self.output(self.features(tokens, last_only, scored))
+        return outputs
 
     def features(self, tokens: torch.Tensor, last_only: bool = False, scored: torch.Tensor | None = None) -> torch.Tensor:
         """What the output layer reads at the scored positions (after dropout), chosen as in :meth:`forward`.
@@ -56,7 +57,8 @@ class LanguageModel(nn.Module):
             hidden = hidden[:, -1]
         elif scored is not None:
             hidden = hidden[scored]
-        return self.dropout(hidden)
+        dropped: torch.Tensor = self.dropout(hidden)
+        return dropped
 
 
 @torch.no_grad()

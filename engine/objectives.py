@@ -111,7 +111,7 @@ def d_ce(c: Chunk, param: float | None = None) -> torch.Tensor:
     return -c.t
 
 
-def alpha(c: Chunk, param: float | None) -> torch.Tensor:
+def alpha(c: Chunk, param: float) -> torch.Tensor:
     """Amari's α-divergence (Labeau & Cohen 2019), α > 0:
 
     ``D_α(t ‖ p) = 1/(α(1−α)) · Σ_j [α t_j + (1−α) p_j − t_j^α p_j^(1−α)]``.
@@ -125,7 +125,7 @@ def alpha(c: Chunk, param: float | None) -> torch.Tensor:
     return -torch.logsumexp(_alpha_exponent(c, a), dim=-1).expm1() / (a * (1 - a))
 
 
-def d_alpha(c: Chunk, param: float | None) -> torch.Tensor:
+def d_alpha(c: Chunk, param: float) -> torch.Tensor:
     """``∂D_α/∂ log p_j = −t_j^α p_j^(1−α) / α``."""
     a = float(param)
     if a == 1.0:
@@ -137,7 +137,7 @@ def _alpha_exponent(c: Chunk, a: float) -> torch.Tensor:
     return a * c.log_t + (1 - a) * c.outputs.log_probs  # log(t^α p^(1−α))
 
 
-def beta(c: Chunk, param: float | None) -> torch.Tensor:
+def beta(c: Chunk, param: float) -> torch.Tensor:
     """The β-divergence (Labeau & Cohen 2019), β > 0:
 
     ``D_β(t ‖ p) = Σ_j [t_j^β / (β(β−1)) − t_j p_j^(β−1) / (β−1) + p_j^β / β]``.
@@ -159,7 +159,7 @@ def beta(c: Chunk, param: float | None) -> torch.Tensor:
     return (target_power - b * cross) / (b * (b - 1)) + model_power / b
 
 
-def d_beta(c: Chunk, param: float | None) -> torch.Tensor:
+def d_beta(c: Chunk, param: float) -> torch.Tensor:
     """``∂D_β/∂ log p_j = p_j^β − t_j p_j^(β−1)``."""
     b = float(param)
     if b == 1.0:
@@ -168,7 +168,7 @@ def d_beta(c: Chunk, param: float | None) -> torch.Tensor:
     return (b * log_p).exp() - (c.log_t + (b - 1) * log_p).exp()
 
 
-def gamma(c: Chunk, param: float | None) -> torch.Tensor:
+def gamma(c: Chunk, param: float) -> torch.Tensor:
     """The γ-divergence (Fujisawa & Eguchi; Labeau & Cohen 2019), γ > 0:
 
     ``D_γ(t ‖ p) = log Σ_j t_j^γ / (γ(γ−1)) − log Σ_j t_j p_j^(γ−1) / (γ−1) + log Σ_j p_j^γ / γ``.
@@ -185,7 +185,7 @@ def gamma(c: Chunk, param: float | None) -> torch.Tensor:
     return target_term - cross_term + model_term
 
 
-def d_gamma(c: Chunk, param: float | None) -> torch.Tensor:
+def d_gamma(c: Chunk, param: float) -> torch.Tensor:
     """``∂D_γ/∂ log p_j = p_j^γ / Σ_i p_i^γ − t_j p_j^(γ−1) / Σ_i t_i p_i^(γ−1)`` (two softmaxes)."""
     g = float(param)
     if g == 1.0:
@@ -312,6 +312,7 @@ class Objective:
         if d_log_probs is not None:
             through_log_softmax = d_log_probs - outputs.probs * d_log_probs.sum(-1, keepdim=True)
             gradient = through_log_softmax if gradient is None else gradient + through_log_softmax
+        assert gradient is not None, "the base loss is always a term, so there is a derivative"
         return self._value(chunk), gradient
 
     def _value(self, chunk: Chunk) -> torch.Tensor:

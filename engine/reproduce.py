@@ -17,10 +17,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig, build_run_config
 from engine.errors import UserError
 from engine.study import GRID, GRID_KEYS, GridRun
+
+if TYPE_CHECKING:  # imported where used, as the functions below do
+    from engine.cli import ArgumentParser
+    from engine.corpus import Corpus
 
 DEFAULT_OUT = "reproduction"
 RUNS_FOLDER = "runs"
@@ -29,7 +34,7 @@ TIMINGS_FILE = "timings.json"
 STUDY_FILE = "ArticlesApril2018.csv"
 
 
-def add_reproduce_parser(commands) -> None:
+def add_reproduce_parser(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     """The ``reproduce`` subcommand's options (called from :func:`engine.cli.build_parser`)."""
     from engine.settings import add_options
 
@@ -69,7 +74,7 @@ def select_grid(text: str | None) -> list[GridRun]:
 def plan(grid: list[GridRun], seeds: list[int], corpus_paths: list[str], column: str | None, device: str,
          epochs: int | None) -> list[tuple[GridRun, int, RunConfig]]:
     """One ``paper``-preset configuration per grid entry and seed, named ``<key>-s<seed>``."""
-    base = {"corpus.paths": corpus_paths, "corpus.column": column, "train.device": device}
+    base: dict[str, Any] = {"corpus.paths": corpus_paths, "corpus.column": column, "train.device": device}
     if epochs is not None:
         base["train.epochs"] = epochs
     return [(run, seed, build_run_config(f"{run.key}-s{seed}", "paper", {**base, "train.seed": seed, **run.overrides}))
@@ -87,7 +92,7 @@ class GridResult:
     exit_code: int = 0
 
 
-def train_grid(configs: list[RunConfig], out: Path, corpus=None, quiet: bool = False) -> list[GridResult]:
+def train_grid(configs: list[RunConfig], out: Path, corpus: Corpus | None = None, quiet: bool = False) -> list[GridResult]:
     """Train ``configs`` into ``out/runs``, one after another, on one loaded corpus.
 
     A folder that already holds a run of the same configuration (device and corpus paths aside)
@@ -124,7 +129,7 @@ def train_grid(configs: list[RunConfig], out: Path, corpus=None, quiet: bool = F
     return results
 
 
-def _comparable(config: RunConfig) -> dict:
+def _comparable(config: RunConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude={"train": {"device"}, "corpus": {"paths"}})
 
 
@@ -161,7 +166,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _update_timings(out: Path, results: list[GridResult]) -> dict[str, float]:
     """Training seconds per run, kept across calls (a reused run keeps the time it took when trained)."""
-    from engine.checkpoint import atomic_write
+    from engine.safe_io import atomic_write
 
     path = out / TIMINGS_FILE
     try:

@@ -14,7 +14,7 @@ import argparse
 import math
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -90,13 +90,13 @@ class Setting:
         high: tuple[float | None, bool] = (None, False)
         for item in self.info.metadata:
             if isinstance(item, annotated_types.Ge):
-                low = (item.ge, False)
+                low = (_number(item.ge), False)
             elif isinstance(item, annotated_types.Gt):
-                low = (item.gt, True)
+                low = (_number(item.gt), True)
             elif isinstance(item, annotated_types.Le):
-                high = (item.le, False)
+                high = (_number(item.le), False)
             elif isinstance(item, annotated_types.Lt):
-                high = (item.lt, True)
+                high = (_number(item.lt), True)
         return low, high
 
     @property
@@ -114,8 +114,9 @@ class Setting:
         return " ".join([kind, " and ".join(part for part in parts if part)]).strip()
 
     @cached_property
-    def _adapter(self) -> TypeAdapter:
-        return TypeAdapter(typing.Annotated[self.info.annotation, self.info])
+    def _adapter(self) -> TypeAdapter[Any]:
+        field_type: Any = typing.Annotated[self.info.annotation, self.info]  # made at run time: no static type to give
+        return TypeAdapter(field_type)
 
     def convert(self, text: str) -> Any:
         """The value typed as ``text`` (one item of a list setting), checked against this field alone.
@@ -144,6 +145,13 @@ class Setting:
         return None
 
 
+def _number(bound: object) -> float:
+    """A field's bound, which annotated_types types only as comparable; every bound of a setting is a number."""
+    if not isinstance(bound, (int, float)):
+        raise TypeError(f"a setting's bound must be a number, not {bound!r}")
+    return bound
+
+
 def settings() -> list[Setting]:
     """Every setting, section by section, in field order."""
     return [Setting(f"{section}.{name}", info) for section, model in SECTIONS.items() for name, info in model.model_fields.items()]
@@ -155,7 +163,7 @@ def setting(key: str) -> Setting:
     return Setting(key, SECTIONS[section].model_fields[name])
 
 
-def _argument_type(item: Setting):
+def _argument_type(item: Setting) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             return item.convert(text)

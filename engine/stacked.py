@@ -100,7 +100,7 @@ from pathlib import Path
 
 import torch
 
-from engine.batching import iterate
+from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine import rundir
 from engine.checkpoint import PartialEpoch, RunDirectory, RunRecord, versions
 from engine.config import RunConfig
@@ -222,11 +222,11 @@ def stack_groups(configs: list[RunConfig], memory_budget: int | None = None, cor
 
 @dataclass
 class _Member:
-    """One run of the stack: its config, folder, record and stop request."""
+    """One run of the stack: its config, folder, record (set when training starts) and stop request."""
 
     config: RunConfig
     directory: RunDirectory
-    record: RunRecord | None = None
+    record: RunRecord = field(init=False, repr=False)
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -394,7 +394,7 @@ class StackedTrainer:
             member.directory.write_record(member.record)
             yield RunFinished(member.name, member.record.metrics)
 
-    def _step(self, batch) -> torch.Tensor:
+    def _step(self, batch: Batch) -> torch.Tensor:
         """One forward, backward and Adam step for every member; each member's mean loss ``(R,)``, NaN for a member whose parameters went non-finite."""
         raw, target_index, finite = self._model(batch)
         losses, sums, guesses = self._objective(raw, target_index)
@@ -440,7 +440,8 @@ class StackedTrainer:
             yield RunStopped(member.name, member.record.step, member.record.epoch_progress)
         self._keep([r for r in range(len(self._active)) if r not in stopping])
 
-    def _end_epoch(self, epoch: int, val, total_steps: int, definitions: dict[str, str]) -> Iterator[Event]:
+    def _end_epoch(self, epoch: int, val: DocumentBatches | PrefixBatches, total_steps: int,
+                   definitions: dict[str, str]) -> Iterator[Event]:
         validation = self._evaluate(val)
         timing = self._clock.epoch_line()
         stopped = []
@@ -462,7 +463,7 @@ class StackedTrainer:
             self._keep([r for r in range(len(self._active)) if r not in stopped])
 
     @torch.no_grad()
-    def _evaluate(self, batches) -> StackedTotals:
+    def _evaluate(self, batches: DocumentBatches | PrefixBatches) -> StackedTotals:
         """Every member's metric totals over the validation batches, in order, with dropout off.
 
         Evaluation batches hold :data:`EVAL_BATCH_FACTOR` times a training batch's sequences, so

@@ -36,6 +36,8 @@ per parameter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -73,19 +75,17 @@ class StackedModel:
         ``members`` (default all) limits the outputs to those members. ``finite[r]`` is False when
         member ``r``'s parameters hold a non-finite value (its outputs are then meaningless).
         """
-        if batch.last_only:
-            options, target_index = {"last_only": True}, batch.targets
-        else:
-            scored = batch.targets > 0
-            options, target_index = {"scored": scored}, batch.targets[scored]
+        scored = None if batch.last_only else batch.targets > 0
+        target_index = batch.targets if scored is None else batch.targets[scored]
         chosen = list(members or range(self.count))
-        params = self.params if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
+        params: list[torch.Tensor] = list(self.params) if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
         finite = torch.stack([torch.isfinite(parameter.detach()).flatten(1).all(1) for parameter in params]).all(0)
         if recurrent_form(batch.inputs.device, self.shell) == "block-diagonal":
-            return self._block_diagonal(params, finite, batch.inputs, **options), target_index, finite
+            return self._block_diagonal(params, finite, batch.inputs, scored), target_index, finite
+        options: dict[str, bool | torch.Tensor] = {"last_only": True} if scored is None else {"scored": scored}
         return self._per_member(chosen, batch.inputs, options), target_index, finite
 
-    def _per_member(self, chosen: list[int], tokens: torch.Tensor, options: dict) -> torch.Tensor:
+    def _per_member(self, chosen: list[int], tokens: torch.Tensor, options: dict[str, bool | torch.Tensor]) -> torch.Tensor:
         state = _rng_state(tokens.device) if self.shell.training else None
         slices = [parameter.unbind(0) for parameter in self.params]
         raws = []
@@ -96,9 +96,9 @@ class StackedModel:
             raws.append(functional_call(self.shell, weights, (tokens,), options, strict=True))
         return torch.stack(raws)
 
-    def _block_diagonal(self, params: list[torch.Tensor], finite: torch.Tensor, tokens: torch.Tensor,
-                        last_only: bool = False, scored: torch.Tensor | None = None) -> torch.Tensor:
-        """The solo forward of :class:`~engine.model.LanguageModel` for all members at once (module docstring)."""
+    def _block_diagonal(self, params: list[torch.Tensor], finite: torch.Tensor, tokens: torch.Tensor, scored: torch.Tensor | None) -> torch.Tensor:
+        """The solo forward of :class:`~engine.model.LanguageModel` for all members at once (module docstring):
+        at the positions ``scored``, or at each sequence's last position when None."""
         members = finite.shape[0]
         weights = {name: torch.where(finite.view(-1, *[1] * (parameter.dim() - 1)), parameter, 0.0)
                    for name, parameter in zip(self.names, params, strict=True)}
@@ -113,7 +113,7 @@ class StackedModel:
         if hidden.requires_grad:
             hidden.register_hook(_finite_gradient)
         hidden = hidden.unflatten(2, (members, -1))  # (B, T, R, H)
-        hidden = hidden[:, -1] if last_only else hidden[scored] if scored is not None else hidden.flatten(0, 1)
+        hidden = hidden[:, -1] if scored is None else hidden[scored]
         hidden = hidden.transpose(0, 1)  # (R, n, H)
         if self.shell.training and self.shell.dropout.p > 0:
             hidden = hidden * F.dropout(hidden.new_ones(hidden.shape[1:]), self.shell.dropout.p)  # the solo twins' one mask
@@ -148,7 +148,7 @@ def _block_diagonal(stacked: torch.Tensor) -> torch.Tensor:
     """
     members, rows = stacked.shape[:2]
     hidden = rows // 4
-    gates = stacked.unflatten(1, (4, hidden)).transpose(0, 1)  # (4, R, H[, K])
+    gates: torch.Tensor = stacked.unflatten(1, (4, hidden)).transpose(0, 1)  # (4, R, H[, K])
     if stacked.dim() == 2:
         return gates.flatten()
     width = stacked.shape[2]
@@ -158,7 +158,7 @@ def _block_diagonal(stacked: torch.Tensor) -> torch.Tensor:
     return wide.reshape(4 * members * hidden, members * width)
 
 
-_WIDE_LSTMS: dict[tuple, nn.LSTM] = {}
+_WIDE_LSTMS: dict[tuple[int, int, int, int], nn.LSTM] = {}
 
 
 def _wide_lstm(lstm: nn.LSTM, members: int) -> nn.LSTM:
@@ -172,10 +172,11 @@ def _wide_lstm(lstm: nn.LSTM, members: int) -> nn.LSTM:
 
 def _finite_gradient(grad: torch.Tensor) -> torch.Tensor:
     """The gradient with non-finite entries set to 0, so ``0 · NaN`` in the wide LSTM's backward cannot reach another member."""
-    return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+    cleaned: torch.Tensor = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+    return cleaned
 
 
-def adam(params: list[torch.Tensor], lr: float, eps: float) -> torch.optim.Adam:
+def adam(params: Sequence[torch.Tensor], lr: float, eps: float) -> torch.optim.Adam:
     """The optimizer the solo trainer builds, over ``params``."""
     return torch.optim.Adam(params, lr=lr, eps=eps)
 

@@ -31,7 +31,7 @@ class StackedObjective:
 
     def __init__(self, configs: list[ObjectiveConfig], head: str):
         self.configs, self.head = configs, head
-        groups: dict[tuple, list[int]] = {}
+        groups: dict[tuple[str, float | None, str], list[int]] = {}  # (loss, loss parameter, regularizer) → members
         for r, config in enumerate(configs):
             regularizer = config.regularizer if config.weight != 0 else "none"
             groups.setdefault((config.loss, config.loss_param, regularizer), []).append(r)

@@ -13,7 +13,7 @@ import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import engine
 from engine.config import RunConfig
@@ -31,6 +31,11 @@ from engine.study import (
     GridRun,
     agrees,
 )
+
+if TYPE_CHECKING:  # imported where used, as the functions below do (findings loads torch)
+    from engine.figures import PanelData
+    from engine.findings import Continuations, KLCheck, Predictions
+    from engine.reproduce import GridResult
 
 METRICS = ("train_loss", "val_loss", "entropy", "kl", "accuracy", "perplexity", "distinct_predictions")
 GENERATED_WORDS = 10
@@ -75,9 +80,9 @@ class Reproduction:
     runs: list[RunResult]
     actions: dict[str, str]  # run name → trained / resumed / reused
     timings: dict[str, float]  # run name → training seconds
-    predictions: dict[str, Any] = field(default_factory=dict)  # grid key → findings.Predictions (first seed)
-    continuations: dict[str, Any] = field(default_factory=dict)  # grid key → findings.Continuations (first seed)
-    kl: Any = None  # findings.KLCheck, when a linear-head KL run is in the grid
+    predictions: dict[str, Predictions] = field(default_factory=dict)  # grid key → the first seed's
+    continuations: dict[str, Continuations] = field(default_factory=dict)  # grid key → the first seed's
+    kl: KLCheck | None = None  # when a linear-head KL run is in the grid
     wall_seconds: float = 0.0
 
     @property
@@ -89,7 +94,7 @@ class Reproduction:
         return next((run for run in self.runs if run.grid.key == key), None)
 
 
-def collect(planned: list[tuple[GridRun, int, RunConfig]], out: Path, corpus: Corpus, seeds: list[int], results,
+def collect(planned: list[tuple[GridRun, int, RunConfig]], out: Path, corpus: Corpus, seeds: list[int], results: list[GridResult],
             timings: dict[str, float], device: str) -> Reproduction:
     """Read the grid's runs from ``out/runs`` and measure the findings on each entry's first seed."""
     from engine.checkpoint import RunDirectory, load_run
@@ -123,7 +128,7 @@ def collect(planned: list[tuple[GridRun, int, RunConfig]], out: Path, corpus: Co
 # -- writing --------------------------------------------------------------------------------------
 
 
-def figure_panels(spec: FigureSpec, reproduction: Reproduction):
+def figure_panels(spec: FigureSpec, reproduction: Reproduction) -> list[PanelData]:
     """The panels of a figure with one :class:`engine.figures.Series` per run of it that the grid holds."""
     from engine.figures import Series
 
@@ -140,7 +145,7 @@ def figure_panels(spec: FigureSpec, reproduction: Reproduction):
 
 def write_outputs(reproduction: Reproduction, out: Path) -> list[str]:
     """Draw and write every output; return the lines to print (text plots, then what was written)."""
-    from engine.checkpoint import atomic_write
+    from engine.safe_io import atomic_write
     from engine.figures import MATPLOTLIB_HINT, build_figure, have_matplotlib, save_png, text_figure
 
     printed, written = [], []

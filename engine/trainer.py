@@ -20,7 +20,7 @@ import torch
 
 from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
-from engine.config import DEVICE_PATTERN, RunConfig
+from engine.config import DEVICE_PATTERN, CorpusConfig, RunConfig, TrainConfig
 from engine.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine import rundir
 from engine.errors import UserError
@@ -98,7 +98,7 @@ class Trainer:
         self._resuming = resuming
         self._stop = threading.Event()
         self._started = False  # set once setup is done: only then may a fault mark the saved run failed
-        self._writer: rundir.Writer | None = None
+        self._writer: rundir.Writer  # set by events() before training starts
 
     @classmethod
     def new(cls, config: RunConfig, checkpoints: Path, corpus: Corpus | None = None, queued: bool = False) -> Trainer:
@@ -123,7 +123,7 @@ class Trainer:
         directory = RunDirectory(Path(checkpoints), name)
         rundir.ensure_free(directory.path, name)
         record = directory.read_record()
-        updates = {}
+        updates: dict[str, TrainConfig | CorpusConfig] = {}
         if epochs is not None:
             updates["train"] = record.config.train.model_copy(update={"epochs": epochs})
         if device is not None:

@@ -17,18 +17,26 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from engine import rundir
 from engine.errors import UserError
 from engine.safe_io import atomic_write
-from engine.events import FINAL_EVENTS, RunFailed, RunStarted
+from engine.events import FINAL_EVENTS, Event, RunFailed, RunStarted
+
+if TYPE_CHECKING:  # imported where used, so that the worker starts light
+    from engine.config import RunConfig
+    from engine.stacked import StackedTrainer
+    from engine.trainer import Trainer
 
 EXIT_CODES = {"finished": 0, "stopped": 130, "diverged": 3, "failed": 1}
 SEVERITY = {0: 0, 130: 1, 3: 2, 2: 3, 1: 4}
 
 
-def queued_config(checkpoints: Path, name: str, device: str):
+def queued_config(checkpoints: Path, name: str, device: str) -> RunConfig:
     """The config a sweep queued in ``name``'s folder, placed on ``device``."""
     from pydantic import ValidationError
 
@@ -45,7 +53,7 @@ def queued_config(checkpoints: Path, name: str, device: str):
     return config.model_copy(update={"name": name, "train": config.train.model_copy(update={"device": device})})
 
 
-def build_trainer(checkpoints: Path, name: str, device: str):
+def build_trainer(checkpoints: Path, name: str, device: str) -> Trainer:
     """The trainer for one folder: resume a saved run, or start the queued one."""
     from engine.trainer import Trainer
 
@@ -54,7 +62,7 @@ def build_trainer(checkpoints: Path, name: str, device: str):
     return Trainer.new(queued_config(checkpoints, name, device), checkpoints, queued=True)
 
 
-def train_run(checkpoints: Path, name: str, device: str, trainers: list) -> int:
+def train_run(checkpoints: Path, name: str, device: str, trainers: list[Trainer | StackedTrainer]) -> int:
     """Train one run to its end; the exit code its final status calls for."""
     try:
         trainer = build_trainer(checkpoints, name, device)
@@ -64,7 +72,7 @@ def train_run(checkpoints: Path, name: str, device: str, trainers: list) -> int:
     return follow(checkpoints, trainer.events())[name]
 
 
-def train_stack(checkpoints: Path, names: list[str], device: str, trainers: list) -> list[int]:
+def train_stack(checkpoints: Path, names: list[str], device: str, trainers: list[Trainer | StackedTrainer]) -> list[int]:
     """Train queued runs as one stacked model; each run's exit code."""
     from engine.stacked import StackedTrainer
 
@@ -77,9 +85,9 @@ def train_stack(checkpoints: Path, names: list[str], device: str, trainers: list
     return [codes.get(name, 1) for name in names]
 
 
-def follow(checkpoints: Path, events) -> dict[str, int]:
+def follow(checkpoints: Path, events: Iterable[Event]) -> dict[str, int]:
     """Log a trainer's events (solo or stacked); each run's exit code from its final event."""
-    codes = {}
+    codes: dict[str, int] = {}
     for event in events:
         name = event.run_name
         if isinstance(event, RunStarted):
@@ -109,10 +117,10 @@ def refused(folder: Path, message: str) -> int:
 
 def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = False) -> int:
     """Train every run of the job (one after the other, or ``stacked``); SIGTERM/SIGINT stop the training ones and the rest do not start."""
-    trainers: list = []
-    stopping = []
+    trainers: list[Trainer | StackedTrainer] = []
+    stopping: list[int] = []
 
-    def stop(signum, frame) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
         for trainer in trainers:
             trainer.stop()
