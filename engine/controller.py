@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import rundir
 from engine.config import RunConfig
+from engine.devices import cuda_devices, parse_devices
 from engine.errors import UserError
 from engine.safe_io import atomic_write
 from engine.executor import Executor, Job, JobSpec, LocalExecutor, spawn_detached
@@ -69,27 +70,6 @@ def parse_parallel(text: str | int | None) -> int | None:
     return value
 
 
-def parse_devices(spec: str, cuda_count: int) -> list[str]:
-    """``auto`` → every CUDA device, else ``cpu``; ``cpu``; ``cuda``/``cuda:N``; or a comma-separated list of them."""
-    if spec == "auto":
-        return [f"cuda:{index}" for index in range(cuda_count)] or ["cpu"]
-    devices = [part.strip() for part in spec.split(",") if part.strip()]
-    if not devices:
-        raise UserError("--device is empty; give auto, cpu, cuda, cuda:N or a list such as cuda:0,cuda:1.")
-    for device in devices:
-        kind, _, index = device.partition(":")
-        if device == "cpu" or (kind == "cuda" and (index == "" or index.isdigit())):
-            if kind == "cuda" and not cuda_count:
-                raise UserError(f"Device {device!r} was asked for but this machine has no CUDA GPU; use --device cpu or auto.")
-            if index.isdigit() and int(index) >= cuda_count:
-                raise UserError(f"Device {device!r} does not exist: this machine has {cuda_count} CUDA device(s).")
-            continue
-        raise UserError(f"--device {device!r} is not a device; give auto, cpu, cuda, cuda:N or a list such as cuda:0,cuda:1.")
-    if "cpu" in devices and len(devices) > 1:
-        raise UserError("--device mixes cpu with CUDA devices; give cpu alone, or CUDA devices only.")
-    return devices
-
-
 def should_stack(stack: bool | None, device: str) -> bool:
     """Whether a sweep's runs stack: as asked, else on CUDA only.
 
@@ -100,13 +80,6 @@ def should_stack(stack: bool | None, device: str) -> bool:
     if stack is not None:
         return stack
     return device != "cpu" and parse_devices(device, cuda_devices()) != ["cpu"]
-
-
-def cuda_devices() -> int:
-    """How many CUDA devices torch sees (imports torch)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def plan_slots(device: str, parallel: int | None, runs: int, cpus: int | None = None, cuda_count: int | None = None) -> list[Slot]:

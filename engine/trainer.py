@@ -20,7 +20,8 @@ import torch
 
 from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
-from engine.config import DEVICE_PATTERN, CorpusConfig, RunConfig, TrainConfig
+from engine.config import CorpusConfig, RunConfig, TrainConfig
+from engine.devices import check_device, cuda_devices
 from engine.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine import rundir
 from engine.errors import UserError
@@ -45,18 +46,10 @@ EVAL_BATCH_FACTOR = 4
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda``/``cuda:N`` must exist."""
-    if not DEVICE_PATTERN.fullmatch(name):
-        raise UserError(f"Device {name!r} is not one lm-explorer trains on; use auto, cpu, cuda or cuda:N.")
+    """``auto`` → CUDA when present, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` when this machine has it (:func:`engine.devices.check_device`)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"Device {name!r} was asked for but this machine has no CUDA GPU; use --device cpu or auto.")
-        index = int(name.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise UserError(f"Device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    return torch.device(name)
+    return torch.device(check_device(name, cuda_devices()))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
