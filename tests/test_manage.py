@@ -10,7 +10,7 @@ from engine import rundir
 from engine.checkpoint import load_run
 from engine.controller import Controller
 from engine.errors import UserError
-from tests.conftest import write_hand_made_run
+from tests.conftest import tiny_config, write_hand_made_run
 from tests.test_cli import run_cli
 
 
@@ -128,3 +128,28 @@ def test_train_further_refuses_what_it_cannot_train(checkpoints, tmp_path):
     with pytest.raises(UserError, match="No run named 'nope'"):
         controller.train_further("nope", 1, "cpu")
     assert not (checkpoints / "a" / rundir.REQUEST_FILE).exists()  # nothing was queued
+
+
+@pytest.mark.parametrize("command", ["delete", "rename"])
+def test_help_of_delete_and_rename(command, capsys):
+    from engine.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith(f"usage: lm-explorer {command} ")
+
+
+def test_recalled_numbers_never_give_two_runs_one_number_and_rename_keeps_the_place(tiny_corpus):
+    """The app's run numbers (tui.session): what a damaged memory or a rename must not break."""
+    from tui.session import Session
+
+    session = Session()
+    session.recall_numbers({"a": 2, "b": 2, "gone": 7}, next_number=3)  # a damaged memory: a and b both say 2
+    config = tiny_config("x", tiny_corpus)
+    numbers = [session.add(name, config).number for name in ("a", "b", "new")]
+    assert numbers == [2, 8, 9]  # b gets the next free number, after every number remembered (7 included)
+    session.rename("a", "a2")
+    assert list(session.runs) == ["a2", "b", "new"] and session.get("a2").number == 2 and session.numbers["a2"] == 2
+    assert session.get("a2").config.name == "a2" and "a" not in session.numbers
+    session.remove("b")
+    assert session.add("later", config).number == 10

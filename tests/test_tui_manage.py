@@ -187,3 +187,16 @@ async def test_run_numbers_are_the_same_in_every_launch_and_new_runs_count_on(ti
     async with third.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: len(third.session.runs) == 4, "the saved runs")
         assert numbers(third) == {"zeta": 1, "mid": 2, "newer": 3, "fresh": 4}
+
+
+async def test_help_and_palette_list_the_management_keys(tiny_corpus, tmp_path):
+    from tui.commands import commands
+
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        runs_keys = dict(next(rows for title, rows in app.help_sections() if title.startswith("Runs list")))
+        assert {key: runs_keys[key] for key in ("e", "n", "d / delete")} == {"e": "More epochs", "n": "Rename", "d / delete": "Delete"}, runs_keys
+        titles = [title for title, _, _ in commands(app)]
+        assert {"More epochs", "Rename run", "Delete run"} <= set(titles)
+

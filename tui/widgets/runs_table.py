@@ -100,7 +100,7 @@ class RunsTable(DataTable):
         Binding("r", "app.resume_run", "Resume"),
         Binding("e", "app.continue_run", "More epochs", show=False),
         Binding("n", "app.rename_run", "Rename", show=False),
-        Binding("d,delete", "app.delete_run", "Delete", show=False),
+        Binding("d,delete", "app.delete_run", "Delete", key_display="d / delete", show=False),
         Binding("i", "details", "Details"),
         Binding("slash", "open_filter", "Filter"),
         Binding("o", "sort_next", "Sort", show=False),
