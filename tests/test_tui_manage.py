@@ -12,8 +12,9 @@ from textual.widgets import Input, Static
 
 from engine.checkpoint import load_run
 from engine.trainer import Trainer
-from tests.conftest import HAND_MADE_TIME, tiny_config, wait_for, write_hand_made_run
+from tests.conftest import HAND_MADE_TIME, settle, tiny_config, wait_for, write_hand_made_run
 from tests.test_tui_app import make_app, pin_seed, show_runs, wait_for_exit
+from tui.follow import Observed, Update
 from tui.memory import MEMORY_FILE
 from tui.screens.ask import AskText, ConfirmDelete
 
@@ -41,6 +42,14 @@ async def answer(pilot, text: str) -> None:
     await pilot.press(*text, "enter")
 
 
+async def look_again(pilot, stale) -> None:
+    """A look at the folder taken before the app renamed or deleted a run, handled after; then a fresh look."""
+    app = pilot.app
+    app.post_message(Observed([Update(stale)], []))
+    app.follower.look()
+    await settle(pilot)
+
+
 def set_created(checkpoints, name: str, created: str) -> None:
     path = checkpoints / name / "run.json"
     record = json.loads(path.read_text())
@@ -58,8 +67,14 @@ async def test_rename_keeps_number_color_shown_state_and_generations(tiny_corpus
         await pin_seed(pilot, "the government")
         before = app.session.get("a")
         number, color, cell = before.number, before.color, app.generation.results[("the government", "a")]
+        stale = app.controller.view("a")  # what a look just before the rename saw
 
         await highlight(pilot, "a")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText), "the name question")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AskText), "the question to close")
+        assert (checkpoints / "a").is_dir() and app.session.get("a") is before
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, AskText), "the name question")
         await answer(pilot, "b")  # taken
@@ -79,7 +94,7 @@ async def test_rename_keeps_number_color_shown_state_and_generations(tiny_corpus
         assert [column.name for column in app.generation.columns] == ["kl-best"]
         assert app.generation.results[("the government", "kl-best")] == cell  # not generated again
         await wait_for(pilot, lambda: bool(app.session.get("kl-best").series), "the history under the new name")
-        await pilot.pause(0.6)  # two looks of the follower: the old name must not come back
+        await look_again(pilot, stale)
         assert sorted(app.session.runs) == ["b", "kl-best"]
         await pilot.press("ctrl+q")
         await wait_for_exit(app)
@@ -101,6 +116,7 @@ async def test_delete_asks_then_removes_the_folder_and_the_row(tiny_corpus, tmp_
         assert "notes.txt" in toasts[-1] and not isinstance(app.screen, ConfirmDelete) and (checkpoints / "b" / "notes.txt").exists()
 
         await highlight(pilot, "a")
+        stale = app.controller.view("a")
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDelete), "the confirmation")
         await pilot.press("n")
@@ -114,7 +130,7 @@ async def test_delete_asks_then_removes_the_folder_and_the_row(tiny_corpus, tmp_
         assert toasts[-1].startswith("Deleted run 'a': 3 files (") and not (checkpoints / "a").exists()
         assert app.session.get("a") is None and "a" not in app.runs_table.rows and app.session.shown == []
         assert app.plots.session.get("a") is None and app.generation.columns == []
-        await pilot.pause(0.6)  # the follower's next looks do not bring it back
+        await look_again(pilot, stale)
         assert sorted(app.session.runs) == ["b"]
 
 
