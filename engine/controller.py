@@ -380,7 +380,7 @@ class Controller:
         from engine.settings import setting
 
         planned = view.record.config.train.epochs
-        most = int(setting("train.epochs").bounds[1][0] or planned + more) - planned
+        most = int(setting("train.epochs").bounds[1][0]) - planned
         if not 1 <= more <= most:
             raise UserError(f"More epochs must be a whole number from 1 to {most} (run {name!r} plans {planned} of at most "
                             f"{planned + most}), not {more}.")
