@@ -1,4 +1,4 @@
-"""The headless commands: train, sweep, generate, runs, corpus-info, reproduce.
+"""The headless commands: train, sweep, generate, runs, stop, delete, rename, corpus-info, reproduce.
 
 Mistakes in the input, and faults of the disk (full, read-only, no permission), end with one
 sentence on stderr and exit code 2. A run that diverges exits 3. One stopped with Ctrl-C or
@@ -32,6 +32,7 @@ from engine.config import (
     parse_weights,
 )
 from engine.errors import UserError
+from engine.manage import add_manage_parsers, cmd_delete, cmd_rename
 from engine.reproduce import add_reproduce_parser, cmd_reproduce
 from engine.safe_io import describe_os_error
 from engine.settings import add_options, given_overrides, settings
@@ -97,6 +98,7 @@ def build_parser() -> ArgumentParser:
     stop = commands.add_parser("stop", help="stop a training or queued run", description="Ask a run to stop; a training run saves a checkpoint.")
     stop.add_argument("run", metavar="RUN")
     stop.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
+    add_manage_parsers(commands)
 
     generate = commands.add_parser("generate", help="continue seed texts with saved runs", description="Continue seed texts with one or more saved runs.")
     generate.add_argument("runs", nargs="+", metavar="RUN")
@@ -506,6 +508,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "runs": cmd_runs,
     "stop": cmd_stop,
+    "delete": cmd_delete,
+    "rename": cmd_rename,
     "corpus-info": cmd_corpus_info,
     "reproduce": cmd_reproduce,
 }

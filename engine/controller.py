@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,7 @@ class RunView:
     total_steps: int = 0
     message: str | None = None
     problem: str | None = None
+    created: str = ""  # when the run was queued or first saved (ISO 8601, UTC): the order runs are numbered in
 
     @property
     def progress(self) -> float:
@@ -156,10 +158,12 @@ class Controller:
         config = record.config if record else _request_config(request)
         message = (request or {}).get("message") if record is None else record.message
         beat = live.beat if live.alive else None
+        created = (record.created if record else None) or (request or {}).get("created")
         return RunView(name, status, config, record, live.alive, live.holder.pid if live.alive else None,
                        live.holder.host if live.alive else None, beat.device if beat else None,
                        beat.step if beat else 0, beat.total_steps if beat else 0,
-                       message if isinstance(message, str) else None, problem)
+                       message if isinstance(message, str) else None, problem,
+                       created if isinstance(created, str) else _folder_time(folder))
 
     def views(self) -> list[RunView]:
         """Every run folder under the checkpoints folder (symlinks and dot-folders skipped), newest first."""
@@ -203,7 +207,7 @@ class Controller:
         for config in configs:
             name = rundir.reserve(self.checkpoints, config.name) if rename else rundir.claim(self.checkpoints, config.name)
             config = config.model_copy(update={"name": name})
-            self._write_request(name, {"status": "queued", "config": config.model_dump(mode="json")})
+            self._write_request(name, {"status": "queued", "config": config.model_dump(mode="json"), "created": _iso(time.time())})
             names.append(name)
         return names
 
@@ -334,6 +338,32 @@ class Controller:
             raise UserError(f"Run {name!r} is already {view.status}.")
         if view.status == "finished":
             raise UserError(f"Run {name!r} finished all its epochs; 'lm-explorer train --resume {name} --epochs N' trains it further.")
+        return self._relaunch(name, view, device)
+
+    def train_further(self, name: str, more: int, device: str = "auto") -> str:
+        """Train a saved run that is not alive ``more`` epochs past its planned end, detached, from its last checkpoint.
+
+        Its epochs become planned + ``more``: what ``lm-explorer train --resume NAME --epochs TOTAL`` does in the
+        foreground (there ``--epochs`` is the new total).
+        """
+        view = self._known(name)
+        if view.status not in rundir.RESUMABLE:
+            raise UserError(f"Run {name!r} is {view.status}; stop it first (x in the app), then give it more epochs.")
+        if view.record is None:
+            raise UserError(f"Run {name!r} never saved a checkpoint, so there is nothing to train further; r starts it.")
+        from engine.settings import setting
+
+        planned = view.record.config.train.epochs
+        ceiling = setting("train.epochs").bounds[1][0]
+        assert ceiling is not None, "train.epochs has an upper bound"
+        most = int(ceiling) - planned
+        if not 1 <= more <= most:
+            raise UserError(f"More epochs must be a whole number from 1 to {most} (run {name!r} plans {planned} of at most "
+                            f"{planned + most}), not {more}.")
+        return self._relaunch(name, view, device, epochs=planned + more)
+
+    def _relaunch(self, name: str, view: RunView, device: str, epochs: int | None = None) -> str:
+        """Queue a saved (or once queued) run again and start its trainer, detached; ``epochs``: its new total."""
         folder = self.checkpoints / name
         request = rundir.read_json(folder / rundir.REQUEST_FILE) or {}
         if view.record is None and not isinstance(request.get("config"), dict):
@@ -342,7 +372,9 @@ class Controller:
         request.update(status="queued", message=None)
         self._write_request(name, request)
         slot = plan_slots(device if device != "auto" or view.config is None else view.config.train.device, 1, 1)[0]
-        self.executor.launch(JobSpec((name,), self.checkpoints, slot.device, slot.threads))
+        self.executor.launch(JobSpec((name,), self.checkpoints, slot.device, slot.threads, epochs=epochs))
+        if epochs is not None:
+            return f"Run {name!r} trains on to epoch {epochs} on {slot.device}."
         return f"Run {name!r} resumes on {slot.device}."
 
     def _known(self, name: str) -> RunView:
@@ -355,6 +387,19 @@ class Controller:
 
     def _reap(self) -> None:
         self._children = [child for child in self._children if child.poll() is None]
+
+
+def _iso(seconds: float) -> str:
+    """A time as ``run.json`` writes its ``created``: ISO 8601 in UTC, to the millisecond."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _folder_time(folder: Path) -> str:
+    """A run folder's modification time, for a run that says nothing of its creation (empty when unreadable)."""
+    try:
+        return _iso(folder.lstat().st_mtime)
+    except OSError:
+        return ""
 
 
 def _request_config(request: dict[str, Any] | None) -> RunConfig | None:

@@ -29,7 +29,8 @@ TRAINER_NICE = 5
 @dataclass(frozen=True)
 class JobSpec:
     """One trainer process: ``runs`` (folders under ``checkpoints``, queued or resumable) on ``device`` with ``threads``;
-    ``stacked``: the runs (all queued, differing only in their objective) train as one stacked model (:mod:`engine.stacked`)."""
+    ``stacked``: the runs (all queued, differing only in their objective) train as one stacked model (:mod:`engine.stacked`);
+    ``epochs``: saved runs train on to this many epochs in all."""
 
     runs: tuple[str, ...]
     checkpoints: Path
@@ -37,11 +38,13 @@ class JobSpec:
     threads: int
     stacked: bool = False
     nice: int = TRAINER_NICE
+    epochs: int | None = None  # a saved run's new total of epochs (trained further)
 
     def command(self) -> list[str]:
         """The trainer command (:mod:`engine.worker`), the same on any box."""
         return [sys.executable, "-m", "engine.worker", "--checkpoints", str(self.checkpoints), "--device", self.device,
-                "--threads", str(self.threads), "--nice", str(self.nice), *(["--stacked"] if self.stacked else []), *self.runs]
+                "--threads", str(self.threads), "--nice", str(self.nice), *(["--stacked"] if self.stacked else []),
+                *(["--epochs", str(self.epochs)] if self.epochs is not None else []), *self.runs]
 
     @property
     def log(self) -> Path:

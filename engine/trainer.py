@@ -195,6 +195,7 @@ class Trainer:
         else:
             record = self._resuming.model_copy(update={"config": config, "status": "training", "message": None, "versions": versions()})
             load_optimizer_state(self.directory, record, optimizer)
+            self.directory.write_record(record)  # readers see it training to its new epochs; one that dies reads as interrupted
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)

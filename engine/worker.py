@@ -53,19 +53,19 @@ def queued_config(checkpoints: Path, name: str, device: str) -> RunConfig:
     return config.model_copy(update={"name": name, "train": config.train.model_copy(update={"device": device})})
 
 
-def build_trainer(checkpoints: Path, name: str, device: str) -> Trainer:
-    """The trainer for one folder: resume a saved run, or start the queued one."""
+def build_trainer(checkpoints: Path, name: str, device: str, epochs: int | None = None) -> Trainer:
+    """The trainer for one folder: resume a saved run (to ``epochs`` in all, when given), or start the queued one."""
     from engine.trainer import Trainer
 
     if (checkpoints / name / rundir.RECORD_FILE).exists():
-        return Trainer.resume(checkpoints, name, device=device)
+        return Trainer.resume(checkpoints, name, epochs=epochs, device=device)
     return Trainer.new(queued_config(checkpoints, name, device), checkpoints, queued=True)
 
 
-def train_run(checkpoints: Path, name: str, device: str, trainers: list[Trainer | StackedTrainer]) -> int:
+def train_run(checkpoints: Path, name: str, device: str, trainers: list[Trainer | StackedTrainer], epochs: int | None = None) -> int:
     """Train one run to its end; the exit code its final status calls for."""
     try:
-        trainer = build_trainer(checkpoints, name, device)
+        trainer = build_trainer(checkpoints, name, device, epochs)
     except UserError as error:
         return refused(checkpoints / name, str(error))
     trainers.append(trainer)
@@ -106,16 +106,19 @@ def follow(checkpoints: Path, events: Iterable[Event]) -> dict[str, int]:
 
 
 def refused(folder: Path, message: str) -> int:
-    """A run that could not start: a queued one keeps the reason in its request (status ``failed``)."""
+    """A run that could not start: a queued one keeps the reason in its request (status ``failed``); a saved one that
+    was to resume drops its request, so it reads as it was saved again (the reason is in its ``trainer.log``)."""
     print(f"error: {message}", flush=True)
     request = rundir.read_json(folder / rundir.REQUEST_FILE)
     if request is not None and not (folder / rundir.RECORD_FILE).exists():
         request.update(status="failed", message=message)
         atomic_write(folder / rundir.REQUEST_FILE, json.dumps(request).encode())
+    elif request is not None:
+        (folder / rundir.REQUEST_FILE).unlink(missing_ok=True)
     return 2
 
 
-def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = False) -> int:
+def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = False, epochs: int | None = None) -> int:
     """Train every run of the job (one after the other, or ``stacked``); SIGTERM/SIGINT stop the training ones and the rest do not start."""
     trainers: list[Trainer | StackedTrainer] = []
     stopping: list[int] = []
@@ -135,7 +138,7 @@ def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = 
         if stopping:
             rundir.request_stop(checkpoints / name)
             continue
-        codes.append(train_run(checkpoints, name, device, trainers))
+        codes.append(train_run(checkpoints, name, device, trainers, epochs))
     return max(codes, default=130, key=SEVERITY.__getitem__)
 
 
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--stacked", action="store_true", help="train the (queued) runs as one stacked model")
     parser.add_argument("--nice", type=int, default=0, help="niceness to add (lower CPU priority than interactive processes)")
+    parser.add_argument("--epochs", type=int, help="saved runs train on to this many epochs in all (trained further)")
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args(argv)
     if args.nice > 0:
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    return train_job(args.checkpoints, args.runs, args.device, args.stacked)
+    return train_job(args.checkpoints, args.runs, args.device, args.stacked, args.epochs)
 
 
 if __name__ == "__main__":

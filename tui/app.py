@@ -38,6 +38,7 @@ from engine.errors import UserError
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
 from tui.memory import load_memory, recall_view, remember, save_memory
+from tui.run_actions import RunManagement
 from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
 from tui.screens.run_detail import RunDetail
@@ -55,7 +56,7 @@ FOLLOW_AFTER_S = 0.2
 STOP_WAIT_S = 120.0
 
 
-class ExplorerApp(App[int]):
+class ExplorerApp(RunManagement, App[int]):
     """Choose an objective and weight, watch entropy, KL and losses live, compare runs' continuations."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -164,12 +165,12 @@ class ExplorerApp(App[int]):
             # so that full collections (which hold the GIL) stay short while runs train.
             gc.freeze()
         runs_changed = False
-        for update in message.updates:
+        for update in sorted(message.updates, key=lambda update: update.view.created):  # new runs are numbered in the order they were made
             view = update.view
             run = self.session.get(view.name)
             if run is None:
-                if view.config is None:
-                    continue
+                if view.config is None or not (self.checkpoints / view.name).is_dir():
+                    continue  # a look from before this app renamed or deleted it
                 # Runs alive when the app starts (or started elsewhere later), and those shown when it last closed, are shown.
                 shown = view.status in ("queued", "training") or view.name in self.memory.shown
                 run = self.session.add(view.name, view.config, shown=shown, history_loaded=shown)
@@ -363,12 +364,7 @@ class ExplorerApp(App[int]):
         except UserError as error:
             self.notify(str(error), severity="warning")
             return
-        if not run.shown:
-            run.shown = True
-            self.follower.follow(run.name)
-            self._runs_changed()
-        self._row_changed(run.name)
-        self.follower.look_now()
+        self._follow_again(run)
 
     async def action_quit(self) -> None:
         """Quit; while runs train, ask whether to leave them training (the default) or stop them with a checkpoint."""

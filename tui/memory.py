@@ -1,4 +1,4 @@
-"""What the app remembers per checkpoints folder: the form, pinned seeds, shown runs and the view's toggles.
+"""What the app remembers per checkpoints folder: the form, pinned seeds, shown runs, run numbers and the view's toggles.
 
 Kept in ``<checkpoints>/.lm-explorer-app.json`` (a dot file: run listings skip it), written
 atomically when the app closes and read when it opens. The file lives in a folder that is a trust
@@ -36,12 +36,15 @@ class Memory(BaseModel):
     smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     words: str = Field(default="10", max_length=8)
     sampling: bool = False
+    numbers: dict[str, int] = Field(default_factory=dict, max_length=20_000)  # run name → its number in the runs list
+    next_number: int = Field(default=1, ge=1, le=10**9)
 
     def bounded(self) -> Memory:
         """The same memory with over-long texts dropped."""
         return self.model_copy(update={
             "form": {key: value for key, value in self.form.items() if len(key) < 64 and len(value) <= MAX_TEXT},
             "seeds": [seed for seed in self.seeds if len(seed) <= MAX_TEXT],
+            "numbers": {name: number for name, number in self.numbers.items() if len(name) <= 80 and 1 <= number <= 10**9},
         })
 
 
@@ -70,17 +73,19 @@ def save_memory(checkpoints: Path, memory: Memory) -> None:
 def remember(app: Any) -> Memory:
     """The app's state worth keeping (``app`` is the ExplorerApp)."""
     form, plots, generation = app.form, app.plots, app.generation
+    numbers = {name: number for name, number in app.session.numbers.items() if (Path(app.checkpoints) / name).is_dir()}
     return Memory(form=form.values(), extra=form.extra, seeds=list(generation.seeds),
                   shown=[run.name for run in app.session.shown], log_scale=plots.log_scale, validation=plots.validation,
                   smoothing=plots.smoothing, words=generation.query_one("#words").value,
-                  sampling=generation.query_one("#sampling").value)
+                  sampling=generation.query_one("#sampling").value, numbers=numbers, next_number=app.session.next_number)
 
 
 def recall_view(app: Any, memory: Memory) -> None:
-    """Put back the form, the seeds and the toggles (shown runs come back once the saved runs are listed).
+    """Put back the form, the seeds, the toggles and the run numbers (shown runs come back once the saved runs are listed).
 
     A corpus given on the command line wins over the remembered one.
     """
+    app.session.recall_numbers(memory.numbers, memory.next_number)
     app.form.restore({key: value for key, value in memory.form.items() if not (key == "corpus" and app.corpus_paths)}, memory.extra)
     plots = app.plots
     plots.log_scale, plots.validation, plots.smoothing = memory.log_scale, memory.validation, memory.smoothing

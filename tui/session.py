@@ -106,16 +106,31 @@ class RunState:
 
 
 class Session:
-    """The runs of this session and the saved ones, in order of appearance."""
+    """The runs of this session and the saved ones, in order of appearance.
+
+    A run's number (and so its color) is the same in every launch on a checkpoints folder: the
+    numbers an earlier launch gave are recalled (:meth:`recall_numbers`, from :mod:`tui.memory`),
+    and a run they do not name gets the next number after every number given so far (the app adds
+    runs in the order they were made). A deleted run's number is not given again.
+    """
 
     def __init__(self) -> None:
         self.runs: dict[str, RunState] = {}
-        self._count = 0
+        self.numbers: dict[str, int] = {}  # every number given or recalled, by run name
+        self.next_number = 1
+
+    def recall_numbers(self, numbers: dict[str, int], next_number: int) -> None:
+        """The numbers an earlier launch gave: those runs get theirs again, new ones count on after all of them."""
+        self.numbers = dict(numbers)
+        self.next_number = max([next_number, *(number + 1 for number in numbers.values())])
 
     def add(self, name: str, config: RunConfig, **state: Any) -> RunState:
-        """A new run with the next number and color."""
-        self._count += 1
-        number = self._count
+        """A new run with its number (recalled, else the next) and that number's color."""
+        number = self.numbers.get(name)
+        if number is None or any(run.number == number for run in self.runs.values()):
+            number = self.next_number
+        self.next_number = max(self.next_number, number + 1)
+        self.numbers[name] = number
         run = RunState(name=name, config=config, number=number, color=PALETTE[(number - 1) % len(PALETTE)], **state)
         self.runs[name] = run
         return run
@@ -125,6 +140,18 @@ class Session:
 
     def remove(self, name: str) -> None:
         self.runs.pop(name, None)
+        self.numbers.pop(name, None)
+
+    def rename(self, old: str, new: str) -> RunState | None:
+        """The run ``old`` is called ``new`` from now on: same place, number, color and state."""
+        run = self.runs.get(old)
+        if run is None:
+            return None
+        run.name = new
+        run.config = run.config.model_copy(update={"name": new})
+        self.runs = {new if name == old else name: state for name, state in self.runs.items()}
+        self.numbers[new] = self.numbers.pop(old, run.number)
+        return run
 
     @property
     def shown(self) -> list[RunState]:

@@ -218,6 +218,15 @@ class GenerationPanel(Vertical):
             self.columns = columns
         self._generate_stale()
 
+    def rename_run(self, old: str, new: str) -> None:
+        """A shown run is called ``new`` now: its cells stay (the next :meth:`show_runs` names its column)."""
+        for store in (self.results, self.epochs):
+            for seed in [seed for seed, run in store if run == old]:
+                store[(seed, new)] = store.pop((seed, old))
+        worker = self._workers.pop(old, None)
+        if worker is not None:
+            worker.cancel()  # it loads the old folder's name: the next show_runs generates what is missing
+
     def add_seed(self, seed: str) -> None:
         """Pin a seed text (once) and generate its row."""
         seed = " ".join(seed.split())

@@ -9,7 +9,7 @@ best so far, once the run's history is loaded), entropy, KL and accuracy, distin
 differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
 are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on a column's header
 (a second click reverses). A click on a run's ●/○ shows or hides it. Space, ``s`` (show only this run),
-``h`` (hide all), ``x`` and ``r`` act through the app's actions.
+``h`` (hide all), ``x``, ``r``, ``e`` (more epochs), ``n`` (rename) and ``d`` (delete) act through the app's actions.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ class RunsTable(DataTable):
         Binding("h", "app.hide_all", "Hide all", show=False),
         Binding("x", "app.stop_run", "Stop"),
         Binding("r", "app.resume_run", "Resume"),
+        Binding("e", "app.continue_run", "More epochs", show=False),
+        Binding("n", "app.rename_run", "Rename", show=False),
+        Binding("d,delete", "app.delete_run", "Delete", key_display="d / delete", show=False),
         Binding("i", "details", "Details"),
         Binding("slash", "open_filter", "Filter"),
         Binding("o", "sort_next", "Sort", show=False),

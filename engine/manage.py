@@ -1,0 +1,204 @@
+"""Deleting and renaming runs: ``lm-explorer delete RUN [--yes]`` and ``lm-explorer rename RUN NEW``, and the app's same actions.
+
+A run is a folder directly inside the checkpoints folder, and its folder's name is its identity
+(:meth:`engine.checkpoint.RunDirectory.read_record` takes the name from the folder, not from
+``run.json``), so renaming a run is renaming its folder, and nothing inside it changes.
+
+Both refuse a run that trains or waits to train (:data:`engine.rundir.ALIVE`, as the folder says
+to any reader), and take the run's writer lock (:class:`engine.rundir.RunLock`) for the time they
+work, so no trainer can start on the folder meanwhile. The folder is a trust boundary
+(:mod:`engine.safe_io`): a run folder that is a symbolic link is refused, nothing inside one is
+followed, and deleting removes only the files lm-explorer writes there (:func:`run_files`):
+anything else in the folder (a subfolder, a file of the user's) makes it refuse before it
+removes anything. Renaming first creates the new, empty folder (``mkdir`` is atomic, so no other
+process can take the name meanwhile), then renames the run's folder over it (``os.rename``: the
+run has one name or the other, never both or neither).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine import rundir
+from engine.config import RUN_NAME_PATTERN
+from engine.errors import UserError
+from engine.safe_io import TEMP_SUFFIX, describe_os_error
+
+if TYPE_CHECKING:
+    from engine.cli import ArgumentParser
+
+_WRITTEN = (rundir.RECORD_FILE, rundir.METRICS_FILE, *rundir.PROTOCOL_FILES)
+RUN_FILE_PATTERN = re.compile(
+    r"^(?:" + "|".join(map(re.escape, _WRITTEN)) + r"|(?:model|optimizer)-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors"
+    r"|\.(?:" + "|".join(map(re.escape, _WRITTEN)) + r"|model-|optimizer-)[^/]*" + re.escape(TEMP_SUFFIX) + r")$")
+"""The names of the files lm-explorer writes in a run folder: the record, metrics, tensors, protocol files and their temporary files."""
+
+
+def check_name(name: str, what: str = "Run name") -> str:
+    """``name`` if it is a plain run folder name, else the sentence saying what one is."""
+    if not RUN_NAME_PATTERN.fullmatch(name):
+        raise UserError(f"{what} {name!r} is not a plain folder name: use 1–80 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit.")
+    return name
+
+
+def run_folder(checkpoints: Path, name: str) -> Path:
+    """The folder of the run ``name``: a real folder (not a link) directly inside ``checkpoints``, holding a run."""
+    from engine.controller import Controller
+
+    check_name(name)
+    folder = Path(checkpoints) / name
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        raise UserError(f"No run named {name!r} in {str(checkpoints)!r}; 'lm-explorer runs' lists them.") from None
+    if stat.S_ISLNK(mode):
+        raise UserError(f"Run {name!r} is a symbolic link ({str(folder)!r}), not a run folder; lm-explorer follows no links "
+                        "in the checkpoints folder — remove the link yourself if you mean to.")
+    if not stat.S_ISDIR(mode):
+        raise UserError(f"{str(folder)!r} is not a folder, so it is not a run; 'lm-explorer runs' lists them.")
+    view = Controller(checkpoints).view(name)
+    if view.status is None and view.problem is None:
+        raise UserError(f"{str(folder)!r} holds no run; 'lm-explorer runs' lists them.")
+    if view.status in rundir.ALIVE:
+        how = f"stop it first ('lm-explorer stop {name}', or x in the app)"
+        raise UserError(f"Run {name!r} is {view.status}" + (f" ({view.trainer})" if view.alive else "") + f"; {how}.")
+    return folder
+
+
+@contextmanager
+def _held(folder: Path, name: str) -> Iterator[rundir.RunLock]:
+    """The run's writer lock for the time of the block (a trainer starting meanwhile is refused with a sentence)."""
+    lock = rundir.RunLock(folder, name)
+    lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def run_files(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of a run folder, all of them files lm-explorer writes (links among them are links, never followed).
+
+    Anything else (a folder, a file by another name) is refused with a sentence naming it.
+    """
+    entries = list(os.scandir(folder))
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) or not RUN_FILE_PATTERN.fullmatch(entry.name):
+            kind = "a folder" if entry.is_dir(follow_symlinks=False) else "a file"
+            raise UserError(f"Run {folder.name!r} holds {kind} lm-explorer did not write ({entry.name!r}); "
+                            f"move it out of {str(folder)!r}, then delete the run.")
+    return entries
+
+
+def size_label(size: int) -> str:
+    """Bytes as ``512 B``, ``12.3 kB``, ``4.1 MB`` or ``1.2 GB``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def describe(folder: Path) -> str:
+    """What deleting the run would remove: ``4 files, 1.2 MB``."""
+    entries = run_files(folder)
+    size = sum(entry.stat(follow_symlinks=False).st_size for entry in entries)
+    return f"{len(entries)} file{'s' * (len(entries) != 1)}, {size_label(size)}"
+
+
+def delete_run(checkpoints: Path, name: str) -> str:
+    """Remove the run ``name`` and its folder; the sentence saying what was deleted."""
+    folder = run_folder(checkpoints, name)
+    with _held(folder, name):
+        entries = [entry for entry in run_files(folder) if entry.name != rundir.LOCK_FILE]
+        size = sum(entry.stat(follow_symlinks=False).st_size for entry in entries)
+        try:
+            for entry in entries:
+                os.unlink(entry.path)  # a link is removed, its target left alone
+        except OSError as error:
+            raise UserError(f"Run {name!r} could not be deleted whole ({describe_os_error(error)} for {entry.name!r}); "
+                            f"what is left is in {str(folder)!r}.") from None
+    try:
+        folder.rmdir()  # the lock file went with the lock
+    except OSError as error:
+        raise UserError(f"Run {name!r}'s files were deleted but its folder {str(folder)!r} was not ({describe_os_error(error)}); "
+                        "something was written into it meanwhile.") from None
+    return f"Deleted run {name!r}: {len(entries)} file{'s' * (len(entries) != 1)} ({size_label(size)}) and its folder {str(folder)!r}."
+
+
+def rename_run(checkpoints: Path, name: str, new: str) -> str:
+    """Rename the run ``name`` to ``new`` (its folder, atomically); the sentence saying so."""
+    check_name(new, "New run name")
+    if new == name:
+        raise UserError(f"Run {name!r} already has that name; give another one.")
+    folder = run_folder(checkpoints, name)
+    target = folder.parent / new
+    try:
+        target.mkdir()  # claims the name: no other process can take it from here on
+    except FileExistsError:
+        raise UserError(f"A run (or file) named {new!r} already exists in {str(checkpoints)!r}; choose another name.") from None
+    except OSError as error:
+        raise UserError(f"Cannot rename runs in {str(checkpoints)!r} ({describe_os_error(error)}).") from None
+    try:
+        with _held(folder, name) as lock:
+            os.rename(folder, target)  # over the empty folder just made: one atomic step
+            lock.folder = target  # the lock's file moved with the folder: let it go there
+    except (OSError, UserError) as error:
+        try:
+            target.rmdir()
+        except OSError:
+            pass
+        if isinstance(error, UserError):
+            raise
+        raise UserError(f"Run {name!r} could not be renamed ({describe_os_error(error)}); it keeps its name.") from None
+    return f"Renamed run {name!r} to {new!r}."
+
+
+# The CLI --------------------------------------------------------------------------------------------
+
+def add_manage_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
+    """The ``delete`` and ``rename`` subcommands (called from :func:`engine.cli.build_parser`)."""
+    from engine.cli import DEFAULT_CHECKPOINTS
+
+    delete = commands.add_parser("delete", help="delete a run and its folder",
+                                 description="Delete a run that is not training: its checkpoint, metrics and folder. "
+                                             "Asks first unless --yes; refuses a folder holding files lm-explorer did not write.")
+    delete.add_argument("run", metavar="RUN")
+    delete.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    delete.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
+
+    rename = commands.add_parser("rename", help="rename a run", description="Rename a run that is not training (its folder is its name).")
+    rename.add_argument("run", metavar="RUN")
+    rename.add_argument("new", metavar="NEW")
+    rename.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from engine.cli import checkpoints_folder
+
+    checkpoints = checkpoints_folder(args.checkpoints, create=False)
+    if not args.yes:
+        what = describe(run_folder(checkpoints, args.run))
+        if not sys.stdin.isatty():
+            raise UserError(f"Deleting run {args.run!r} ({what}) cannot be undone; give --yes to delete it without asking.")
+        answer = input(f"Delete run {args.run!r} ({what})? This cannot be undone. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"Run {args.run!r} is kept.")
+            return 0
+    print(delete_run(checkpoints, args.run))
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from engine.cli import checkpoints_folder
+
+    print(rename_run(checkpoints_folder(args.checkpoints, create=False), args.run, args.new))
+    return 0
