@@ -47,10 +47,10 @@ def test_metric_lines_fill_the_series_live_and_from_history():
                {"kind": "epoch", "step": 10, "epoch": 1, "train_loss": 3.5, "val_loss": 3.0, "entropy": 0.5, "kl": 1.5}]
     run.load_history(history, STUDY)
     assert run.history_loaded and run.definitions == STUDY
-    assert run.series["train_loss"] == [(0.2, 4.0)]  # epoch lines' running means are not training windows
-    assert run.series["val_loss"] == [(1.0, 3.0)] and run.series["kl"] == [(1.0, 1.5)]
+    assert run.points("train_loss") == [(0.2, 4.0)]  # epoch lines' running means are not training windows
+    assert run.points("val_loss") == [(1.0, 3.0)] and run.points("kl") == [(1.0, 1.5)]
     run.add_lines([{"kind": "step", "step": 12, "epoch": 1.2, "train_loss": "nan", "train_entropy": 0.9, "train_kl": 1.9}, {"bad": 1}])
-    assert run.series["train_entropy"] == [(0.2, 1.0), (1.2, 0.9)] and run.series["train_loss"] == [(0.2, 4.0)]
+    assert run.points("train_entropy") == [(0.2, 1.0), (1.2, 0.9)] and run.points("train_loss") == [(0.2, 4.0)]
     assert run.epoch == 1.2
 
 
