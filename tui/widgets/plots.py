@@ -387,8 +387,8 @@ class MetricPlots(Vertical):
         return float(min(pairs, key=lambda pair: abs(pair[0] - x))[1]) if pairs else None
 
     def action_select_pane(self, step: int) -> None:
+        """The next or previous pane becomes the one ↑ / ↓ / y act on (its title is marked ▸)."""
         self.selected = (self.selected + step) % len(self.panes)
-        self.notify(f"Selected pane: {self.panes[self.selected].title} (↑ / ↓ zoom its y, y fits it).")
 
     def action_zoom_y(self, factor: float) -> None:
         """Scale the selected pane's y range by ``factor`` (0: fit all of it again); a range as tall as the fit is no zoom."""
