@@ -78,3 +78,18 @@ def test_cells_flag_unknown_seed_words_and_errors():
     assert markdown_cell(continuation) == "[unknown: yrok] york york"
     assert str(cell_text("Seed text 'zzz' has no word that run 'r' knows.")).startswith("⚠ Seed text")
     assert str(cell_text(None)) == "…" and markdown_cell(None) == ""
+
+
+def test_points_sit_on_each_x_axis_and_a_resumed_runs_lines_supersede_the_lost_ones():
+    run = Session().add("r", CONFIG)
+    run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.0},  # written before wall time was recorded
+                   {"kind": "step", "step": 10, "epoch": 1.0, "train_loss": 3.8, "wall_s": 2.0, "pairs_per_s": 500.0},
+                   {"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 3.5, "wall_s": 2.5, "pairs_per_s": 400.0},
+                   {"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.6, "wall_s": 3.5, "pairs_per_s": 450.0}])
+    assert run.points("train_loss", "step") == [(5, 4.0), (10, 3.8), (15, 3.6)]
+    assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.5, 3.6)] and run.pairs_per_s == 450.0
+    # killed at step 15, resumed from the checkpoint at step 10: its clock goes on from 2.5 s
+    run.add_lines([{"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.55, "wall_s": 3.2, "pairs_per_s": 600.0}])
+    assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.2, 3.55)] and run.points("val_loss", "wall") == [(2.5, 3.5)]
+    run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.1, "wall_s": 1.0}])  # resumed from the start
+    assert run.points("train_loss") == [(0.5, 4.1)] and run.points("val_loss") == [] and run.pairs_per_s == 600.0

@@ -53,8 +53,8 @@ class RunState:
     """One run as the app shows it.
 
     ``series`` maps a metric name to its points, in the order the run recorded them
-    (:meth:`points` gives them as (x, value) on one axis); ``revision`` grows with every line
-    folded in; ``pairs_per_s`` is the throughput on the latest line that gave one;
+    (:meth:`points` gives them as (x, value) on one axis); ``pairs_per_s`` is the throughput on
+    the latest line that gave one;
     ``checkpoint_version`` grows each time a newer checkpoint lands on disk, so the generation
     table knows when to regenerate.
     """
@@ -70,7 +70,6 @@ class RunState:
     metrics: dict[str, float] = field(default_factory=dict)
     definitions: dict[str, str] = field(default_factory=dict)
     series: dict[str, list[Point]] = field(default_factory=dict)
-    revision: int = 0
     pairs_per_s: float | None = None
     message: str | None = None
     checkpoint_version: int = 0
@@ -129,7 +128,6 @@ class RunState:
             if _number(rate):
                 self.pairs_per_s = float(rate)
             self.epoch = max(self.epoch, float(epoch))
-            self.revision += 1
 
     def points(self, name: str, axis: str = "epoch") -> list[tuple[float, float]]:
         """The series ``name`` as (x, value) on ``axis`` (one of :data:`X_AXES`); points without that x are left out."""

@@ -544,7 +544,8 @@ class MetricPlots(Vertical):
             name = self.series_name(pane)
             signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name, self.x_axis,
                          self.y_zoom.get(pane.id), self.has_focus and self.panes.index(pane) == self.selected,
-                         tuple((run.name, run.revision, len(run.series.get(name, ())), tuple(run.definitions.items())) for run in runs))
+                         tuple((run.name, len(run.series.get(name, ())), (run.series.get(name) or [None])[-1], tuple(run.definitions.items()))
+                               for run in runs))  # the last point too: a resumed run's rewind may keep the count
             if self._signatures.get(pane.id) != signature:
                 self._signatures[pane.id] = signature
                 try:
