@@ -92,7 +92,9 @@ async def test_the_runs_list_shows_and_sorts_by_the_latest_throughput(tiny_corpu
     checkpoints = tmp_path / "checkpoints"
     write_hand_made_run(checkpoints, "fast")
     write_hand_made_run(checkpoints, "slow", metrics=[{**line, "pairs_per_s": line["pairs_per_s"] / 16} for line in hand_made_metrics(3)])
-    write_hand_made_run(checkpoints, "hidden")
+    write_hand_made_run(checkpoints, "hidden", metrics=[{**line, "pairs_per_s": line["pairs_per_s"] * 2} for line in hand_made_metrics(3)])
+    write_hand_made_run(checkpoints, "old", metrics=[{key: value for key, value in line.items() if key not in ("wall_s", "pairs_per_s")}
+                                                     for line in hand_made_metrics(3)])  # from before the engine recorded them
     app = make_app(tiny_corpus, checkpoints)
     async with app.run_test(size=(160, 48)) as pilot:
         await show_runs(pilot, "fast", "slow")
@@ -102,15 +104,16 @@ async def test_the_runs_list_shows_and_sorts_by_the_latest_throughput(tiny_corpu
             await wait_for(pilot, lambda name=name, last=last: str(table.get_cell(name, "pairs_per_s")) == rate_label(last["pairs_per_s"]),
                            f"{name}'s throughput")
         assert (str(table.get_cell("fast", "pairs_per_s")), str(table.get_cell("slow", "pairs_per_s"))) == ("10.2k/s", "640/s")
-        assert str(table.get_cell("hidden", "pairs_per_s")) == "–"  # its history is not loaded
+        assert str(table.get_cell("hidden", "pairs_per_s")) == "20.5k/s" and not app.session.get("hidden").series  # its last line alone
+        assert str(table.get_cell("old", "pairs_per_s")) == "–"
         column = [column.key.value for column in table.ordered_columns].index("pairs_per_s")
         header_x = sum(c.get_render_width(table) for c in table.ordered_columns[:column]) + 2
         await pilot.click(type(table), offset=(header_x, 0))
         await wait_for(pilot, lambda: table.sort_column == "pairs_per_s", "the sort")
-        assert table.listed == ["slow", "fast", "hidden"]  # a missing value sorts last
+        assert table.listed == ["slow", "fast", "hidden", "old"]  # a missing value sorts last
         await pilot.click(type(table), offset=(header_x, 0))
-        await wait_for(pilot, lambda: table.listed[0] == "hidden", "the reversed sort")
-        assert table.listed == ["hidden", "fast", "slow"]
+        await wait_for(pilot, lambda: table.listed[0] == "old", "the reversed sort")
+        assert table.listed == ["old", "hidden", "fast", "slow"]
 
 
 async def test_y_zoom_acts_on_the_selected_pane_alone_and_survives_log_y(tiny_corpus, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from engine.config import build_run_config
 from engine.controller import RunView
 from engine.generate import Alternative, Continuation, GenerationStep
@@ -93,3 +95,19 @@ def test_points_sit_on_each_x_axis_and_a_resumed_runs_lines_supersede_the_lost_o
     assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.2, 3.55)] and run.points("val_loss", "wall") == [(2.5, 3.5)]
     run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.1, "wall_s": 1.0}])  # resumed from the start
     assert run.points("train_loss") == [(0.5, 4.1)] and run.points("val_loss") == [] and run.pairs_per_s == 600.0
+
+
+def test_the_last_metrics_line_of_an_unfollowed_run_is_its_last_complete_one(tmp_path):
+    from tui.follow import LAST_LINE_LIMIT, read_last_line
+
+    path = tmp_path / "r" / "metrics.jsonl"
+    path.parent.mkdir()
+    lines = [{"kind": "step", "step": step, "pairs_per_s": 100.0 * step, "pad": "x" * 200} for step in range(1, 1000)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "step", "ste')  # a line still being written
+    assert path.stat().st_size > LAST_LINE_LIMIT and read_last_line(path) == lines[-1]
+    path.write_text("")
+    assert read_last_line(path) is None and read_last_line(tmp_path / "r" / "absent.jsonl") is None
+    run = Session().add("r", CONFIG)
+    run.note_latest(lines[-1])
+    run.note_latest(None)
+    assert run.pairs_per_s == 99900.0

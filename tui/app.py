@@ -184,6 +184,7 @@ class ExplorerApp(App[int]):
                 if update.definitions and not run.definitions:
                     run.definitions = dict(update.definitions)
                 run.add_lines(update.lines)
+            run.note_latest(update.latest)
             if update.lines or update.restart:
                 self.plots.mark_changed()
             if run.checkpoint_version != before[1]:

@@ -129,6 +129,12 @@ class RunState:
                 self.pairs_per_s = float(rate)
             self.epoch = max(self.epoch, float(epoch))
 
+    def note_latest(self, line: dict[str, Any] | None) -> None:
+        """The last metrics line of a run whose history is not followed: its throughput, for the runs list."""
+        rate = (line or {}).get("pairs_per_s")
+        if _number(rate):
+            self.pairs_per_s = float(rate)
+
     def points(self, name: str, axis: str = "epoch") -> list[tuple[float, float]]:
         """The series ``name`` as (x, value) on ``axis`` (one of :data:`X_AXES`); points without that x are left out."""
         located = ((getattr(point, axis), point.value) for point in self.series.get(name, ()))

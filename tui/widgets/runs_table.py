@@ -3,9 +3,9 @@
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
 status (with progress while training), epoch, the latest training loss, validation loss (and the
 best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
-(collapsed runs marked), throughput (training pairs per second on the latest metrics line of a
-loaded history: a training window's while it trains, the last epoch's, validation and checkpoint
-included, once it ends), objective and weight.
+(collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
+a training window's while it trains, the last epoch's, validation and checkpoint included, once
+it ends), objective and weight.
 
 ``i`` opens the highlighted run's settings, beside those of the other shown runs with their
 differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
