@@ -23,6 +23,7 @@ from tui.screens.confirm_quit import ConfirmQuit
 from tui.screens.help import HelpScreen
 from tui.screens.run_detail import RunDetail
 from tui.widgets.generation import SEED_CELL_WIDTH
+from tui.session import Point
 from tui.widgets.plots import PANES
 from tui.widgets.runs_table import RunsTable
 
@@ -290,7 +291,7 @@ async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, t
     async with app.run_test(size=(100, 30)) as pilot:
         await show_runs(pilot, "a")
         run = app.session.get("a")
-        run.series["train_kl"][0] = (run.series["train_kl"][0][0], 0.0)  # a zero has no logarithm
+        run.series["train_kl"][0] = run.series["train_kl"][0]._replace(value=0.0)  # a zero has no logarithm
         await pilot.press("f3", "l")
         for keys in (("f2",), ("f3",), ("f4", "f3")):
             await pilot.press(*keys)
@@ -298,7 +299,7 @@ async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, t
         for size in ((80, 24), (160, 48), (100, 30)):
             await pilot.resize_terminal(*size)
             await redrawn(pilot)
-        run.series["train_loss"].append((3.25, 5.4))
+        run.series["train_loss"].append(Point(26, 3.25, 135.0, 5.4))
         app.plots.mark_changed()
         await redrawn(pilot)
         assert app.return_code is None and app.is_running
@@ -365,7 +366,7 @@ async def test_smoothing_cycles_and_keeps_the_raw_points(tiny_corpus, tmp_path):
             assert plots.smoothing == expected
             title = plots.pane_title(PANES[2], app.session.shown)
             assert (f"EMA {expected:g}" in title) == bool(expected)
-        assert plots.drawn["train-loss"][plots.legend(app.session.get("a"))] == app.session.get("a").series["train_loss"]
+        assert plots.drawn["train-loss"][plots.legend(app.session.get("a"))] == app.session.get("a").points("train_loss")
 
 
 
@@ -487,7 +488,7 @@ async def test_runs_list_filters_sorts_and_shows_only_one(tiny_corpus, tmp_path)
         table = app.runs_table
         await wait_for(pilot, lambda: str(table.get_cell("kl-big", "best_val_loss")) != "–", "the best values")
         best = str(table.get_cell("kl-big", "best_val_loss"))
-        assert best == f"{min(v for _, v in app.session.get('kl-big').series['val_loss']):.4g}" == "7.75"
+        assert best == f"{min(v for _, v in app.session.get('kl-big').points('val_loss')):.4g}" == "7.75"
         assert str(table.get_cell("kl-big", "train_loss")) == "7.5" and str(table.get_cell("kl-big", "kl")) == "0.85"
 
         await pilot.press("slash", *"kl")
@@ -695,7 +696,7 @@ async def test_x_zoom_narrows_the_range_and_fits_y_to_it(tiny_corpus, tmp_path):
         label = plots.legend(app.session.get("a"))
         drawn = plots.drawn["train-loss"][label]
         assert drawn and all(1.3125 <= x <= 2.6875 for x, _ in drawn)
-        assert [x for x, _ in drawn] == [x for x, _ in app.session.get("a").series["train_loss"] if 1.3125 <= x <= 2.6875]
+        assert [x for x, _ in drawn] == [x for x, _ in app.session.get("a").points("train_loss") if 1.3125 <= x <= 2.6875]
         assert "x 1.31–2.69" in plots.pane_title(PANES[2], app.session.shown)
         await pilot.press("minus")
         await redrawn(pilot)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from engine.config import build_run_config
 from engine.controller import RunView
 from engine.generate import Alternative, Continuation, GenerationStep
@@ -47,10 +49,10 @@ def test_metric_lines_fill_the_series_live_and_from_history():
                {"kind": "epoch", "step": 10, "epoch": 1, "train_loss": 3.5, "val_loss": 3.0, "entropy": 0.5, "kl": 1.5}]
     run.load_history(history, STUDY)
     assert run.history_loaded and run.definitions == STUDY
-    assert run.series["train_loss"] == [(0.2, 4.0)]  # epoch lines' running means are not training windows
-    assert run.series["val_loss"] == [(1.0, 3.0)] and run.series["kl"] == [(1.0, 1.5)]
+    assert run.points("train_loss") == [(0.2, 4.0)]  # epoch lines' running means are not training windows
+    assert run.points("val_loss") == [(1.0, 3.0)] and run.points("kl") == [(1.0, 1.5)]
     run.add_lines([{"kind": "step", "step": 12, "epoch": 1.2, "train_loss": "nan", "train_entropy": 0.9, "train_kl": 1.9}, {"bad": 1}])
-    assert run.series["train_entropy"] == [(0.2, 1.0), (1.2, 0.9)] and run.series["train_loss"] == [(0.2, 4.0)]
+    assert run.points("train_entropy") == [(0.2, 1.0), (1.2, 0.9)] and run.points("train_loss") == [(0.2, 4.0)]
     assert run.epoch == 1.2
 
 
@@ -78,3 +80,34 @@ def test_cells_flag_unknown_seed_words_and_errors():
     assert markdown_cell(continuation) == "[unknown: yrok] york york"
     assert str(cell_text("Seed text 'zzz' has no word that run 'r' knows.")).startswith("⚠ Seed text")
     assert str(cell_text(None)) == "…" and markdown_cell(None) == ""
+
+
+def test_points_sit_on_each_x_axis_and_a_resumed_runs_lines_supersede_the_lost_ones():
+    run = Session().add("r", CONFIG)
+    run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.0},  # written before wall time was recorded
+                   {"kind": "step", "step": 10, "epoch": 1.0, "train_loss": 3.8, "wall_s": 2.0, "pairs_per_s": 500.0},
+                   {"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 3.5, "wall_s": 2.5, "pairs_per_s": 400.0},
+                   {"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.6, "wall_s": 3.5, "pairs_per_s": 450.0}])
+    assert run.points("train_loss", "step") == [(5, 4.0), (10, 3.8), (15, 3.6)]
+    assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.5, 3.6)] and run.pairs_per_s == 450.0
+    # killed at step 15, resumed from the checkpoint at step 10: its clock goes on from 2.5 s
+    run.add_lines([{"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.55, "wall_s": 3.2, "pairs_per_s": 600.0}])
+    assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.2, 3.55)] and run.points("val_loss", "wall") == [(2.5, 3.5)]
+    run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.1, "wall_s": 1.0}])  # resumed from the start
+    assert run.points("train_loss") == [(0.5, 4.1)] and run.points("val_loss") == [] and run.pairs_per_s == 600.0
+
+
+def test_the_last_metrics_line_of_an_unfollowed_run_is_its_last_complete_one(tmp_path):
+    from tui.follow import LAST_LINE_LIMIT, read_last_line
+
+    path = tmp_path / "r" / "metrics.jsonl"
+    path.parent.mkdir()
+    lines = [{"kind": "step", "step": step, "pairs_per_s": 100.0 * step, "pad": "x" * 200} for step in range(1, 1000)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "step", "ste')  # a line still being written
+    assert path.stat().st_size > LAST_LINE_LIMIT and read_last_line(path) == lines[-1]
+    path.write_text("")
+    assert read_last_line(path) is None and read_last_line(tmp_path / "r" / "absent.jsonl") is None
+    run = Session().add("r", CONFIG)
+    run.note_latest(lines[-1])
+    run.note_latest(None)
+    assert run.pairs_per_s == 99900.0

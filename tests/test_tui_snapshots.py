@@ -59,6 +59,16 @@ async def on_plots_with_cursor(pilot) -> None:
     await pilot.pause()
 
 
+async def on_plots_by_wall_time_zoomed(pilot) -> None:
+    """x by training wall time, the cursor on the last x, the training loss pane's y zoomed in twice."""
+    await on_plots(pilot)
+    await pilot.press("x", "x", "end", "right_square_bracket", "right_square_bracket", "up", "up")
+    plots = pilot.app.plots
+    await wait_for(pilot, lambda: plots.cursor == 127.5 and plots.y_zoom == {"train-loss": 0.25} and not plots.pending, "the redraw")
+    pilot.app.clear_notifications()  # the x axis toasts
+    await pilot.pause()
+
+
 async def on_details(pilot) -> None:
     """Both runs shown, the first's details opened: the two configs side by side."""
     app = pilot.app
@@ -91,6 +101,10 @@ def test_generation_at_160x48(snap_compare, tiny_corpus, checkpoints, stub_gener
 
 def test_plots_cursor_readout_at_100x30(snap_compare, tiny_corpus, checkpoints):
     assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(100, 30), run_before=on_plots_with_cursor)
+
+
+def test_plots_by_wall_time_with_a_y_zoom_at_100x30(snap_compare, tiny_corpus, checkpoints):
+    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(100, 30), run_before=on_plots_by_wall_time_zoomed)
 
 
 def test_run_details_compared_at_120x40(snap_compare, tiny_corpus, checkpoints):

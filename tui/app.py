@@ -185,6 +185,7 @@ class ExplorerApp(RunManagement, App[int]):
                 if update.definitions and not run.definitions:
                     run.definitions = dict(update.definitions)
                 run.add_lines(update.lines)
+            run.note_latest(update.latest)
             if update.lines or update.restart:
                 self.plots.mark_changed()
             if run.checkpoint_version != before[1]:
@@ -463,7 +464,7 @@ class ExplorerApp(RunManagement, App[int]):
             ("Runs list (F5)", [("up / down", "Highlight a run"), *keys(RunsTable.BINDINGS),
                                 ("enter / escape", "In the filter line: back to the list / clear the filter")]),
             ("Run details (i)", keys(RunDetail.BINDINGS)),
-            ("Plots tab (F3)", keys(MetricPlots.BINDINGS)),
+            ("Plots tab (F3)", [*keys(MetricPlots.BINDINGS), ("click", "In a pane: select it and put the cursor at that x")]),
             ("Generate tab (F4)", [("enter", "In the seed field: pin the seed"), ("down", "From the seed row into the table"),
                                    ("arrows", "Move over cells: the step-by-step view follows"),
                                    *keys(GenerationPanel.BINDINGS[1:]), *keys(ContinuationsTable.BINDINGS)]),

@@ -21,7 +21,7 @@ from engine.errors import UserError
 from engine.rundir import MAX_METRICS_LINE_BYTES, METRICS_FILE
 from engine.safe_io import atomic_write, read_lines
 
-LEADING_COLUMNS = ("run", "kind", "step", "epoch")
+LEADING_COLUMNS = ("run", "kind", "step", "epoch", "wall_s")  # the run, then where each line sits on every x axis of the plots
 
 
 def export_folder() -> Path:
@@ -68,7 +68,7 @@ def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
 
 
 def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
-    """One CSV row per metrics line of each run: run, kind, step, epoch, then every metric (sorted by name)."""
+    """One CSV row per metrics line of each run: run, kind, step, epoch, wall_s, then every metric (sorted by name)."""
     rows = [{"run": name, **line} for name in run_names for line in metric_lines(checkpoints, name)]
     metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS))
     out = io.StringIO()

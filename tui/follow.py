@@ -4,7 +4,9 @@ A :class:`Follower` runs in a thread worker and, every ``FOLLOW_S`` seconds, ask
 controller how each run folder stands (:class:`engine.controller.RunView`: status, trainer,
 device, progress) and reads what the *followed* runs appended to their ``metrics.jsonl`` since
 the last look. It posts one :class:`Observed` message per look that found something new. The
-runs it follows are the ones the app shows; a run newly followed is read from its first line.
+runs it follows are the ones the app shows; a run newly followed is read from its first line. Of
+a run it does not follow it reads only the last line, when the run's view changed (for the runs
+list's throughput).
 Whoever trains a run (this app's sweep runner, a headless ``lm-explorer train`` in another shell,
 a trainer left by an earlier session) makes no difference: the folder is the only channel.
 """
@@ -28,6 +30,7 @@ from engine.errors import UserError
 
 FOLLOW_S = 0.25
 READ_LIMIT = 8 << 20
+LAST_LINE_LIMIT = 64 << 10  # a metrics line is a few hundred bytes
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Update:
     lines: list[dict[str, Any]] = field(default_factory=list)
     restart: bool = False  # the lines are the run's whole history: replace what was shown
     definitions: dict[str, str] = field(default_factory=dict)
+    latest: dict[str, Any] | None = None  # the last metric line of a run not followed
 
 
 class Observed(Message):
@@ -79,6 +83,25 @@ def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]
         if isinstance(line, dict):
             lines.append(line)
     return lines, restart
+
+
+def read_last_line(path: Path) -> dict[str, Any] | None:
+    """The last complete JSON line of ``path`` (looked for in its last ``LAST_LINE_LIMIT`` bytes), or None."""
+    try:
+        fd = open_regular(path, rundir.protocol_file(path))
+    except (OSError, UserError):
+        return None
+    with os.fdopen(fd, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        file.seek(max(0, size - LAST_LINE_LIMIT))
+        data = file.read(LAST_LINE_LIMIT)
+    for raw in reversed(data[: data.rfind(b"\n") + 1].splitlines()):
+        try:
+            line = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        return line if isinstance(line, dict) else None
+    return None
 
 
 class Follower:
@@ -126,12 +149,13 @@ class Follower:
         for name, view in views.items():
             with self._lock:
                 tail = self._tails.get(name) if name in self._followed else None
-            lines, restart = read_new_lines(self.controller.checkpoints / name / rundir.METRICS_FILE, tail) if tail else ([], False)
+            path = self.controller.checkpoints / name / rundir.METRICS_FILE
+            lines, restart = read_new_lines(path, tail) if tail else ([], False)
             key = (view.status, view.step, view.device, view.pid, view.record.updated if view.record else None, view.message)
             if not lines and not restart and self._last.get(name) == key:
                 continue
             self._last[name] = key
-            updates.append(Update(view, lines, restart, self._definitions(view)))
+            updates.append(Update(view, lines, restart, self._definitions(view), None if tail else read_last_line(path)))
         gone = [name for name in self._last if name not in views]
         for name in gone:
             del self._last[name]

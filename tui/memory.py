@@ -1,4 +1,4 @@
-"""What the app remembers per checkpoints folder: the form, pinned seeds, shown runs, run numbers and the view's toggles.
+"""What the app remembers per checkpoints folder: the form, pinned seeds, shown runs, run numbers, the view's toggles and zooms.
 
 Kept in ``<checkpoints>/.lm-explorer-app.json`` (a dot file: run listings skip it), written
 atomically when the app closes and read when it opens. The file lives in a folder that is a trust
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import UserError
 from engine.safe_io import read_regular
+from tui.session import XAxis
 
 MEMORY_FILE = ".lm-explorer-app.json"
 MAX_BYTES = 1_000_000
@@ -34,6 +35,9 @@ class Memory(BaseModel):
     log_scale: bool = False
     validation: bool = False
     smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    x_axis: XAxis = "epoch"
+    y_zoom: dict[Annotated[str, Field(max_length=32)], Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=dict, max_length=16)  # pane id → share of its fitted y range shown
     words: str = Field(default="10", max_length=8)
     sampling: bool = False
     numbers: dict[str, int] = Field(default_factory=dict, max_length=20_000)  # run name → its number in the runs list
@@ -76,7 +80,7 @@ def remember(app: Any) -> Memory:
     numbers = {name: number for name, number in app.session.numbers.items() if (Path(app.checkpoints) / name).is_dir()}
     return Memory(form=form.values(), extra=form.extra, seeds=list(generation.seeds),
                   shown=[run.name for run in app.session.shown], log_scale=plots.log_scale, validation=plots.validation,
-                  smoothing=plots.smoothing, words=generation.query_one("#words").value,
+                  smoothing=plots.smoothing, x_axis=plots.x_axis, y_zoom=dict(plots.y_zoom), words=generation.query_one("#words").value,
                   sampling=generation.query_one("#sampling").value, numbers=numbers, next_number=app.session.next_number)
 
 
@@ -89,6 +93,7 @@ def recall_view(app: Any, memory: Memory) -> None:
     app.form.restore({key: value for key, value in memory.form.items() if not (key == "corpus" and app.corpus_paths)}, memory.extra)
     plots = app.plots
     plots.log_scale, plots.validation, plots.smoothing = memory.log_scale, memory.validation, memory.smoothing
+    plots.x_axis, plots.y_zoom = memory.x_axis, dict(memory.y_zoom)
     generation = app.generation
     generation.query_one("#words").value = memory.words
     generation.query_one("#sampling").value = memory.sampling

@@ -2,15 +2,18 @@
 
 A :class:`RunState` follows one run folder: :meth:`RunState.observe` takes the engine
 controller's view of it (status, trainer, device, progress, saved record) and
-:meth:`RunState.add_lines` the lines its trainer appended to ``metrics.jsonl``. The
+:meth:`RunState.add_lines` the lines its trainer appended to ``metrics.jsonl``. Each point of a
+series keeps where it was recorded on every x axis the plots offer (:data:`X_AXES`): step, epoch
+and training wall time. The
 :class:`Session` keeps them in the order they appeared and hands out colors and short numbers
 that the runs list, the plot legends and the generation table share.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple, get_args
 
 from engine.config import RunConfig
 from engine.controller import RunView
@@ -22,13 +25,38 @@ STEP_SERIES = ("train_entropy", "train_kl", "train_loss", "train_accuracy", "tra
                "train_distinct_predictions")  # step lines: rolling training windows
 EPOCH_SERIES = ("entropy", "kl", "val_loss", "accuracy", "perplexity", "distinct_predictions")  # epoch lines: validation
 
+# The x axes a series can be drawn over: the fields of :class:`Point` that locate it.
+XAxis = Literal["epoch", "step", "wall"]
+X_AXES: tuple[str, ...] = get_args(XAxis)
+
+
+class Point(NamedTuple):
+    """One value of a series, located on each x axis.
+
+    ``wall``: the line's ``wall_s``, seconds this run has spent training (the engine's
+    :class:`engine.trainer.WallClock`: summed over its sessions, time while stopped not counted);
+    None on lines written before the engine recorded it.
+    """
+
+    step: int
+    epoch: float
+    wall: float | None
+    value: float
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
 
 @dataclass
 class RunState:
     """One run as the app shows it.
 
-    ``series`` maps a metric name to its (epoch, value) points; ``checkpoint_version`` grows each
-    time a newer checkpoint lands on disk, so the generation table knows when to regenerate.
+    ``series`` maps a metric name to its points, in the order the run recorded them
+    (:meth:`points` gives them as (x, value) on one axis); ``pairs_per_s`` is the throughput on
+    the latest line that gave one;
+    ``checkpoint_version`` grows each time a newer checkpoint lands on disk, so the generation
+    table knows when to regenerate.
     """
 
     name: str
@@ -41,7 +69,8 @@ class RunState:
     epoch: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     definitions: dict[str, str] = field(default_factory=dict)
-    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    series: dict[str, list[Point]] = field(default_factory=dict)
+    pairs_per_s: float | None = None
     message: str | None = None
     checkpoint_version: int = 0
     history_loaded: bool = True
@@ -80,29 +109,56 @@ class RunState:
         self.progress = 1.0 if self.status == "finished" else view.progress
 
     def add_lines(self, lines: list[dict[str, Any]]) -> None:
-        """Fold ``metrics.jsonl`` lines (kinds ``step`` and ``epoch``) into the series."""
+        """Fold ``metrics.jsonl`` lines (kinds ``step`` and ``epoch``) into the series.
+
+        A line at a step the series already reached comes from a run resumed from an earlier
+        checkpoint (its trainer was killed after writing lines past it): the points it
+        supersedes are dropped (:meth:`_rewind`), so every axis stays in the order of the run's
+        history, and wall time stays monotone.
+        """
         for line in lines:
-            kind = line.get("kind")
-            epoch = line.get("epoch", 0.0)
-            if not isinstance(epoch, (int, float)):
-                continue
+            kind, epoch, step = line.get("kind"), line.get("epoch", 0.0), line.get("step")
             names = STEP_SERIES if kind == "step" else EPOCH_SERIES if kind == "epoch" else ()
-            self._add_points(float(epoch), line, names)
-            if names:
-                self.epoch = max(self.epoch, float(epoch))
+            if not names or not _number(epoch) or not _number(step):
+                continue
+            self._rewind(int(step), names)
+            wall = line.get("wall_s")
+            self._add_points(Point(int(step), float(epoch), float(wall) if _number(wall) else None, 0.0), line, names)
+            rate = line.get("pairs_per_s")
+            if _number(rate):
+                self.pairs_per_s = float(rate)
+            self.epoch = max(self.epoch, float(epoch))
+
+    def note_latest(self, line: dict[str, Any] | None) -> None:
+        """The last metrics line of a run whose history is not followed: its throughput, for the runs list."""
+        rate = (line or {}).get("pairs_per_s")
+        if _number(rate):
+            self.pairs_per_s = float(rate)
+
+    def points(self, name: str, axis: str = "epoch") -> list[tuple[float, float]]:
+        """The series ``name`` as (x, value) on ``axis`` (one of :data:`X_AXES`); points without that x are left out."""
+        located = ((getattr(point, axis), point.value) for point in self.series.get(name, ()))
+        return [(float(x), value) for x, value in located if x is not None]
 
     def load_history(self, lines: list[dict[str, Any]], definitions: dict[str, str]) -> None:
         """Replace the series with a run's whole ``metrics.jsonl``."""
         self.series = {}
+        self.pairs_per_s = None
         self.definitions = dict(definitions)
         self.add_lines(lines)
         self.history_loaded = True
 
-    def _add_points(self, epoch: float, metrics: dict[str, Any], names: tuple[str, ...]) -> None:
+    def _rewind(self, step: int, names: tuple[str, ...]) -> None:
+        """Drop the points a line at ``step`` supersedes: any at a later step, and its own kind's at this step."""
+        for name, points in self.series.items():
+            while points and (points[-1].step > step or (points[-1].step == step and name in names)):
+                points.pop()
+
+    def _add_points(self, where: Point, metrics: dict[str, Any], names: tuple[str, ...]) -> None:
         for name in names:
             value = metrics.get(name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.series.setdefault(name, []).append((epoch, float(value)))
+                self.series.setdefault(name, []).append(where._replace(value=float(value)))
 
 
 class Session:

@@ -1,7 +1,13 @@
 """Four live plots: entropy, KL, training loss and validation loss, one line per shown run.
 
 The x axis is in epochs: fractional for the training windows (``StepMetrics``), whole at epoch
-ends for validation (``EpochMetrics``). Each pane's title names the metric's definition in force
+ends for validation (``EpochMetrics``); ``x`` switches it to the training step, then to training
+wall time and back (:data:`X_AXIS_LABELS`). Wall time is the ``wall_s`` of each metrics line:
+seconds the run has spent training. A resumed run's clock goes on from the time it had reached at
+its checkpoint (the engine's ``WallClock``), so time while stopped is not counted, and the lines
+a killed trainer wrote past its last checkpoint are dropped with the work they described
+(:meth:`tui.session.RunState.add_lines`); runs trained side by side each have their own clock.
+Each pane's title names the metric's definition in force
 (``study``: the study's clipped raw outputs; ``softmax``: probabilities) and where its series
 come from. Series are downsampled to about the pane's resolution, and a pane is redrawn on a
 timer only when its own points changed, so drawing stays cheap however long a run trains.
@@ -17,6 +23,12 @@ Reading the plots:
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
+- ``[`` / ``]`` (or a click) select a pane, marked ▸ while the plots have focus; ↑ / ↓ zoom its
+  y range in / out by 2 around its first run's value at the cursor (or its latest value),
+  ``y`` fits it again (:func:`zoom_window`). Each pane keeps its own zoom; a log y axis zooms
+  in log10 units.
+- A click in a pane puts the cursor at the x under the mouse (:meth:`SafePlot.x_at`, from the
+  geometry plotext drew), on the nearest x some shown run has a point at.
 - A pane that fails to draw says so in its place; the app and the other panes go on.
 - ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
 """
@@ -29,15 +41,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from tui.export import export_path, metrics_csv, write_atomically
-from tui.session import RunState, Session
+from tui.session import X_AXES, RunState, Session
 
 REDRAW_INTERVAL_S = 0.5
 MIN_POINTS = 40
@@ -47,6 +61,9 @@ TITLE_MARGIN = 10  # plotext drops a title wider than the plot minus its y tick 
 MARKERS = ("•", "x", "+", "o", "*", "■", "◆", "▲", "#", "@")
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
 FAINT = 0.4  # the raw line's color under smoothing: this share of the run's color
+X_AXIS_LABELS = {"epoch": "epoch", "step": "step", "wall": "training wall time (s)"}  # the x label under tall panes
+X_AXIS_NAMES = {"epoch": "epoch", "step": "step", "wall": "wall time"}  # in the readout and short titles
+Y_ZOOM_STEP = 2.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,25 @@ def y_ticks(low: float, high: float, log: bool, count: int = Y_TICKS) -> tuple[l
     return positions, [compact(10**p if log else p) for p in positions]
 
 
+def x_text(x: float, axis: str) -> str:
+    """An x value with its unit: ``1.5`` (epoch), ``40`` (step), ``42.5 s`` (wall time)."""
+    if axis == "step":
+        return f"{x:.0f}"
+    if axis == "wall":
+        return f"{x:.4g} s" if abs(x) < 1e4 else f"{x:.0f} s"
+    return compact(x)
+
+
+def zoom_window(low: float, high: float, factor: float, center: float) -> tuple[float, float]:
+    """The part of [low, high] ``factor`` as tall (0 < factor ≤ 1), centred on ``center`` as far as it stays inside.
+
+    With h = factor·(high − low)/2 the window is [c − h, c + h], shifted up or down into [low, high].
+    """
+    half = (high - low) * factor / 2
+    start = min(max(low, center - half), high - 2 * half)
+    return start, start + 2 * half
+
+
 def tick_count(height: int, with_xlabel: bool) -> int:
     """As many y ticks as fit two rows apart in a pane ``height`` rows high (title, frame, x ticks and label off).
 
@@ -145,20 +181,52 @@ def faint(color: str) -> tuple[int, int, int]:
 
 
 class SafePlot(PlotextPlot):
-    """A plotext pane that shows a sentence instead of failing when plotext cannot draw its data."""
+    """A plotext pane that shows a sentence instead of failing when plotext cannot draw its data.
+
+    Each render keeps the x geometry plotext drew: the canvas's first column, its width and its
+    x limits, so that :meth:`x_at` maps a column back to x.
+    """
+
+    class Clicked(Message):
+        """A click in the pane, at ``column`` of the widget."""
+
+        def __init__(self, plot: SafePlot, column: int) -> None:
+            super().__init__()
+            self.plot, self.column = plot, column
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.canvas: tuple[int, int, float, float] | None = None  # first column, width, x at its left and right ends
 
     def render(self) -> RenderResult:
         try:
-            return super().render()
+            rendered = super().render()
         except Exception as error:  # noqa: BLE001 - a drawing error must never end the app
+            self.canvas = None
             return Text(f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red")
+        monitor = self.plt.monitor
+        columns, (left, right) = monitor.matrix.Cols_canvas, monitor.xlim[0]
+        self.canvas = (columns.start, len(columns), left, right) if len(columns) and None not in (left, right) else None
+        return rendered
+
+    def x_at(self, column: int) -> float | None:
+        """The x drawn at ``column``: plotext puts x in cell ⌊½ + (w − 1)(x − x₀)/(x₁ − x₀)⌋ of a canvas w cells
+        wide, so the cell's centre is x₀ + c·(x₁ − x₀)/(w − 1); columns left or right of the canvas give its ends."""
+        if self.canvas is None:
+            return None
+        start, width, left, right = self.canvas
+        cell = max(0, min(width - 1, column - start))
+        return left if width < 2 else left + cell * (right - left) / (width - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        self.post_message(self.Clicked(self, event.x))
 
 
 class MetricPlots(Vertical):
     """Legend, the 2×2 grid of plots and the cursor's readout.
 
     ``l`` toggles a log y axis, ``v`` entropy/KL between training windows and validation,
-    ``e`` cycles smoothing, ←/→ move the cursor.
+    ``e`` cycles smoothing, ``x`` the x axis, ←/→ move the cursor, ↑/↓ zoom the selected pane's y.
     """
 
     can_focus = True
@@ -178,6 +246,12 @@ class MetricPlots(Vertical):
         Binding("plus,equals_sign", "zoom(0.5)", "Zoom x in", show=False),
         Binding("minus", "zoom(2)", "Zoom x out", show=False),
         Binding("0", "zoom(0)", "Whole x range", show=False),
+        Binding("x", "cycle_x_axis", "X axis: epoch → step → training wall time", show=False),
+        Binding("left_square_bracket", "select_pane(-1)", "Select the previous pane (for y zoom)", show=False),
+        Binding("right_square_bracket", "select_pane(1)", "Select the next pane (for y zoom)", show=False),
+        Binding("up", "zoom_y(0.5)", "Zoom the selected pane's y in", show=False),
+        Binding("down", "zoom_y(2)", "Zoom the selected pane's y out", show=False),
+        Binding("y", "zoom_y(0)", "Whole y range in the selected pane", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -194,12 +268,16 @@ class MetricPlots(Vertical):
     cursor: reactive[float | None] = reactive(None)
     x_range: reactive[tuple[float, float] | None] = reactive(None)  # None: every x
     pane_set: reactive[int] = reactive(0, init=False)  # which of PANE_SETS is shown (compose hides the others)
+    x_axis: reactive[str] = reactive("epoch")  # one of X_AXES
+    selected: reactive[int] = reactive(0)  # the pane (index among the four shown) that ↑ / ↓ / y act on
 
     def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
         self.checkpoints = Path(checkpoints)
         self.drawn: dict[str, dict[str, list[tuple[float, float]]]] = {}  # pane id → legend → raw points, as last drawn
+        self.y_zoom: dict[str, float] = {}  # pane id → share of the fitted y range shown (absent: all of it)
+        self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
         self._signatures: dict[str, tuple] = {}
         self._dirty = True
 
@@ -256,6 +334,18 @@ class MetricPlots(Vertical):
     def watch_x_range(self) -> None:
         self._dirty = True
 
+    def watch_x_axis(self) -> None:
+        self._dirty = True
+
+    def watch_selected(self) -> None:
+        self._dirty = True
+
+    def on_focus(self) -> None:
+        self._dirty = True  # the selected pane's mark shows while the plots have focus
+
+    def on_blur(self) -> None:
+        self._dirty = True
+
     def watch_cursor(self) -> None:
         self._dirty = True
         self.redraw_if_changed()
@@ -274,6 +364,54 @@ class MetricPlots(Vertical):
         index = SMOOTHING_STEPS.index(self.smoothing) if self.smoothing in SMOOTHING_STEPS else -1
         self.smoothing = SMOOTHING_STEPS[(index + 1) % len(SMOOTHING_STEPS)]
         self.notify(f"Smoothing: {'off' if not self.smoothing else f'exponential moving average {self.smoothing:g}'}.")
+
+    def action_cycle_x_axis(self) -> None:
+        """Next x axis; the cursor and the x range move to the same points on the new one."""
+        old, new = self.x_axis, X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
+        cursor = None if self.cursor is None else self.convert_x(self.cursor, old, new)
+        x_range = None
+        if self.x_range is not None:
+            low, high = (self.convert_x(x, old, new) for x in self.x_range)
+            x_range = (low, high) if low is not None and high is not None and low < high else None
+        self.x_axis, self.x_range, self.cursor = new, x_range, cursor
+        runs = [run for run in self.session.shown if run.series]
+        missing = sum(not any(run.points(self.series_name(pane), new) for pane in self.panes) for run in runs)
+        note = f" {missing} shown run(s) recorded none (trained before wall time was recorded)." if missing else ""
+        self.notify(f"x axis: {X_AXIS_LABELS[new]}.{note}")
+
+    def convert_x(self, x: float, old: str, new: str) -> float | None:
+        """Where the point nearest to ``x`` on axis ``old`` sits on axis ``new`` (shown runs, shown panes)."""
+        pairs = [(getattr(point, old), getattr(point, new)) for run in self.session.shown for pane in self.panes
+                 for point in run.series.get(self.series_name(pane), [])]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        return float(min(pairs, key=lambda pair: abs(pair[0] - x))[1]) if pairs else None
+
+    def action_select_pane(self, step: int) -> None:
+        """The next or previous pane becomes the one ↑ / ↓ / y act on (its title is marked ▸)."""
+        self.selected = (self.selected + step) % len(self.panes)
+
+    def action_zoom_y(self, factor: float) -> None:
+        """Scale the selected pane's y range by ``factor`` (0: fit all of it again); a range as tall as the fit is no zoom."""
+        pane = self.panes[self.selected]
+        share = 0.0 if factor == 0 else self.y_zoom.get(pane.id, 1.0) * factor
+        if 0 < share < 1:
+            self.y_zoom[pane.id] = share
+        else:
+            self.y_zoom.pop(pane.id, None)
+        self._dirty = True
+
+    @on(SafePlot.Clicked)
+    def _clicked(self, message: SafePlot.Clicked) -> None:
+        """A click selects its pane and puts the cursor on the x some shown run has a point at nearest to the click's."""
+        self.focus()
+        index = next((i for i, pane in enumerate(self.panes) if message.plot.id == f"plot-{pane.id}"), None)
+        if index is None:
+            return
+        self.selected = index
+        x = message.plot.x_at(message.column)
+        positions = self.cursor_positions()
+        if x is not None and positions:
+            self.cursor = min(positions, key=lambda position: abs(position - x))
 
     def action_export_csv(self) -> None:
         """Save every metrics line of the shown runs as one CSV file."""
@@ -300,7 +438,7 @@ class MetricPlots(Vertical):
     def cursor_positions(self) -> list[float]:
         """Every x at which some shown run has a point in some pane, sorted."""
         runs = [run for run in self.session.shown if run.series]
-        return sorted({x for run in runs for pane in self.panes for x, _ in run.series.get(self.series_name(pane), [])})
+        return sorted({x for run in runs for pane in self.panes for x, _ in run.points(self.series_name(pane), self.x_axis)})
 
     def action_move_cursor(self, step: int) -> None:
         positions = self.cursor_positions()
@@ -343,18 +481,20 @@ class MetricPlots(Vertical):
     def pane_title(self, pane: Pane, runs: list[RunState], width: int | None = None) -> str:
         """Metric, definition in force among the shown runs, and the source of the series.
 
-        With a ``width``, the longest of a full, a short and a bare wording that fits in it.
+        With a ``width``, the longest of a full, a short and a bare wording (naming an x axis other than epochs) that fits in it.
         """
         name = self.series_name(pane)
         kinds = sorted({run.definitions[pane.definition] for run in runs if pane.definition in run.definitions}) if pane.definition else []
         from_validation = name == pane.val_series
-        suffix = (" · log" if self.log_scale else "") + (f" · EMA {self.smoothing:g}" if self.smoothing else "")
+        by_axis = f" · by {X_AXIS_NAMES[self.x_axis]}" if self.x_axis != "epoch" else ""
+        suffix = (" · log" if self.log_scale else "") + (f" · EMA {self.smoothing:g}" if self.smoothing else "") + by_axis
         suffix += f" · x {compact(self.x_range[0])}–{compact(self.x_range[1])}" if self.x_range else ""
+        suffix += f" · y ×{1 / self.y_zoom[pane.id]:g}" if pane.id in self.y_zoom else ""
         suffix += "" if runs else " · no run shown"
         full = (f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
                 f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}")
         short = f"{pane.title}{_definitions(kinds, {})} · {'val' if from_validation else 'train'}{suffix}"
-        for title in (full, short):
+        for title in (full, short, pane.title + by_axis):
             if width is None or len(title) <= width:
                 return title
         return pane.title
@@ -364,11 +504,15 @@ class MetricPlots(Vertical):
         if self.cursor is None:
             return []
         runs = [run for run in self.session.shown if run.series]
-        return [(run, {pane.id: nearest(run.series.get(self.series_name(pane), []), self.cursor) for pane in self.panes}) for run in runs]
+        return [(run, {pane.id: nearest(run.points(self.series_name(pane), self.x_axis), self.cursor) for pane in self.panes})
+                for run in runs]
 
     def readout_text(self) -> Text:
-        """``epoch 1.50 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``."""
-        text = Text(f"epoch {compact(self.cursor or 0.0)}", style="bold")
+        """``epoch 1.5 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``.
+
+        The x is given with its unit: ``step 40``, ``wall time 42.5 s``.
+        """
+        text = Text(f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}", style="bold")
         for run, points in self.readout():
             text.append(" │ ")
             text.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}:", style=run.color)
@@ -377,7 +521,7 @@ class MetricPlots(Vertical):
                 point = points[pane.id]
                 if point is None:
                     continue
-                at = "" if math.isclose(point[0], self.cursor or 0.0) else f" (at {compact(point[0])})"
+                at = "" if math.isclose(point[0], self.cursor or 0.0) else f" (at {x_text(point[0], self.x_axis)})"
                 values.append(f"{pane.title} {compact(point[1])}{at}")
             text.append(" " + " · ".join(values) if values else " no points")
         return text
@@ -398,8 +542,10 @@ class MetricPlots(Vertical):
         for pane in self.panes:
             plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
-            signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name,
-                         tuple((run.name, len(run.series.get(name, ())), tuple(run.definitions.items())) for run in runs))
+            signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name, self.x_axis,
+                         self.y_zoom.get(pane.id), self.has_focus and self.panes.index(pane) == self.selected,
+                         tuple((run.name, len(run.series.get(name, ())), (run.series.get(name) or [None])[-1], tuple(run.definitions.items()))
+                               for run in runs))  # the last point too: a resumed run's rewind may keep the count
             if self._signatures.get(pane.id) != signature:
                 self._signatures[pane.id] = signature
                 try:
@@ -420,17 +566,19 @@ class MetricPlots(Vertical):
     def _draw(self, plot: PlotextPlot, pane: Pane, runs: list[RunState]) -> None:
         plt = plot.plt
         plt.clear_figure()
-        plt.title(self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN))
+        mark = "▸ " if self.has_focus and self.panes.index(pane) == self.selected else ""  # the pane ↑ / ↓ / y act on
+        plt.title(mark + self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN - len(mark)))
         with_xlabel = plot.size.height >= 14
         if with_xlabel:
-            plt.xlabel("epoch")
+            plt.xlabel(X_AXIS_LABELS[self.x_axis])
         limit = max(plot.size.width, MIN_POINTS // 2)  # one marker per cell
         name = self.series_name(pane)
         self.drawn[pane.id] = {}
         ys: list[float] = []
+        center: float | None = None  # the y that a y zoom centres on: the first run's at the cursor, or its latest
         for run in runs:
             low_x, high_x = self.x_range or (-math.inf, math.inf)
-            points = [(x, y) for x, y in run.series.get(name, [])
+            points = [(x, y) for x, y in run.points(name, self.x_axis)
                       if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x]
             if not points:
                 continue
@@ -445,12 +593,19 @@ class MetricPlots(Vertical):
             else:
                 plt.plot(xs, raw, color=hex_to_rgb(run.color), marker=marker)
             ys.extend(raw)
+            if center is None:
+                at = nearest(list(zip(xs, raw, strict=True)), self.cursor) if self.cursor is not None else None
+                center = at[1] if at is not None else raw[-1]
         if self.x_range is not None:
             plt.xlim(*self.x_range)
+        self.y_limits.pop(pane.id, None)
         if ys:
             low, high = min(ys), max(ys)
             if high - low < 1e-12:
                 low, high = low - 0.5, high + 0.5
+            if pane.id in self.y_zoom and center is not None:
+                low, high = zoom_window(low, high, self.y_zoom[pane.id], center)
+            self.y_limits[pane.id] = (low, high)
             plt.ylim(low, high)
             plt.yticks(*y_ticks(low, high, self.log_scale, tick_count(plot.size.height, with_xlabel)))
             if self.cursor is not None:

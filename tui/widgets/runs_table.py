@@ -3,7 +3,9 @@
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
 status (with progress while training), epoch, the latest training loss, validation loss (and the
 best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
-(collapsed runs marked), objective and weight.
+(collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
+a training window's while it trains, the last epoch's, validation and checkpoint included, once
+it ends), objective and weight.
 
 ``i`` opens the highlighted run's settings, beside those of the other shown runs with their
 differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
@@ -28,15 +30,26 @@ from tui.widgets.ordered_input import OrderedInput
 
 COLUMNS = (("mark", "#"), ("name", "run"), ("status", "status"), ("epoch", "epoch"), ("train_loss", "train loss"),
            ("val_loss", "val loss"), ("best_val_loss", "best val"), ("entropy", "entropy"), ("kl", "KL"),
-           ("accuracy", "accuracy"), ("distinct", "distinct"), ("objective", "objective"), ("weight", "weight"))
+           ("accuracy", "accuracy"), ("distinct", "distinct"), ("pairs_per_s", "pairs/s"), ("objective", "objective"),
+           ("weight", "weight"))
 STATUS_STYLES = {"training": "bold", "finished": "green", "stopped": "yellow", "diverged": "red", "failed": "bold red", "queued": "dim"}
 MISSING = float("inf")
 
 
 def best_val_loss(run: RunState) -> float | None:
     """The lowest validation loss of the run's loaded history, or None before it is loaded."""
-    values = [value for _, value in run.series.get("val_loss", [])]
+    values = [point.value for point in run.series.get("val_loss", [])]
     return min(values) if values else None
+
+
+def rate_label(pairs_per_s: float | None) -> str:
+    """A throughput in three significant digits: ``850/s``, ``12.3k/s``, ``1.25M/s``; ``–`` when unknown."""
+    if pairs_per_s is None:
+        return "–"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if pairs_per_s >= scale * 0.9995:
+            return f"{pairs_per_s / scale:.3g}{prefix}/s"
+    return f"{pairs_per_s:.3g}/s"
 
 
 def sort_value(run: RunState, column: str) -> Any:
@@ -44,6 +57,7 @@ def sort_value(run: RunState, column: str) -> Any:
     numbers: dict[str, Callable[[RunState], float | None]] = {
         "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.weight,
         "best_val_loss": best_val_loss, "distinct": lambda r: r.metrics.get("distinct_predictions"),
+        "pairs_per_s": lambda r: r.pairs_per_s,
         **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
     }
     if column in numbers:
@@ -240,6 +254,7 @@ class RunsTable(DataTable):
             number(metrics.get("kl")),
             number(metrics.get("accuracy")),
             distinct_cell,
+            rate_label(run.pairs_per_s),
             objective_label(run.config.objective),
             f"{run.config.objective.weight:g}",
         ]
