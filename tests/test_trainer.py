@@ -193,6 +193,19 @@ def test_stopped_after_the_last_batch_of_an_epoch_finishes_that_epoch_first(refe
     assert resumed[-1].metrics == uninterrupted[-1].metrics
 
 
+def test_a_stop_asked_for_in_the_last_epochs_last_batch_finishes_the_run(reference, small_corpus, tmp_path):
+    _, uninterrupted = reference
+    trainer = Trainer.new(config_for("last", small_corpus), tmp_path)
+    events = []
+    for event in trainer.events():
+        events.append(event)
+        if isinstance(event, StepMetrics) and event.step == 10:  # the last batch of the last epoch
+            trainer.stop()
+    assert [type(event) for event in events[-3:]] == [EpochMetrics, CheckpointSaved, RunFinished]
+    assert events[-1].metrics == uninterrupted[-1].metrics
+    assert load_run(tmp_path, "last").record.status == "finished"
+
+
 def test_stopped_mid_epoch_resumes_with_that_epochs_running_means(small_corpus, tmp_path):
     """Without dropout the batches after a resume are the same computation, so the epoch's means match."""
     whole = events_of(Trainer.new(config_for("whole", small_corpus, model__dropout=0.0), tmp_path))
