@@ -34,6 +34,7 @@ from engine.errors import UserError
 from engine.reproduce import add_reproduce_parser, cmd_reproduce
 from engine.safe_io import describe_os_error
 from engine.settings import add_options, given_overrides, settings
+from engine.terms import REGULARIZERS
 
 DEFAULT_CHECKPOINTS = "checkpoints"
 EXIT_USER_ERROR = 2
@@ -209,8 +210,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
         configs.append(config.model_copy(update={"name": f"{args.name}-w{weight:g}" if args.name else default_run_name(config)}))
     if configs[0].objective.regularizer == "none":
-        raise UserError("A sweep varies the regularizer's weight, and --regularizer is none; "
-                        "give --regularizer entropy, kl, confidence or label-smoothing.")
+        *others, last = [name for name in REGULARIZERS if name != "none"]
+        raise UserError(f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}.")
     controller = Controller(checkpoints_folder(args.checkpoints, create=True))
     names = controller.queue(configs, rename=not args.name)
     if args.detach:

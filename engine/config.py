@@ -7,21 +7,41 @@ so a run can be rebuilt, resumed and compared from disk alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from engine.errors import UserError
+from engine.terms import BASE_LOSSES, REGULARIZERS
 
-LOSSES = ("mse", "ce", "alpha", "beta", "gamma")
-PARAMETRIC_LOSSES = ("alpha", "beta", "gamma")
-REGULARIZERS = ("none", "entropy", "kl", "confidence", "label-smoothing")
-BATCHINGS = ("document", "prefix")
+PARAMETRIC_LOSSES = tuple(name for name, loss in BASE_LOSSES.items() if loss.takes_param)
 
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 MAX_VOCAB = 2_000_000
 MAX_SEED = 2**63 - 1
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+
+
+class OneOf:
+    """A name field's check: the value must be a key of ``registry`` (:mod:`engine.terms`), so the registry alone lists the choices."""
+
+    def __init__(self, registry: Mapping[str, object]):
+        self.registry = registry
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self.registry)
+
+    def __call__(self, name: str) -> str:
+        if name not in self.choices:
+            raise PydanticCustomError("one_of", "must be one of {choices}", {"choices": ", ".join(self.choices)})
+        return name
+
+
+LossName = Annotated[str, AfterValidator(OneOf(BASE_LOSSES))]
+RegularizerName = Annotated[str, AfterValidator(OneOf(REGULARIZERS))]
 
 
 def option(default: Any = ..., help: str = "", *, flag: str | None = None, metavar: str | None = None,
@@ -78,9 +98,9 @@ class ModelConfig(_Strict):
 class ObjectiveConfig(_Strict):
     """Total loss = base loss + weight × regularizer (see :mod:`engine.objectives`)."""
 
-    loss: Literal["mse", "ce", "alpha", "beta", "gamma"] = option("ce", "base loss (the paper preset: mse)")
+    loss: LossName = option("ce", "base loss (the paper preset: mse)")
     loss_param: float | None = option(None, "alpha, beta or gamma's parameter (1 = cross-entropy)", gt=0.0, allow_inf_nan=False)
-    regularizer: Literal["none", "entropy", "kl", "confidence", "label-smoothing"] = option(
+    regularizer: RegularizerName = option(
         "none", "added term (label-smoothing: the weight is ε)")
     weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights)", metavar="W",
                            ge=0.0, allow_inf_nan=False)

@@ -23,7 +23,8 @@ import torch
 
 from engine.config import ObjectiveConfig
 from engine.metrics import MetricTotals, Outputs
-from engine.objectives import BASE_LOSSES, REGULARIZERS, Chunk, Objective, Targets
+from engine.objectives import Chunk, Objective, Targets
+from engine.terms import BASE_LOSSES, REGULARIZERS
 
 
 class StackedObjective:

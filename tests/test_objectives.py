@@ -10,30 +10,34 @@ The running example: raw outputs z = [2.0, 0.5, −1.0], target word 0 (one-hot 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.config import LOSSES, REGULARIZERS, ObjectiveConfig
+from engine.config import ObjectiveConfig, build_run_config
+from engine.errors import UserError
 from engine.metrics import EPSILON, Outputs, clip
-from engine.objectives import (
+from engine.objectives import Chunk, Objective, Targets, smooth_labels
+from engine.settings import setting
+from engine.terms import (
     BASE_LOSSES,
-    REGULARIZERS as REGISTRY,
-    Chunk,
-    Objective,
-    Targets,
+    REGULARIZERS,
+    Regularizer,
+    Term,
     alpha,
     beta,
     ce,
     confidence_penalty,
+    d_confidence_penalty,
     d_entropy_penalty,
     d_kl_penalty,
     entropy_penalty,
     gamma,
     kl_penalty,
     mse,
-    smooth_labels,
 )
 
 Z = [2.0, 0.5, -1.0]
@@ -254,7 +258,7 @@ def test_total_is_base_plus_weight_times_regularizer(config, head, target, expec
     assert value(losses) == pytest.approx(expected, abs=1e-9)
 
 
-@pytest.mark.parametrize("regularizer", REGULARIZERS)
+@pytest.mark.parametrize("regularizer", list(REGULARIZERS))
 @pytest.mark.parametrize("head", ["linear", "softmax"])
 def test_weight_zero_gives_the_base_loss_alone(regularizer, head):
     generator = torch.Generator().manual_seed(5)
@@ -267,9 +271,29 @@ def test_weight_zero_gives_the_base_loss_alone(regularizer, head):
     assert torch.equal(objective.losses_and_gradient(out, index)[1], Objective(ObjectiveConfig(loss="mse")).losses_and_gradient(out, index)[1])
 
 
-def test_the_registry_holds_exactly_the_configurable_names():
-    assert tuple(BASE_LOSSES) == LOSSES
-    assert tuple(REGISTRY) == REGULARIZERS
+def test_the_registries_are_the_configurable_names():
+    assert setting("objective.loss").choices == tuple(BASE_LOSSES) == ("mse", "ce", "alpha", "beta", "gamma")
+    assert setting("objective.regularizer").choices == tuple(REGULARIZERS)
+
+
+def test_a_regularizer_added_to_the_registry_is_configurable_with_nothing_else(monkeypatch):
+    with pytest.raises(UserError) as refused:
+        build_run_config("x", None, {"objective.regularizer": "neg-entropy"})
+    assert f"must be one of {', '.join(REGULARIZERS)}, not 'neg-entropy'" in str(refused.value)
+    monkeypatch.setitem(REGULARIZERS, "neg-entropy", Regularizer(penalty=Term(confidence_penalty, d_confidence_penalty, "log_probs")))
+    assert "neg-entropy" in setting("objective.regularizer").choices
+    config = build_run_config("x", None, {"objective.regularizer": "neg-entropy", "objective.weight": 2.0})
+    z, index = torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64), torch.tensor([0])
+    assert value(Objective(config.objective).losses(Outputs(z, "softmax"), index)) == pytest.approx(
+        value(Objective(ObjectiveConfig(regularizer="confidence", weight=2.0)).losses(Outputs(z, "softmax"), index)))
+
+
+def test_the_configuration_reads_the_registries_without_loading_torch():
+    # the app's first frame and `lm-explorer runs` build configurations; torch takes seconds to load
+    probe = "import sys, engine.config, engine.settings, engine.terms\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_objective_builds_one_hot_targets_from_word_indices():

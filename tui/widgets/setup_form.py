@@ -26,10 +26,8 @@ from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
 from engine.config import (
-    LOSSES,
     PARAMETRIC_LOSSES,
     PRESETS,
-    REGULARIZERS,
     RUN_NAME_PATTERN,
     CorpusConfig,
     RunConfig,
@@ -81,6 +79,11 @@ def flat_settings(config: RunConfig) -> dict[str, Any]:
 def corpus_paths(text: str) -> list[str]:
     """Comma-separated paths; none means the embedded corpus."""
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _options(key: str) -> list[tuple[str, str]]:
+    """A name setting's choices (the registries' names, :mod:`engine.terms`) as a Select's options."""
+    return [(name, name) for name in setting(key).choices or ()]
 
 
 def _field(label: str, control: Widget, name: str) -> ComposeResult:
@@ -150,10 +153,10 @@ class SetupForm(VerticalScroll):
         yield Static("", id="corpus-stats")
         yield from _field("Preset", Select([(NO_PRESET, NO_PRESET), *((name, name) for name in PRESETS)], value=NO_PRESET,
                                            allow_blank=False, compact=True, id="preset"), "preset")
-        yield from _field("Base loss", Select([(loss, loss) for loss in LOSSES], value=defaults.objective.loss,
+        yield from _field("Base loss", Select(_options("objective.loss"), value=defaults.objective.loss,
                                               allow_blank=False, compact=True, id="loss"), "loss")
         yield from _field("Loss parameter", OrderedInput("", placeholder="> 0; 1 is cross-entropy", id="loss-param", compact=True), "loss-param")
-        yield from _field("Regularizer", Select([(name, name) for name in REGULARIZERS], value=defaults.objective.regularizer,
+        yield from _field("Regularizer", Select(_options("objective.regularizer"), value=defaults.objective.regularizer,
                                                 allow_blank=False, compact=True, id="regularizer"), "regularizer")
         yield from _field("Weight", OrderedInput(f"{defaults.objective.weight:g}", placeholder="10, or 1e-7, 1, 10, 100 for a sweep",
                                           id="weight", compact=True), "weight")
