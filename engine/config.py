@@ -17,6 +17,7 @@ from engine.errors import UserError
 from engine.terms import BASE_LOSSES, REGULARIZERS
 
 PARAMETRIC_LOSSES = tuple(name for name, loss in BASE_LOSSES.items() if loss.takes_param)
+SMOOTHING = tuple(name for name, regularizer in REGULARIZERS.items() if regularizer.smooths_targets)
 
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 MAX_VOCAB = 2_000_000
@@ -96,14 +97,30 @@ class ModelConfig(_Strict):
 
 
 class ObjectiveConfig(_Strict):
-    """Total loss = base loss + weight × regularizer (see :mod:`engine.objectives`)."""
+    """Total loss = base loss + weight × regularizer (see :mod:`engine.objectives`); label smoothing
+    instead smooths the targets by its ε: ``(1 − ε) one_hot + ε / V``.
+
+    ``weight`` given for label smoothing is its ε: ``--weight``/``--weights`` (what a sweep varies)
+    give it, and ``run.json`` files written before ε had its own field hold it there.
+    """
 
     loss: LossName = option("ce", "base loss (the paper preset: mse)")
     loss_param: float | None = option(None, "alpha, beta or gamma's parameter (1 = cross-entropy)", gt=0.0, allow_inf_nan=False)
     regularizer: RegularizerName = option(
-        "none", "added term (label-smoothing: the weight is ε)")
-    weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights)", metavar="W",
-                           ge=0.0, allow_inf_nan=False)
+        "none", "added term, times the weight; label-smoothing smooths the targets by ε instead")
+    weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights; "
+                                "with label-smoothing it gives ε)", metavar="W", ge=0.0, allow_inf_nan=False)
+    epsilon: float = option(0.0, "label smoothing's ε: the targets become (1 − ε) one-hot + ε/V (Szegedy et al. use 0.1)",
+                            metavar="ε", ge=0.0, lt=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _epsilon_given_as_weight(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("regularizer") in SMOOTHING and data.get("weight"):
+            if data.get("epsilon"):
+                raise ValueError("label smoothing takes one ε: give --epsilon or --weight, not both")
+            data = {**data, "epsilon": data["weight"], "weight": 0.0}
+        return data
 
     @model_validator(mode="after")
     def _param_fits_loss(self) -> ObjectiveConfig:
@@ -115,9 +132,14 @@ class ObjectiveConfig(_Strict):
                 )
         elif self.loss_param is not None:
             raise ValueError(f"loss {self.loss!r} takes no parameter; drop --loss-param")
-        if self.regularizer == "label-smoothing" and self.weight >= 1:
-            raise ValueError("label-smoothing takes its weight as ε, which must be below 1")
+        if self.epsilon and self.regularizer not in SMOOTHING:
+            raise ValueError(f"ε (--epsilon) is label smoothing's; with regularizer {self.regularizer!r} drop it, or give --weight")
         return self
+
+    @property
+    def strength(self) -> float:
+        """The regularizer's one number, which a sweep varies: label smoothing's ε, else the weight."""
+        return self.epsilon if self.regularizer in SMOOTHING else self.weight
 
 
 class TrainConfig(_Strict):

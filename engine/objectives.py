@@ -38,13 +38,13 @@ from engine.terms import BASE_LOSSES, REGULARIZERS, Term
 class Targets:
     """The targets of a chunk of predictions, built from word indices where a term needs them.
 
-    ``t = (1 − ε) one_hot(k) + ε / V`` (label smoothing, Szegedy et al. 2016, ε = ``smoothing``;
-    ε = 0 is the plain one-hot target). Rows exist only per chunk, never for a whole batch.
+    ``t = (1 − ε) one_hot(k) + ε / V`` (label smoothing, Szegedy et al. 2016; ε = 0 is the plain
+    one-hot target). Rows exist only per chunk, never for a whole batch.
     """
 
     index: torch.Tensor
     vocab_size: int
-    smoothing: float = 0.0
+    epsilon: float = 0.0
 
     @cached
     def is_next_word(self) -> torch.Tensor:
@@ -54,11 +54,11 @@ class Targets:
     def dense(self, dtype: torch.dtype) -> torch.Tensor:
         """``t`` as rows (n, V)."""
         one_hot = self.is_next_word.to(dtype)
-        return smooth_labels(one_hot, self.smoothing) if self.smoothing else one_hot
+        return smooth_labels(one_hot, self.epsilon) if self.epsilon else one_hot
 
 
 def smooth_labels(one_hot: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Label smoothing (Szegedy et al. 2016) with the weight as ε: ``t' = (1 − ε) t + ε / V``."""
+    """Label smoothing (Szegedy et al. 2016): ``t' = (1 − ε) t + ε / V``."""
     return one_hot * (1.0 - epsilon) + epsilon / one_hot.shape[-1]
 
 
@@ -106,7 +106,7 @@ class Objective:
 
     def targets(self, target_index: torch.Tensor, vocab_size: int) -> Targets:
         """The targets of these next words, smoothed for label smoothing."""
-        return Targets(target_index, vocab_size, self.config.weight if self.regularizer.smooths_targets else 0.0)
+        return Targets(target_index, vocab_size, self.config.epsilon)
 
     def losses(self, outputs: Outputs, target_index: torch.Tensor) -> torch.Tensor:
         """Per-prediction total loss (n,), differentiable by autograd (the reference the head is tested against)."""

@@ -199,7 +199,7 @@ BASE_LOSSES: dict[str, Term] = {
 
 @dataclass(frozen=True)
 class Regularizer:
-    """A penalty added with the weight, or (label smoothing) a change of the targets, or neither."""
+    """A penalty added with the weight, or (label smoothing) a change of the targets by ``objective.epsilon``, or neither."""
 
     penalty: Term | None = None
     smooths_targets: bool = False

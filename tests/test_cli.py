@@ -302,6 +302,8 @@ BAD_TRAIN = [
     (["--loss", "hinge"], f"invalid choice: 'hinge' (choose from {', '.join(map(repr, BASE_LOSSES))})"),
     (["--regularizer", "l2"], f"invalid choice: 'l2' (choose from {', '.join(map(repr, REGULARIZERS))})"),
     (["--loss", "alpha"], "loss 'alpha' needs a parameter: give --loss-param"),
+    (["--epsilon", "1"], "--epsilon must be a finite number ≥ 0 and < 1, not '1'"),
+    (["--regularizer", "kl", "--epsilon", "0.1"], "ε (--epsilon) is label smoothing's; with regularizer 'kl' drop it, or give --weight"),
     (["--preset", "keras"], "invalid choice: 'keras'"),
 ]
 
@@ -374,6 +376,14 @@ def test_bad_sweep_weights(weights, message, small_corpus, tmp_path, capsys):
     code, out, err = run_cli(capsys, "sweep", "--weights", weights, "--corpus", small_corpus, "--checkpoints", tmp_path / "ck")
     assert code == 2 and out == "" and err.count("\n") == 1 and message in err
     assert not (tmp_path / "ck").exists()
+
+
+def test_a_label_smoothing_sweep_varies_epsilon_through_weights(small_corpus, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "sweep", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--name", "ls",
+                             "--regularizer", "label-smoothing", "--weights", "0.05,0.1")
+    assert code == 0, err
+    objectives = {name: record_json(tmp_path, name)["config"]["objective"] for name in ("ls-w0.05", "ls-w0.1")}
+    assert [(o["epsilon"], o["weight"]) for o in objectives.values()] == [(0.05, 0.0), (0.1, 0.0)]
 
 
 def test_a_sweep_without_a_regularizer_names_the_registrys(small_corpus, tmp_path, capsys):

@@ -49,14 +49,14 @@ def outputs(head: str = "softmax", dtype: torch.dtype = torch.float64, z=Z) -> O
     return Outputs(torch.tensor([z], dtype=dtype), head)
 
 
-def chunk(head: str = "softmax", k: int = 0, z=Z, smoothing: float = 0.0) -> Chunk:
+def chunk(head: str = "softmax", k: int = 0, z=Z, epsilon: float = 0.0) -> Chunk:
     """The running example (or raw outputs ``z``) with next word ``k``."""
-    return rows(torch.tensor([z], dtype=torch.float64), torch.tensor([k]), head, smoothing)
+    return rows(torch.tensor([z], dtype=torch.float64), torch.tensor([k]), head, epsilon)
 
 
-def rows(raw: torch.Tensor, index: torch.Tensor, head: str = "softmax", smoothing: float = 0.0) -> Chunk:
+def rows(raw: torch.Tensor, index: torch.Tensor, head: str = "softmax", epsilon: float = 0.0) -> Chunk:
     """Raw outputs (n, V) with next words ``index`` (n,)."""
-    return Chunk(Outputs(raw, head), Targets(index, raw.shape[-1], smoothing))
+    return Chunk(Outputs(raw, head), Targets(index, raw.shape[-1], epsilon))
 
 
 def value(tensor: torch.Tensor) -> float:
@@ -220,14 +220,14 @@ def test_label_smoothing_targets():
     assert smoothed.sum().item() == pytest.approx(1.0, abs=1e-12)
     assert torch.equal(smoothed, smooth_labels(F.one_hot(torch.tensor([0]), 3).double(), 0.1))
     # CE against them: 0.933333·0.241311 + 0.033333·(1.741311 + 3.241311) = 0.225224 + 0.166087 = 0.391311
-    assert value(ce(chunk("softmax", 0, smoothing=0.1))) == pytest.approx(0.3913112967, abs=1e-9)
+    assert value(ce(chunk("softmax", 0, epsilon=0.1))) == pytest.approx(0.3913112967, abs=1e-9)
 
 
 def test_label_smoothing_objective_equals_torch_cross_entropy_with_label_smoothing():
     generator = torch.Generator().manual_seed(3)
     z = torch.randn(32, 11, generator=generator, dtype=torch.float64) * 2
     index = torch.randint(0, 11, (32,), generator=generator)
-    objective = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", weight=0.2))
+    objective = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", epsilon=0.2))
     expected = F.cross_entropy(z, index, label_smoothing=0.2, reduction="none")
     assert torch.allclose(objective.losses(Outputs(z, "softmax"), index), expected, atol=1e-12)
 
@@ -301,8 +301,8 @@ def test_objective_builds_one_hot_targets_from_word_indices():
     target = objective.targets(torch.tensor([2, 0]), 5).dense(torch.float32)
     assert target.shape == (2, 5) and target.dtype == torch.float32
     assert target.tolist() == [[0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
-    smoothing = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", weight=0.1)).targets(torch.tensor([2]), 5)
-    assert smoothing.smoothing == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx([0.02, 0.02, 0.92, 0.02, 0.02])
+    smoothing = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", epsilon=0.1)).targets(torch.tensor([2]), 5)
+    assert smoothing.epsilon == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx([0.02, 0.02, 0.92, 0.02, 0.02])
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce", "alpha", "beta", "gamma"])
@@ -311,8 +311,8 @@ def test_objective_builds_one_hot_targets_from_word_indices():
 def test_each_closed_form_derivative_is_the_derivative_of_its_value(loss, regularizer, head):
     """On the running example (all 3 targets, outputs spread across the clip range), in float64."""
     param = {"alpha": 0.5, "beta": 3.0, "gamma": 2.0}.get(loss)
-    weight = 0.1 if regularizer == "label-smoothing" else 2.0
-    objective = Objective(ObjectiveConfig(loss=loss, loss_param=param, regularizer=regularizer, weight=weight))
+    strength = {"epsilon": 0.1} if regularizer == "label-smoothing" else {"weight": 2.0}
+    objective = Objective(ObjectiveConfig(loss=loss, loss_param=param, regularizer=regularizer, **strength))
     z = torch.tensor([Z, [0.3, 0.9, 1e-9], [-0.2, 4.0, 0.6]], dtype=torch.float64, requires_grad=True)
     index = torch.tensor([0, 1, 2])
     objective.losses(Outputs(z, head), index).sum().backward()

@@ -42,7 +42,7 @@ def best_val_loss(run: RunState) -> float | None:
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
-        "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.weight,
+        "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.strength,
         "best_val_loss": best_val_loss, "distinct": lambda r: r.metrics.get("distinct_predictions"),
         **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
     }
@@ -238,6 +238,6 @@ class RunsTable(DataTable):
             number(metrics.get("accuracy")),
             distinct_cell,
             objective_label(run.config.objective),
-            f"{run.config.objective.weight:g}",
+            f"{run.config.objective.strength:g}",
         ]
 
