@@ -21,42 +21,39 @@ reached; aim ≥ 50% on W2.
 
 from __future__ import annotations
 
+from functools import partial
+
 from bench.context import Bench
-from bench.overhead import timings
-from bench.table import Row, skipped
-from bench.timing import TrainerTiming, batch_pairs
+from bench.overhead import Timings, per_workload
+from bench.table import Row
+from bench.timing import TrainerTiming, batch_pairs, first_batches
 from engine.batching import DocumentBatches
 from engine.corpus import Corpus
-from engine.trainer import epoch_seed, make_split
 
 MEASURE = "3 hardware: training FLOP/s vs torch.matmul"
 TARGETS = {"W2": 0.50}
 
 
 def measure(bench: Bench) -> list[Row]:
-    rows = []
-    for key, result in timings(bench).items():
-        if isinstance(result, str):
-            rows.append(skipped(key, MEASURE, result))
-            continue
-        flops, pairs = training_flops(result.trainer, bench.workloads[key].corpus())
-        achieved = flops / pairs * result.trainer.train_rate
-        peak = result.matmul.rate
-        batch_rows, inner, cols = result.matmul.shape
-        target = TARGETS.get(key)
-        rows.append(Row(key, f"{MEASURE} ({flops / pairs / 1e6:.3g} MFLOP/pair)", f"{achieved / 1e9:.3g} GFLOP/s",
-                        f"{peak / 1e9:.3g} GFLOP/s at ({batch_rows}×{inner})@({inner}×{cols})",
-                        achieved / peak, "–" if target is None else f"≥ {target:.0%}", None if target is None else achieved / peak >= target))
-    return rows
+    return per_workload(bench, MEASURE, partial(flop_rate_row, bench))
+
+
+def flop_rate_row(bench: Bench, key: str, result: Timings) -> list[Row]:
+    """The train phase's FLOP rate against the matmul baseline's."""
+    flops, pairs = training_flops(result.trainer, bench.workloads[key].corpus())
+    achieved = flops / pairs * result.trainer.train_rate
+    peak = result.matmul.rate
+    batch_rows, inner, cols = result.matmul.shape
+    target = TARGETS.get(key)
+    return [Row(key, f"{MEASURE} ({flops / pairs / 1e6:.3g} MFLOP/pair)", f"{achieved / 1e9:.3g} GFLOP/s",
+                f"{peak / 1e9:.3g} GFLOP/s at ({batch_rows}×{inner})@({inner}×{cols})",
+                achieved / peak, "–" if target is None else f"≥ {target:.0%}", None if target is None else achieved / peak >= target)]
 
 
 def training_flops(timing: TrainerTiming, corpus: Corpus) -> tuple[float, int]:
     """FLOPs and pairs of the first epoch's batches (or of its first ``timing.steps``), by the formula above."""
     config = timing.config
-    batches = make_split(config, corpus).train
-    order = batches.epoch(epoch_seed(config.train.seed, 0))
-    if timing.partial:
-        order = order[: timing.steps]
+    batches, order = first_batches(config, corpus, timing.steps)
     model = config.model
     hidden, vocab = model.hidden_size, len(corpus.vocab)
     lstm_per_position = sum(2 * 4 * hidden * ((model.embedding_dim if layer == 0 else hidden) + hidden) for layer in range(model.num_layers))

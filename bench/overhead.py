@@ -14,17 +14,18 @@ document batching; W3 (document batching) on its first batches only.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.context import Bench
 from bench.plain_loop import PlainRun
 from bench.table import Row, skipped
-from bench.timing import MatmulRun, Repetition, TrainedRun, TrainerTiming, batch_pairs, interleave
+from bench.timing import MatmulRun, Repetition, TrainedRun, TrainerTiming, batch_pairs, first_batches, interleave
 from bench.workloads import document_run
 from engine.config import RunConfig
 from engine.corpus import Corpus
-from engine.trainer import epoch_seed, make_split, resolve_device
+from engine.trainer import resolve_device
 
 MEASURE = "2 engine overhead: pairs/s, trainer vs plain loop"
 TARGET = 0.95
@@ -72,21 +73,27 @@ def timings(bench: Bench) -> dict[str, Timings | str]:
 
 def matmul_shape(config: RunConfig, corpus: Corpus, max_steps: int | None) -> tuple[int, int, int]:
     """``(M, H, V)``: M the mean scored positions per training batch (of the first ``max_steps``, if given)."""
-    batches = make_split(config, corpus).train
-    order = batches.epoch(epoch_seed(config.train.seed, 0))[:max_steps]
+    batches, order = first_batches(config, corpus, max_steps)
     rows = round(sum(batch_pairs(batches, members) for members in order) / len(order))
     return rows, config.model.hidden_size, len(corpus.vocab)
 
 
-def measure(bench: Bench) -> list[Row]:
+def per_workload(bench: Bench, measure: str, rows_of: Callable[[str, Timings], list[Row]]) -> list[Row]:
+    """Each workload's rows from its :func:`timings` (``rows_of(key, timings)``), or a row saying why it was skipped."""
     rows = []
     for key, result in timings(bench).items():
-        if isinstance(result, str):
-            rows.append(skipped(key, MEASURE, result))
-            continue
-        timing, plain = result.trainer, result.plain
-        plain_rate = statistics.median(rep.rate for rep in plain)
-        phases = [("train phase", timing.train_rate)] if timing.partial else [("whole epoch", timing.rate), ("train phase", timing.train_rate)]
-        rows.extend(Row(key, f"{MEASURE} ({phase}, {timing.label}; head: {timing.fused_head.split(' (')[0]})", f"{rate:,.0f} pairs/s", f"{plain_rate:,.0f} pairs/s",
-                        rate / plain_rate, f"≥ {TARGET}×", rate / plain_rate >= TARGET) for phase, rate in phases)
+        rows.extend([skipped(key, measure, result)] if isinstance(result, str) else rows_of(key, result))
     return rows
+
+
+def measure(bench: Bench) -> list[Row]:
+    return per_workload(bench, MEASURE, overhead_rows)
+
+
+def overhead_rows(key: str, result: Timings) -> list[Row]:
+    """The whole epoch's and the train phase's rate against the plain loop's (the train phase alone for a partial run)."""
+    timing, plain = result.trainer, result.plain
+    plain_rate = statistics.median(rep.rate for rep in plain)
+    phases = [("train phase", timing.train_rate)] if timing.partial else [("whole epoch", timing.rate), ("train phase", timing.train_rate)]
+    return [Row(key, f"{MEASURE} ({phase}, {timing.label}; head: {timing.fused_head.split(' (')[0]})", f"{rate:,.0f} pairs/s", f"{plain_rate:,.0f} pairs/s",
+                rate / plain_rate, f"≥ {TARGET}×", rate / plain_rate >= TARGET) for phase, rate in phases]

@@ -200,11 +200,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def first_batches(config: RunConfig, corpus: Corpus, steps: int | None = None) -> tuple[DocumentBatches | PrefixBatches, list]:
+    """The training batches and the first epoch's batches (its first ``steps``, if given) in the trainer's order."""
+    batches = make_split(config, corpus).train
+    return batches, batches.epoch(epoch_seed(config.train.seed, 0))[:steps]
+
+
 def first_batches_pairs(config: RunConfig, corpus: Corpus, steps: int) -> int:
     """Training pairs in the first ``steps`` batches of the first epoch, in the trainer's order."""
-    batches = make_split(config, corpus).train
-    members = batches.epoch(epoch_seed(config.train.seed, 0))[:steps]
-    return sum(batch_pairs(batches, batch) for batch in members)
+    batches, order = first_batches(config, corpus, steps)
+    return sum(batch_pairs(batches, members) for members in order)
 
 
 def batch_pairs(batches: DocumentBatches | PrefixBatches, members) -> int:

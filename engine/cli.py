@@ -36,6 +36,7 @@ from engine.manage import add_manage_parsers, cmd_delete, cmd_rename
 from engine.reproduce import add_reproduce_parser, cmd_reproduce
 from engine.safe_io import describe_os_error
 from engine.settings import add_options, given_overrides, settings
+from engine.terms import REGULARIZERS
 
 if TYPE_CHECKING:  # imported where used, so that a command loads only what it needs
     from engine.checkpoint import RunRecord
@@ -86,7 +87,7 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue a saved run (with --epochs: train it further)")
 
     sweep = commands.add_parser("sweep", help="one run per regularizer weight, then a comparison", description="Train one run per weight and compare them.")
-    _training_options(sweep, leave_out=("objective.weight", "train.device"))
+    _training_options(sweep, leave_out=("objective.weight", "objective.epsilon", "train.device"))
     sweep.add_argument("--weights", required=True, metavar="W,W,…", help="comma-separated weights, e.g. 1e-7,1,10,100")
     sweep.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N, or CUDA devices to spread the runs over: cuda:0,cuda:1")
     sweep.add_argument("--parallel", default="auto", metavar="N",
@@ -143,7 +144,7 @@ def default_run_name(config: RunConfig) -> str:
     from engine.report import objective_label
 
     label = objective_label(config.objective).replace(" + ", "-").replace("(", "").replace(")", "")
-    weight = f"-w{config.objective.weight:g}" if config.objective.regularizer != "none" else ""
+    weight = f"-w{config.objective.strength:g}" if config.objective.regularizer != "none" else ""
     return f"{label}{weight}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
@@ -219,8 +220,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
         configs.append(config.model_copy(update={"name": f"{args.name}-w{weight:g}" if args.name else default_run_name(config)}))
     if configs[0].objective.regularizer == "none":
-        raise UserError("A sweep varies the regularizer's weight, and --regularizer is none; "
-                        "give --regularizer entropy, kl, confidence or label-smoothing.")
+        *others, last = [name for name in REGULARIZERS if name != "none"]
+        raise UserError(f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}.")
     controller = Controller(checkpoints_folder(args.checkpoints, create=True))
     names = controller.queue(configs, rename=not args.name)
     if args.detach:
@@ -237,7 +238,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"runs": [_run_json(controller, view) for view in views]}))
     else:
-        rows = [[view.name, objective_label(configs[i].objective), f"{configs[i].objective.weight:g}", str(view.status),
+        rows = [[view.name, objective_label(configs[i].objective), f"{configs[i].objective.strength:g}", str(view.status),
                  *_summary_cells(view.record)] for i, view in enumerate(views)]
         print(text_table(["run", "objective", "weight", "status", *SUMMARY_COLUMNS], rows))
     codes = {"finished": 0, "stopped": EXIT_HANGUP if signals.received == signal.SIGHUP else EXIT_STOPPED, "diverged": EXIT_DIVERGED}
@@ -471,7 +472,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             continue
         m = record.metrics if record else {}
         epochs = view.progress * config.train.epochs if view.alive or record is None else record.epoch_progress
-        rows.append([view.name, objective_label(config.objective), f"{config.objective.weight:g}", str(view.status),
+        rows.append([view.name, objective_label(config.objective), f"{config.objective.strength:g}", str(view.status),
                      f"{epochs:.3g}/{config.train.epochs}", number(m.get("val_loss")), number(m.get("accuracy")),
                      distinct_label(m.get("distinct_predictions")), record.updated if record else "–", view.trainer])
     print(text_table(["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated", "trainer"], rows))

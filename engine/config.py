@@ -7,21 +7,42 @@ so a run can be rebuilt, resumed and compared from disk alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from engine.errors import UserError
+from engine.terms import BASE_LOSSES, REGULARIZERS
 
-LOSSES = ("mse", "ce", "alpha", "beta", "gamma")
-PARAMETRIC_LOSSES = ("alpha", "beta", "gamma")
-REGULARIZERS = ("none", "entropy", "kl", "confidence", "label-smoothing")
-BATCHINGS = ("document", "prefix")
+PARAMETRIC_LOSSES = tuple(name for name, loss in BASE_LOSSES.items() if loss.takes_param)
+SMOOTHING = tuple(name for name, regularizer in REGULARIZERS.items() if regularizer.smooths_targets)
 
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 MAX_VOCAB = 2_000_000
 MAX_SEED = 2**63 - 1
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+
+
+class OneOf:
+    """A name field's check: the value must be a key of ``registry`` (:mod:`engine.terms`), so the registry alone lists the choices."""
+
+    def __init__(self, registry: Mapping[str, object]):
+        self.registry = registry
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self.registry)
+
+    def __call__(self, name: str) -> str:
+        if name not in self.choices:
+            raise PydanticCustomError("one_of", "must be one of {choices}", {"choices": ", ".join(self.choices)})
+        return name
+
+
+LossName = Annotated[str, AfterValidator(OneOf(BASE_LOSSES))]
+RegularizerName = Annotated[str, AfterValidator(OneOf(REGULARIZERS))]
 
 
 def option(default: Any = ..., help: str = "", *, flag: str | None = None, metavar: str | None = None,
@@ -77,14 +98,30 @@ class ModelConfig(_Strict):
 
 
 class ObjectiveConfig(_Strict):
-    """Total loss = base loss + weight × regularizer (see :mod:`engine.objectives`)."""
+    """Total loss = base loss + weight × regularizer (see :mod:`engine.objectives`); label smoothing
+    instead smooths the targets by its ε: ``(1 − ε) one_hot + ε / V``.
 
-    loss: Literal["mse", "ce", "alpha", "beta", "gamma"] = option("ce", "base loss (the paper preset: mse)")
+    ``weight`` given for label smoothing is its ε: ``--weight``/``--weights`` (what a sweep varies)
+    give it, and ``run.json`` files written before ε had its own field hold it there.
+    """
+
+    loss: LossName = option("ce", "base loss (the paper preset: mse)")
     loss_param: float | None = option(None, "alpha, beta or gamma's parameter (1 = cross-entropy)", gt=0.0, allow_inf_nan=False)
-    regularizer: Literal["none", "entropy", "kl", "confidence", "label-smoothing"] = option(
-        "none", "added term (label-smoothing: the weight is ε)")
-    weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights)", metavar="W",
-                           ge=0.0, allow_inf_nan=False)
+    regularizer: RegularizerName = option(
+        "none", "added term, times the weight; label-smoothing smooths the targets by ε instead")
+    weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights; "
+                                "with label-smoothing it gives ε)", metavar="W", ge=0.0, allow_inf_nan=False)
+    epsilon: float = option(0.0, "label smoothing's ε: the targets become (1 − ε) one-hot + ε/V (Szegedy et al. use 0.1)",
+                            metavar="ε", ge=0.0, lt=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _epsilon_given_as_weight(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("regularizer") in SMOOTHING and data.get("weight"):
+            if data.get("epsilon"):
+                raise ValueError("label smoothing takes one ε: give --epsilon or --weight, not both")
+            data = {**data, "epsilon": data["weight"], "weight": 0.0}
+        return data
 
     @model_validator(mode="after")
     def _param_fits_loss(self) -> ObjectiveConfig:
@@ -96,9 +133,14 @@ class ObjectiveConfig(_Strict):
                 )
         elif self.loss_param is not None:
             raise ValueError(f"loss {self.loss!r} takes no parameter; drop --loss-param")
-        if self.regularizer == "label-smoothing" and self.weight >= 1:
-            raise ValueError("label-smoothing takes its weight as ε, which must be below 1")
+        if self.epsilon and self.regularizer not in SMOOTHING:
+            raise ValueError(f"ε (--epsilon) is label smoothing's; with regularizer {self.regularizer!r} drop it, or give --weight")
         return self
+
+    @property
+    def strength(self) -> float:
+        """The regularizer's one number, which a sweep varies: label smoothing's ε, else the weight."""
+        return self.epsilon if self.regularizer in SMOOTHING else self.weight
 
 
 class TrainConfig(_Strict):

@@ -20,10 +20,10 @@ from functools import cached_property
 from typing import Any
 
 import annotated_types
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from engine.config import CorpusConfig, ModelConfig, ObjectiveConfig, TrainConfig
+from engine.config import CorpusConfig, ModelConfig, ObjectiveConfig, OneOf, TrainConfig
 from engine.errors import UserError
 
 SECTIONS: dict[str, type[BaseModel]] = {"corpus": CorpusConfig, "model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
@@ -71,7 +71,11 @@ class Setting:
 
     @property
     def choices(self) -> tuple[str, ...] | None:
-        return typing.get_args(self.base_type) if typing.get_origin(self.base_type) is typing.Literal else None
+        """A ``Literal``'s values, or the registry's names of a :class:`~engine.config.OneOf` field (``--loss``, ``--regularizer``)."""
+        if typing.get_origin(self.base_type) is typing.Literal:
+            return typing.get_args(self.base_type)
+        return next((item.func.choices for item in self.info.metadata
+                     if isinstance(item, AfterValidator) and isinstance(item.func, OneOf)), None)
 
     @property
     def is_list(self) -> bool:

@@ -96,31 +96,28 @@ import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from engine.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine import rundir
-from engine.checkpoint import PartialEpoch, RunDirectory, RunRecord, versions
+from engine.checkpoint import RunDirectory, RunRecord
 from engine.config import RunConfig
 from engine.corpus import Corpus, load_corpus
 from engine.errors import UserError
 from engine.events import (
     FINAL_EVENTS,
-    CheckpointSaved,
-    EpochMetrics,
     Event,
     RunDiverged,
     RunFailed,
     RunFinished,
     RunStarted,
-    RunStopped,
     StepMetrics,
 )
 from engine.metrics import definitions_for
 from engine.model import LanguageModel
-from engine.report import is_collapsed
 from engine.stacked_model import StackedModel, adam, load_member_adam, select_adam
 from engine.stacked_objective import StackedObjective, StackedTotals
 from engine.trainer import (
@@ -128,10 +125,13 @@ from engine.trainer import (
     WallClock,
     _train_summary,
     _val_summary,
+    close_epoch,
     divergence_message,
     epoch_seed,
     make_split,
+    new_record,
     resolve_device,
+    stop_mid_epoch,
 )
 
 VOCAB_TENSORS = 12
@@ -351,11 +351,7 @@ class StackedTrainer:
         total_steps = steps_per_epoch * first.train.epochs
         definitions = definitions_for(first.model.head)
         for r, member in enumerate(self._members):
-            member.record = RunRecord(
-                name=member.name, config=member.config, vocab=corpus.vocab, corpus_fingerprint=corpus.fingerprint,
-                corpus_sources=corpus.sources, corpus_stats=vars(corpus.stats), prefix_width=corpus.stats.longest - 1,
-                train_pairs=split.train.pairs, val_pairs=split.val.pairs, steps_per_epoch=steps_per_epoch, versions=versions(),
-            )
+            member.record = new_record(member.config, corpus, split)
             self._save(r)
         for member in self._members:
             yield RunStarted(member.name, member.config, str(device), vocab_size, split.train.pairs, split.val.pairs,
@@ -434,10 +430,7 @@ class StackedTrainer:
                 continue
             totals = self._epoch_totals.member(r)
             totals.merge(self._window.member(r))
-            member.record.status, member.record.partial_epoch = "stopped", PartialEpoch(**totals.state())
-            self._save(r)
-            yield CheckpointSaved(member.name, member.directory.path, member.record.epoch_progress)
-            yield RunStopped(member.name, member.record.step, member.record.epoch_progress)
+            yield from stop_mid_epoch(member.record, member.directory, totals, partial(self._save, r))
         self._keep([r for r in range(len(self._active)) if r not in stopping])
 
     def _end_epoch(self, epoch: int, val: DocumentBatches | PrefixBatches, total_steps: int,
@@ -446,19 +439,11 @@ class StackedTrainer:
         timing = self._clock.epoch_line()
         stopped = []
         for r, member in enumerate(self._active):
-            record = member.record
             metrics = {**_train_summary(self._epoch_totals.member(r)), **_val_summary(validation.member(r))}
-            record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
-            member.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics, **timing})
-            if member.stop.is_set() and epoch + 1 < member.config.train.epochs:
-                record.status = "stopped"
+            yield from close_epoch(member.record, member.directory, epoch, metrics, timing, member.stop.is_set(), partial(self._save, r),
+                                   total_steps, definitions)
+            if member.record.status == "stopped":
                 stopped.append(r)
-            self._save(r)
-            yield EpochMetrics(member.name, epoch + 1, record.step, total_steps, metrics, definitions,
-                               is_collapsed(int(metrics["distinct_predictions"])))
-            yield CheckpointSaved(member.name, member.directory.path, float(epoch + 1))
-            if record.status == "stopped":
-                yield RunStopped(member.name, record.step, record.epoch_progress)
         if stopped:
             self._keep([r for r in range(len(self._active)) if r not in stopped])
 

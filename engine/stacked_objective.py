@@ -9,9 +9,9 @@ work row-wise on any leading shape:
     ``loss_r = base(y_r, t_r) + w_r · penalty(y_r, t_r)``
 
 with ``w_r`` the member's weight (a float32 column, the value the solo run's scalar becomes).
-A member whose weight is 0 is grouped as regularizer ``none``, as :class:`~engine.objectives.Objective`
-skips the penalty then. Targets are the shared one-hot rows, or each member's own smoothed
-rows for label smoothing.
+A member whose weight (label smoothing: ε) is 0 is grouped as regularizer ``none``, as
+:class:`~engine.objectives.Objective` skips the penalty then. Targets are the shared one-hot rows,
+or each member's own rows smoothed by its ε for label smoothing.
 
 :class:`StackedTotals` keeps the sums :class:`~engine.metrics.MetricTotals` keeps, one row per
 member, and hands a member's as a ``MetricTotals`` for its summaries.
@@ -23,7 +23,8 @@ import torch
 
 from engine.config import ObjectiveConfig
 from engine.metrics import MetricTotals, Outputs
-from engine.objectives import BASE_LOSSES, REGULARIZERS, Chunk, Objective, Targets
+from engine.objectives import Chunk, Objective, Targets
+from engine.terms import BASE_LOSSES, REGULARIZERS
 
 
 class StackedObjective:
@@ -33,7 +34,7 @@ class StackedObjective:
         self.configs, self.head = configs, head
         groups: dict[tuple[str, float | None, str], list[int]] = {}  # (loss, loss parameter, regularizer) → members
         for r, config in enumerate(configs):
-            regularizer = config.regularizer if config.weight != 0 else "none"
+            regularizer = config.regularizer if config.strength != 0 else "none"
             groups.setdefault((config.loss, config.loss_param, regularizer), []).append(r)
         self.groups = list(groups.items())
         order = [r for _, members in self.groups for r in members]

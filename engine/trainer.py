@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +79,23 @@ def make_split(config: RunConfig, corpus: Corpus) -> Split:
             PrefixBatches.from_documents(corpus, val_docs, eval_batch, width),
         )
     return Split(DocumentBatches(corpus, train_docs, batch), DocumentBatches(corpus, val_docs, eval_batch))
+
+
+@dataclass
+class _Training:
+    """What a run trains with once :meth:`Trainer._set_up` has built it; ``record`` changes as it trains."""
+
+    device: torch.device
+    split: Split
+    model: LanguageModel
+    optimizer: torch.optim.Optimizer
+    objective: Objective
+    fusion: Fusion
+    record: RunRecord
+    vocab_size: int
+    steps_per_epoch: int
+    total_steps: int
+    definitions: dict[str, str]
 
 
 class Trainer:
@@ -172,6 +189,26 @@ class Trainer:
             yield RunFailed(self.config.name, f"{type(error).__name__}: {error}", user_error=False, details=traceback.format_exc())
 
     def _run(self) -> Iterator[Event]:
+        """Set up, then per epoch: train over its batches, then validate and save (as pytorch/examples' ``train()`` and ``evaluate()``)."""
+        config = self.config
+        run = self._set_up()
+        yield RunStarted(config.name, config, str(run.device), run.vocab_size, run.split.train.pairs, run.split.val.pairs,
+                         run.steps_per_epoch, run.total_steps, run.record.step, run.definitions, run.fusion.description)
+        clock = WallClock(self._recorded_wall_time(run.record.step))
+        for epoch in range(run.record.epochs_completed, config.train.epochs):
+            clock.start_epoch()
+            totals = yield from self._train_epoch(run, epoch, clock)
+            if totals is None:  # diverged or stopped mid-epoch: its final event is out
+                return
+            yield from self._end_epoch(run, epoch, totals, clock)
+            if run.record.status == "stopped":
+                return
+        run.record.status = "finished"
+        self.directory.write_record(run.record)
+        yield RunFinished(config.name, run.record.metrics)
+
+    def _set_up(self) -> _Training:
+        """Device, corpus, split, model and Adam (fresh and saved, or as the record left them), objective and head."""
         config = self.config
         device = resolve_device(config.train.device)
         corpus = self._corpus or load_corpus(config.corpus)
@@ -186,11 +223,7 @@ class Trainer:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, eps=config.train.adam_eps)
         steps_per_epoch = len(split.train)
         if self._resuming is None:
-            record = RunRecord(
-                name=config.name, config=config, vocab=corpus.vocab, corpus_fingerprint=corpus.fingerprint,
-                corpus_sources=corpus.sources, corpus_stats=vars(corpus.stats), prefix_width=corpus.stats.longest - 1,
-                train_pairs=split.train.pairs, val_pairs=split.val.pairs, steps_per_epoch=steps_per_epoch, versions=versions(),
-            )
+            record = new_record(config, corpus, split)
             self.directory.save(record, model, optimizer)
         else:
             record = self._resuming.model_copy(update={"config": config, "status": "training", "message": None, "versions": versions()})
@@ -203,63 +236,54 @@ class Trainer:
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
-        yield RunStarted(config.name, config, str(device), vocab_size, split.train.pairs, split.val.pairs,
-                         steps_per_epoch, total_steps, record.step, definitions, fusion.description)
+        return _Training(device, split, model, optimizer, objective, fusion, record, vocab_size, steps_per_epoch, total_steps, definitions)
 
-        clock = WallClock(self._recorded_wall_time(record.step))
-        for epoch in range(record.epochs_completed, config.train.epochs):
-            clock.start_epoch()
-            torch.manual_seed(epoch_seed(config.train.seed, epoch))
-            model.train()
-            epoch_totals = MetricTotals.from_state(record.partial_epoch.model_dump() if record.partial_epoch else None, vocab_size, device)
-            window, window_losses = MetricTotals(), []
-            for batch in iterate(split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
-                if self._stop.is_set():
-                    break
-                loss = self._step(model, optimizer, objective, batch.to(device), window, fusion)
-                window_losses.append(loss)
-                record.step += 1
-                record.batch_in_epoch += 1
-                if record.step % config.train.log_every == 0 or record.batch_in_epoch == steps_per_epoch:
-                    diverged = self._first_non_finite(window_losses, record.step, optimizer)
-                    if diverged is not None:
-                        yield self._diverge(record, diverged)
-                        return
-                    fraction = epoch + record.batch_in_epoch / steps_per_epoch
-                    live = window.summary("train_")
-                    self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live,
-                                                   **clock.line(window.count)})
-                    self._writer.progress(record.step, total_steps)
-                    yield StepMetrics(config.name, record.step, total_steps, fraction, live)
-                    epoch_totals.merge(window)
-                    window, window_losses = MetricTotals(), []
-            if record.batch_in_epoch < steps_per_epoch:  # stopped mid-epoch
-                diverged = self._first_non_finite(window_losses, record.step, optimizer)
+    def _train_epoch(self, run: _Training, epoch: int, clock: WallClock) -> Generator[Event, None, MetricTotals | None]:
+        """One pass over the training batches (a resumed run's from where it stopped), a metrics line per window.
+
+        Returns the epoch's training totals, or None when the run diverged or stopped in the epoch.
+        """
+        config, record = self.config, run.record
+        steps_per_epoch = run.steps_per_epoch
+        torch.manual_seed(epoch_seed(config.train.seed, epoch))
+        run.model.train()
+        epoch_totals = MetricTotals.from_state(record.partial_epoch.model_dump() if record.partial_epoch else None,
+                                               run.vocab_size, run.device)
+        window, window_losses = MetricTotals(), []
+        for batch in iterate(run.split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
+            if self._stop.is_set():
+                break
+            window_losses.append(self._step(run.model, run.optimizer, run.objective, batch.to(run.device), window, run.fusion))
+            record.step += 1
+            record.batch_in_epoch += 1
+            if record.step % config.train.log_every == 0 or record.batch_in_epoch == steps_per_epoch:
+                diverged = self._first_non_finite(window_losses, record.step, run.optimizer)
                 if diverged is not None:
                     yield self._diverge(record, diverged)
-                    return
+                    return None
+                fraction = epoch + record.batch_in_epoch / steps_per_epoch
+                live = window.summary("train_")
+                self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live, **clock.line(window.count)})
+                self._writer.progress(record.step, run.total_steps)
+                yield StepMetrics(config.name, record.step, run.total_steps, fraction, live)
                 epoch_totals.merge(window)
-                record.status, record.partial_epoch = "stopped", PartialEpoch(**epoch_totals.state())
-                self.directory.save(record, model, optimizer)
-                yield CheckpointSaved(config.name, self.directory.path, record.epoch_progress)
-                yield RunStopped(config.name, record.step, record.epoch_progress)
-                return
-            metrics = {**_train_summary(epoch_totals), **_val_summary(evaluate(model, split.val, objective, device, fusion))}
-            record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
-            self.directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics, **clock.epoch_line()})
-            if self._stop.is_set() and epoch + 1 < config.train.epochs:
-                record.status = "stopped"
-            self.directory.save(record, model, optimizer)
-            yield EpochMetrics(config.name, epoch + 1, record.step, total_steps, metrics, definitions,
-                               is_collapsed(int(metrics["distinct_predictions"])))
-            yield CheckpointSaved(config.name, self.directory.path, float(epoch + 1))
-            if record.status == "stopped":
-                yield RunStopped(config.name, record.step, record.epoch_progress)
-                return
+                window, window_losses = MetricTotals(), []
+        if record.batch_in_epoch < steps_per_epoch:  # stopped mid-epoch: save its running totals
+            diverged = self._first_non_finite(window_losses, record.step, run.optimizer)
+            if diverged is not None:
+                yield self._diverge(record, diverged)
+                return None
+            epoch_totals.merge(window)
+            yield from stop_mid_epoch(record, self.directory, epoch_totals, lambda: self.directory.save(record, run.model, run.optimizer))
+            return None
+        return epoch_totals
 
-        record.status = "finished"
-        self.directory.write_record(record)
-        yield RunFinished(config.name, record.metrics)
+    def _end_epoch(self, run: _Training, epoch: int, totals: MetricTotals, clock: WallClock) -> Iterator[Event]:
+        """Validate, write the epoch's line and save; a stop asked for during the epoch ends the run here."""
+        validation = evaluate(run.model, run.split.val, run.objective, run.device, run.fusion)
+        metrics = {**_train_summary(totals), **_val_summary(validation)}
+        yield from close_epoch(run.record, self.directory, epoch, metrics, clock.epoch_line(), self._stop.is_set(),
+                               lambda: self.directory.save(run.record, run.model, run.optimizer), run.total_steps, run.definitions)
 
     @staticmethod
     def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
@@ -304,6 +328,39 @@ def divergence_message(record: RunRecord, step: int) -> str:
     """What a run whose loss turned non-finite at ``step`` says, solo or in a stack."""
     return (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
             f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
+
+
+def new_record(config: RunConfig, corpus: Corpus, split: Split) -> RunRecord:
+    """The record a new run starts with, solo or in a stack: its config, vocabulary, corpus and split."""
+    return RunRecord(
+        name=config.name, config=config, vocab=corpus.vocab, corpus_fingerprint=corpus.fingerprint,
+        corpus_sources=corpus.sources, corpus_stats=vars(corpus.stats), prefix_width=corpus.stats.longest - 1,
+        train_pairs=split.train.pairs, val_pairs=split.val.pairs, steps_per_epoch=len(split.train), versions=versions(),
+    )
+
+
+def stop_mid_epoch(record: RunRecord, directory: RunDirectory, totals: MetricTotals, save: Callable[[], None]) -> Iterator[Event]:
+    """A run stopped inside an epoch, solo or in a stack: saved (``save``) with the epoch's running totals, which its resume goes on from."""
+    record.status, record.partial_epoch = "stopped", PartialEpoch(**totals.state())
+    save()
+    yield CheckpointSaved(record.config.name, directory.path, record.epoch_progress)
+    yield RunStopped(record.config.name, record.step, record.epoch_progress)
+
+
+def close_epoch(record: RunRecord, directory: RunDirectory, epoch: int, metrics: dict[str, float], timing: dict[str, float],
+                stop_requested: bool, save: Callable[[], None], total_steps: int, definitions: dict[str, str]) -> Iterator[Event]:
+    """Epoch ``epoch`` (from 0) of a run, solo or in a stack, is over: its metrics go in the record and the metrics file,
+    the run is saved (``save``), and a stop asked for before its last epoch ends it there (``status`` ``stopped``)."""
+    name = record.config.name
+    record.epochs_completed, record.batch_in_epoch, record.partial_epoch, record.metrics = epoch + 1, 0, None, metrics
+    directory.append_metrics({"kind": "epoch", "step": record.step, "epoch": epoch + 1, **metrics, **timing})
+    if stop_requested and epoch + 1 < record.config.train.epochs:
+        record.status = "stopped"
+    save()
+    yield EpochMetrics(name, epoch + 1, record.step, total_steps, metrics, definitions, is_collapsed(int(metrics["distinct_predictions"])))
+    yield CheckpointSaved(name, directory.path, float(epoch + 1))
+    if record.status == "stopped":
+        yield RunStopped(name, record.step, record.epoch_progress)
 
 
 class WallClock:

@@ -19,6 +19,7 @@ from engine.cli import main
 from engine.corpus import load_corpus
 from engine.config import CorpusConfig
 from engine.generate import generate
+from engine.terms import BASE_LOSSES, REGULARIZERS
 from tests.conftest import record_json, nyt_file
 
 SCRIPT = Path(sys.executable).parent / "lm-explorer"
@@ -298,9 +299,11 @@ BAD_TRAIN = [
     (["--epochs", "0"], "--epochs must be a whole number from 1 to 100000, not '0'"),
     (["--batch-size", "0"], "--batch-size must be a whole number from 1 to 65536, not '0'"),
     (["--epochs", "two"], "--epochs must be a whole number from 1 to 100000, not 'two'"),
-    (["--loss", "hinge"], "invalid choice: 'hinge' (choose from 'mse', 'ce', 'alpha', 'beta', 'gamma')"),
-    (["--regularizer", "l2"], "invalid choice: 'l2' (choose from 'none', 'entropy', 'kl', 'confidence', 'label-smoothing')"),
+    (["--loss", "hinge"], f"invalid choice: 'hinge' (choose from {', '.join(map(repr, BASE_LOSSES))})"),
+    (["--regularizer", "l2"], f"invalid choice: 'l2' (choose from {', '.join(map(repr, REGULARIZERS))})"),
     (["--loss", "alpha"], "loss 'alpha' needs a parameter: give --loss-param"),
+    (["--epsilon", "1"], "--epsilon must be a finite number ≥ 0 and < 1, not '1'"),
+    (["--regularizer", "kl", "--epsilon", "0.1"], "ε (--epsilon) is label smoothing's; with regularizer 'kl' drop it, or give --weight"),
     (["--preset", "keras"], "invalid choice: 'keras'"),
 ]
 
@@ -372,6 +375,22 @@ def test_resume_with_another_corpus_is_refused(runs, tmp_path, capsys):
 def test_bad_sweep_weights(weights, message, small_corpus, tmp_path, capsys):
     code, out, err = run_cli(capsys, "sweep", "--weights", weights, "--corpus", small_corpus, "--checkpoints", tmp_path / "ck")
     assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_label_smoothing_sweep_varies_epsilon_through_weights(small_corpus, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "sweep", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--name", "ls",
+                             "--regularizer", "label-smoothing", "--weights", "0.05,0.1")
+    assert code == 0, err
+    objectives = {name: record_json(tmp_path, name)["config"]["objective"] for name in ("ls-w0.05", "ls-w0.1")}
+    assert [(o["epsilon"], o["weight"]) for o in objectives.values()] == [(0.05, 0.0), (0.1, 0.0)]
+
+
+def test_a_sweep_without_a_regularizer_names_the_registrys(small_corpus, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "sweep", "--weights", "1,10", "--corpus", small_corpus, "--checkpoints", tmp_path / "ck")
+    assert code == 2 and out == ""
+    *others, last = [name for name in REGULARIZERS if name != "none"]
+    assert err == f"error: A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}.\n"
     assert not (tmp_path / "ck").exists()
 
 

@@ -8,9 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from engine.config import (
-    LOSSES,
     PRESETS,
-    REGULARIZERS,
     ObjectiveConfig,
     RunConfig,
     build_run_config,
@@ -18,6 +16,7 @@ from engine.config import (
     parse_weights,
 )
 from engine.errors import UserError
+from engine.terms import BASE_LOSSES, REGULARIZERS
 
 # The study, as the issue lists it.
 PAPER = {
@@ -138,16 +137,37 @@ def test_losses_without_a_parameter_refuse_one(loss):
         build_run_config("x", None, {"objective.loss": loss, "objective.loss_param": 2.0})
 
 
-def test_label_smoothing_weight_is_epsilon_below_one():
-    assert build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1}).objective.weight == 0.1
-    with pytest.raises(UserError, match="label-smoothing takes its weight as ε, which must be below 1"):
+def test_label_smoothing_takes_its_epsilon_below_one():
+    objective = build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.epsilon": 0.1}).objective
+    assert (objective.epsilon, objective.weight, objective.strength) == (0.1, 0.0, 0.1)
+    with pytest.raises(UserError, match=r"objective.epsilon \(--epsilon\) must be a finite number ≥ 0 and < 1, not 1.0"):
+        build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.epsilon": 1.0})
+
+
+def test_a_weight_given_to_label_smoothing_is_its_epsilon():
+    # --weight and a sweep's --weights give it, and run.json files from before ε had its own field hold it there
+    objective = build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1}).objective
+    assert (objective.epsilon, objective.weight, objective.strength) == (0.1, 0.0, 0.1)
+    old = ObjectiveConfig.model_validate_json('{"loss": "ce", "loss_param": null, "regularizer": "label-smoothing", "weight": 0.05}')
+    assert (old.epsilon, old.weight) == (0.05, 0.0)
+    assert ObjectiveConfig.model_validate_json(old.model_dump_json()) == old
+    with pytest.raises(UserError, match="objective.epsilon .* must be a finite number ≥ 0 and < 1, not 1.0"):
         build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 1.0})
+    with pytest.raises(UserError, match="label smoothing takes one ε: give --epsilon or --weight, not both"):
+        build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1, "objective.epsilon": 0.2})
+
+
+@pytest.mark.parametrize("regularizer", ["none", "kl"])
+def test_epsilon_belongs_to_label_smoothing_alone(regularizer):
+    with pytest.raises(UserError, match=f"ε \\(--epsilon\\) is label smoothing's; with regularizer '{regularizer}' drop it"):
+        build_run_config("x", None, {"objective.regularizer": regularizer, "objective.epsilon": 0.1})
+    assert build_run_config("x", None, {"objective.regularizer": "kl", "objective.weight": 10.0}).objective.strength == 10.0
 
 
 def test_unknown_loss_and_regularizer_list_the_valid_ones():
     with pytest.raises(UserError) as caught:
         build_run_config("x", None, {"objective.loss": "hinge"})
-    assert "objective.loss" in str(caught.value) and f"one of {', '.join(LOSSES)}, not 'hinge'" in str(caught.value)
+    assert "objective.loss" in str(caught.value) and f"one of {', '.join(BASE_LOSSES)}, not 'hinge'" in str(caught.value)
     with pytest.raises(UserError) as caught:
         build_run_config("x", None, {"objective.regularizer": "dropout"})
     assert "objective.regularizer" in str(caught.value) and f"one of {', '.join(REGULARIZERS)}, not 'dropout'" in str(caught.value)

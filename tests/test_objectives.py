@@ -10,30 +10,34 @@ The running example: raw outputs z = [2.0, 0.5, −1.0], target word 0 (one-hot 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.config import LOSSES, REGULARIZERS, ObjectiveConfig
+from engine.config import ObjectiveConfig, build_run_config
+from engine.errors import UserError
 from engine.metrics import EPSILON, Outputs, clip
-from engine.objectives import (
+from engine.objectives import Chunk, Objective, Targets, smooth_labels
+from engine.settings import setting
+from engine.terms import (
     BASE_LOSSES,
-    REGULARIZERS as REGISTRY,
-    Chunk,
-    Objective,
-    Targets,
+    REGULARIZERS,
+    Regularizer,
+    Term,
     alpha,
     beta,
     ce,
     confidence_penalty,
+    d_confidence_penalty,
     d_entropy_penalty,
     d_kl_penalty,
     entropy_penalty,
     gamma,
     kl_penalty,
     mse,
-    smooth_labels,
 )
 
 Z = [2.0, 0.5, -1.0]
@@ -45,14 +49,14 @@ def outputs(head: str = "softmax", dtype: torch.dtype = torch.float64, z=Z) -> O
     return Outputs(torch.tensor([z], dtype=dtype), head)
 
 
-def chunk(head: str = "softmax", k: int = 0, z=Z, smoothing: float = 0.0) -> Chunk:
+def chunk(head: str = "softmax", k: int = 0, z=Z, epsilon: float = 0.0) -> Chunk:
     """The running example (or raw outputs ``z``) with next word ``k``."""
-    return rows(torch.tensor([z], dtype=torch.float64), torch.tensor([k]), head, smoothing)
+    return rows(torch.tensor([z], dtype=torch.float64), torch.tensor([k]), head, epsilon)
 
 
-def rows(raw: torch.Tensor, index: torch.Tensor, head: str = "softmax", smoothing: float = 0.0) -> Chunk:
+def rows(raw: torch.Tensor, index: torch.Tensor, head: str = "softmax", epsilon: float = 0.0) -> Chunk:
     """Raw outputs (n, V) with next words ``index`` (n,)."""
-    return Chunk(Outputs(raw, head), Targets(index, raw.shape[-1], smoothing))
+    return Chunk(Outputs(raw, head), Targets(index, raw.shape[-1], epsilon))
 
 
 def value(tensor: torch.Tensor) -> float:
@@ -216,14 +220,14 @@ def test_label_smoothing_targets():
     assert smoothed.sum().item() == pytest.approx(1.0, abs=1e-12)
     assert torch.equal(smoothed, smooth_labels(F.one_hot(torch.tensor([0]), 3).double(), 0.1))
     # CE against them: 0.933333·0.241311 + 0.033333·(1.741311 + 3.241311) = 0.225224 + 0.166087 = 0.391311
-    assert value(ce(chunk("softmax", 0, smoothing=0.1))) == pytest.approx(0.3913112967, abs=1e-9)
+    assert value(ce(chunk("softmax", 0, epsilon=0.1))) == pytest.approx(0.3913112967, abs=1e-9)
 
 
 def test_label_smoothing_objective_equals_torch_cross_entropy_with_label_smoothing():
     generator = torch.Generator().manual_seed(3)
     z = torch.randn(32, 11, generator=generator, dtype=torch.float64) * 2
     index = torch.randint(0, 11, (32,), generator=generator)
-    objective = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", weight=0.2))
+    objective = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", epsilon=0.2))
     expected = F.cross_entropy(z, index, label_smoothing=0.2, reduction="none")
     assert torch.allclose(objective.losses(Outputs(z, "softmax"), index), expected, atol=1e-12)
 
@@ -254,7 +258,7 @@ def test_total_is_base_plus_weight_times_regularizer(config, head, target, expec
     assert value(losses) == pytest.approx(expected, abs=1e-9)
 
 
-@pytest.mark.parametrize("regularizer", REGULARIZERS)
+@pytest.mark.parametrize("regularizer", list(REGULARIZERS))
 @pytest.mark.parametrize("head", ["linear", "softmax"])
 def test_weight_zero_gives_the_base_loss_alone(regularizer, head):
     generator = torch.Generator().manual_seed(5)
@@ -267,9 +271,29 @@ def test_weight_zero_gives_the_base_loss_alone(regularizer, head):
     assert torch.equal(objective.losses_and_gradient(out, index)[1], Objective(ObjectiveConfig(loss="mse")).losses_and_gradient(out, index)[1])
 
 
-def test_the_registry_holds_exactly_the_configurable_names():
-    assert tuple(BASE_LOSSES) == LOSSES
-    assert tuple(REGISTRY) == REGULARIZERS
+def test_the_registries_are_the_configurable_names():
+    assert setting("objective.loss").choices == tuple(BASE_LOSSES) == ("mse", "ce", "alpha", "beta", "gamma")
+    assert setting("objective.regularizer").choices == tuple(REGULARIZERS)
+
+
+def test_a_regularizer_added_to_the_registry_is_configurable_with_nothing_else(monkeypatch):
+    with pytest.raises(UserError) as refused:
+        build_run_config("x", None, {"objective.regularizer": "neg-entropy"})
+    assert f"must be one of {', '.join(REGULARIZERS)}, not 'neg-entropy'" in str(refused.value)
+    monkeypatch.setitem(REGULARIZERS, "neg-entropy", Regularizer(penalty=Term(confidence_penalty, d_confidence_penalty, "log_probs")))
+    assert "neg-entropy" in setting("objective.regularizer").choices
+    config = build_run_config("x", None, {"objective.regularizer": "neg-entropy", "objective.weight": 2.0})
+    z, index = torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64), torch.tensor([0])
+    assert value(Objective(config.objective).losses(Outputs(z, "softmax"), index)) == pytest.approx(
+        value(Objective(ObjectiveConfig(regularizer="confidence", weight=2.0)).losses(Outputs(z, "softmax"), index)))
+
+
+def test_the_configuration_reads_the_registries_without_loading_torch():
+    # the app's first frame and `lm-explorer runs` build configurations; torch takes seconds to load
+    probe = "import sys, engine.config, engine.settings, engine.terms\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_objective_builds_one_hot_targets_from_word_indices():
@@ -277,8 +301,8 @@ def test_objective_builds_one_hot_targets_from_word_indices():
     target = objective.targets(torch.tensor([2, 0]), 5).dense(torch.float32)
     assert target.shape == (2, 5) and target.dtype == torch.float32
     assert target.tolist() == [[0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
-    smoothing = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", weight=0.1)).targets(torch.tensor([2]), 5)
-    assert smoothing.smoothing == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx([0.02, 0.02, 0.92, 0.02, 0.02])
+    smoothing = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", epsilon=0.1)).targets(torch.tensor([2]), 5)
+    assert smoothing.epsilon == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx([0.02, 0.02, 0.92, 0.02, 0.02])
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce", "alpha", "beta", "gamma"])
@@ -287,8 +311,8 @@ def test_objective_builds_one_hot_targets_from_word_indices():
 def test_each_closed_form_derivative_is_the_derivative_of_its_value(loss, regularizer, head):
     """On the running example (all 3 targets, outputs spread across the clip range), in float64."""
     param = {"alpha": 0.5, "beta": 3.0, "gamma": 2.0}.get(loss)
-    weight = 0.1 if regularizer == "label-smoothing" else 2.0
-    objective = Objective(ObjectiveConfig(loss=loss, loss_param=param, regularizer=regularizer, weight=weight))
+    strength = {"epsilon": 0.1} if regularizer == "label-smoothing" else {"weight": 2.0}
+    objective = Objective(ObjectiveConfig(loss=loss, loss_param=param, regularizer=regularizer, **strength))
     z = torch.tensor([Z, [0.3, 0.9, 1e-9], [-0.2, 4.0, 0.6]], dtype=torch.float64, requires_grad=True)
     index = torch.tensor([0, 1, 2])
     objective.losses(Outputs(z, head), index).sum().backward()

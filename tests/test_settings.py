@@ -21,9 +21,9 @@ def test_every_setting_has_help_and_its_own_flag():
     assert setting("model.num_layers").flag == "--layers" and setting("corpus.paths").flag == "--corpus"
 
 
-def test_train_offers_every_setting_and_sweep_all_but_the_weight(capsys):
+def test_train_offers_every_setting_and_sweep_all_but_the_weight_and_epsilon(capsys):
     flags = {item.flag for item in settings()}
-    for command, expected in (("train", flags), ("sweep", flags - {"--weight"})):
+    for command, expected in (("train", flags), ("sweep", flags - {"--weight", "--epsilon"})):
         with pytest.raises(SystemExit):
             build_parser().parse_args([command, "--help"])
         shown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", capsys.readouterr().out))

@@ -43,6 +43,16 @@ def events_of(trainer: Trainer) -> list:
     return list(trainer.events())
 
 
+def events_stopped_at(trainer: Trainer, step: int) -> list:
+    """The run's events, a stop asked for once it has reported ``step``."""
+    events = []
+    for event in trainer.events():
+        events.append(event)
+        if isinstance(event, StepMetrics) and event.step == step:
+            trainer.stop()
+    return events
+
+
 def of_type(events, kind) -> list:
     return [event for event in events if isinstance(event, kind)]
 
@@ -138,12 +148,7 @@ def test_another_seed_gives_other_metrics(reference, small_corpus, tmp_path):
 
 
 def test_stop_between_batches_saves_a_checkpoint_that_loads_and_resumes(small_corpus, tmp_path):
-    trainer = Trainer.new(config_for("stopped", small_corpus), tmp_path)
-    events = []
-    for event in trainer.events():
-        events.append(event)
-        if isinstance(event, StepMetrics) and event.step == 2:
-            trainer.stop()
+    events = events_stopped_at(Trainer.new(config_for("stopped", small_corpus), tmp_path), 2)
     assert [type(event) for event in events[-3:]] == [StepMetrics, CheckpointSaved, RunStopped]
     assert not of_type(events, EpochMetrics)
     stopped = events[-1]
@@ -176,12 +181,7 @@ def test_resuming_at_an_epoch_boundary_gives_the_uninterrupted_result(reference,
 
 def test_stopped_after_the_last_batch_of_an_epoch_finishes_that_epoch_first(reference, small_corpus, tmp_path):
     _, uninterrupted = reference
-    trainer = Trainer.new(config_for("edge", small_corpus), tmp_path)
-    first = []
-    for event in trainer.events():
-        first.append(event)
-        if isinstance(event, StepMetrics) and event.step == 5:  # the last batch of epoch 1
-            trainer.stop()
+    first = events_stopped_at(Trainer.new(config_for("edge", small_corpus), tmp_path), 5)  # 5: the last batch of epoch 1
     assert isinstance(first[-1], RunStopped)
     # epoch 1 is evaluated and saved with its true training metrics, not an empty window (0.0)
     assert of_type(first, EpochMetrics)[0].metrics == of_type(uninterrupted, EpochMetrics)[0].metrics
@@ -193,13 +193,18 @@ def test_stopped_after_the_last_batch_of_an_epoch_finishes_that_epoch_first(refe
     assert resumed[-1].metrics == uninterrupted[-1].metrics
 
 
+def test_a_stop_asked_for_in_the_last_epochs_last_batch_finishes_the_run(reference, small_corpus, tmp_path):
+    _, uninterrupted = reference
+    events = events_stopped_at(Trainer.new(config_for("last", small_corpus), tmp_path), 10)  # 10: the last batch of the last epoch
+    assert [type(event) for event in events[-3:]] == [EpochMetrics, CheckpointSaved, RunFinished]
+    assert events[-1].metrics == uninterrupted[-1].metrics
+    assert load_run(tmp_path, "last").record.status == "finished"
+
+
 def test_stopped_mid_epoch_resumes_with_that_epochs_running_means(small_corpus, tmp_path):
     """Without dropout the batches after a resume are the same computation, so the epoch's means match."""
     whole = events_of(Trainer.new(config_for("whole", small_corpus, model__dropout=0.0), tmp_path))
-    trainer = Trainer.new(config_for("paused", small_corpus, model__dropout=0.0), tmp_path)
-    for event in trainer.events():
-        if isinstance(event, StepMetrics) and event.step == 3:  # mid-way through epoch 1's 5 batches
-            trainer.stop()
+    events_stopped_at(Trainer.new(config_for("paused", small_corpus, model__dropout=0.0), tmp_path), 3)  # mid-way through epoch 1
     assert load_run(tmp_path, "paused").record.batch_in_epoch == 3
     resumed = events_of(Trainer.resume(tmp_path, "paused"))
     epoch_1, reference_1 = of_type(resumed, EpochMetrics)[0].metrics, of_type(whole, EpochMetrics)[0].metrics

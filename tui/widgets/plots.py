@@ -617,7 +617,7 @@ class MetricPlots(Vertical):
         """``#2 ce + kl 10``: the run's number in the runs list, its objective and weight."""
         from engine.report import objective_label
 
-        weight = f" {run.config.objective.weight:g}" if run.config.objective.regularizer != "none" else ""
+        weight = f" {run.config.objective.strength:g}" if run.config.objective.regularizer != "none" else ""
         return f"#{run.number} {objective_label(run.config.objective)}{weight}"
 
 

@@ -55,7 +55,7 @@ def rate_label(pairs_per_s: float | None) -> str:
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
-        "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.weight,
+        "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.strength,
         "best_val_loss": best_val_loss, "distinct": lambda r: r.metrics.get("distinct_predictions"),
         "pairs_per_s": lambda r: r.pairs_per_s,
         **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
@@ -256,6 +256,6 @@ class RunsTable(DataTable):
             distinct_cell,
             rate_label(run.pairs_per_s),
             objective_label(run.config.objective),
-            f"{run.config.objective.weight:g}",
+            f"{run.config.objective.strength:g}",
         ]
 

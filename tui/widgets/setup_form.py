@@ -26,11 +26,10 @@ from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
 from engine.config import (
-    LOSSES,
     PARAMETRIC_LOSSES,
     PRESETS,
-    REGULARIZERS,
     RUN_NAME_PATTERN,
+    SMOOTHING,
     CorpusConfig,
     RunConfig,
     build_run_config,
@@ -43,6 +42,9 @@ from tui.widgets.ordered_input import OrderedInput
 
 CORPUS_DEBOUNCE_S = 0.4
 NO_PRESET = "none"
+# The regularizer's number: a penalty's weight, or label smoothing's ε (sent as objective.weight, which config reads as its ε)
+WEIGHT = ("Weight", "10, or 1e-7, 1, 10, 100 for a sweep")
+EPSILON = ("Smoothing ε", "0.1, or 0.05, 0.1, 0.2 for a sweep")
 
 # Numeric fields: input id → (label, config key). Type and bounds come from the config's field.
 NUMBER_FIELDS: dict[str, tuple[str, str]] = {
@@ -81,6 +83,11 @@ def flat_settings(config: RunConfig) -> dict[str, Any]:
 def corpus_paths(text: str) -> list[str]:
     """Comma-separated paths; none means the embedded corpus."""
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _options(key: str) -> list[tuple[str, str]]:
+    """A name setting's choices (the registries' names, :mod:`engine.terms`) as a Select's options."""
+    return [(name, name) for name in setting(key).choices or ()]
 
 
 def _field(label: str, control: Widget, name: str) -> ComposeResult:
@@ -150,13 +157,13 @@ class SetupForm(VerticalScroll):
         yield Static("", id="corpus-stats")
         yield from _field("Preset", Select([(NO_PRESET, NO_PRESET), *((name, name) for name in PRESETS)], value=NO_PRESET,
                                            allow_blank=False, compact=True, id="preset"), "preset")
-        yield from _field("Base loss", Select([(loss, loss) for loss in LOSSES], value=defaults.objective.loss,
+        yield from _field("Base loss", Select(_options("objective.loss"), value=defaults.objective.loss,
                                               allow_blank=False, compact=True, id="loss"), "loss")
         yield from _field("Loss parameter", OrderedInput("", placeholder="> 0; 1 is cross-entropy", id="loss-param", compact=True), "loss-param")
-        yield from _field("Regularizer", Select([(name, name) for name in REGULARIZERS], value=defaults.objective.regularizer,
+        yield from _field("Regularizer", Select(_options("objective.regularizer"), value=defaults.objective.regularizer,
                                                 allow_blank=False, compact=True, id="regularizer"), "regularizer")
-        yield from _field("Weight", OrderedInput(f"{defaults.objective.weight:g}", placeholder="10, or 1e-7, 1, 10, 100 for a sweep",
-                                          id="weight", compact=True), "weight")
+        yield from _field(WEIGHT[0], OrderedInput(f"{defaults.objective.strength:g}", placeholder=WEIGHT[1], id="weight", compact=True),
+                          "weight")
         for name, (label, key) in NUMBER_FIELDS.items():
             section, _, setting = key.partition(".")
             value = getattr(getattr(defaults, section), setting)
@@ -304,6 +311,10 @@ class SetupForm(VerticalScroll):
                 self._apply_preset(preset)
         elif event.select.id == "loss":
             self.query_one("#loss-param-field").display = event.value in PARAMETRIC_LOSSES
+        elif event.select.id == "regularizer":
+            label, placeholder = EPSILON if event.value in SMOOTHING else WEIGHT
+            self.query_one("#weight-field Label", Label).update(label)
+            self.query_one("#weight", Input).placeholder = placeholder
         self.revalidate()
 
     @on(Button.Pressed, "#train")
@@ -361,7 +372,7 @@ class SetupForm(VerticalScroll):
         self.query_one("#loss", Select).value = config.objective.loss
         self.query_one("#loss-param", Input).value = "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
         self.query_one("#regularizer", Select).value = config.objective.regularizer
-        self.query_one("#weight", Input).value = f"{config.objective.weight:g}"
+        self.query_one("#weight", Input).value = f"{config.objective.strength:g}"
         for name, (_, key) in NUMBER_FIELDS.items():
             section, _, setting = key.partition(".")
             value = getattr(getattr(config, section), setting)
@@ -369,7 +380,7 @@ class SetupForm(VerticalScroll):
         self.query_one("#run-name", Input).value = ""
         preset_settings = flat_settings(build_run_config("preset", config.preset))
         shown = {"corpus.paths", "corpus.column", "objective.loss", "objective.loss_param", "objective.regularizer",
-                 "objective.weight", "train.device", *(key for _, key in NUMBER_FIELDS.values())}
+                 "objective.weight", "objective.epsilon", "train.device", *(key for _, key in NUMBER_FIELDS.values())}
         self.extra = {key: value for key, value in flat_settings(config).items()
                       if key not in shown and preset_settings.get(key) != value}
         listed = ", ".join(f"{key}={value}" for key, value in self.extra.items())
