@@ -286,6 +286,11 @@ async def redrawn(pilot) -> None:
     await settle(pilot)
 
 
+async def on_plots(pilot, *names: str) -> None:
+    """Show the saved runs ``names``, switch to the Plots tab and wait for its drawing."""
+    await on_plots(pilot, *names)
+
+
 async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, tmp_path):
     app = hand_made_app(tmp_path, tiny_corpus, "a")
     async with app.run_test(size=(100, 30)) as pilot:
@@ -714,9 +719,7 @@ async def test_m_shows_accuracy_perplexity_and_distinct_predictions_panes(tiny_c
 
     app = hand_made_app(tmp_path, tiny_corpus, "a")
     async with app.run_test(size=(80, 24)) as pilot:
-        await show_runs(pilot, "a")
-        await pilot.press("f3")
-        await redrawn(pilot)
+        await on_plots(pilot, "a")
         assert app.query_one("#plot-entropy").display and not app.query_one("#plot-accuracy").display
         app.plots.focus()
         await pilot.press("m", "v")  # the quality panes, from validation at epoch ends

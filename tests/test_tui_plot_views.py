@@ -10,7 +10,7 @@ import math
 import pytest
 
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
-from tests.test_tui_app import hand_made_app, make_app, redrawn, show_runs, wait_for_exit
+from tests.test_tui_app import hand_made_app, make_app, on_plots, redrawn, show_runs, wait_for_exit
 from tui.widgets.runs_table import rate_label
 
 pytestmark = pytest.mark.asyncio
@@ -119,9 +119,7 @@ async def test_the_runs_list_shows_and_sorts_by_the_latest_throughput(tiny_corpu
 async def test_y_zoom_acts_on_the_selected_pane_alone_and_survives_log_y(tiny_corpus, tmp_path):
     app = hand_made_app(tmp_path, tiny_corpus, "a")
     async with app.run_test(size=(120, 36)) as pilot:
-        await show_runs(pilot, "a")
-        await pilot.press("f3")
-        await redrawn(pilot)
+        await on_plots(pilot, "a")
         plots = app.plots
         fitted = dict(plots.y_limits)
         assert fitted["train-loss"] == (5.5, 6.875) and fitted["entropy"] == (5.0, 6.375)
@@ -177,9 +175,7 @@ def canvas_columns(plot) -> tuple[int, int]:
 async def test_a_click_in_a_pane_puts_the_cursor_at_its_x_and_selects_the_pane(tiny_corpus, tmp_path):
     app = hand_made_app(tmp_path, tiny_corpus, "a")
     async with app.run_test(size=(120, 36)) as pilot:
-        await show_runs(pilot, "a")
-        await pilot.press("f3")
-        await redrawn(pilot)
+        await on_plots(pilot, "a")
         plots, plot = app.plots, app.query_one("#plot-train-loss")
         start, width = canvas_columns(plot)
         row = plot.size.height // 2

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -398,8 +398,9 @@ class ExplorerApp(RunManagement, App[int]):
                 pass  # it ended on its own meanwhile
         if names:
             self.notify("Stopping the runs and saving their checkpoints…", timeout=30)
-        self.run_worker(lambda: self._exit_after_runs(names, signum), thread=True, group="shutdown")
+        self._exit_after_runs(names, signum)
 
+    @work(thread=True, group="shutdown")
     def _exit_after_runs(self, names: list[str], signum: int | None) -> None:
         """Worker thread: wait (bounded) until none of ``names`` is alive in its folder, then exit."""
         deadline = time.monotonic() + STOP_WAIT_S

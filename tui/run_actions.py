@@ -22,13 +22,18 @@ if TYPE_CHECKING:
 class RunManagement:
     """``action_continue_run``, ``action_rename_run`` and ``action_delete_run`` for the app (``self`` is the ExplorerApp)."""
 
+    def _settled_highlighted(self: Any, when: str) -> RunState | None:
+        """The highlighted run, unless none is or it is queued or training (then a warning saying ``when`` it can be done)."""
+        run: RunState | None = self._highlighted()
+        if run is not None and run.alive:
+            self.notify(f"Run {run.name} is {run.status}; {when}.", severity="warning")
+            return None
+        return run
+
     def action_continue_run(self: Any) -> None:
         """Ask how many more epochs, then train the highlighted saved run on to its planned epochs plus that many."""
-        run = self._highlighted()
+        run = self._settled_highlighted("it can get more epochs once it has stopped or finished")
         if run is None:
-            return
-        if run.alive:
-            self.notify(f"Run {run.name} is {run.status}; it can get more epochs once it has stopped or finished.", severity="warning")
             return
         planned = run.config.train.epochs
         prompt = (f"It has trained {run.epoch:.3g} of its {planned} planned epochs. How many epochs more than its {planned}? "
@@ -48,11 +53,8 @@ class RunManagement:
 
     def action_rename_run(self: Any) -> None:
         """Ask for a new name, then rename the highlighted run (its folder) in place."""
-        run = self._highlighted()
+        run = self._settled_highlighted("rename it once it has stopped or finished")
         if run is None:
-            return
-        if run.alive:
-            self.notify(f"Run {run.name} is {run.status}; rename it once it has stopped or finished.", severity="warning")
             return
         self.push_screen(AskText(f"Rename {run.name}", "New name (letters, digits, '.', '_' or '-'; the run's folder takes it):",
                                  run.name, lambda text: self._name_problem(run.name, text)),
