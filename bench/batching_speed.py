@@ -26,12 +26,28 @@ def measure(bench: Bench) -> list[Row]:
             rows.append(skipped(key, MEASURE, workload.missing))
             continue
         epochs, max_steps = (bench.pick(1, 5), None) if key == "W1" else (bench.pick(1, 2), bench.pick(30, None))
-        document, prefix = (TrainedRun(workload.config(bench.run_name(f"{key}-{batching}"), bench.device, document_run(epochs, batching)),
-                                       workload.corpus(), bench.checkpoints, max_steps) for batching in ("document", "prefix"))
+        document, prefix = (
+            TrainedRun(
+                workload.config(bench.run_name(f"{key}-{batching}"), bench.device, document_run(epochs, batching)),
+                workload.corpus(),
+                bench.checkpoints,
+                max_steps,
+            )
+            for batching in ("document", "prefix")
+        )
         interleave(document, prefix)
         ratio = prefix.timing.epoch_seconds / document.timing.epoch_seconds
-        rows.append(Row(key, f"{MEASURE} ({document.timing.label})", _cell(document.timing), _cell(prefix.timing), ratio,
-                        f"≥ {target:g}× faster", ratio >= target))
+        rows.append(
+            Row(
+                key,
+                f"{MEASURE} ({document.timing.label})",
+                _cell(document.timing),
+                _cell(prefix.timing),
+                ratio,
+                f"≥ {target:g}× faster",
+                ratio >= target,
+            )
+        )
     return rows
 
 

@@ -60,7 +60,9 @@ def measure(bench: Bench) -> list[Row]:
 def timed_sweep(bench: Bench, weights: tuple[float, ...], parallel: int, threads: int) -> float:
     """Seconds from queueing ``weights``' runs to the end of the last, ``parallel`` at once with ``threads`` each."""
     workload = bench.workloads["W1"]
-    configs = [workload.config(bench.run_name(f"sweep-w{weight:g}"), bench.device, {"objective.weight": weight}) for weight in weights]
+    configs = [
+        workload.config(bench.run_name(f"sweep-w{weight:g}"), bench.device, {"objective.weight": weight}) for weight in weights
+    ]
     controller = Controller(bench.checkpoints)
     start = time.perf_counter()
     statuses = controller.run_queue(controller.queue(configs), parallel, bench.device, cpus=threads * parallel)
@@ -73,8 +75,12 @@ def timed_sweep(bench: Bench, weights: tuple[float, ...], parallel: int, threads
 def sweep_rows(bench: Bench) -> list[Row]:
     cores = os.cpu_count() or 1
     half = max(1, cores // 2)
-    plans = {"one run, 1 thread": (1, 1, 1), f"one run, {cores} threads": (1, 1, cores),
-             f"2 at once × {half} thread(s)": (2, 2, half), f"1 at a time × {cores} threads": (2, 1, cores)}
+    plans = {
+        "one run, 1 thread": (1, 1, 1),
+        f"one run, {cores} threads": (1, 1, cores),
+        f"2 at once × {half} thread(s)": (2, 2, half),
+        f"1 at a time × {cores} threads": (2, 1, cores),
+    }
     times: dict[str, list[float]] = {label: [] for label in plans}
     for _ in range(REPEATS):
         for label, (runs, parallel, threads) in plans.items():
@@ -87,29 +93,55 @@ def sweep_rows(bench: Bench) -> list[Row]:
     rows = []
     for label in labels[2:]:
         value = medians[label]
-        rows.append(Row("W1", f"{MEASURE}: 2-weight sweep wall time, {label} (median of {len(times[label])})", f"{value:.1f} s",
-                        f"{base:.1f} s ({one_label}; {other}: {medians[other]:.1f} s)",
-                        value / base, f"≤ {SWEEP_TARGET:g}×", value / base <= SWEEP_TARGET))
+        rows.append(
+            Row(
+                "W1",
+                f"{MEASURE}: 2-weight sweep wall time, {label} (median of {len(times[label])})",
+                f"{value:.1f} s",
+                f"{base:.1f} s ({one_label}; {other}: {medians[other]:.1f} s)",
+                value / base,
+                f"≤ {SWEEP_TARGET:g}×",
+                value / base <= SWEEP_TARGET,
+            )
+        )
     return rows
 
 
 def key_rows(bench: Bench) -> list[Row]:
     workload = bench.workloads["W1"]
     presses = bench.pick(20, 60)
-    configs = [workload.config(bench.run_name(f"keys-w{weight:g}"), bench.device, {"objective.weight": weight, "train.epochs": 200})
-               for weight in WEIGHTS]
+    configs = [
+        workload.config(bench.run_name(f"keys-w{weight:g}"), bench.device, {"objective.weight": weight, "train.epochs": 200})
+        for weight in WEIGHTS
+    ]
     idle = asyncio.run(latencies(bench, [], presses))
     loaded = asyncio.run(latencies(bench, configs, presses))
     value, base = percentile(loaded, 0.95), percentile(idle, 0.95)
-    return [Row("W1", f"{MEASURE}: key → frame while 2 runs train, p95 of {len(loaded)} keys", f"{value * 1000:.0f} ms",
-                f"{base * 1000:.0f} ms (no run)", value / base, f"≤ {KEYS_TARGET_P95 * 1000:.0f} ms", value <= KEYS_TARGET_P95)]
+    return [
+        Row(
+            "W1",
+            f"{MEASURE}: key → frame while 2 runs train, p95 of {len(loaded)} keys",
+            f"{value * 1000:.0f} ms",
+            f"{base * 1000:.0f} ms (no run)",
+            value / base,
+            f"≤ {KEYS_TARGET_P95 * 1000:.0f} ms",
+            value <= KEYS_TARGET_P95,
+        )
+    ]
 
 
 def attach_row(bench: Bench) -> Row:
     delays = asyncio.run(attach_delays(bench, bench.pick(20, 60)))
     value = percentile(delays, 0.95)
-    return Row("W1", f"{MEASURE}: attach, metrics line → app's series, p95 of {len(delays)} lines", f"{value * 1000:.0f} ms",
-               f"median {statistics.median(delays) * 1000:.0f} ms", None, f"≤ {ATTACH_TARGET_P95:g} s", value <= ATTACH_TARGET_P95)
+    return Row(
+        "W1",
+        f"{MEASURE}: attach, metrics line → app's series, p95 of {len(delays)} lines",
+        f"{value * 1000:.0f} ms",
+        f"median {statistics.median(delays) * 1000:.0f} ms",
+        None,
+        f"≤ {ATTACH_TARGET_P95:g} s",
+        value <= ATTACH_TARGET_P95,
+    )
 
 
 class LineStamps(threading.Thread):
@@ -145,11 +177,37 @@ async def attach_delays(bench: Bench, lines: int) -> list[float]:
         await pilot.pause(1.0)  # the app is up and following an empty folder
         stamps = LineStamps(checkpoints / name / "metrics.jsonl")
         stamps.start()
-        process = subprocess.Popen([sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "train",
-                                    "--preset", "paper", "--corpus", *workload.paths, "--loss", "mse", "--regularizer", "kl",
-                                    "--weight", "10", "--epochs", "200", "--log-every", "5", "--device", bench.device,
-                                    "--checkpoints", str(checkpoints), "--name", name, "--json"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from engine.cli import main; sys.exit(main())",
+                "train",
+                "--preset",
+                "paper",
+                "--corpus",
+                *workload.paths,
+                "--loss",
+                "mse",
+                "--regularizer",
+                "kl",
+                "--weight",
+                "10",
+                "--epochs",
+                "200",
+                "--log-every",
+                "5",
+                "--device",
+                bench.device,
+                "--checkpoints",
+                str(checkpoints),
+                "--name",
+                name,
+                "--json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             await wait_until(lambda: app.session.get(name) is not None, "the headless run to appear", timeout=120)
             first_seen = time.perf_counter()
@@ -164,7 +222,10 @@ async def attach_delays(bench: Bench, lines: int) -> list[float]:
             process.wait(timeout=120)
             stamps.done.set()
     # Step lines only: the app's train_loss series takes exactly the step lines, in order.
-    step_stamps = [stamp for stamp, line in zip(stamps.stamps, (checkpoints / name / "metrics.jsonl").read_text().splitlines(), strict=False)
-                   if '"kind": "step"' in line]
+    step_stamps = [
+        stamp
+        for stamp, line in zip(stamps.stamps, (checkpoints / name / "metrics.jsonl").read_text().splitlines(), strict=False)
+        if '"kind": "step"' in line
+    ]
     # Lines written before the app first saw the run arrive with that first read: not counted.
     return [seen - landed for landed, seen in zip(step_stamps, shown, strict=False) if landed > first_seen]

@@ -34,24 +34,45 @@ def measure(bench: Bench) -> list[Row]:
     device = resolve_device(bench.device)
     runs = [load_run(bench.checkpoints, name, device) for name in _run_names(bench)]
     one_repeats, table_repeats = bench.pick(5, 30), bench.pick(2, 7)
-    one, one_floor = paired_medians(timed(lambda: generate(runs[0], SEEDS[1], WORDS)), timed(lambda: _forward_floor(runs[0], SEEDS[1])),
-                                    one_repeats)
-    table, table_floor = paired_medians(timed(lambda: [generate(run, seed, WORDS) for seed in SEEDS for run in runs]),
-                                        timed(lambda: [_forward_floor(run, seed) for seed in SEEDS for run in runs]), table_repeats)
+    one, one_floor = paired_medians(
+        timed(lambda: generate(runs[0], SEEDS[1], WORDS)), timed(lambda: _forward_floor(runs[0], SEEDS[1])), one_repeats
+    )
+    table, table_floor = paired_medians(
+        timed(lambda: [generate(run, seed, WORDS) for seed in SEEDS for run in runs]),
+        timed(lambda: [_forward_floor(run, seed) for seed in SEEDS for run in runs]),
+        table_repeats,
+    )
     return [
-        Row("W1", f"{MEASURE}, 1 seed", seconds(one), f"{seconds(one_floor)} (10 bare forwards)", one / one_floor,
-            "≤ 50 ms (CPU)", one <= 0.050),
-        Row("W1", f"{MEASURE}, {len(SEEDS)} seeds × {len(runs)} runs", seconds(table), f"{seconds(table_floor)} (bare forwards)",
-            table / table_floor, "≤ 300 ms (CPU)", table <= 0.300),
+        Row(
+            "W1",
+            f"{MEASURE}, 1 seed",
+            seconds(one),
+            f"{seconds(one_floor)} (10 bare forwards)",
+            one / one_floor,
+            "≤ 50 ms (CPU)",
+            one <= 0.050,
+        ),
+        Row(
+            "W1",
+            f"{MEASURE}, {len(SEEDS)} seeds × {len(runs)} runs",
+            seconds(table),
+            f"{seconds(table_floor)} (bare forwards)",
+            table / table_floor,
+            "≤ 300 ms (CPU)",
+            table <= 0.300,
+        ),
     ]
 
 
 def _run_names(bench: Bench) -> list[str]:
     """Up to 4 finished W1 runs from this session; the missing ones are trained for one epoch."""
     w1 = bench.workloads["W1"]
-    names = [item.name for item in list_runs(bench.checkpoints)
-             if item.record is not None and item.record.config.corpus.paths == w1.paths and item.record.status == "finished"]
-    for weight in WEIGHTS[len(names[:RUNS]):RUNS]:
+    names = [
+        item.name
+        for item in list_runs(bench.checkpoints)
+        if item.record is not None and item.record.config.corpus.paths == w1.paths and item.record.status == "finished"
+    ]
+    for weight in WEIGHTS[len(names[:RUNS]) : RUNS]:
         config = w1.config(bench.run_name("gen-W1"), bench.device, {"train.epochs": 1, "objective.weight": weight})
         for _ in TrainedRun(config, w1.corpus(), bench.checkpoints):
             pass
@@ -68,5 +89,5 @@ def _forward_floor(run: LoadedRun, seed_text: str) -> None:
     prefix = run.record.config.train.batching == "prefix"
     for _ in range(WORDS):
         shown = [0] * (run.record.prefix_width - len(tokens)) + tokens if prefix else tokens
-        raw = run.model(torch.tensor([shown[-run.record.prefix_width:] if prefix else shown], device=device), last_only=True)
+        raw = run.model(torch.tensor([shown[-run.record.prefix_width :] if prefix else shown], device=device), last_only=True)
         tokens.append(int(raw[0].argmax()))

@@ -45,9 +45,17 @@ def flop_rate_row(bench: Bench, key: str, result: Timings) -> list[Row]:
     peak = result.matmul.rate
     batch_rows, inner, cols = result.matmul.shape
     target = TARGETS.get(key)
-    return [Row(key, f"{MEASURE} ({flops / pairs / 1e6:.3g} MFLOP/pair)", f"{achieved / 1e9:.3g} GFLOP/s",
-                f"{peak / 1e9:.3g} GFLOP/s at ({batch_rows}×{inner})@({inner}×{cols})",
-                achieved / peak, "–" if target is None else f"≥ {target:.0%}", None if target is None else achieved / peak >= target)]
+    return [
+        Row(
+            key,
+            f"{MEASURE} ({flops / pairs / 1e6:.3g} MFLOP/pair)",
+            f"{achieved / 1e9:.3g} GFLOP/s",
+            f"{peak / 1e9:.3g} GFLOP/s at ({batch_rows}×{inner})@({inner}×{cols})",
+            achieved / peak,
+            "–" if target is None else f"≥ {target:.0%}",
+            None if target is None else achieved / peak >= target,
+        )
+    ]
 
 
 def training_flops(timing: TrainerTiming, corpus: Corpus) -> tuple[float, int]:
@@ -56,7 +64,9 @@ def training_flops(timing: TrainerTiming, corpus: Corpus) -> tuple[float, int]:
     batches, order = first_batches(config, corpus, timing.steps)
     model = config.model
     hidden, vocab = model.hidden_size, len(corpus.vocab)
-    lstm_per_position = sum(2 * 4 * hidden * ((model.embedding_dim if layer == 0 else hidden) + hidden) for layer in range(model.num_layers))
+    lstm_per_position = sum(
+        2 * 4 * hidden * ((model.embedding_dim if layer == 0 else hidden) + hidden) for layer in range(model.num_layers)
+    )
     positions = pairs = 0
     for members in order:
         rows = len(members)

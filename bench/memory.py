@@ -54,10 +54,21 @@ def measure(bench: Bench) -> list[Row]:
         return [*rows, skipped("W3", MEASURE, "full run only (loading 1 M tokens and training take minutes)")]
     train_peak, steps = _w3_train_phase(bench, w3)
     eval_peak = peak_rss([sys.executable, "-m", "bench.eval_peak", w3.paths[0], bench.device])
-    for phase, peak in ((f"train phase: SIGINT after {W3_TRAIN_SECONDS:g} s, {steps} steps", train_peak),
-                        ("validation pass, heaviest eval batches (bench.eval_peak)", eval_peak)):
-        rows.append(Row("W3", f"{MEASURE} ({phase})", f"{mib(peak)} ({_size(w3)})", baseline, peak / floor,
-                        f"< {mib(LIMIT)}", peak < LIMIT))
+    for phase, peak in (
+        (f"train phase: SIGINT after {W3_TRAIN_SECONDS:g} s, {steps} steps", train_peak),
+        ("validation pass, heaviest eval batches (bench.eval_peak)", eval_peak),
+    ):
+        rows.append(
+            Row(
+                "W3",
+                f"{MEASURE} ({phase})",
+                f"{mib(peak)} ({_size(w3)})",
+                baseline,
+                peak / floor,
+                f"< {mib(LIMIT)}",
+                peak < LIMIT,
+            )
+        )
     if "W1" in peaks:
         rows.append(_scaling(bench, peaks["W1"], max(train_peak, eval_peak), w3))
     return rows
@@ -68,9 +79,15 @@ def _scaling(bench: Bench, w1_peak: int, w3_peak: int, w3: Workload) -> Row:
     per_token = (w3_peak - w1_peak) / extra_tokens
     one_hot = 4 * len(w3.corpus().vocab)
     share = per_token / one_hot
-    return Row("W1→W3", "7 memory: RSS growth per token (W3 − W1)", f"{per_token:.0f} B/token ({per_token * 1e6 / 2**20:.0f} MiB per M tokens)",
-               f"{one_hot / 1024:.1f} KiB/token (float32 one-hot row, V={len(w3.corpus().vocab)})", share,
-               f"< {ONE_HOT_SHARE:.0%}", share < ONE_HOT_SHARE)
+    return Row(
+        "W1→W3",
+        "7 memory: RSS growth per token (W3 − W1)",
+        f"{per_token:.0f} B/token ({per_token * 1e6 / 2**20:.0f} MiB per M tokens)",
+        f"{one_hot / 1024:.1f} KiB/token (float32 one-hot row, V={len(w3.corpus().vocab)})",
+        share,
+        f"< {ONE_HOT_SHARE:.0%}",
+        share < ONE_HOT_SHARE,
+    )
 
 
 def _size(workload: Workload) -> str:
@@ -78,17 +95,47 @@ def _size(workload: Workload) -> str:
 
 
 def _train_command(bench: Bench, workload: Workload, options: list[str]) -> list[str]:
-    return [str(Path(sys.executable).with_name("lm-explorer")), "train", "--corpus", *workload.paths, *options, "--epochs", "1",
-            "--device", bench.device, "--checkpoints", str(bench.scratch / "memory-runs"), "--name", bench.run_name(f"mem-{workload.key}"),
-            "--json"]
+    return [
+        str(Path(sys.executable).with_name("lm-explorer")),
+        "train",
+        "--corpus",
+        *workload.paths,
+        *options,
+        "--epochs",
+        "1",
+        "--device",
+        bench.device,
+        "--checkpoints",
+        str(bench.scratch / "memory-runs"),
+        "--name",
+        bench.run_name(f"mem-{workload.key}"),
+        "--json",
+    ]
 
 
 def _w3_train_phase(bench: Bench, w3: Workload) -> tuple[int, int]:
     """Peak RSS of ``lm-explorer train`` on W3 stopped by SIGINT, and the steps it trained."""
     config = w3.config("w3", bench.device)
-    options = ["--max-vocab", str(config.corpus.max_vocab), "--embedding-dim", str(config.model.embedding_dim),
-               "--hidden-size", str(config.model.hidden_size), "--dropout", str(config.model.dropout), "--head", config.model.head,
-               "--init", config.model.init, "--loss", "mse", "--regularizer", "kl", "--weight", "10"]
+    options = [
+        "--max-vocab",
+        str(config.corpus.max_vocab),
+        "--embedding-dim",
+        str(config.model.embedding_dim),
+        "--hidden-size",
+        str(config.model.hidden_size),
+        "--dropout",
+        str(config.model.dropout),
+        "--head",
+        config.model.head,
+        "--init",
+        config.model.init,
+        "--loss",
+        "mse",
+        "--regularizer",
+        "kl",
+        "--weight",
+        "10",
+    ]
     command = _train_command(bench, w3, options)
     peak = peak_rss(command, interrupt_after=W3_TRAIN_SECONDS)
     record = bench.scratch / "memory-runs" / command[command.index("--name") + 1] / "run.json"
@@ -98,8 +145,12 @@ def _w3_train_phase(bench: Bench, w3: Workload) -> tuple[int, int]:
 def peak_rss(command: list[str], interrupt_after: float | None = None) -> int:
     """Peak RSS in bytes of ``command``'s process (through :mod:`bench.peak_rss`); SIGINT after ``interrupt_after`` s if given."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as out:
-        shim = subprocess.Popen([sys.executable, "-m", "bench.peak_rss", out.name, *command], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, cwd=REPO)
+        shim = subprocess.Popen(
+            [sys.executable, "-m", "bench.peak_rss", out.name, *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
         if interrupt_after is not None:
             try:
                 shim.wait(timeout=interrupt_after)
@@ -107,5 +158,7 @@ def peak_rss(command: list[str], interrupt_after: float | None = None) -> int:
                 os.kill(shim.pid, signal.SIGINT)
         _, stderr = shim.communicate()
         if shim.returncode not in (0, 130):
-            raise RuntimeError(f"{' '.join(command[:3])} … exited {shim.returncode}: {stderr.decode(errors='replace').strip()[-300:]}")
+            raise RuntimeError(
+                f"{' '.join(command[:3])} … exited {shim.returncode}: {stderr.decode(errors='replace').strip()[-300:]}"
+            )
         return int(out.read())

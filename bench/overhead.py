@@ -52,6 +52,7 @@ class Timings:
 
 def timings(bench: Bench) -> dict[str, Timings | str]:
     """Per workload, the interleaved timings, or why it was skipped (measured once a session)."""
+
     def compute() -> dict[str, Timings | str]:
         results: dict[str, Timings | str] = {}
         for key, (extra, max_steps) in settings(bench).items():
@@ -62,7 +63,10 @@ def timings(bench: Bench) -> dict[str, Timings | str]:
                 results[key] = FULL_RUN_ONLY
             else:
                 config = workload.config(bench.run_name(f"{key}-overhead"), bench.device, extra)
-                trained, plain = TrainedRun(config, workload.corpus(), bench.checkpoints, max_steps), PlainRun(config, workload.corpus(), max_steps)
+                trained, plain = (
+                    TrainedRun(config, workload.corpus(), bench.checkpoints, max_steps),
+                    PlainRun(config, workload.corpus(), max_steps),
+                )
                 matmul = MatmulRun(*matmul_shape(config, workload.corpus(), max_steps), resolve_device(bench.device))
                 interleave(trained, plain, alongside=matmul)
                 results[key] = Timings(trained.timing, plain.reps, matmul)
@@ -94,6 +98,20 @@ def overhead_rows(key: str, result: Timings) -> list[Row]:
     """The whole epoch's and the train phase's rate against the plain loop's (the train phase alone for a partial run)."""
     timing, plain = result.trainer, result.plain
     plain_rate = statistics.median(rep.rate for rep in plain)
-    phases = [("train phase", timing.train_rate)] if timing.partial else [("whole epoch", timing.rate), ("train phase", timing.train_rate)]
-    return [Row(key, f"{MEASURE} ({phase}, {timing.label}; head: {timing.fused_head.split(' (')[0]})", f"{rate:,.0f} pairs/s", f"{plain_rate:,.0f} pairs/s",
-                rate / plain_rate, f"≥ {TARGET}×", rate / plain_rate >= TARGET) for phase, rate in phases]
+    phases = (
+        [("train phase", timing.train_rate)]
+        if timing.partial
+        else [("whole epoch", timing.rate), ("train phase", timing.train_rate)]
+    )
+    return [
+        Row(
+            key,
+            f"{MEASURE} ({phase}, {timing.label}; head: {timing.fused_head.split(' (')[0]})",
+            f"{rate:,.0f} pairs/s",
+            f"{plain_rate:,.0f} pairs/s",
+            rate / plain_rate,
+            f"≥ {TARGET}×",
+            rate / plain_rate >= TARGET,
+        )
+        for phase, rate in phases
+    ]

@@ -36,8 +36,11 @@ PEER = REPO / ".." / "shared" / "peers" / "keras-study" / "run"
 EPOCHS = 2
 SPEED_TARGETS = {("W2", "paper"): 3.0, ("W2", "document"): 6.0, ("W2", "document, compiled"): 6.0}
 RSS_SHARE = 1 / 20
-SETTINGS = {"paper": [], "document": ["--split", "document", "--batching", "document"],
-            "document, compiled": ["--split", "document", "--batching", "document", "--compile", "on"]}
+SETTINGS = {
+    "paper": [],
+    "document": ["--split", "document", "--batching", "document"],
+    "document, compiled": ["--split", "document", "--batching", "document", "--compile", "on"],
+}
 
 
 def measure(bench: Bench) -> list[Row]:
@@ -58,13 +61,29 @@ def measure(bench: Bench) -> list[Row]:
         for setting, options in SETTINGS.items():
             epoch, first, peak = lm_explorer_run(bench, key, workload.paths, options)
             target = SPEED_TARGETS.get((key, setting))
-            rows.append(Row(key, f"{MEASURE} (lm-explorer {setting_label(setting)}, epochs 2–{EPOCHS}; first {seconds(first)})",
-                            seconds(epoch), f"{seconds(keras_epoch)} (Keras, control)", keras_epoch / epoch,
-                            "–" if target is None else f"≥ {target:g}× faster", None if target is None else keras_epoch / epoch >= target))
+            rows.append(
+                Row(
+                    key,
+                    f"{MEASURE} (lm-explorer {setting_label(setting)}, epochs 2–{EPOCHS}; first {seconds(first)})",
+                    seconds(epoch),
+                    f"{seconds(keras_epoch)} (Keras, control)",
+                    keras_epoch / epoch,
+                    "–" if target is None else f"≥ {target:g}× faster",
+                    None if target is None else keras_epoch / epoch >= target,
+                )
+            )
             rss_target = key == "W2"
-            rows.append(Row(key, f"0 peer: peak RSS vs the study's Keras pipeline (lm-explorer {setting_label(setting)})", mib(peak),
-                            f"{mib(keras_peak)} (Keras)", peak / keras_peak, f"≤ {RSS_SHARE:.2g}×" if rss_target else "–",
-                            peak / keras_peak <= RSS_SHARE if rss_target else None))
+            rows.append(
+                Row(
+                    key,
+                    f"0 peer: peak RSS vs the study's Keras pipeline (lm-explorer {setting_label(setting)})",
+                    mib(peak),
+                    f"{mib(keras_peak)} (Keras)",
+                    peak / keras_peak,
+                    f"≤ {RSS_SHARE:.2g}×" if rss_target else "–",
+                    peak / keras_peak <= RSS_SHARE if rss_target else None,
+                )
+            )
     return rows
 
 
@@ -91,10 +110,29 @@ def lm_explorer_run(bench: Bench, key: str, paths: list[str], options: list[str]
     """lm-explorer's median epoch seconds after the first, its first epoch's, and its peak RSS."""
     name = bench.run_name(f"peer-{key}")
     checkpoints = bench.scratch / "peer-runs"
-    command = [str(Path(sys.executable).with_name("lm-explorer")), "train", "--corpus", *paths, "--preset", "paper", *options,
-               "--epochs", str(EPOCHS), "--device", bench.device, "--checkpoints", str(checkpoints), "--name", name, "--json"]
+    command = [
+        str(Path(sys.executable).with_name("lm-explorer")),
+        "train",
+        "--corpus",
+        *paths,
+        "--preset",
+        "paper",
+        *options,
+        "--epochs",
+        str(EPOCHS),
+        "--device",
+        bench.device,
+        "--checkpoints",
+        str(checkpoints),
+        "--name",
+        name,
+        "--json",
+    ]
     peak = peak_rss(command)
-    walls = [line["wall_s"] for line in map(json.loads, (checkpoints / name / "metrics.jsonl").read_text().splitlines())
-             if line.get("kind") == "epoch"]
+    walls = [
+        line["wall_s"]
+        for line in map(json.loads, (checkpoints / name / "metrics.jsonl").read_text().splitlines())
+        if line.get("kind") == "epoch"
+    ]
     epochs = [later - earlier for earlier, later in zip(walls, walls[1:], strict=False)]
     return statistics.median(epochs), walls[0], peak

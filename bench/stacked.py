@@ -87,23 +87,43 @@ def measure(bench: Bench) -> list[Row]:
 
 
 def _configs(bench: Bench, workload: Workload, label: str, extra: dict) -> list[RunConfig]:
-    return [workload.config(bench.run_name(f"{workload.key}-{label}-{i}"), bench.device, {"objective.weight": weight, **extra})
-            for i, weight in enumerate(WEIGHTS)]
+    return [
+        workload.config(bench.run_name(f"{workload.key}-{label}-{i}"), bench.device, {"objective.weight": weight, **extra})
+        for i, weight in enumerate(WEIGHTS)
+    ]
 
 
 def _w1_rows(bench: Bench, workload: Workload) -> list[Row]:
     epochs = bench.pick(1, 5)
     corpus = workload.corpus()
-    solos = [TimedTrainer(Trainer.new(config, bench.checkpoints, corpus)) for config in _configs(bench, workload, "solo", {"train.epochs": epochs})]
-    stack = TimedTrainer(StackedTrainer.new(_configs(bench, workload, "stack", {"train.epochs": epochs}), bench.checkpoints, corpus))
+    solos = [
+        TimedTrainer(Trainer.new(config, bench.checkpoints, corpus))
+        for config in _configs(bench, workload, "solo", {"train.epochs": epochs})
+    ]
+    stack = TimedTrainer(
+        StackedTrainer.new(_configs(bench, workload, "stack", {"train.epochs": epochs}), bench.checkpoints, corpus)
+    )
     interleave(*solos, stack)
     one, sequential = statistics.median(solo.seconds for solo in solos), sum(solo.seconds for solo in solos)
     what = f"{MEASURE}: {len(WEIGHTS)} KL weights, paper preset, {epochs} epoch(s)"
     ratio = stack.seconds / one
     return [
-        Row("W1", f"{what}, stack vs one run", seconds(stack.seconds), f"{seconds(one)} (median solo run)", ratio,
-            f"≤ {TARGETS['W1']:g}×", ratio <= TARGETS["W1"]),
-        Row("W1", f"{what}, stack vs sequential", seconds(stack.seconds), f"{seconds(sequential)} (4 solo runs)", stack.seconds / sequential),
+        Row(
+            "W1",
+            f"{what}, stack vs one run",
+            seconds(stack.seconds),
+            f"{seconds(one)} (median solo run)",
+            ratio,
+            f"≤ {TARGETS['W1']:g}×",
+            ratio <= TARGETS["W1"],
+        ),
+        Row(
+            "W1",
+            f"{what}, stack vs sequential",
+            seconds(stack.seconds),
+            f"{seconds(sequential)} (4 solo runs)",
+            stack.seconds / sequential,
+        ),
     ]
 
 
@@ -116,32 +136,74 @@ def _w2_rows(bench: Bench, workload: Workload) -> list[Row]:
     interleave(solo, stack)
     span = f"first {max_steps} batches" if max_steps else "1 epoch"
     ratio = stack.seconds / solo.seconds
-    rows = [Row("W2", f"{MEASURE}: {len(WEIGHTS)} KL weights, document batching, {span}, stack vs one run", seconds(stack.seconds),
-                seconds(solo.seconds), ratio, f"≤ {TARGETS['W2']:g}×", ratio <= TARGETS["W2"])]
+    rows = [
+        Row(
+            "W2",
+            f"{MEASURE}: {len(WEIGHTS)} KL weights, document batching, {span}, stack vs one run",
+            seconds(stack.seconds),
+            seconds(solo.seconds),
+            ratio,
+            f"≤ {TARGETS['W2']:g}×",
+            ratio <= TARGETS["W2"],
+        )
+    ]
     if bench.quick:
         return [*rows, skipped("W2", f"{MEASURE}: peak RSS", "full run only (four processes of W2)")]
     for batching, steps in PEAK_STEPS.items():
-        peaks = {members: peak_rss([sys.executable, "-m", "bench.stacked", str(bench.data_dir), str(bench.scratch / "stacked-peak"),
-                                    str(members), batching, str(steps)]) for members in (1, len(WEIGHTS))}
+        peaks = {
+            members: peak_rss(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.stacked",
+                    str(bench.data_dir),
+                    str(bench.scratch / "stacked-peak"),
+                    str(members),
+                    batching,
+                    str(steps),
+                ]
+            )
+            for members in (1, len(WEIGHTS))
+        }
         ratio = peaks[len(WEIGHTS)] / peaks[1]
         span = f"{steps} batches" if steps else "1 epoch"
-        rows.append(Row("W2", f"{MEASURE}: peak RSS, {len(WEIGHTS)}-member stack vs one run ({batching} batching, {span})",
-                        mib(peaks[len(WEIGHTS)]), mib(peaks[1]), ratio, f"≤ {TARGETS['memory']:g}×", ratio <= TARGETS["memory"]))
+        rows.append(
+            Row(
+                "W2",
+                f"{MEASURE}: peak RSS, {len(WEIGHTS)}-member stack vs one run ({batching} batching, {span})",
+                mib(peaks[len(WEIGHTS)]),
+                mib(peaks[1]),
+                ratio,
+                f"≤ {TARGETS['memory']:g}×",
+                ratio <= TARGETS["memory"],
+            )
+        )
     return rows
 
 
 def _gpu_scaling_rows(bench: Bench, workload: Workload) -> list[Row]:
     corpus = workload.corpus()
-    configs = [workload.config(bench.run_name(f"W2-gpu-{i}"), bench.device, {"objective.weight": weight, "train.epochs": 2})
-               for i, weight in enumerate(GPU_WEIGHTS)]
+    configs = [
+        workload.config(bench.run_name(f"W2-gpu-{i}"), bench.device, {"objective.weight": weight, "train.epochs": 2})
+        for i, weight in enumerate(GPU_WEIGHTS)
+    ]
     one = second_epoch_seconds(Trainer.new(configs[0], bench.checkpoints, corpus))
     rows = []
     for members, target in GPU_TARGETS.items():
         stacked = [config.model_copy(update={"name": f"{config.name}-of-{members}"}) for config in configs[:members]]
         seconds_taken = second_epoch_seconds(StackedTrainer.new(stacked, bench.checkpoints, corpus))
         ratio = seconds_taken / one
-        rows.append(Row("W2", f"{MEASURE}: {members} KL weights stacked on CUDA, paper preset, 2nd epoch, stack vs one run",
-                        seconds(seconds_taken), f"{seconds(one)} (one run)", ratio, f"≤ {target:g}×", ratio <= target))
+        rows.append(
+            Row(
+                "W2",
+                f"{MEASURE}: {members} KL weights stacked on CUDA, paper preset, 2nd epoch, stack vs one run",
+                seconds(seconds_taken),
+                f"{seconds(one)} (one run)",
+                ratio,
+                f"≤ {target:g}×",
+                ratio <= target,
+            )
+        )
     return rows
 
 
@@ -164,8 +226,10 @@ def train_for_peak(data_dir: Path, checkpoints: Path, members: int, batching: st
     if batching == "document":
         overrides.update(DOCUMENT_BATCHING)
     stamp = f"{members}-{batching}-{time.time_ns()}"
-    configs = [build_run_config(f"peak-{stamp}-{i}", "paper", {**overrides, "objective.weight": weight})
-               for i, weight in enumerate(WEIGHTS[:members])]
+    configs = [
+        build_run_config(f"peak-{stamp}-{i}", "paper", {**overrides, "objective.weight": weight})
+        for i, weight in enumerate(WEIGHTS[:members])
+    ]
     trainer = Trainer.new(configs[0], checkpoints) if members == 1 else StackedTrainer.new(configs, checkpoints)
     for _ in TimedTrainer(trainer, max_steps=steps or None):
         pass

@@ -40,17 +40,37 @@ FIRST_FRAME_TARGET = 1.5
 def measure(bench: Bench) -> list[Row]:
     repeats = bench.pick(2, 5)
     console_script = Path(sys.executable).with_name("lm-explorer")
-    help_time, bare = paired_medians(lambda: _run_to_exit([str(console_script), "--help"]),
-                                     lambda: _run_to_exit([sys.executable, "-c", "pass"]), repeats)
-    rows = [Row("–", f"{MEASURE}: process start → lm-explorer --help output", seconds(help_time), f"{seconds(bare)} (python -c pass)",
-                help_time / bare)]
+    help_time, bare = paired_medians(
+        lambda: _run_to_exit([str(console_script), "--help"]), lambda: _run_to_exit([sys.executable, "-c", "pass"]), repeats
+    )
+    rows = [
+        Row(
+            "–",
+            f"{MEASURE}: process start → lm-explorer --help output",
+            seconds(help_time),
+            f"{seconds(bare)} (python -c pass)",
+            help_time / bare,
+        )
+    ]
     measure_name = f"{MEASURE}: process start → first painted frame of the app"
     if not tui_available():
         return [*rows, skipped("–", measure_name, "tui.app not available")]
-    app, empty = paired_medians(lambda: first_frame(["tui.launcher", "--checkpoints", str(bench.checkpoints)]),
-                                lambda: first_frame(["bench.empty_app"]), repeats)
-    rows.append(Row("–", measure_name, seconds(app), f"{seconds(empty)} (empty Textual app)", app / empty,
-                    f"≤ {FIRST_FRAME_TARGET} s", app <= FIRST_FRAME_TARGET))
+    app, empty = paired_medians(
+        lambda: first_frame(["tui.launcher", "--checkpoints", str(bench.checkpoints)]),
+        lambda: first_frame(["bench.empty_app"]),
+        repeats,
+    )
+    rows.append(
+        Row(
+            "–",
+            measure_name,
+            seconds(app),
+            f"{seconds(empty)} (empty Textual app)",
+            app / empty,
+            f"≤ {FIRST_FRAME_TARGET} s",
+            app <= FIRST_FRAME_TARGET,
+        )
+    )
     return rows
 
 
@@ -66,8 +86,9 @@ def first_frame(module: list[str]) -> float:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color"}
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", *module], stdin=slave, stdout=slave, stderr=slave, env=env,
-                             start_new_session=True, cwd=REPO)
+    child = subprocess.Popen(
+        [sys.executable, "-m", *module], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, cwd=REPO
+    )
     os.close(slave)
     seen = b""
     try:

@@ -106,8 +106,9 @@ class TrainedRun:
         for event in trainer.events():
             elapsed += time.perf_counter() - resumed
             if isinstance(event, RunStarted):
-                self.timing = TrainerTiming(self.config, event.train_pairs, event.steps_per_epoch, steps=self.max_steps,
-                                            fused_head=event.fused_head)
+                self.timing = TrainerTiming(
+                    self.config, event.train_pairs, event.steps_per_epoch, steps=self.max_steps, fused_head=event.fused_head
+                )
                 elapsed = 0.0
             elif isinstance(event, StepMetrics):
                 if event.step == self.max_steps:
@@ -187,10 +188,12 @@ def paired_medians(measured: Callable[[], float], baseline: Callable[[], float],
 
 def timed(work: Callable[[], object]) -> Callable[[], float]:
     """``work`` as a callable that returns the seconds it took."""
+
     def run() -> float:
         start = time.perf_counter()
         work()
         return time.perf_counter() - start
+
     return run
 
 

@@ -47,16 +47,44 @@ def measure(bench: Bench) -> list[Row]:
             else:
                 headless_times.append(headless_seconds(config, bench))
     tui, headless = pairs / statistics.median(tui_times), pairs / statistics.median(headless_times)
-    return [Row("W1", f"{MEASURE} ({epochs} ep, median of {repeats})", f"{tui:,.0f} pairs/s", f"{headless:,.0f} pairs/s",
-                tui / headless, f"≥ {TARGET}×", tui / headless >= TARGET)]
+    return [
+        Row(
+            "W1",
+            f"{MEASURE} ({epochs} ep, median of {repeats})",
+            f"{tui:,.0f} pairs/s",
+            f"{headless:,.0f} pairs/s",
+            tui / headless,
+            f"≥ {TARGET}×",
+            tui / headless >= TARGET,
+        )
+    ]
 
 
 def headless_seconds(config: RunConfig, bench: Bench) -> float:
     """Wall time of ``lm-explorer train`` with ``config``'s settings, from spawn to exit."""
-    command = [str(Path(sys.executable).with_name("lm-explorer")), "train", "--preset", "paper", "--corpus", *config.corpus.paths,
-               "--loss", config.objective.loss, "--regularizer", config.objective.regularizer, "--weight", str(config.objective.weight),
-               "--epochs", str(config.train.epochs), "--device", config.train.device, "--checkpoints", str(bench.checkpoints),
-               "--name", config.name, "--json"]
+    command = [
+        str(Path(sys.executable).with_name("lm-explorer")),
+        "train",
+        "--preset",
+        "paper",
+        "--corpus",
+        *config.corpus.paths,
+        "--loss",
+        config.objective.loss,
+        "--regularizer",
+        config.objective.regularizer,
+        "--weight",
+        str(config.objective.weight),
+        "--epochs",
+        str(config.train.epochs),
+        "--device",
+        config.train.device,
+        "--checkpoints",
+        str(bench.checkpoints),
+        "--name",
+        config.name,
+        "--json",
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start

@@ -39,8 +39,17 @@ def measure(bench: Bench) -> list[Row]:
     for label, quantile in (("p50", 0.50), ("p95", 0.95)):
         value, base = percentile(loaded, quantile), percentile(idle, quantile)
         target, met = ("≤ 100 ms", value <= TARGET_P95) if label == "p95" else ("–", None)
-        rows.append(Row("W2", f"{MEASURE}, {label} of {len(loaded)} keys", f"{value * 1000:.0f} ms", f"{base * 1000:.0f} ms (no run)",
-                        value / base, target, met))
+        rows.append(
+            Row(
+                "W2",
+                f"{MEASURE}, {label} of {len(loaded)} keys",
+                f"{value * 1000:.0f} ms",
+                f"{base * 1000:.0f} ms (no run)",
+                value / base,
+                target,
+                met,
+            )
+        )
     return rows
 
 
@@ -63,8 +72,10 @@ async def latencies(bench: Bench, configs: list[RunConfig], presses: int) -> lis
         if configs:
             app.start_runs(configs)
             runs = [app.session.get(config.name) for config in configs]
-            await wait_until(lambda: all(run.status == "training" and len(run.series.get("train_loss", [])) >= 2 for run in runs),
-                             "the TUI runs to report")
+            await wait_until(
+                lambda: all(run.status == "training" and len(run.series.get("train_loss", [])) >= 2 for run in runs),
+                "the TUI runs to report",
+            )
         found = []
         for i in range(WARM_UP_KEYS + presses):
             key, kind = ("f5", RunsTable) if i % 2 == 0 else ("f3", MetricPlots)

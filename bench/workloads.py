@@ -63,18 +63,24 @@ def build_workloads(data_dir: Path, scratch: Path) -> dict[str, Workload]:
     w1_file = data_dir / W1_FILE
     nine = sorted(data_dir.glob("Articles*.csv")) if data_dir.is_dir() else []
     return {
-        "W1": Workload("W1", [str(w1_file)], dict(STUDY_OBJECTIVE),
-                       None if w1_file.is_file() else f"{w1_file} not found"),
-        "W2": Workload("W2", [str(data_dir)], dict(STUDY_OBJECTIVE),
-                       None if len(nine) == 9 else f"{data_dir} holds {len(nine)} of the 9 Articles*.csv files"),
+        "W1": Workload("W1", [str(w1_file)], dict(STUDY_OBJECTIVE), None if w1_file.is_file() else f"{w1_file} not found"),
+        "W2": Workload(
+            "W2",
+            [str(data_dir)],
+            dict(STUDY_OBJECTIVE),
+            None if len(nine) == 9 else f"{data_dir} holds {len(nine)} of the 9 Articles*.csv files",
+        ),
         "W3": Workload("W3", [str(write_scale_corpus(scratch / "w3.txt"))], dict(W3_OVERRIDES)),
     }
 
 
 def write_scale_corpus(path: Path, min_tokens: int = W3_MIN_TOKENS) -> Path:
     """The embedded corpus's sentences, one a line, repeated until they hold ``min_tokens`` tokens."""
-    sentences = [" ".join(sentence.split()) for line in embedded_corpus_path().read_text(encoding="utf-8").splitlines()
-                 for sentence in split_sentences(line)]
+    sentences = [
+        " ".join(sentence.split())
+        for line in embedded_corpus_path().read_text(encoding="utf-8").splitlines()
+        for sentence in split_sentences(line)
+    ]
     tokens = sum(len(clean(sentence)) for sentence in sentences)
     repeats = math.ceil(min_tokens / tokens)
     path.write_text("\n".join(sentences * repeats) + "\n", encoding="utf-8")

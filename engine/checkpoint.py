@@ -98,7 +98,11 @@ class RunRecord(BaseModel):
     @model_validator(mode="after")
     def _partial_epoch_fits(self) -> RunRecord:
         partial = self.partial_epoch
-        if partial is not None and partial.count and (len(partial.sums) != 5 or any(not 0 <= i < len(self.vocab) for i in partial.predicted)):
+        if (
+            partial is not None
+            and partial.count
+            and (len(partial.sums) != 5 or any(not 0 <= i < len(self.vocab) for i in partial.predicted))
+        ):
             raise ValueError("the saved running totals do not fit the vocabulary")
         return self
 
@@ -122,7 +126,12 @@ RunRecord.model_rebuild()
 
 
 def versions() -> dict[str, str]:
-    return {"lm-explorer": engine.__version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "lm-explorer": engine.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def now() -> str:
@@ -134,8 +143,10 @@ class RunDirectory:
 
     def __init__(self, checkpoints: Path, name: str):
         if not RUN_NAME_PATTERN.fullmatch(name):
-            raise UserError(f"{name!r} is not a run name: a run is a folder directly inside the checkpoints folder, named with "
-                            "1–80 letters, digits, '.', '_' or '-'; 'lm-explorer runs' lists them.")
+            raise UserError(
+                f"{name!r} is not a run name: a run is a folder directly inside the checkpoints folder, named with "
+                "1–80 letters, digits, '.', '_' or '-'; 'lm-explorer runs' lists them."
+            )
         self.path = Path(checkpoints) / name
         self.name = name
 
@@ -194,13 +205,17 @@ class RunDirectory:
                 stale.unlink(missing_ok=True)
 
     def _save_refused(self, error: OSError) -> UserError:
-        return UserError(f"Run {self.name!r} could not be saved in {str(self.path)!r}: {describe_os_error(error)}; "
-                         "free some space or fix the folder's permissions (the previous checkpoint is kept).")
+        return UserError(
+            f"Run {self.name!r} could not be saved in {str(self.path)!r}: {describe_os_error(error)}; "
+            "free some space or fix the folder's permissions (the previous checkpoint is kept)."
+        )
 
     def _check_folder(self) -> None:
         if not is_plain_directory(self.path):
-            raise UserError(f"Run {self.name!r} is not a plain folder ({str(self.path)!r} is a link or a file); "
-                            "lm-explorer keeps each run in a real folder inside the checkpoints folder.")
+            raise UserError(
+                f"Run {self.name!r} is not a plain folder ({str(self.path)!r} is a link or a file); "
+                "lm-explorer keeps each run in a real folder inside the checkpoints folder."
+            )
 
     def write_record(self, record: RunRecord) -> None:
         """Replace ``run.json`` (a disk that refuses is a :class:`UserError`)."""
@@ -244,13 +259,16 @@ class RunDirectory:
         try:
             data = read_regular(self.record_path, self._file(RECORD_FILE), MAX_RECORD_BYTES)
         except FileNotFoundError:
-            raise UserError(f"Run {self.name!r} has no {RECORD_FILE}; it is not a complete run, remove {str(self.path)!r}.") from None
+            raise UserError(
+                f"Run {self.name!r} has no {RECORD_FILE}; it is not a complete run, remove {str(self.path)!r}."
+            ) from None
         try:
             raw = json.loads(data.decode("utf-8"))
             _check_depth(raw)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as error:
-            raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} is not valid JSON: {error}); "
-                            f"remove or restore {str(self.path)!r}.") from None
+            raise UserError(
+                f"Run {self.name!r} is corrupt ({RECORD_FILE} is not valid JSON: {error}); remove or restore {str(self.path)!r}."
+            ) from None
         version = raw.get("format_version") if isinstance(raw, dict) else None
         if version != FORMAT_VERSION:
             raise UserError(
@@ -265,8 +283,10 @@ class RunDirectory:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise UserError(f"Run {self.name!r} is corrupt ({RECORD_FILE} field {where}: {first['msg']}); "
-                            f"remove or restore {str(self.path)!r}.") from None
+            raise UserError(
+                f"Run {self.name!r} is corrupt ({RECORD_FILE} field {where}: {first['msg']}); "
+                f"remove or restore {str(self.path)!r}."
+            ) from None
         check_model_fits(len(record.vocab), record.config.model, f"Run {self.name!r}")
         check_regular_or_absent(self.metrics_path, self._file(METRICS_FILE))
         return record
@@ -279,10 +299,13 @@ class RunDirectory:
             tensors = load_tensors(data)
             metadata = _safetensors_metadata(data)
         except FileNotFoundError:
-            raise UserError(f"Run {self.name!r} is missing its {what} file {file_name!r}; remove or restore {str(self.path)!r}.") from None
+            raise UserError(
+                f"Run {self.name!r} is missing its {what} file {file_name!r}; remove or restore {str(self.path)!r}."
+            ) from None
         except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise UserError(f"Run {self.name!r} has a truncated or corrupt {what} file ({error}); "
-                            f"remove or restore {str(self.path)!r}.") from None
+            raise UserError(
+                f"Run {self.name!r} has a truncated or corrupt {what} file ({error}); remove or restore {str(self.path)!r}."
+            ) from None
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
@@ -375,8 +398,10 @@ def build_model(directory: RunDirectory, record: RunRecord) -> LanguageModel:
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise UserError(f"Run {record.name!r} has weights that do not fit its configuration ({str(error).splitlines()[0]}); "
-                        "remove or restore it.") from None
+        raise UserError(
+            f"Run {record.name!r} has weights that do not fit its configuration ({str(error).splitlines()[0]}); "
+            "remove or restore it."
+        ) from None
     return model
 
 
@@ -386,8 +411,10 @@ def load_optimizer_state(directory: RunDirectory, record: RunRecord, optimizer: 
     try:
         optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads(metadata.get("param_groups", "[]"))))
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError, RecursionError, AttributeError) as error:
-        raise UserError(f"Run {record.name!r} has an optimizer state that does not fit its model ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else 'unreadable'}); remove or restore {str(directory.path)!r}.") from None
+        raise UserError(
+            f"Run {record.name!r} has an optimizer state that does not fit its model ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'unreadable'}); remove or restore {str(directory.path)!r}."
+        ) from None
 
 
 @dataclass
@@ -412,7 +439,7 @@ def list_runs(checkpoints: Path) -> list[RunListing]:
             listings.append(RunListing(entry.name, RunDirectory(root, entry.name).read_record()))
         except UserError as error:
             listings.append(RunListing(entry.name, None, str(error)))
-    return sorted(listings, key=lambda item: (item.record.updated if item.record else ""), reverse=True)
+    return sorted(listings, key=lambda item: item.record.updated if item.record else "", reverse=True)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

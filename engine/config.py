@@ -45,8 +45,16 @@ LossName = Annotated[str, AfterValidator(OneOf(BASE_LOSSES))]
 RegularizerName = Annotated[str, AfterValidator(OneOf(REGULARIZERS))]
 
 
-def option(default: Any = ..., help: str = "", *, flag: str | None = None, metavar: str | None = None,
-           resumable: bool = False, wanted: str | None = None, **constraints: Any) -> Any:
+def option(
+    default: Any = ...,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    resumable: bool = False,
+    wanted: str | None = None,
+    **constraints: Any,
+) -> Any:
     """A setting's pydantic field with what its command-line option and form field need (:mod:`engine.settings`).
 
     ``flag`` defaults to ``--`` + the field name with dashes; ``resumable`` settings may change
@@ -71,14 +79,26 @@ class CorpusConfig(_Strict):
     cut, which only makes sense with ``prefix`` batching).
     """
 
-    paths: list[str] = option(list, "a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)",
-                              flag="--corpus", metavar="PATH", resumable=True, wanted="file or folder paths")
-    column: str | None = option(None, "the CSV column holding the text (default: headline, else the only text column)",
-                                metavar="NAME", wanted="a column name")
+    paths: list[str] = option(
+        list,
+        "a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)",
+        flag="--corpus",
+        metavar="PATH",
+        resumable=True,
+        wanted="file or folder paths",
+    )
+    column: str | None = option(
+        None,
+        "the CSV column holding the text (default: headline, else the only text column)",
+        metavar="NAME",
+        wanted="a column name",
+    )
     max_vocab: int | None = option(None, "keep the N-2 most frequent words; the rest become `<unk>`", ge=3, le=MAX_VOCAB)
     min_count: int = option(1, "words seen fewer than K times become `<unk>`", metavar="K", ge=1, le=1_000_000_000)
     val_fraction: float = option(0.2, "share held out for validation", metavar="F", gt=0.0, lt=1.0)
-    split: Literal["document", "pair"] = option("document", "hold out whole documents or the study's shuffled pairs (needs prefix batching)")
+    split: Literal["document", "pair"] = option(
+        "document", "hold out whole documents or the study's shuffled pairs (needs prefix batching)"
+    )
 
 
 class ModelConfig(_Strict):
@@ -93,7 +113,9 @@ class ModelConfig(_Strict):
     hidden_size: int = option(128, "LSTM units per layer", ge=1, le=8192)
     num_layers: int = option(1, "stacked LSTM layers", flag="--layers", ge=1, le=8)
     dropout: float = option(0.1, "dropout before the output layer (and between LSTM layers)", metavar="P", ge=0.0, lt=1.0)
-    head: Literal["linear", "softmax"] = option("softmax", "linear: raw outputs are the prediction (the study's); softmax: probabilities")
+    head: Literal["linear", "softmax"] = option(
+        "softmax", "linear: raw outputs are the prediction (the study's); softmax: probabilities"
+    )
     init: Literal["keras", "pytorch"] = option("pytorch", "whose weight initialization defaults to copy (keras: the study's)")
 
 
@@ -108,11 +130,18 @@ class ObjectiveConfig(_Strict):
     loss: LossName = option("ce", "base loss (the paper preset: mse)")
     loss_param: float | None = option(None, "alpha, beta or gamma's parameter (1 = cross-entropy)", gt=0.0, allow_inf_nan=False)
     regularizer: RegularizerName = option(
-        "none", "added term, times the weight; label-smoothing smooths the targets by ε instead")
-    weight: float = option(0.0, "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights; "
-                                "with label-smoothing it gives ε)", metavar="W", ge=0.0, allow_inf_nan=False)
-    epsilon: float = option(0.0, "label smoothing's ε: the targets become (1 − ε) one-hot + ε/V (Szegedy et al. use 0.1)",
-                            metavar="ε", ge=0.0, lt=1.0)
+        "none", "added term, times the weight; label-smoothing smooths the targets by ε instead"
+    )
+    weight: float = option(
+        0.0,
+        "regularizer weight, such as 0, 1e-7, 10 or 100 (a sweep takes --weights; with label-smoothing it gives ε)",
+        metavar="W",
+        ge=0.0,
+        allow_inf_nan=False,
+    )
+    epsilon: float = option(
+        0.0, "label smoothing's ε: the targets become (1 − ε) one-hot + ε/V (Szegedy et al. use 0.1)", metavar="ε", ge=0.0, lt=1.0
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -134,7 +163,9 @@ class ObjectiveConfig(_Strict):
         elif self.loss_param is not None:
             raise ValueError(f"loss {self.loss!r} takes no parameter; drop --loss-param")
         if self.epsilon and self.regularizer not in SMOOTHING:
-            raise ValueError(f"ε (--epsilon) is label smoothing's; with regularizer {self.regularizer!r} drop it, or give --weight")
+            raise ValueError(
+                f"ε (--epsilon) is label smoothing's; with regularizer {self.regularizer!r} drop it, or give --weight"
+            )
         return self
 
     @property
@@ -153,16 +184,25 @@ class TrainConfig(_Strict):
     """
 
     epochs: int = option(5, "epochs to train (with --resume: train further)", resumable=True, ge=1, le=100_000)
-    batch_size: int = option(32, "sequences per batch: documents, or (prefix, next word) pairs with prefix batching",
-                             metavar="B", ge=1, le=65_536)
+    batch_size: int = option(
+        32, "sequences per batch: documents, or (prefix, next word) pairs with prefix batching", metavar="B", ge=1, le=65_536
+    )
     lr: float = option(1e-3, "Adam's learning rate", metavar="LR", gt=0.0, allow_inf_nan=False)
     adam_eps: float = option(1e-8, "Adam's ε (Keras: 1e-7)", metavar="EPS", gt=0.0, allow_inf_nan=False)
     seed: int = option(0, "seed of the initial weights, split, batch order and dropout", metavar="S", ge=0, le=MAX_SEED)
-    device: str = option("auto", "where to train", metavar="D", resumable=True, wanted="auto, cpu, cuda or cuda:N",
-                         pattern=f"^(?:{DEVICE_PATTERN.pattern})$")
+    device: str = option(
+        "auto",
+        "where to train",
+        metavar="D",
+        resumable=True,
+        wanted="auto, cpu, cuda or cuda:N",
+        pattern=f"^(?:{DEVICE_PATTERN.pattern})$",
+    )
     batching: Literal["document", "prefix"] = option("document", "document (fast) or prefix (the study's n-grams)")
     log_every: int = option(10, "batches per live-metrics window", ge=1, le=1_000_000)
-    compile: Literal["auto", "on", "off"] = option("auto", "fuse the output head's math with torch.compile: auto (on CUDA only), on, off")
+    compile: Literal["auto", "on", "off"] = option(
+        "auto", "fuse the output head's math with torch.compile: auto (on CUDA only), on, off"
+    )
 
 
 class RunConfig(_Strict):

@@ -50,6 +50,7 @@ CPU_THREADS_PER_RUN = 1
 
 # Placement -------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Slot:
     """Where one trainer runs: a device and the torch CPU threads it may use."""
@@ -83,7 +84,9 @@ def should_stack(stack: bool | None, device: str) -> bool:
     return device != "cpu" and parse_devices(device, cuda_devices()) != ["cpu"]
 
 
-def plan_slots(device: str, parallel: int | None, runs: int, cpus: int | None = None, cuda_count: int | None = None) -> list[Slot]:
+def plan_slots(
+    device: str, parallel: int | None, runs: int, cpus: int | None = None, cuda_count: int | None = None
+) -> list[Slot]:
     """The slots a sweep of ``runs`` runs on: as many as run at once, each with its device and threads."""
     cpus = cpus or os.cpu_count() or 1
     if cuda_count is None:
@@ -97,6 +100,7 @@ def plan_slots(device: str, parallel: int | None, runs: int, cpus: int | None = 
 
 
 # What the folder says -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RunView:
@@ -153,24 +157,42 @@ class Controller:
         request = rundir.read_json(folder / rundir.REQUEST_FILE)
         live = rundir.liveness(folder)
         requested = request.get("status") if request and request.get("status") in rundir.STATUSES else None
-        status = rundir.derive_status(record.status if record else None, requested, live.alive,
-                                      rundir.owner_alive(request.get("owner") if request else None), rundir.stop_requested(folder))
+        status = rundir.derive_status(
+            record.status if record else None,
+            requested,
+            live.alive,
+            rundir.owner_alive(request.get("owner") if request else None),
+            rundir.stop_requested(folder),
+        )
         config = record.config if record else _request_config(request)
         message = (request or {}).get("message") if record is None else record.message
         beat = live.beat if live.alive else None
         created = (record.created if record else None) or (request or {}).get("created")
-        return RunView(name, status, config, record, live.alive, live.holder.pid if live.alive else None,
-                       live.holder.host if live.alive else None, beat.device if beat else None,
-                       beat.step if beat else 0, beat.total_steps if beat else 0,
-                       message if isinstance(message, str) else None, problem,
-                       created if isinstance(created, str) else _folder_time(folder))
+        return RunView(
+            name,
+            status,
+            config,
+            record,
+            live.alive,
+            live.holder.pid if live.alive else None,
+            live.holder.host if live.alive else None,
+            beat.device if beat else None,
+            beat.step if beat else 0,
+            beat.total_steps if beat else 0,
+            message if isinstance(message, str) else None,
+            problem,
+            created if isinstance(created, str) else _folder_time(folder),
+        )
 
     def views(self) -> list[RunView]:
         """Every run folder under the checkpoints folder (symlinks and dot-folders skipped), newest first."""
         self._reap()
         try:
-            entries = [entry.name for entry in os.scandir(self.checkpoints) if entry.is_dir(follow_symlinks=False)
-                       and not entry.name.startswith(".")]
+            entries = [
+                entry.name
+                for entry in os.scandir(self.checkpoints)
+                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
+            ]
         except (FileNotFoundError, NotADirectoryError):
             return []
         views = [view for view in map(self.view, entries) if view.status is not None or view.problem]
@@ -207,7 +229,9 @@ class Controller:
         for config in configs:
             name = rundir.reserve(self.checkpoints, config.name) if rename else rundir.claim(self.checkpoints, config.name)
             config = config.model_copy(update={"name": name})
-            self._write_request(name, {"status": "queued", "config": config.model_dump(mode="json"), "created": _iso(time.time())})
+            self._write_request(
+                name, {"status": "queued", "config": config.model_dump(mode="json"), "created": _iso(time.time())}
+            )
             names.append(name)
         return names
 
@@ -221,8 +245,19 @@ class Controller:
     def launch_runner(self, names: list[str], parallel: int | None, device: str, stack: bool | None = None) -> None:
         """``python -m engine.controller`` in its own session: it outlives this process and its terminal."""
         stacking = [] if stack is None else ["--stack" if stack else "--no-stack"]
-        command = [sys.executable, "-m", "engine.controller", "--checkpoints", str(self.checkpoints), "--device", device,
-                   "--parallel", str(parallel or "auto"), *stacking, *names]
+        command = [
+            sys.executable,
+            "-m",
+            "engine.controller",
+            "--checkpoints",
+            str(self.checkpoints),
+            "--device",
+            device,
+            "--parallel",
+            str(parallel or "auto"),
+            *stacking,
+            *names,
+        ]
         self._children.append(spawn_detached(command, self.checkpoints / names[0] / rundir.RUNNER_LOG_FILE))
 
     def plan_jobs(self, names: list[str], stack: bool, device: str) -> list[tuple[str, ...]]:
@@ -243,10 +278,16 @@ class Controller:
         grouped = {group[0].name: tuple(config.name for config in group) for group in groups}
         return [grouped[name] if name in grouped else (name,) for name in names if name in grouped or name not in queued]
 
-    def run_queue(self, names: list[str], parallel: int | None = None, device: str = "auto",
-                  report: Callable[[str, str, Slot | None], None] | None = None,
-                  stopping: Callable[[], bool] | None = None, stack: bool | None = None,
-                  cpus: int | None = None) -> dict[str, rundir.Status | None]:
+    def run_queue(
+        self,
+        names: list[str],
+        parallel: int | None = None,
+        device: str = "auto",
+        report: Callable[[str, str, Slot | None], None] | None = None,
+        stopping: Callable[[], bool] | None = None,
+        stack: bool | None = None,
+        cpus: int | None = None,
+    ) -> dict[str, rundir.Status | None]:
         """The sweep runner: start the queued ``names`` in turn, at most ``len(slots)`` jobs at once; wait for all to end.
 
         ``report(name, status, slot)`` hears each start and end; once ``stopping()`` is true every run
@@ -337,7 +378,9 @@ class Controller:
         if view.status not in rundir.RESUMABLE:
             raise UserError(f"Run {name!r} is already {view.status}.")
         if view.status == "finished":
-            raise UserError(f"Run {name!r} finished all its epochs; 'lm-explorer train --resume {name} --epochs N' trains it further.")
+            raise UserError(
+                f"Run {name!r} finished all its epochs; 'lm-explorer train --resume {name} --epochs N' trains it further."
+            )
         return self._relaunch(name, view, device)
 
     def train_further(self, name: str, more: int, device: str = "auto") -> str:
@@ -358,8 +401,10 @@ class Controller:
         assert ceiling is not None, "train.epochs has an upper bound"
         most = int(ceiling) - planned
         if not 1 <= more <= most:
-            raise UserError(f"More epochs must be a whole number from 1 to {most} (run {name!r} plans {planned} of at most "
-                            f"{planned + most}), not {more}.")
+            raise UserError(
+                f"More epochs must be a whole number from 1 to {most} (run {name!r} plans {planned} of at most "
+                f"{planned + most}), not {more}."
+            )
         return self._relaunch(name, view, device, epochs=planned + more)
 
     def _relaunch(self, name: str, view: RunView, device: str, epochs: int | None = None) -> str:
@@ -415,7 +460,9 @@ def _request_config(request: dict[str, Any] | None) -> RunConfig | None:
 
 def main(argv: list[str] | None = None) -> int:
     """The detached sweep runner: ``python -m engine.controller --checkpoints DIR [--parallel N] [--device D] RUN…``."""
-    parser = argparse.ArgumentParser(prog="python -m engine.controller", description="Start queued runs in turn (a detached sweep runner).")
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.controller", description="Start queued runs in turn (a detached sweep runner)."
+    )
     parser.add_argument("--checkpoints", type=Path, required=True)
     parser.add_argument("--parallel", default="auto")
     parser.add_argument("--device", default="auto")
@@ -426,9 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
     try:
-        statuses = Controller(args.checkpoints).run_queue(args.runs, parse_parallel(args.parallel), args.device,
-                                                          report=lambda name, status, slot: print(f"{name}: {status}", flush=True),
-                                                          stopping=lambda: bool(stop), stack=args.stack)
+        statuses = Controller(args.checkpoints).run_queue(
+            args.runs,
+            parse_parallel(args.parallel),
+            args.device,
+            report=lambda name, status, slot: print(f"{name}: {status}", flush=True),
+            stopping=lambda: bool(stop),
+            stack=args.stack,
+        )
     except UserError as error:
         print(f"error: {error}", flush=True)
         return 2

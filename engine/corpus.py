@@ -50,14 +50,20 @@ def embedded_corpus_path() -> Path:
     """Where the installed gensim package keeps the Lee background corpus."""
     spec = importlib.util.find_spec("gensim")
     if spec is None or spec.origin is None:
-        raise UserError("The embedded corpus comes with the gensim package, which is not installed; run pip install gensim or pass --corpus PATH.")
+        raise UserError(
+            "The embedded corpus comes with the gensim package, which is not installed; run pip install gensim or pass --corpus PATH."
+        )
     path = Path(spec.origin).parent / "test" / "test_data" / "lee_background.cor"
     if not path.is_file():
-        raise UserError(f"The embedded corpus is missing from the gensim install ({path}); reinstall gensim or pass --corpus PATH.")
+        raise UserError(
+            f"The embedded corpus is missing from the gensim install ({path}); reinstall gensim or pass --corpus PATH."
+        )
     return path
 
 
-EMBEDDED_DESCRIPTION = "Lee news corpus (lee_background.cor, shipped with gensim): 300 Australian news documents, one sentence a document"
+EMBEDDED_DESCRIPTION = (
+    "Lee news corpus (lee_background.cor, shipped with gensim): 300 Australian news documents, one sentence a document"
+)
 
 
 @dataclass(frozen=True)
@@ -218,7 +224,9 @@ def _text_lines(path: Path) -> Iterator[str]:
     try:
         for number, data in read_lines(path, "Corpus file", MAX_LINE_BYTES, follow_links=True):
             if b"\x00" in data:
-                raise UserError(f"Corpus file {str(path)!r} is binary, not text (a NUL byte on line {number}); give a .txt or .csv file.")
+                raise UserError(
+                    f"Corpus file {str(path)!r} is binary, not text (a NUL byte on line {number}); give a .txt or .csv file."
+                )
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -250,8 +258,10 @@ def _detect_text_column(path: Path, columns: Sequence[str], rows: list[dict[str,
     text_like = [c for c in columns if _looks_like_prose(row.get(c) or "" for row in rows[:_SNIFF_ROWS])]
     if len(text_like) == 1:
         return text_like[0]
-    raise UserError(f"CSV file {str(path)!r} has no 'headline' column and no single text column; "
-                    f"choose one with --column (columns: {_listed(columns)}).")
+    raise UserError(
+        f"CSV file {str(path)!r} has no 'headline' column and no single text column; "
+        f"choose one with --column (columns: {_listed(columns)})."
+    )
 
 
 def _listed(columns: Sequence[str]) -> str:

@@ -21,8 +21,10 @@ def cuda_devices() -> int:
 def check_device(name: str, cuda_count: int) -> str:
     """``name`` (``cpu``, ``cuda`` or ``cuda:N``) when a machine with ``cuda_count`` CUDA devices has it, else a one-sentence UserError."""
     if name == "auto" or not DEVICE_PATTERN.fullmatch(name):
-        raise UserError(f"Device {name!r} is not a device lm-explorer trains on; use auto, cpu, cuda or cuda:N "
-                        "(a sweep also takes a list such as cuda:0,cuda:1).")
+        raise UserError(
+            f"Device {name!r} is not a device lm-explorer trains on; use auto, cpu, cuda or cuda:N "
+            "(a sweep also takes a list such as cuda:0,cuda:1)."
+        )
     kind, _, index = name.partition(":")
     if kind == "cuda" and not cuda_count:
         raise UserError(f"Device {name!r} was asked for but this machine has no CUDA GPU; use --device cpu or auto.")

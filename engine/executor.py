@@ -42,9 +42,22 @@ class JobSpec:
 
     def command(self) -> list[str]:
         """The trainer command (:mod:`engine.worker`), the same on any box."""
-        return [sys.executable, "-m", "engine.worker", "--checkpoints", str(self.checkpoints), "--device", self.device,
-                "--threads", str(self.threads), "--nice", str(self.nice), *(["--stacked"] if self.stacked else []),
-                *(["--epochs", str(self.epochs)] if self.epochs is not None else []), *self.runs]
+        return [
+            sys.executable,
+            "-m",
+            "engine.worker",
+            "--checkpoints",
+            str(self.checkpoints),
+            "--device",
+            self.device,
+            "--threads",
+            str(self.threads),
+            "--nice",
+            str(self.nice),
+            *(["--stacked"] if self.stacked else []),
+            *(["--epochs", str(self.epochs)] if self.epochs is not None else []),
+            *self.runs,
+        ]
 
     @property
     def log(self) -> Path:
@@ -78,8 +91,15 @@ def spawn_detached(command: list[str], log: Path, threads: int | None = None) ->
     """Start ``command`` in its own session (SIGHUP to this terminal does not reach it), output appended to ``log``."""
     fd = open_regular(log, rundir.protocol_file(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=child_environment(threads), close_fds=True)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=child_environment(threads),
+            close_fds=True,
+        )
     finally:
         os.close(fd)
 

@@ -142,7 +142,7 @@ def text_plot(panel: Panel, series: list[Series], width: int = WIDTH, height: in
     tick_line = [" "] * (width + 2)
     for column, text in ticks:
         start = min(column, width - len(text))
-        tick_line[start:start + len(text)] = text
+        tick_line[start : start + len(text)] = text
     lines.append(" " * (label_width + 2) + "".join(tick_line).rstrip() + "   Epoch")
     lines.extend(f"  {MARKERS[i % len(MARKERS)]} {line.label}" for i, line in enumerate(series))
     return "\n".join(lines)

@@ -64,9 +64,18 @@ def kl_check(run: LoadedRun, corpus: Corpus) -> KLCheck:
     full = study_kl(F.one_hot(target_index, raw.shape[-1]).double(), raw)
     clipped_ce, rest = kl_decomposed(raw, target_index)
     vocab = raw.shape[-1]
-    return KLCheck(run.name, len(target_index), vocab, full.mean().item(), clipped_ce.mean().item(), rest.mean().item(),
-                   rest.min().item(), rest.max().item(), (vocab - 1) * EPSILON * math.log(EPSILON),
-                   (full - clipped_ce - rest).abs().max().item())
+    return KLCheck(
+        run.name,
+        len(target_index),
+        vocab,
+        full.mean().item(),
+        clipped_ce.mean().item(),
+        rest.mean().item(),
+        rest.min().item(),
+        rest.max().item(),
+        (vocab - 1) * EPSILON * math.log(EPSILON),
+        (full - clipped_ce - rest).abs().max().item(),
+    )
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,9 @@ class Strategy:
         if self.top_k is not None and self.top_k < 1:
             raise UserError(f"--top-k {self.top_k} is not allowed; give a whole number ≥ 1, or leave it out for greedy.")
         if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
-            raise UserError(f"--temperature {self.temperature:g} is not allowed; give a number from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}.")
+            raise UserError(
+                f"--temperature {self.temperature:g} is not allowed; give a number from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}."
+            )
         if not 0 <= self.seed <= MAX_SEED:
             raise UserError(f"--seed {self.seed} is not allowed; give a whole number from 0 to {MAX_SEED}.")
 
@@ -123,12 +125,14 @@ def generate(run: LoadedRun, seed_text: str, words: int = 10, strategy: Strategy
         distribution = _distribution(raw, head, 1.0)
         choice = _choose(raw, head, strategy, generator)
         top = torch.topk(distribution, TOP_ALTERNATIVES)
-        steps.append(GenerationStep(
-            word=vocab[choice],
-            probability=float(distribution[choice]),
-            entropy=entropy,
-            alternatives=[Alternative(vocab[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())],
-        ))
+        steps.append(
+            GenerationStep(
+                word=vocab[choice],
+                probability=float(distribution[choice]),
+                entropy=entropy,
+                alternatives=[Alternative(vocab[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())],
+            )
+        )
         tokens.append(choice)
     return Continuation(seed_text, run.name, strategy.name, unknown, steps, definitions_for(head)["entropy"])
 

@@ -65,9 +65,17 @@ def chunk_rows(vocab_size: int, device: torch.device, training: bool = True) -> 
     return max(1, elements // vocab_size)
 
 
-def head_loss_and_metrics(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target_index: torch.Tensor,
-                          objective: Objective, head: str, totals: MetricTotals | None = None,
-                          rows: int | None = None, fusion: Fusion | None = None) -> torch.Tensor:
+def head_loss_and_metrics(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    target_index: torch.Tensor,
+    objective: Objective,
+    head: str,
+    totals: MetricTotals | None = None,
+    rows: int | None = None,
+    fusion: Fusion | None = None,
+) -> torch.Tensor:
     """Mean loss over the n predictions of ``hidden`` (see the module docstring); metrics into ``totals``.
 
     Differentiable with respect to ``hidden``, ``weight`` and ``bias`` when gradients are enabled
@@ -119,15 +127,18 @@ class Fusion:
         self.compiled, self.description = compiled, description
 
     @overload
-    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
-                 gradient: Literal[True]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    def __call__(
+        self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str, gradient: Literal[True]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
     @overload
-    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
-                 gradient: bool) -> ChunkResult: ...
+    def __call__(
+        self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str, gradient: bool
+    ) -> ChunkResult: ...
 
-    def __call__(self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str,
-                 gradient: bool) -> ChunkResult:
+    def __call__(
+        self, raw: torch.Tensor, target_index: torch.Tensor, objective: Objective, head: str, gradient: bool
+    ) -> ChunkResult:
         if self.compiled and raw.shape[0] > 1:  # one row would be a new, specialised graph: not worth compiling
             return _compiled_chunk_math()(raw, target_index, objective, head, gradient)
         return chunk_math(raw, target_index, objective, head, gradient)
@@ -177,8 +188,18 @@ class _FusedHead(torch.autograd.Function):
     """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients."""
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target_index: torch.Tensor,
-                objective: Objective, head: str, totals: MetricTotals | None, rows: int, fusion: Fusion) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        target_index: torch.Tensor,
+        objective: Objective,
+        head: str,
+        totals: MetricTotals | None,
+        rows: int,
+        fusion: Fusion,
+    ) -> torch.Tensor:
         count = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
         grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)

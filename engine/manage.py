@@ -38,15 +38,18 @@ if TYPE_CHECKING:
 _WRITTEN = (rundir.RECORD_FILE, rundir.METRICS_FILE, *rundir.PROTOCOL_FILES)
 RUN_FILE_PATTERN = re.compile(
     r"^(?:" + "|".join(map(re.escape, _WRITTEN)) + r"|(?:model|optimizer)-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors"
-    r"|\.(?:" + "|".join(map(re.escape, _WRITTEN)) + r"|model-|optimizer-)[^/]*" + re.escape(TEMP_SUFFIX) + r")$")
+    r"|\.(?:" + "|".join(map(re.escape, _WRITTEN)) + r"|model-|optimizer-)[^/]*" + re.escape(TEMP_SUFFIX) + r")$"
+)
 """The names of the files lm-explorer writes in a run folder: the record, metrics, tensors, protocol files and their temporary files."""
 
 
 def check_name(name: str, what: str = "Run name") -> str:
     """``name`` if it is a plain run folder name, else the sentence saying what one is."""
     if not RUN_NAME_PATTERN.fullmatch(name):
-        raise UserError(f"{what} {name!r} is not a plain folder name: use 1–80 letters, digits, '.', '_' or '-', "
-                        "starting with a letter or digit.")
+        raise UserError(
+            f"{what} {name!r} is not a plain folder name: use 1–80 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
     return name
 
 
@@ -61,8 +64,10 @@ def run_folder(checkpoints: Path, name: str) -> Path:
     except FileNotFoundError:
         raise UserError(f"No run named {name!r} in {str(checkpoints)!r}; 'lm-explorer runs' lists them.") from None
     if stat.S_ISLNK(mode):
-        raise UserError(f"Run {name!r} is a symbolic link ({str(folder)!r}), not a run folder; lm-explorer follows no links "
-                        "in the checkpoints folder — remove the link yourself if you mean to.")
+        raise UserError(
+            f"Run {name!r} is a symbolic link ({str(folder)!r}), not a run folder; lm-explorer follows no links "
+            "in the checkpoints folder — remove the link yourself if you mean to."
+        )
     if not stat.S_ISDIR(mode):
         raise UserError(f"{str(folder)!r} is not a folder, so it is not a run; 'lm-explorer runs' lists them.")
     view = Controller(checkpoints).view(name)
@@ -94,8 +99,10 @@ def run_files(folder: Path) -> list[os.DirEntry[str]]:
     for entry in entries:
         if entry.is_dir(follow_symlinks=False) or not RUN_FILE_PATTERN.fullmatch(entry.name):
             kind = "a folder" if entry.is_dir(follow_symlinks=False) else "a file"
-            raise UserError(f"Run {folder.name!r} holds {kind} lm-explorer did not write ({entry.name!r}); "
-                            f"move it out of {str(folder)!r}, then delete the run.")
+            raise UserError(
+                f"Run {folder.name!r} holds {kind} lm-explorer did not write ({entry.name!r}); "
+                f"move it out of {str(folder)!r}, then delete the run."
+            )
     return entries
 
 
@@ -124,13 +131,17 @@ def delete_run(checkpoints: Path, name: str) -> str:
             for entry in entries:
                 os.unlink(entry.path)  # a link is removed, its target left alone
         except OSError as error:
-            raise UserError(f"Run {name!r} could not be deleted whole ({describe_os_error(error)} for {entry.name!r}); "
-                            f"what is left is in {str(folder)!r}.") from None
+            raise UserError(
+                f"Run {name!r} could not be deleted whole ({describe_os_error(error)} for {entry.name!r}); "
+                f"what is left is in {str(folder)!r}."
+            ) from None
     try:
         folder.rmdir()  # the lock file went with the lock
     except OSError as error:
-        raise UserError(f"Run {name!r}'s files were deleted but its folder {str(folder)!r} was not ({describe_os_error(error)}); "
-                        "something was written into it meanwhile.") from None
+        raise UserError(
+            f"Run {name!r}'s files were deleted but its folder {str(folder)!r} was not ({describe_os_error(error)}); "
+            "something was written into it meanwhile."
+        ) from None
     return f"Deleted run {name!r}: {len(entries)} file{'s' * (len(entries) != 1)} ({size_label(size)}) and its folder {str(folder)!r}."
 
 
@@ -164,18 +175,24 @@ def rename_run(checkpoints: Path, name: str, new: str) -> str:
 
 # The CLI --------------------------------------------------------------------------------------------
 
+
 def add_manage_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     """The ``delete`` and ``rename`` subcommands (called from :func:`engine.cli.build_parser`)."""
     from engine.cli import DEFAULT_CHECKPOINTS
 
-    delete = commands.add_parser("delete", help="delete a run and its folder",
-                                 description="Delete a run that is not training: its checkpoint, metrics and folder. "
-                                             "Asks first unless --yes; refuses a folder holding files lm-explorer did not write.")
+    delete = commands.add_parser(
+        "delete",
+        help="delete a run and its folder",
+        description="Delete a run that is not training: its checkpoint, metrics and folder. "
+        "Asks first unless --yes; refuses a folder holding files lm-explorer did not write.",
+    )
     delete.add_argument("run", metavar="RUN")
     delete.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
     delete.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")
 
-    rename = commands.add_parser("rename", help="rename a run", description="Rename a run that is not training (its folder is its name).")
+    rename = commands.add_parser(
+        "rename", help="rename a run", description="Rename a run that is not training (its folder is its name)."
+    )
     rename.add_argument("run", metavar="RUN")
     rename.add_argument("new", metavar="NEW")
     rename.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR")

@@ -189,13 +189,15 @@ class MetricTotals:
     def sums(outputs: Outputs, target_index: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A chunk's sums ``[loss, entropy, kl, correct, cross-entropy]`` (float64) and its ``argmax z`` words."""
         guesses = outputs.raw.argmax(-1)
-        sums = torch.stack([
-            losses.detach().sum(),
-            outputs.entropy().sum(),
-            outputs.kl_to_words(target_index).sum(),
-            (guesses == target_index).sum().to(losses.dtype),
-            outputs.cross_entropy_to_words(target_index).sum(),
-        ]).double()
+        sums = torch.stack(
+            [
+                losses.detach().sum(),
+                outputs.entropy().sum(),
+                outputs.kl_to_words(target_index).sum(),
+                (guesses == target_index).sum().to(losses.dtype),
+                outputs.cross_entropy_to_words(target_index).sum(),
+            ]
+        ).double()
         return sums, guesses
 
     @torch.no_grad()
@@ -241,7 +243,7 @@ class MetricTotals:
 
     def summary(self, prefix: str = "") -> dict[str, float]:
         n = max(self.count, 1)
-        loss, entropy, kl, correct, ce = (self._sums.tolist() if self._sums is not None else [0.0] * 5)
+        loss, entropy, kl, correct, ce = self._sums.tolist() if self._sums is not None else [0.0] * 5
         return {
             f"{prefix}loss": loss / n,
             f"{prefix}entropy": entropy / n,
@@ -250,4 +252,3 @@ class MetricTotals:
             f"{prefix}perplexity": math.exp(min(ce / n, 700.0)),
             f"{prefix}distinct_predictions": int(self._predicted.sum()) if self._predicted is not None else 0,
         }
-

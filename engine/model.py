@@ -87,8 +87,10 @@ def keras_init_(model: LanguageModel) -> None:
 
 def parameter_count(vocab_size: int, config: ModelConfig) -> int:
     """Weights of :class:`LanguageModel`: embedding ``V·E``, LSTM ``Σ_l 4H(in_l + H + 2)``, output ``V·H + V``."""
-    lstm = sum(4 * config.hidden_size * ((config.embedding_dim if layer == 0 else config.hidden_size) + config.hidden_size + 2)
-               for layer in range(config.num_layers))
+    lstm = sum(
+        4 * config.hidden_size * ((config.embedding_dim if layer == 0 else config.hidden_size) + config.hidden_size + 2)
+        for layer in range(config.num_layers)
+    )
     return vocab_size * config.embedding_dim + lstm + vocab_size * config.hidden_size + vocab_size
 
 

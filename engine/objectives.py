@@ -87,7 +87,6 @@ class Chunk:
         return clip(self.t)
 
 
-
 class Objective:
     """The configured total loss, per prediction: ``base(y, t) + weight × penalty(y, t)``.
 

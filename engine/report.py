@@ -51,6 +51,7 @@ def text_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table; pipes inside cells are escaped."""
+
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 

@@ -39,13 +39,21 @@ def add_reproduce_parser(commands: argparse._SubParsersAction[ArgumentParser]) -
     from engine.settings import add_options
 
     parser = commands.add_parser(
-        "reproduce", help="train the study's grid and redraw its figures, tables and findings",
-        description=(f"Train the study's grid (control, entropy and KL sweeps, Bansal's softmax + cross-entropy model, confidence "
-                     f"penalty and label smoothing: {len(GRID)} runs per seed) with the paper preset, reusing runs already in "
-                     f"OUT/runs, and write its figures, generation tables and a report with the findings into OUT."))
+        "reproduce",
+        help="train the study's grid and redraw its figures, tables and findings",
+        description=(
+            f"Train the study's grid (control, entropy and KL sweeps, Bansal's softmax + cross-entropy model, confidence "
+            f"penalty and label smoothing: {len(GRID)} runs per seed) with the paper preset, reusing runs already in "
+            f"OUT/runs, and write its figures, generation tables and a report with the findings into OUT."
+        ),
+    )
     add_options(parser, ["corpus.paths", "corpus.column", "train.epochs", "train.device"])
-    parser.add_argument("--seeds", default="0", metavar="S,S,…", help="training seeds, comma-separated (default 0); several draw a spread band")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"where runs, figures and the report go (default ./{DEFAULT_OUT})")
+    parser.add_argument(
+        "--seeds", default="0", metavar="S,S,…", help="training seeds, comma-separated (default 0); several draw a spread band"
+    )
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="DIR", help=f"where runs, figures and the report go (default ./{DEFAULT_OUT})"
+    )
     parser.add_argument("--runs", metavar="KEY,…", help=f"only these grid entries (default all): {', '.join(GRID_KEYS)}")
 
 
@@ -71,14 +79,18 @@ def select_grid(text: str | None) -> list[GridRun]:
     return [run for run in GRID if run.key in keys]
 
 
-def plan(grid: list[GridRun], seeds: list[int], corpus_paths: list[str], column: str | None, device: str,
-         epochs: int | None) -> list[tuple[GridRun, int, RunConfig]]:
+def plan(
+    grid: list[GridRun], seeds: list[int], corpus_paths: list[str], column: str | None, device: str, epochs: int | None
+) -> list[tuple[GridRun, int, RunConfig]]:
     """One ``paper``-preset configuration per grid entry and seed, named ``<key>-s<seed>``."""
     base: dict[str, Any] = {"corpus.paths": corpus_paths, "corpus.column": column, "train.device": device}
     if epochs is not None:
         base["train.epochs"] = epochs
-    return [(run, seed, build_run_config(f"{run.key}-s{seed}", "paper", {**base, "train.seed": seed, **run.overrides}))
-            for run in grid for seed in seeds]
+    return [
+        (run, seed, build_run_config(f"{run.key}-s{seed}", "paper", {**base, "train.seed": seed, **run.overrides}))
+        for run in grid
+        for seed in seeds
+    ]
 
 
 @dataclass(frozen=True)
@@ -113,12 +125,17 @@ def train_grid(configs: list[RunConfig], out: Path, corpus: Corpus | None = None
         if directory.path.exists():
             record = directory.read_record()
             if _comparable(record.config) != _comparable(config) or record.corpus_fingerprint != corpus.fingerprint:
-                raise UserError(f"{str(directory.path)!r} holds a run with another configuration or corpus; "
-                                "remove it, or give reproduce another --out.")
+                raise UserError(
+                    f"{str(directory.path)!r} holds a run with another configuration or corpus; "
+                    "remove it, or give reproduce another --out."
+                )
             if record.status in ("finished", "diverged"):
                 results.append(GridResult(config.name, "reused", record.status, None))
                 continue
-            trainer, action = Trainer.resume(runs, config.name, epochs=config.train.epochs, device=config.train.device, corpus=corpus), "resumed"
+            trainer, action = (
+                Trainer.resume(runs, config.name, epochs=config.train.epochs, device=config.train.device, corpus=corpus),
+                "resumed",
+            )
         else:
             trainer, action = Trainer.new(config, runs, corpus), "trained"
         started = time.monotonic()
@@ -147,9 +164,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out!r} is a file, not a folder; give a folder for the runs, figures and report.")
     corpus = load_corpus(planned[0][2].corpus)
     if not args.corpus:
-        print(f"note: no --corpus given, so this trains on the embedded Lee news corpus; the study trained on {STUDY_FILE} "
-              f"(pass --corpus path/to/{STUDY_FILE} to compare with its printed numbers).", file=sys.stderr)
-    print(f"reproduce: {len(planned)} runs ({len(grid)} grid entries × {len(seeds)} seed(s)) into {out / RUNS_FOLDER}", file=sys.stderr)
+        print(
+            f"note: no --corpus given, so this trains on the embedded Lee news corpus; the study trained on {STUDY_FILE} "
+            f"(pass --corpus path/to/{STUDY_FILE} to compare with its printed numbers).",
+            file=sys.stderr,
+        )
+    print(
+        f"reproduce: {len(planned)} runs ({len(grid)} grid entries × {len(seeds)} seed(s)) into {out / RUNS_FOLDER}",
+        file=sys.stderr,
+    )
     results = train_grid([config for _, _, config in planned], out, corpus)
     timings = _update_timings(out, results)
     if any(result.exit_code == EXIT_STOPPED for result in results):

@@ -53,7 +53,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 """Which status may follow which. ``interrupted`` is never written: it is what ``training`` reads as once its writer is gone."""
 
 ALIVE: frozenset[Status] = frozenset({"queued", "training"})
-RESUMABLE: frozenset[Status] = frozenset(status for status, nexts in TRANSITIONS.items() if "training" in nexts and status not in ALIVE)
+RESUMABLE: frozenset[Status] = frozenset(
+    status for status, nexts in TRANSITIONS.items() if "training" in nexts and status not in ALIVE
+)
 
 RECORD_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -91,8 +93,9 @@ def can_become(old: Status, new: Status) -> bool:
     return new in TRANSITIONS[old]
 
 
-def derive_status(saved: Status | None, requested: Status | None, writer_alive: bool, owner_alive: bool,
-                  stop_requested: bool) -> Status | None:
+def derive_status(
+    saved: Status | None, requested: Status | None, writer_alive: bool, owner_alive: bool, stop_requested: bool
+) -> Status | None:
     """A run's status from its files, the one place it is decided.
 
     ``saved``: the status in ``run.json`` (None before the first save); ``requested``: the status in
@@ -116,6 +119,7 @@ def derive_status(saved: Status | None, requested: Status | None, writer_alive: 
 
 # Safe files ---------------------------------------------------------------------------------------
 
+
 def protocol_file(path: Path) -> str:
     """How refusals name a protocol file: ``Run 'x' file 'heartbeat'``."""
     return f"Run {path.parent.name!r} file {path.name!r}"
@@ -132,6 +136,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 # Names ---------------------------------------------------------------------------------------------
 
+
 def reserve(checkpoints: Path, base: str) -> str:
     """``base``, or ``base-2``, ``base-3``…: the first name whose folder this call creates (``mkdir`` is atomic,
     so processes started in the same second never share a folder)."""
@@ -146,8 +151,10 @@ def reserve(checkpoints: Path, base: str) -> str:
                 n += 1
                 candidate = f"{base}-{n}"
     except OSError as error:
-        raise UserError(f"Cannot create a run folder in {str(checkpoints)!r} ({error.strerror}); "
-                        "give --checkpoints a folder you can write to.") from None
+        raise UserError(
+            f"Cannot create a run folder in {str(checkpoints)!r} ({error.strerror}); "
+            "give --checkpoints a folder you can write to."
+        ) from None
 
 
 def claim(checkpoints: Path, name: str) -> str:
@@ -158,8 +165,10 @@ def claim(checkpoints: Path, name: str) -> str:
     except FileExistsError:
         raise UserError(f"A run named {name!r} already exists in {str(checkpoints)!r}; choose another --name.") from None
     except OSError as error:
-        raise UserError(f"Cannot create a run folder in {str(checkpoints)!r} ({error.strerror}); "
-                        "give --checkpoints a folder you can write to.") from None
+        raise UserError(
+            f"Cannot create a run folder in {str(checkpoints)!r} ({error.strerror}); "
+            "give --checkpoints a folder you can write to."
+        ) from None
     return name
 
 
@@ -186,6 +195,7 @@ def discard_unsaved(folder: Path) -> None:
 
 # The writer's lock -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Holder:
     """The process that holds (or last held) a run's lock."""
@@ -205,8 +215,9 @@ def _holder(raw: dict[str, Any] | None) -> Holder:
 
 
 def busy_error(name: str, holder: Holder) -> UserError:
-    return UserError(f"Run {name!r} is being trained by {holder.describe()}; "
-                     f"stop it with 'lm-explorer stop {name}' or wait until it ends.")
+    return UserError(
+        f"Run {name!r} is being trained by {holder.describe()}; stop it with 'lm-explorer stop {name}' or wait until it ends."
+    )
 
 
 class RunLock:
@@ -283,6 +294,7 @@ def ensure_free(folder: Path, name: str) -> None:
 
 # Heartbeat and stop requests -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Beat:
     """The writer's last heartbeat: who, where, on which device, how far, and when (wall clock)."""
@@ -310,8 +322,14 @@ def read_beat(folder: Path) -> Beat | None:
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else kind(0)
 
     device = raw.get("device")
-    return Beat(holder.pid, holder.host, device if isinstance(device, str) else None,
-                int(number("step", int)), int(number("total_steps", int)), float(number("time", float)))
+    return Beat(
+        holder.pid,
+        holder.host,
+        device if isinstance(device, str) else None,
+        int(number("step", int)),
+        int(number("total_steps", int)),
+        float(number("time", float)),
+    )
 
 
 def request_stop(folder: Path) -> None:
@@ -370,8 +388,14 @@ class Writer:
             self.beat()  # readers learn the device at once
 
     def beat(self) -> None:
-        line = {"pid": os.getpid(), "host": HOST, "device": self.device, "step": self.step,
-                "total_steps": self.total_steps, "time": time.time()}
+        line = {
+            "pid": os.getpid(),
+            "host": HOST,
+            "device": self.device,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "time": time.time(),
+        }
         try:
             atomic_write(self.folder / HEARTBEAT_FILE, json.dumps(line).encode(), durable=False)
         except OSError:
@@ -389,6 +413,7 @@ class Writer:
 
 
 # What a folder says ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Liveness:

@@ -77,8 +77,10 @@ def check_regular_or_absent(path: Path, what: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(mode):
-        raise UserError(f"{what} is a symbolic link ({str(path)!r}); lm-explorer follows no links in run folders — "
-                        "replace it with the file itself.")
+        raise UserError(
+            f"{what} is a symbolic link ({str(path)!r}); lm-explorer follows no links in run folders — "
+            "replace it with the file itself."
+        )
     kind = kind_of(mode)
     if kind is not None:
         raise _not_regular(path, what, kind)
@@ -94,8 +96,10 @@ def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
     with os.fdopen(descriptor, "rb") as file:
         size = os.fstat(descriptor).st_size
         if size > max_bytes:
-            raise UserError(f"{what} is {size:,} bytes, more than the {max_bytes:,} it may hold ({str(path)!r}); "
-                            "it is not a file lm-explorer wrote — remove or restore it.")
+            raise UserError(
+                f"{what} is {size:,} bytes, more than the {max_bytes:,} it may hold ({str(path)!r}); "
+                "it is not a file lm-explorer wrote — remove or restore it."
+            )
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UserError(f"{what} grew past {max_bytes:,} bytes while being read ({str(path)!r}); remove or restore it.")
@@ -112,8 +116,9 @@ def read_lines(path: Path, what: str, max_line_bytes: int, follow_links: bool = 
     with os.fdopen(descriptor, "rb") as file:
         for number, line in enumerate(iter(lambda: file.readline(max_line_bytes + 1), b""), start=1):
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                raise UserError(f"{what} ({str(path)!r}): line {number} is longer than {max_line_bytes:,} bytes; "
-                                "split it into shorter lines.")
+                raise UserError(
+                    f"{what} ({str(path)!r}): line {number} is longer than {max_line_bytes:,} bytes; split it into shorter lines."
+                )
             yield number, line.rstrip(b"\r\n")
 
 
@@ -154,8 +159,11 @@ def remove_orphan_temps(folder: Path, targets: tuple[str, ...]) -> list[str]:
     """
     removed = []
     for entry in os.scandir(folder):
-        if (entry.name.startswith(tuple(f".{target}" for target in targets)) and entry.name.endswith(TEMP_SUFFIX)
-                and entry.is_file(follow_symlinks=False)):
+        if (
+            entry.name.startswith(tuple(f".{target}" for target in targets))
+            and entry.name.endswith(TEMP_SUFFIX)
+            and entry.is_file(follow_symlinks=False)
+        ):
             Path(entry.path).unlink(missing_ok=True)
             removed.append(entry.name)
     return removed

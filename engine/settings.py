@@ -26,7 +26,12 @@ from pydantic.fields import FieldInfo
 from engine.config import CorpusConfig, ModelConfig, ObjectiveConfig, OneOf, TrainConfig
 from engine.errors import UserError
 
-SECTIONS: dict[str, type[BaseModel]] = {"corpus": CorpusConfig, "model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "corpus": CorpusConfig,
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "train": TrainConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,14 @@ class Setting:
         """A ``Literal``'s values, or the registry's names of a :class:`~engine.config.OneOf` field (``--loss``, ``--regularizer``)."""
         if typing.get_origin(self.base_type) is typing.Literal:
             return typing.get_args(self.base_type)
-        return next((item.func.choices for item in self.info.metadata
-                     if isinstance(item, AfterValidator) and isinstance(item.func, OneOf)), None)
+        return next(
+            (
+                item.func.choices
+                for item in self.info.metadata
+                if isinstance(item, AfterValidator) and isinstance(item.func, OneOf)
+            ),
+            None,
+        )
 
     @property
     def is_list(self) -> bool:
@@ -114,7 +125,10 @@ class Setting:
         (low, low_open), (high, high_open) = self.bounds
         if low is not None and high is not None and not (low_open or high_open):
             return f"{kind} from {low:g} to {high:g}" if self.base_type is float else f"{kind} from {int(low)} to {int(high)}"
-        parts = [f"{'>' if low_open else '≥'} {low:g}" if low is not None else "", f"{'<' if high_open else '≤'} {high:g}" if high is not None else ""]
+        parts = [
+            f"{'>' if low_open else '≥'} {low:g}" if low is not None else "",
+            f"{'<' if high_open else '≤'} {high:g}" if high is not None else "",
+        ]
         return " ".join([kind, " and ".join(part for part in parts if part)]).strip()
 
     @cached_property
@@ -158,7 +172,9 @@ def _number(bound: object) -> float:
 
 def settings() -> list[Setting]:
     """Every setting, section by section, in field order."""
-    return [Setting(f"{section}.{name}", info) for section, model in SECTIONS.items() for name, info in model.model_fields.items()]
+    return [
+        Setting(f"{section}.{name}", info) for section, model in SECTIONS.items() for name, info in model.model_fields.items()
+    ]
 
 
 def setting(key: str) -> Setting:
@@ -173,6 +189,7 @@ def _argument_type(item: Setting) -> Callable[[str], Any]:
             return item.convert(text)
         except UserError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
+
     return convert
 
 

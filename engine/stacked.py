@@ -190,7 +190,9 @@ def default_memory_budget(device: str = "auto") -> int:
     return 4 * 2**30
 
 
-def stack_groups(configs: list[RunConfig], memory_budget: int | None = None, corpus: Corpus | None = None) -> list[list[RunConfig]]:
+def stack_groups(
+    configs: list[RunConfig], memory_budget: int | None = None, corpus: Corpus | None = None
+) -> list[list[RunConfig]]:
     """The configs cut into stacks: runs with equal :func:`stack_key` together, in the order given.
 
     A stack whose members' :func:`activation_bytes` sum exceeds ``memory_budget`` (bytes; None:
@@ -246,7 +248,9 @@ class StackedTrainer:
         self._active = list(self._members)  # the members still training, in stack order
 
     @classmethod
-    def new(cls, configs: list[RunConfig], checkpoints: Path, corpus: Corpus | None = None, queued: bool = False) -> StackedTrainer:
+    def new(
+        cls, configs: list[RunConfig], checkpoints: Path, corpus: Corpus | None = None, queued: bool = False
+    ) -> StackedTrainer:
         """Fresh runs, one per config; they must stack (:func:`stack_key`) and their names be free and distinct.
 
         With ``queued``, their folders may hold the ``request.json`` of the sweep that queued them.
@@ -260,13 +264,17 @@ class StackedTrainer:
         first = configs[0]
         for config in configs[1:]:
             if stack_key(config) != stack_key(first):
-                raise UserError(f"Runs {first.name!r} and {config.name!r} differ in {_first_difference(first, config)}; "
-                                "only runs that differ in their objective can train as one stack.")
+                raise UserError(
+                    f"Runs {first.name!r} and {config.name!r} differ in {_first_difference(first, config)}; "
+                    "only runs that differ in their objective can train as one stack."
+                )
         trainer = cls(configs, checkpoints, corpus)
         for member in trainer._members:
             rundir.ensure_free(member.directory.path, member.name)
             if member.directory.exists() or (not queued and rundir.occupied(member.directory.path)):
-                raise UserError(f"A run named {member.name!r} already exists in {str(checkpoints)!r}; choose another name or --resume it.")
+                raise UserError(
+                    f"A run named {member.name!r} already exists in {str(checkpoints)!r}; choose another name or --resume it."
+                )
         return trainer
 
     @property
@@ -297,7 +305,11 @@ class StackedTrainer:
                 writers[member.name] = writer
         except (UserError, OSError) as error:
             self._release(writers)
-            message = str(error) if isinstance(error, UserError) else f"Cannot write the run folders in {str(self.checkpoints)!r} ({error.strerror})."
+            message = (
+                str(error)
+                if isinstance(error, UserError)
+                else f"Cannot write the run folders in {str(self.checkpoints)!r} ({error.strerror})."
+            )
             for member in self._members:
                 yield RunFailed(member.name, message, user_error=True)
             return
@@ -354,8 +366,18 @@ class StackedTrainer:
             member.record = new_record(member.config, corpus, split)
             self._save(r)
         for member in self._members:
-            yield RunStarted(member.name, member.config, str(device), vocab_size, split.train.pairs, split.val.pairs,
-                             steps_per_epoch, total_steps, 0, definitions)
+            yield RunStarted(
+                member.name,
+                member.config,
+                str(device),
+                vocab_size,
+                split.train.pairs,
+                split.val.pairs,
+                steps_per_epoch,
+                total_steps,
+                0,
+                definitions,
+            )
 
         step = 0
         self._clock = WallClock()
@@ -433,15 +455,25 @@ class StackedTrainer:
             yield from stop_mid_epoch(member.record, member.directory, totals, partial(self._save, r))
         self._keep([r for r in range(len(self._active)) if r not in stopping])
 
-    def _end_epoch(self, epoch: int, val: DocumentBatches | PrefixBatches, total_steps: int,
-                   definitions: dict[str, str]) -> Iterator[Event]:
+    def _end_epoch(
+        self, epoch: int, val: DocumentBatches | PrefixBatches, total_steps: int, definitions: dict[str, str]
+    ) -> Iterator[Event]:
         validation = self._evaluate(val)
         timing = self._clock.epoch_line()
         stopped = []
         for r, member in enumerate(self._active):
             metrics = {**_train_summary(self._epoch_totals.member(r)), **_val_summary(validation.member(r))}
-            yield from close_epoch(member.record, member.directory, epoch, metrics, timing, member.stop.is_set(), partial(self._save, r),
-                                   total_steps, definitions)
+            yield from close_epoch(
+                member.record,
+                member.directory,
+                epoch,
+                metrics,
+                timing,
+                member.stop.is_set(),
+                partial(self._save, r),
+                total_steps,
+                definitions,
+            )
             if member.record.status == "stopped":
                 stopped.append(r)
         if stopped:
@@ -484,7 +516,12 @@ class StackedTrainer:
         finite = torch.isfinite(torch.stack(self._window_losses)).cpu()
         first_step = last_step - finite.shape[0] + 1
         diverged = {r: first_step + int((~finite[:, r]).nonzero()[0]) for r in range(finite.shape[1]) if not finite[:, r].all()}
-        moments = [torch.isfinite(value).flatten(1).all(1) for state in self._optimizer.state.values() for value in state.values() if value.dim()]
+        moments = [
+            torch.isfinite(value).flatten(1).all(1)
+            for state in self._optimizer.state.values()
+            for value in state.values()
+            if value.dim()
+        ]
         if moments:
             settled = torch.stack(moments).all(0).tolist()
             diverged.update({r: last_step for r, ok in enumerate(settled) if not ok and r not in diverged})

@@ -58,7 +58,10 @@ class StackedModel:
     @classmethod
     def replicate(cls, model: LanguageModel, count: int) -> StackedModel:
         """``count`` members, each starting from ``model``'s weights (the solo initialization for the shared seed)."""
-        params = [nn.Parameter(parameter.detach().unsqueeze(0).repeat(count, *([1] * parameter.dim()))) for parameter in model.parameters()]
+        params = [
+            nn.Parameter(parameter.detach().unsqueeze(0).repeat(count, *([1] * parameter.dim())))
+            for parameter in model.parameters()
+        ]
         return cls(model, params)
 
     @property
@@ -78,7 +81,9 @@ class StackedModel:
         scored = None if batch.last_only else batch.targets > 0
         target_index = batch.targets if scored is None else batch.targets[scored]
         chosen = list(members or range(self.count))
-        params: list[torch.Tensor] = list(self.params) if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
+        params: list[torch.Tensor] = (
+            list(self.params) if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
+        )
         finite = torch.stack([torch.isfinite(parameter.detach()).flatten(1).all(1) for parameter in params]).all(0)
         if recurrent_form(batch.inputs.device, self.shell) == "block-diagonal":
             return self._block_diagonal(params, finite, batch.inputs, scored), target_index, finite
@@ -96,12 +101,16 @@ class StackedModel:
             raws.append(functional_call(self.shell, weights, (tokens,), options, strict=True))
         return torch.stack(raws)
 
-    def _block_diagonal(self, params: list[torch.Tensor], finite: torch.Tensor, tokens: torch.Tensor, scored: torch.Tensor | None) -> torch.Tensor:
+    def _block_diagonal(
+        self, params: list[torch.Tensor], finite: torch.Tensor, tokens: torch.Tensor, scored: torch.Tensor | None
+    ) -> torch.Tensor:
         """The solo forward of :class:`~engine.model.LanguageModel` for all members at once (module docstring):
         at the positions ``scored``, or at each sequence's last position when None."""
         members = finite.shape[0]
-        weights = {name: torch.where(finite.view(-1, *[1] * (parameter.dim() - 1)), parameter, 0.0)
-                   for name, parameter in zip(self.names, params, strict=True)}
+        weights = {
+            name: torch.where(finite.view(-1, *[1] * (parameter.dim() - 1)), parameter, 0.0)
+            for name, parameter in zip(self.names, params, strict=True)
+        }
         embedding = weights.pop("embedding.weight")
         vocab = embedding.shape[1]
         offsets = torch.arange(members, device=tokens.device).view(-1, 1, 1) * vocab
@@ -165,8 +174,9 @@ def _wide_lstm(lstm: nn.LSTM, members: int) -> nn.LSTM:
     """An ``nn.LSTM`` shell of ``members`` times ``lstm``'s sizes (on the meta device: its weights come from the call)."""
     key = (lstm.input_size, lstm.hidden_size, lstm.num_layers, members)
     if key not in _WIDE_LSTMS:
-        _WIDE_LSTMS[key] = nn.LSTM(lstm.input_size * members, lstm.hidden_size * members, num_layers=lstm.num_layers,
-                                   batch_first=True, device="meta")
+        _WIDE_LSTMS[key] = nn.LSTM(
+            lstm.input_size * members, lstm.hidden_size * members, num_layers=lstm.num_layers, batch_first=True, device="meta"
+        )
     return _WIDE_LSTMS[key]
 
 
@@ -190,7 +200,9 @@ def select_adam(optimizer: torch.optim.Adam, model: StackedModel, keep: list[int
     for old, new in zip(optimizer.param_groups[0]["params"], model.params, strict=True):
         state = optimizer.state.get(old)
         if state:
-            selected.state[new] = {key: value.clone() if key == "step" else value.index_select(0, index) for key, value in state.items()}
+            selected.state[new] = {
+                key: value.clone() if key == "step" else value.index_select(0, index) for key, value in state.items()
+            }
     return selected
 
 

@@ -52,8 +52,15 @@ class StackedObjective:
             outputs = Outputs(rows, self.head)
             base, terms = BASE_LOSSES[loss], REGULARIZERS[regularizer]
             if terms.smooths_targets:  # each member its own ε
-                losses = torch.stack([base.value(Chunk(Outputs(rows[i], self.head), Objective(self.configs[r]).targets(target_index, vocab)),
-                                                 param=param) for i, r in enumerate(members)])
+                losses = torch.stack(
+                    [
+                        base.value(
+                            Chunk(Outputs(rows[i], self.head), Objective(self.configs[r]).targets(target_index, vocab)),
+                            param=param,
+                        )
+                        for i, r in enumerate(members)
+                    ]
+                )
             else:
                 chunk = Chunk(outputs, Targets(target_index, vocab))
                 losses = base.value(chunk, param=param)
@@ -72,13 +79,16 @@ def metric_sums(outputs: Outputs, target_index: torch.Tensor, losses: torch.Tens
     """Per member, the five sums :meth:`MetricTotals.add` takes (loss, entropy, KL, correct, CE), and the argmax guesses."""
     words = target_index.expand(losses.shape)
     guesses = outputs.raw.argmax(-1)
-    sums = torch.stack([
-        losses.detach().sum(-1),
-        outputs.entropy().sum(-1),
-        outputs.kl_to_words(words).sum(-1),
-        (guesses == words).sum(-1).to(losses.dtype),
-        outputs.cross_entropy_to_words(words).sum(-1),
-    ], dim=-1).double()
+    sums = torch.stack(
+        [
+            losses.detach().sum(-1),
+            outputs.entropy().sum(-1),
+            outputs.kl_to_words(words).sum(-1),
+            (guesses == words).sum(-1).to(losses.dtype),
+            outputs.cross_entropy_to_words(words).sum(-1),
+        ],
+        dim=-1,
+    ).double()
     return sums, guesses
 
 

@@ -100,30 +100,67 @@ SWEEP_TITLE = "{} by Epoch for Different Regularization Weights"
 _KL_LINES = tuple((f"kl-{w:g}", _weight_label(w)) for w in KL_WEIGHTS)
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec(1, "Control Model vs. Entropy Regularized Model Performance (entropy weight 1e-7)",
-               (("control", "Control Model"), ("entropy-1e-07", "Modified Model")),
-               (Panel("entropy", "Entropies over Epochs", "Entropies"), Panel("kl", "KL Divergence over Epochs", "KL Divergence")),
-               legend_title=None),
-    FigureSpec(2, "Performance of Entropy Regularization for Different Weights",
-               tuple((f"entropy-{w:g}", _weight_label(w)) for w in ENTROPY_WEIGHTS),
-               (Panel("entropy", SWEEP_TITLE.format("Entropy"), "Entropy"),
-                # the study's own title for its KL panel, word for word
-                Panel("kl", "Entropy by KL Divergences for Different Regularization Weights", "KL Divergences"))),
-    FigureSpec(3, "Entropies of KL Divergence Regularization for Different Weights", _KL_LINES,
-               (Panel("entropy", SWEEP_TITLE.format("Entropy"), "Entropy"),)),
-    FigureSpec(4, "KL Divergences of KL Divergence Regularization for Different Weights", _KL_LINES,
-               (Panel("kl", SWEEP_TITLE.format("KL Divergence"), "KL Divergences"),)),
-    FigureSpec(5, "Training Loss of KL Divergence Regularization for Different Weights", _KL_LINES,
-               (Panel("train_loss", SWEEP_TITLE.format("Training Loss"), "Training Loss"),)),
-    FigureSpec(6, "Validation Loss of KL Divergence Regularization for Different Weights", _KL_LINES,
-               (Panel("val_loss", SWEEP_TITLE.format("Validation Loss"), "Validation Loss"),)),
-    FigureSpec(7, "What the study did not plot: accuracy and distinct predictions",
-               (("control", "control (mse)"), ("entropy-1e-07", "entropy 1e-7"), ("kl-1", "kl 1"), ("kl-10", "kl 10"),
-                ("kl-100", "kl 100"), ("ce", "ce (Bansal)"), ("ce-confidence-0.1", "ce + confidence 0.1"),
-                ("ce-label-smoothing-0.1", "ce + label smoothing 0.1")),
-               (Panel("accuracy", "Validation accuracy by epoch", "Top-1 accuracy"),
-                Panel("distinct_predictions", "Distinct argmax words on validation by epoch", "Distinct predictions")),
-               legend_title=None, study=False),
+    FigureSpec(
+        1,
+        "Control Model vs. Entropy Regularized Model Performance (entropy weight 1e-7)",
+        (("control", "Control Model"), ("entropy-1e-07", "Modified Model")),
+        (Panel("entropy", "Entropies over Epochs", "Entropies"), Panel("kl", "KL Divergence over Epochs", "KL Divergence")),
+        legend_title=None,
+    ),
+    FigureSpec(
+        2,
+        "Performance of Entropy Regularization for Different Weights",
+        tuple((f"entropy-{w:g}", _weight_label(w)) for w in ENTROPY_WEIGHTS),
+        (
+            Panel("entropy", SWEEP_TITLE.format("Entropy"), "Entropy"),
+            # the study's own title for its KL panel, word for word
+            Panel("kl", "Entropy by KL Divergences for Different Regularization Weights", "KL Divergences"),
+        ),
+    ),
+    FigureSpec(
+        3,
+        "Entropies of KL Divergence Regularization for Different Weights",
+        _KL_LINES,
+        (Panel("entropy", SWEEP_TITLE.format("Entropy"), "Entropy"),),
+    ),
+    FigureSpec(
+        4,
+        "KL Divergences of KL Divergence Regularization for Different Weights",
+        _KL_LINES,
+        (Panel("kl", SWEEP_TITLE.format("KL Divergence"), "KL Divergences"),),
+    ),
+    FigureSpec(
+        5,
+        "Training Loss of KL Divergence Regularization for Different Weights",
+        _KL_LINES,
+        (Panel("train_loss", SWEEP_TITLE.format("Training Loss"), "Training Loss"),),
+    ),
+    FigureSpec(
+        6,
+        "Validation Loss of KL Divergence Regularization for Different Weights",
+        _KL_LINES,
+        (Panel("val_loss", SWEEP_TITLE.format("Validation Loss"), "Validation Loss"),),
+    ),
+    FigureSpec(
+        7,
+        "What the study did not plot: accuracy and distinct predictions",
+        (
+            ("control", "control (mse)"),
+            ("entropy-1e-07", "entropy 1e-7"),
+            ("kl-1", "kl 1"),
+            ("kl-10", "kl 10"),
+            ("kl-100", "kl 100"),
+            ("ce", "ce (Bansal)"),
+            ("ce-confidence-0.1", "ce + confidence 0.1"),
+            ("ce-label-smoothing-0.1", "ce + label smoothing 0.1"),
+        ),
+        (
+            Panel("accuracy", "Validation accuracy by epoch", "Top-1 accuracy"),
+            Panel("distinct_predictions", "Distinct argmax words on validation by epoch", "Distinct predictions"),
+        ),
+        legend_title=None,
+        study=False,
+    ),
 )
 
 # -- the study's printed numbers ----------------------------------------------------------------
@@ -147,10 +184,20 @@ class Printed:
 
 STUDY_PRINTED: dict[str, Printed] = {
     "control": Printed(10.272432327270508, 9.45444393157959, 0.00028580703656189144, 0.0002858156803995371, "cell 10"),
-    "entropy-1e-07": Printed(5.947267055511475, 11.245532989501953, 0.00028633151669055223, 0.00028630689484998584,
-                             "cell 11 (Figure 1's modified model)"),
-    "entropy-1e-11": Printed(10.41033935546875, 9.553826332092285, 0.00028578354977071285, 0.00028583305538631976,
-                             "cell 18, first of its two 1e-11 runs"),
+    "entropy-1e-07": Printed(
+        5.947267055511475,
+        11.245532989501953,
+        0.00028633151669055223,
+        0.00028630689484998584,
+        "cell 11 (Figure 1's modified model)",
+    ),
+    "entropy-1e-11": Printed(
+        10.41033935546875,
+        9.553826332092285,
+        0.00028578354977071285,
+        0.00028583305538631976,
+        "cell 18, first of its two 1e-11 runs",
+    ),
     "entropy-1e-10": Printed(10.290568351745605, 9.393205642700195, 0.0002858025545720011, 0.00028580339858308434, "cell 18"),
     "entropy-1e-09": Printed(10.343785285949707, 9.510765075683594, 0.0002858245570678264, 0.00028582560480572283, "cell 18"),
     "entropy-1e-08": Printed(9.352816581726074, 9.767219543457031, 0.00028588034911081195, 0.00028587106498889625, "cell 18"),

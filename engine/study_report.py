@@ -94,8 +94,15 @@ class Reproduction:
         return next((run for run in self.runs if run.grid.key == key), None)
 
 
-def collect(planned: list[tuple[GridRun, int, RunConfig]], out: Path, corpus: Corpus, seeds: list[int], results: list[GridResult],
-            timings: dict[str, float], device: str) -> Reproduction:
+def collect(
+    planned: list[tuple[GridRun, int, RunConfig]],
+    out: Path,
+    corpus: Corpus,
+    seeds: list[int],
+    results: list[GridResult],
+    timings: dict[str, float],
+    device: str,
+) -> Reproduction:
     """Read the grid's runs from ``out/runs`` and measure the findings on each entry's first seed."""
     from engine.checkpoint import RunDirectory, load_run
     from engine.findings import continuations, kl_check, validation_predictions
@@ -118,8 +125,10 @@ def collect(planned: list[tuple[GridRun, int, RunConfig]], out: Path, corpus: Co
         reproduction.predictions[entry.grid.key] = validation_predictions(run, corpus)
         reproduction.continuations[entry.grid.key] = continuations(run, STUDY_SEED_TEXTS, GENERATED_WORDS, STUDY_TOP_K)
     # the identity holds for any linear head's outputs; measure it on the study's pick when it is there
-    linear = sorted((entry for entry in trained if entry.head == "linear"),
-                    key=lambda entry: (entry.grid.key != "kl-10", entry.config.objective.regularizer != "kl"))
+    linear = sorted(
+        (entry for entry in trained if entry.head == "linear"),
+        key=lambda entry: (entry.grid.key != "kl-10", entry.config.objective.regularizer != "kl"),
+    )
     if linear:
         reproduction.kl = kl_check(load_run(runs_dir, linear[0].names[0], "cpu"), corpus)
     return reproduction
@@ -175,9 +184,11 @@ def write_outputs(reproduction: Reproduction, out: Path) -> list[str]:
 
 def render_tables(reproduction: Reproduction) -> str:
     seed = reproduction.seeds[0]
-    parts = [f"# Generation tables\n\nEach run's continuation of the study's six seed texts by {GENERATED_WORDS} words "
-             f"(training seed {seed}). Greedy takes the argmax at every step; the study's sampler draws among the top "
-             f"{STUDY_TOP_K} raw outputs, weighted by the outputs clipped at 0 (sampling seed 0).\n"]
+    parts = [
+        f"# Generation tables\n\nEach run's continuation of the study's six seed texts by {GENERATED_WORDS} words "
+        f"(training seed {seed}). Greedy takes the argmax at every step; the study's sampler draws among the top "
+        f"{STUDY_TOP_K} raw outputs, weighted by the outputs clipped at 0 (sampling seed 0).\n"
+    ]
     for title, pick in (("Greedy (argmax)", "greedy"), (f"The study's top-{STUDY_TOP_K} sampler", "sampled")):
         rows = [[key, *(getattr(c, pick)[text] for text in STUDY_SEED_TEXTS)] for key, c in reproduction.continuations.items()]
         parts.append(f"## {title}\n\n" + markdown_table(["run", *STUDY_SEED_TEXTS], rows) + "\n")
@@ -218,14 +229,18 @@ def _header(r: Reproduction) -> str:
     trained = [name for name, action in r.actions.items() if action != "reused"]
     seconds = [r.timings[name] for entry in r.runs for name in entry.names if name in r.timings]
     lines = [
-        "# Reproducing \"An Analysis of Entropy-Based Techniques in Generative Language Models\"",
+        '# Reproducing "An Analysis of Entropy-Based Techniques in Generative Language Models"',
         "",
         f"Written by `lm-explorer reproduce` (lm-explorer {engine.__version__}, torch {_torch_version()}, Python "
         f"{platform.python_version()}) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
         f"- Corpus: {'; '.join(r.corpus.sources)} — {stats.documents} documents, vocabulary {stats.vocab_size} "
         f"(+1 padding counted), {stats.pairs} next-word pairs"
-        + ("; the study's corpus." if r.is_study_corpus else "; **not** the study's (ArticlesApril2018.csv), so its printed numbers are a reference only."),
+        + (
+            "; the study's corpus."
+            if r.is_study_corpus
+            else "; **not** the study's (ArticlesApril2018.csv), so its printed numbers are a reference only."
+        ),
         f"- Seeds: {', '.join(map(str, r.seeds))}; epochs: {r.runs[0].config.train.epochs}; device: {r.device}; "
         f"preset `paper` for every run.",
         f"- This call: {len(trained)} run(s) trained or resumed, {len(r.actions) - len(trained)} reused; "
@@ -249,16 +264,26 @@ def _grid_section(r: Reproduction) -> str:
     for spec in FIGURES:
         for key, _ in spec.lines:
             in_figures.setdefault(key, []).append(str(spec.number))
-    rows = [[e.grid.key, e.grid.group, e.grid.description, ", ".join(in_figures.get(e.grid.key, [])) or "–",
-             ", ".join(sorted(set(e.statuses)))] for e in r.runs]
+    rows = [
+        [
+            e.grid.key,
+            e.grid.group,
+            e.grid.description,
+            ", ".join(in_figures.get(e.grid.key, [])) or "–",
+            ", ".join(sorted(set(e.statuses))),
+        ]
+        for e in r.runs
+    ]
     return "## The grid\n\n" + markdown_table(["run", "group", "objective", "figures", "status"], rows)
 
 
 def _figures_section(r: Reproduction, with_png: bool) -> str:
     lines = ["## Figures", ""]
     if not with_png:
-        lines.append("matplotlib is not installed, so only the text plots (printed by the command) were drawn; "
-                     "`pip install 'lm-explorer[report]'` and run the command again for the PNGs.")
+        lines.append(
+            "matplotlib is not installed, so only the text plots (printed by the command) were drawn; "
+            "`pip install 'lm-explorer[report]'` and run the command again for the PNGs."
+        )
         return "\n".join(lines)
     for spec in FIGURES:
         if any(r.run(key) for key, _ in spec.lines):
@@ -278,13 +303,17 @@ def _study_section(r: Reproduction) -> str:
             ok = agrees(study_value, ours)
             agreed, compared = agreed + ok, compared + 1
             ratio = (sum(ours) / len(ours)) / study_value
-            rows.append([key, metric, f"{number(study_value)} ({printed.source})", cell(ours), f"{ratio:.3g}", "yes" if ok else "**no**"])
+            rows.append(
+                [key, metric, f"{number(study_value)} ({printed.source})", cell(ours), f"{ratio:.3g}", "yes" if ok else "**no**"]
+            )
     if not rows:
         return ""
     epoch = r.runs[0].config.train.epochs
-    intro = (f"## The study's printed numbers beside ours (epoch {epoch})\n\n"
-             f"The study's values are the epoch-5 lines printed in {NOTEBOOK}. \"agrees\": the study's value lies "
-             f"within our seed spread or within {STUDY_TOLERANCE:.0%} of our mean. {agreed} of {compared} agree.")
+    intro = (
+        f"## The study's printed numbers beside ours (epoch {epoch})\n\n"
+        f"The study's values are the epoch-5 lines printed in {NOTEBOOK}. \"agrees\": the study's value lies "
+        f"within our seed spread or within {STUDY_TOLERANCE:.0%} of our mean. {agreed} of {compared} agree."
+    )
     if not r.is_study_corpus or epoch != 5:
         intro += " This call's corpus or epoch count differs from the study's, so the comparison is indicative only."
     return intro + "\n\n" + markdown_table(["run", "metric", "study", "ours", "ours / study", "agrees"], rows)
@@ -297,12 +326,23 @@ def _summary_section(r: Reproduction) -> str:
             continue
         prediction = r.predictions.get(e.grid.key)
         top = ", ".join(f"{word!r} {share:.0%}" for word, share in prediction.top(2)) if prediction else "–"
-        rows.append([e.grid.key, e.grid.description, cell(e.final("val_loss")), cell(e.final("accuracy")), cell(e.final("perplexity")),
-                     _distinct_cell(e.final("distinct_predictions")), top])
-    return ("## Accuracy, perplexity and distinct predictions (last epoch, validation)\n\n"
-            "\"distinct\": how many different words the argmax names over the validation set (COLLAPSED at 5 or fewer). "
-            "\"most predicted\": the argmax words with their share of validation predictions (first seed).\n\n"
-            + markdown_table(["run", "objective", "val_loss", "accuracy", "perplexity", "distinct", "most predicted"], rows))
+        rows.append(
+            [
+                e.grid.key,
+                e.grid.description,
+                cell(e.final("val_loss")),
+                cell(e.final("accuracy")),
+                cell(e.final("perplexity")),
+                _distinct_cell(e.final("distinct_predictions")),
+                top,
+            ]
+        )
+    return (
+        "## Accuracy, perplexity and distinct predictions (last epoch, validation)\n\n"
+        '"distinct": how many different words the argmax names over the validation set (COLLAPSED at 5 or fewer). '
+        '"most predicted": the argmax words with their share of validation predictions (first seed).\n\n'
+        + markdown_table(["run", "objective", "val_loss", "accuracy", "perplexity", "distinct", "most predicted"], rows)
+    )
 
 
 def _distinct_cell(values: list[float]) -> str:
@@ -354,48 +394,83 @@ def _finding_collapse(r: Reproduction) -> str:
     chosen = r.run("kl-10")
     verdict = ""
     if chosen is not None and chosen.common_epochs:
-        verdict = (" The study's pick, weight 10, is one of them." if all(is_collapsed(int(v)) for v in chosen.final("distinct_predictions"))
-                   else " The study's pick, weight 10, is not collapsed here.")
-    return ("## Finding 2: the KL-regularized models collapse\n\n"
-            f"{collapsed} of {len(kl_runs)} KL-regularized runs predict 5 or fewer distinct words over the whole validation set "
-            "(every seed): whatever the input, the argmax names one of a handful of words, and a model that names a single "
-            f"word is right exactly as often as that word is the next word.{verdict}\n\n"
-            + markdown_table(["run", "distinct", "accuracy", "most predicted word", "its share"], rows))
+        verdict = (
+            " The study's pick, weight 10, is one of them."
+            if all(is_collapsed(int(v)) for v in chosen.final("distinct_predictions"))
+            else " The study's pick, weight 10, is not collapsed here."
+        )
+    return (
+        "## Finding 2: the KL-regularized models collapse\n\n"
+        f"{collapsed} of {len(kl_runs)} KL-regularized runs predict 5 or fewer distinct words over the whole validation set "
+        "(every seed): whatever the input, the argmax names one of a handful of words, and a model that names a single "
+        f"word is right exactly as often as that word is the next word.{verdict}\n\n"
+        + markdown_table(["run", "distinct", "accuracy", "most predicted word", "its share"], rows)
+    )
 
 
 def _finding_sampler(r: Reproduction) -> str:
     rows = []
     for key, c in r.continuations.items():
-        rows.append([key, str(c.distinct(c.greedy)), str(c.distinct(c.sampled)), c.greedy[STUDY_SEED_TEXTS[0]], c.sampled[STUDY_SEED_TEXTS[0]]])
+        rows.append(
+            [
+                key,
+                str(c.distinct(c.greedy)),
+                str(c.distinct(c.sampled)),
+                c.greedy[STUDY_SEED_TEXTS[0]],
+                c.sampled[STUDY_SEED_TEXTS[0]],
+            ]
+        )
     if not rows:
         return ""
-    return ("## Finding 3: the varied word lists come from the sampler\n\n"
-            f"The study's tables for KL weights 10 and 100 were drawn with its top-{STUDY_TOP_K} sampler; its control table "
-            "with greedy argmax. Below: how many different words each run's six continuations use under each decoder, and "
-            f"both continuations of {STUDY_SEED_TEXTS[0]!r}. Full tables: [tables.md](tables.md).\n\n"
-            + markdown_table(["run", "distinct words, greedy", f"distinct words, top-{STUDY_TOP_K}",
-                              f"greedy: {STUDY_SEED_TEXTS[0]}", f"top-{STUDY_TOP_K}: {STUDY_SEED_TEXTS[0]}"], rows))
+    return (
+        "## Finding 3: the varied word lists come from the sampler\n\n"
+        f"The study's tables for KL weights 10 and 100 were drawn with its top-{STUDY_TOP_K} sampler; its control table "
+        "with greedy argmax. Below: how many different words each run's six continuations use under each decoder, and "
+        f"both continuations of {STUDY_SEED_TEXTS[0]!r}. Full tables: [tables.md](tables.md).\n\n"
+        + markdown_table(
+            [
+                "run",
+                "distinct words, greedy",
+                f"distinct words, top-{STUDY_TOP_K}",
+                f"greedy: {STUDY_SEED_TEXTS[0]}",
+                f"top-{STUDY_TOP_K}: {STUDY_SEED_TEXTS[0]}",
+            ],
+            rows,
+        )
+    )
 
 
 def _finding_standard(r: Reproduction) -> str:
     keys = [e for e in r.runs if e.grid.group in ("benchmark", "standard") or e.grid.key in ("control", "kl-10")]
-    rows = [[e.grid.key, e.grid.description, cell(e.final("accuracy")), cell(e.final("perplexity")), _distinct_cell(e.final("distinct_predictions")),
-             cell(e.final("entropy"))] for e in keys if e.common_epochs]
+    rows = [
+        [
+            e.grid.key,
+            e.grid.description,
+            cell(e.final("accuracy")),
+            cell(e.final("perplexity")),
+            _distinct_cell(e.final("distinct_predictions")),
+            cell(e.final("entropy")),
+        ]
+        for e in keys
+        if e.common_epochs
+    ]
     if not any(e.grid.group != "study" for e in keys):
         return ""
     trained = [e for e in r.runs if e.common_epochs]
     best = max(trained, key=lambda e: _mean(e.final("accuracy")))
     sharpest = min(trained, key=lambda e: _mean(e.final("perplexity")))
     healthy = [e.grid.key for e in trained if not all(is_collapsed(int(v)) for v in e.final("distinct_predictions"))]
-    return ("## Finding 4: the standard objectives on the same data\n\n"
-            "Bansal's softmax + cross-entropy model (the benchmark the study proposed but did not run), with and without the "
-            "confidence penalty (Pereyra et al. 2017) and label smoothing (Szegedy et al. 2016), beside the study's control and "
-            "its chosen KL weight. Same preset, data, split and seed; entropy is on softmax probabilities for the softmax-head "
-            "runs and the study's clipped definition for the linear ones. "
-            f"Over the whole grid, the highest accuracy is {number(_mean(best.final('accuracy')))} (`{best.grid.key}`), the lowest "
-            f"perplexity {number(_mean(sharpest.final('perplexity')))} (`{sharpest.grid.key}`, vocabulary {r.corpus.stats.vocab_size}); "
-            f"runs above the collapse threshold: {', '.join(f'`{key}`' for key in healthy) or 'none'}.\n\n"
-            + markdown_table(["run", "objective", "accuracy", "perplexity", "distinct", "entropy"], rows))
+    return (
+        "## Finding 4: the standard objectives on the same data\n\n"
+        "Bansal's softmax + cross-entropy model (the benchmark the study proposed but did not run), with and without the "
+        "confidence penalty (Pereyra et al. 2017) and label smoothing (Szegedy et al. 2016), beside the study's control and "
+        "its chosen KL weight. Same preset, data, split and seed; entropy is on softmax probabilities for the softmax-head "
+        "runs and the study's clipped definition for the linear ones. "
+        f"Over the whole grid, the highest accuracy is {number(_mean(best.final('accuracy')))} (`{best.grid.key}`), the lowest "
+        f"perplexity {number(_mean(sharpest.final('perplexity')))} (`{sharpest.grid.key}`, vocabulary {r.corpus.stats.vocab_size}); "
+        f"runs above the collapse threshold: {', '.join(f'`{key}`' for key in healthy) or 'none'}.\n\n"
+        + markdown_table(["run", "objective", "accuracy", "perplexity", "distinct", "entropy"], rows)
+    )
 
 
 def _mean(values: list[float]) -> float:
@@ -408,6 +483,8 @@ def _epochs_section(r: Reproduction) -> str:
     for e in r.runs:
         for index, epoch in enumerate(e.common_epochs):
             rows.append([e.grid.key, str(epoch), *(cell([seed[index] for seed in e.values(metric)]) for metric in METRICS)])
-    return ("## Per-epoch numbers for every run\n\n"
-            "Validation metrics at each epoch end; `train_loss` is the mean over the epoch's batches, as Keras printed it.\n\n"
-            + markdown_table(headers, rows))
+    return (
+        "## Per-epoch numbers for every run\n\n"
+        "Validation metrics at each epoch end; `train_loss` is the mean over the epoch's batches, as Keras printed it.\n\n"
+        + markdown_table(headers, rows)
+    )

@@ -120,12 +120,21 @@ class Trainer:
         trainer = cls(config, checkpoints, corpus, None)
         rundir.ensure_free(trainer.directory.path, config.name)
         if trainer.directory.exists() or (not queued and rundir.occupied(trainer.directory.path)):
-            raise UserError(f"A run named {config.name!r} already exists in {str(checkpoints)!r}; choose another --name or --resume it.")
+            raise UserError(
+                f"A run named {config.name!r} already exists in {str(checkpoints)!r}; choose another --name or --resume it."
+            )
         return trainer
 
     @classmethod
-    def resume(cls, checkpoints: Path, name: str, epochs: int | None = None, device: str | None = None,
-               corpus_paths: list[str] | None = None, corpus: Corpus | None = None) -> Trainer:
+    def resume(
+        cls,
+        checkpoints: Path,
+        name: str,
+        epochs: int | None = None,
+        device: str | None = None,
+        corpus_paths: list[str] | None = None,
+        corpus: Corpus | None = None,
+    ) -> Trainer:
         """Continue a saved run, optionally to more ``epochs``, on another ``device`` or corpus copy.
 
         The corpus must be the one the run trained on (same fingerprint of cleaned text).
@@ -148,7 +157,9 @@ class Trainer:
                 f"this one is {corpus.fingerprint[:12]}…); resume it with the corpus it was trained on."
             )
         if record.status == "finished" and config.train.epochs <= record.epochs_completed:
-            raise UserError(f"Run {name!r} already finished its {record.epochs_completed} epochs; give --epochs above that to train it further.")
+            raise UserError(
+                f"Run {name!r} already finished its {record.epochs_completed} epochs; give --epochs above that to train it further."
+            )
         return cls(config, checkpoints, corpus, record)
 
     def stop(self) -> None:
@@ -168,8 +179,12 @@ class Trainer:
             yield RunFailed(self.config.name, str(error), user_error=True)
             return
         except OSError as error:
-            yield RunFailed(self.config.name, f"Cannot write the run folder {str(self.directory.path)!r} ({error.strerror}); "
-                            "choose a --checkpoints folder you can write to.", user_error=True)
+            yield RunFailed(
+                self.config.name,
+                f"Cannot write the run folder {str(self.directory.path)!r} ({error.strerror}); "
+                "choose a --checkpoints folder you can write to.",
+                user_error=True,
+            )
             return
         self._writer = writer
         try:
@@ -186,14 +201,27 @@ class Trainer:
             yield RunFailed(self.config.name, str(error), user_error=True)
         except Exception as error:  # a fault in lm-explorer, not in the input: keep the details
             self._mark_failed(f"{type(error).__name__}: {error}")
-            yield RunFailed(self.config.name, f"{type(error).__name__}: {error}", user_error=False, details=traceback.format_exc())
+            yield RunFailed(
+                self.config.name, f"{type(error).__name__}: {error}", user_error=False, details=traceback.format_exc()
+            )
 
     def _run(self) -> Iterator[Event]:
         """Set up, then per epoch: train over its batches, then validate and save (as pytorch/examples' ``train()`` and ``evaluate()``)."""
         config = self.config
         run = self._set_up()
-        yield RunStarted(config.name, config, str(run.device), run.vocab_size, run.split.train.pairs, run.split.val.pairs,
-                         run.steps_per_epoch, run.total_steps, run.record.step, run.definitions, run.fusion.description)
+        yield RunStarted(
+            config.name,
+            config,
+            str(run.device),
+            run.vocab_size,
+            run.split.train.pairs,
+            run.split.val.pairs,
+            run.steps_per_epoch,
+            run.total_steps,
+            run.record.step,
+            run.definitions,
+            run.fusion.description,
+        )
         clock = WallClock(self._recorded_wall_time(run.record.step))
         for epoch in range(run.record.epochs_completed, config.train.epochs):
             clock.start_epoch()
@@ -226,7 +254,9 @@ class Trainer:
             record = new_record(config, corpus, split)
             self.directory.save(record, model, optimizer)
         else:
-            record = self._resuming.model_copy(update={"config": config, "status": "training", "message": None, "versions": versions()})
+            record = self._resuming.model_copy(
+                update={"config": config, "status": "training", "message": None, "versions": versions()}
+            )
             load_optimizer_state(self.directory, record, optimizer)
             self.directory.write_record(record)  # readers see it training to its new epochs; one that dies reads as interrupted
         definitions = definitions_for(config.model.head)
@@ -236,7 +266,9 @@ class Trainer:
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
-        return _Training(device, split, model, optimizer, objective, fusion, record, vocab_size, steps_per_epoch, total_steps, definitions)
+        return _Training(
+            device, split, model, optimizer, objective, fusion, record, vocab_size, steps_per_epoch, total_steps, definitions
+        )
 
     def _train_epoch(self, run: _Training, epoch: int, clock: WallClock) -> Generator[Event, None, MetricTotals | None]:
         """One pass over the training batches (a resumed run's from where it stopped), a metrics line per window.
@@ -247,8 +279,9 @@ class Trainer:
         steps_per_epoch = run.steps_per_epoch
         torch.manual_seed(epoch_seed(config.train.seed, epoch))
         run.model.train()
-        epoch_totals = MetricTotals.from_state(record.partial_epoch.model_dump() if record.partial_epoch else None,
-                                               run.vocab_size, run.device)
+        epoch_totals = MetricTotals.from_state(
+            record.partial_epoch.model_dump() if record.partial_epoch else None, run.vocab_size, run.device
+        )
         window, window_losses = MetricTotals(), []
         for batch in iterate(run.split.train, epoch_seed(config.train.seed, epoch), skip=record.batch_in_epoch):
             if self._stop.is_set():
@@ -263,7 +296,9 @@ class Trainer:
                     return None
                 fraction = epoch + record.batch_in_epoch / steps_per_epoch
                 live = window.summary("train_")
-                self.directory.append_metrics({"kind": "step", "step": record.step, "epoch": fraction, **live, **clock.line(window.count)})
+                self.directory.append_metrics(
+                    {"kind": "step", "step": record.step, "epoch": fraction, **live, **clock.line(window.count)}
+                )
                 self._writer.progress(record.step, run.total_steps)
                 yield StepMetrics(config.name, record.step, run.total_steps, fraction, live)
                 epoch_totals.merge(window)
@@ -274,7 +309,9 @@ class Trainer:
                 yield self._diverge(record, diverged)
                 return None
             epoch_totals.merge(window)
-            yield from stop_mid_epoch(record, self.directory, epoch_totals, lambda: self.directory.save(record, run.model, run.optimizer))
+            yield from stop_mid_epoch(
+                record, self.directory, epoch_totals, lambda: self.directory.save(record, run.model, run.optimizer)
+            )
             return None
         return epoch_totals
 
@@ -282,12 +319,27 @@ class Trainer:
         """Validate, write the epoch's line and save; a stop asked for during the epoch ends the run here."""
         validation = evaluate(run.model, run.split.val, run.objective, run.device, run.fusion)
         metrics = {**_train_summary(totals), **_val_summary(validation)}
-        yield from close_epoch(run.record, self.directory, epoch, metrics, clock.epoch_line(), self._stop.is_set(),
-                               lambda: self.directory.save(run.record, run.model, run.optimizer), run.total_steps, run.definitions)
+        yield from close_epoch(
+            run.record,
+            self.directory,
+            epoch,
+            metrics,
+            clock.epoch_line(),
+            self._stop.is_set(),
+            lambda: self.directory.save(run.record, run.model, run.optimizer),
+            run.total_steps,
+            run.definitions,
+        )
 
     @staticmethod
-    def _step(model: LanguageModel, optimizer: torch.optim.Optimizer, objective: Objective, batch: Batch,
-              window: MetricTotals, fusion: Fusion) -> torch.Tensor:
+    def _step(
+        model: LanguageModel,
+        optimizer: torch.optim.Optimizer,
+        objective: Objective,
+        batch: Batch,
+        window: MetricTotals,
+        fusion: Fusion,
+    ) -> torch.Tensor:
         loss = forward(model, objective, batch, window, fusion)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -326,16 +378,26 @@ class Trainer:
 
 def divergence_message(record: RunRecord, step: int) -> str:
     """What a run whose loss turned non-finite at ``step`` says, solo or in a stack."""
-    return (f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
-            f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate.")
+    return (
+        f"The loss became non-finite at step {step} (epoch {record.epochs_completed + 1}); "
+        f"the checkpoint from epoch {record.epochs_completed} is kept. Try a smaller weight or learning rate."
+    )
 
 
 def new_record(config: RunConfig, corpus: Corpus, split: Split) -> RunRecord:
     """The record a new run starts with, solo or in a stack: its config, vocabulary, corpus and split."""
     return RunRecord(
-        name=config.name, config=config, vocab=corpus.vocab, corpus_fingerprint=corpus.fingerprint,
-        corpus_sources=corpus.sources, corpus_stats=vars(corpus.stats), prefix_width=corpus.stats.longest - 1,
-        train_pairs=split.train.pairs, val_pairs=split.val.pairs, steps_per_epoch=len(split.train), versions=versions(),
+        name=config.name,
+        config=config,
+        vocab=corpus.vocab,
+        corpus_fingerprint=corpus.fingerprint,
+        corpus_sources=corpus.sources,
+        corpus_stats=vars(corpus.stats),
+        prefix_width=corpus.stats.longest - 1,
+        train_pairs=split.train.pairs,
+        val_pairs=split.val.pairs,
+        steps_per_epoch=len(split.train),
+        versions=versions(),
     )
 
 
@@ -347,8 +409,17 @@ def stop_mid_epoch(record: RunRecord, directory: RunDirectory, totals: MetricTot
     yield RunStopped(record.config.name, record.step, record.epoch_progress)
 
 
-def close_epoch(record: RunRecord, directory: RunDirectory, epoch: int, metrics: dict[str, float], timing: dict[str, float],
-                stop_requested: bool, save: Callable[[], None], total_steps: int, definitions: dict[str, str]) -> Iterator[Event]:
+def close_epoch(
+    record: RunRecord,
+    directory: RunDirectory,
+    epoch: int,
+    metrics: dict[str, float],
+    timing: dict[str, float],
+    stop_requested: bool,
+    save: Callable[[], None],
+    total_steps: int,
+    definitions: dict[str, str],
+) -> Iterator[Event]:
     """Epoch ``epoch`` (from 0) of a run, solo or in a stack, is over: its metrics go in the record and the metrics file,
     the run is saved (``save``), and a stop asked for before its last epoch ends it there (``status`` ``stopped``)."""
     name = record.config.name
@@ -357,7 +428,9 @@ def close_epoch(record: RunRecord, directory: RunDirectory, epoch: int, metrics:
     if stop_requested and epoch + 1 < record.config.train.epochs:
         record.status = "stopped"
     save()
-    yield EpochMetrics(name, epoch + 1, record.step, total_steps, metrics, definitions, is_collapsed(int(metrics["distinct_predictions"])))
+    yield EpochMetrics(
+        name, epoch + 1, record.step, total_steps, metrics, definitions, is_collapsed(int(metrics["distinct_predictions"]))
+    )
     yield CheckpointSaved(name, directory.path, float(epoch + 1))
     if record.status == "stopped":
         yield RunStopped(name, record.step, record.epoch_progress)
@@ -394,8 +467,9 @@ class WallClock:
         return {"wall_s": round(self.offset + now - self.started, 3), "pairs_per_s": round(rate, 1)}
 
 
-def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: MetricTotals | None = None,
-            fusion: Fusion | None = None) -> torch.Tensor:
+def forward(
+    model: LanguageModel, objective: Objective, batch: Batch, totals: MetricTotals | None = None, fusion: Fusion | None = None
+) -> torch.Tensor:
     """The batch's mean loss through the fused head (:mod:`engine.head`), its metrics added to ``totals``."""
     if batch.last_only:
         features, target_index = model.features(batch.inputs, last_only=True), batch.targets
@@ -403,13 +477,19 @@ def forward(model: LanguageModel, objective: Objective, batch: Batch, totals: Me
         scored = batch.targets > 0
         features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
     output = model.output
-    return head_loss_and_metrics(features, output.weight, output.bias, target_index, objective, model.config.head, totals,
-                                 fusion=fusion)
+    return head_loss_and_metrics(
+        features, output.weight, output.bias, target_index, objective, model.config.head, totals, fusion=fusion
+    )
 
 
 @torch.no_grad()
-def evaluate(model: LanguageModel, batches: DocumentBatches | PrefixBatches, objective: Objective,
-             device: torch.device, fusion: Fusion | None = None) -> MetricTotals:
+def evaluate(
+    model: LanguageModel,
+    batches: DocumentBatches | PrefixBatches,
+    objective: Objective,
+    device: torch.device,
+    fusion: Fusion | None = None,
+) -> MetricTotals:
     """Metric totals over every pair of ``batches``, in order, with dropout off."""
     was_training = model.training
     model.eval()

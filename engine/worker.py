@@ -49,7 +49,9 @@ def queued_config(checkpoints: Path, name: str, device: str) -> RunConfig:
     try:
         config = RunConfig.model_validate(request["config"])
     except ValidationError as error:
-        raise UserError(f"The queued config in {str(folder)!r} is not valid ({error.errors()[0]['msg']}); queue the run again.") from None
+        raise UserError(
+            f"The queued config in {str(folder)!r} is not valid ({error.errors()[0]['msg']}); queue the run again."
+        ) from None
     return config.model_copy(update={"name": name, "train": config.train.model_copy(update={"device": device})})
 
 
@@ -62,7 +64,9 @@ def build_trainer(checkpoints: Path, name: str, device: str, epochs: int | None 
     return Trainer.new(queued_config(checkpoints, name, device), checkpoints, queued=True)
 
 
-def train_run(checkpoints: Path, name: str, device: str, trainers: list[Trainer | StackedTrainer], epochs: int | None = None) -> int:
+def train_run(
+    checkpoints: Path, name: str, device: str, trainers: list[Trainer | StackedTrainer], epochs: int | None = None
+) -> int:
     """Train one run to its end; the exit code its final status calls for."""
     try:
         trainer = build_trainer(checkpoints, name, device, epochs)
@@ -143,7 +147,9 @@ def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.worker", description="Train the queued or saved runs named (an executor's trainer command).")
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.worker", description="Train the queued or saved runs named (an executor's trainer command)."
+    )
     parser.add_argument("--checkpoints", type=Path, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -138,21 +138,49 @@ def hand_made_metrics(epochs: int, windows: int = 4, start: float = 7.0, drop: f
         for window in range(1, windows + 1):
             step += 2
             loss = round(start - drop * (epoch + window / windows), 4)
-            lines.append({"kind": "step", "step": step, "epoch": epoch + window / windows, "train_loss": loss,
-                          "train_entropy": loss - 0.5, "train_kl": round(loss / 10, 4), "train_accuracy": 0.05 * (epoch + 1),
-                          "train_perplexity": 100.0, "train_distinct_predictions": 10, "wall_s": 5.0 * step + 2.5 * epoch,
-                          "pairs_per_s": 12800.0})
+            lines.append(
+                {
+                    "kind": "step",
+                    "step": step,
+                    "epoch": epoch + window / windows,
+                    "train_loss": loss,
+                    "train_entropy": loss - 0.5,
+                    "train_kl": round(loss / 10, 4),
+                    "train_accuracy": 0.05 * (epoch + 1),
+                    "train_perplexity": 100.0,
+                    "train_distinct_predictions": 10,
+                    "wall_s": 5.0 * step + 2.5 * epoch,
+                    "pairs_per_s": 12800.0,
+                }
+            )
         loss = round(start - drop * (epoch + 1), 4)
-        lines.append({"kind": "epoch", "step": step, "epoch": epoch + 1, "train_loss": loss, "train_entropy": loss - 0.5,
-                      "train_kl": round(loss / 10, 4), "train_accuracy": 0.05 * (epoch + 1), "train_perplexity": 100.0,
-                      "train_distinct_predictions": 10, "entropy": loss - 0.25, "kl": round(loss / 10 + 0.1, 4),
-                      "accuracy": 0.05 * (epoch + 1), "perplexity": 100.0, "distinct_predictions": 9, "val_loss": loss + 0.25,
-                      "wall_s": 5.0 * step + 2.5 * (epoch + 1), "pairs_per_s": 10240.0})
+        lines.append(
+            {
+                "kind": "epoch",
+                "step": step,
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                "train_entropy": loss - 0.5,
+                "train_kl": round(loss / 10, 4),
+                "train_accuracy": 0.05 * (epoch + 1),
+                "train_perplexity": 100.0,
+                "train_distinct_predictions": 10,
+                "entropy": loss - 0.25,
+                "kl": round(loss / 10 + 0.1, 4),
+                "accuracy": 0.05 * (epoch + 1),
+                "perplexity": 100.0,
+                "distinct_predictions": 9,
+                "val_loss": loss + 0.25,
+                "wall_s": 5.0 * step + 2.5 * (epoch + 1),
+                "pairs_per_s": 10240.0,
+            }
+        )
     return lines
 
 
-def write_hand_made_run(checkpoints: Path, name: str, epochs: int = 3, status: str = "finished",
-                        metrics: list[dict] | None = None, **overrides) -> Path:
+def write_hand_made_run(
+    checkpoints: Path, name: str, epochs: int = 3, status: str = "finished", metrics: list[dict] | None = None, **overrides
+) -> Path:
     """A finished run folder written by hand: ``run.json``, ``metrics.jsonl`` and untrained weights.
 
     The weights only make the folder loadable; nothing a screen shows depends on them (tests stub
@@ -161,18 +189,36 @@ def write_hand_made_run(checkpoints: Path, name: str, epochs: int = 3, status: s
     from engine.checkpoint import RunDirectory, RunRecord
     from engine.model import LanguageModel
 
-    values = {"corpus.paths": ["lee-head.txt"], "model.embedding_dim": 8, "model.hidden_size": 16, "train.epochs": epochs,
-              "train.batch_size": 16, "train.device": "cpu", "train.log_every": 2}
+    values = {
+        "corpus.paths": ["lee-head.txt"],
+        "model.embedding_dim": 8,
+        "model.hidden_size": 16,
+        "train.epochs": epochs,
+        "train.batch_size": 16,
+        "train.device": "cpu",
+        "train.log_every": 2,
+    }
     values.update({key.replace("__", "."): value for key, value in overrides.items()})
     config = build_run_config(name, values.pop("preset", None), values)
     lines = hand_made_metrics(epochs) if metrics is None else metrics
     last_epoch = next((line for line in reversed(lines) if line["kind"] == "epoch"), {})
-    record = RunRecord(name=name, config=config, vocab=HAND_MADE_VOCAB, corpus_fingerprint="0" * 16, corpus_sources=["lee-head.txt"],
-                       corpus_stats={"documents": 20, "pairs": 80}, prefix_width=6, train_pairs=64, val_pairs=16,
-                       steps_per_epoch=8, status=status, epochs_completed=int(last_epoch.get("epoch", 0)),
-                       step=lines[-1]["step"] if lines else 0,
-                       metrics={k: float(v) for k, v in last_epoch.items() if k not in ("kind", "step", "epoch", "wall_s", "pairs_per_s")},
-                       versions={"lm-explorer": "test", "torch": "test"})
+    record = RunRecord(
+        name=name,
+        config=config,
+        vocab=HAND_MADE_VOCAB,
+        corpus_fingerprint="0" * 16,
+        corpus_sources=["lee-head.txt"],
+        corpus_stats={"documents": 20, "pairs": 80},
+        prefix_width=6,
+        train_pairs=64,
+        val_pairs=16,
+        steps_per_epoch=8,
+        status=status,
+        epochs_completed=int(last_epoch.get("epoch", 0)),
+        step=lines[-1]["step"] if lines else 0,
+        metrics={k: float(v) for k, v in last_epoch.items() if k not in ("kind", "step", "epoch", "wall_s", "pairs_per_s")},
+        versions={"lm-explorer": "test", "torch": "test"},
+    )
     directory = RunDirectory(checkpoints, name)
     torch.manual_seed(0)
     directory.save(record, LanguageModel(len(HAND_MADE_VOCAB), config.model), None)
@@ -188,13 +234,20 @@ def stub_continuation(run, seed_text: str, words: int, strategy=None):
     from engine.generate import Alternative, Continuation, GenerationStep
 
     vocab = HAND_MADE_VOCAB[1:]
-    steps = [GenerationStep(vocab[i % len(vocab)], 0.5, 2.0 + i / 10,
-                            [Alternative(vocab[(i + 1) % len(vocab)], 0.25), Alternative(vocab[(i + 2) % len(vocab)], 0.125)])
-             for i in range(words)]
+    steps = [
+        GenerationStep(
+            vocab[i % len(vocab)],
+            0.5,
+            2.0 + i / 10,
+            [Alternative(vocab[(i + 1) % len(vocab)], 0.25), Alternative(vocab[(i + 2) % len(vocab)], 0.125)],
+        )
+        for i in range(words)
+    ]
     known = set(HAND_MADE_VOCAB)
     unknown = [word for word in seed_text.split() if word not in known]  # each occurrence, as the engine lists them
-    return Continuation(seed_text, run.record.name, "greedy" if strategy is None or strategy.top_k is None else "top-k",
-                        unknown, steps)
+    return Continuation(
+        seed_text, run.record.name, "greedy" if strategy is None or strategy.top_k is None else "top-k", unknown, steps
+    )
 
 
 @pytest.fixture

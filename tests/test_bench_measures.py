@@ -18,18 +18,24 @@ from tests.conftest import tiny_config
 
 def bench_with(tmp_path, small_corpus) -> Bench:
     """W1 on the small corpus (the paper preset: prefix batching), W2 missing its data."""
-    workloads = {"W1": Workload("W1", [str(small_corpus)], dict(STUDY_OBJECTIVE)),
-                 "W2": Workload("W2", [], dict(STUDY_OBJECTIVE), missing="no NYT files here")}
+    workloads = {
+        "W1": Workload("W1", [str(small_corpus)], dict(STUDY_OBJECTIVE)),
+        "W2": Workload("W2", [], dict(STUDY_OBJECTIVE), missing="no NYT files here"),
+    }
     return Bench(True, "cpu", tmp_path, tmp_path, workloads)
 
 
 def test_overhead_and_hardware_rows_read_the_same_timings_and_skip_the_same_workloads(tmp_path, small_corpus):
     bench = bench_with(tmp_path, small_corpus)
     config = bench.workloads["W1"].config("w1", "cpu")
-    trainer = TrainerTiming(config, train_pairs=800, steps_per_epoch=25, reps=[Repetition(96, seconds=2.0, train_seconds=1.5)], steps=3)
+    trainer = TrainerTiming(
+        config, train_pairs=800, steps_per_epoch=25, reps=[Repetition(96, seconds=2.0, train_seconds=1.5)], steps=3
+    )
     matmul = MatmulRun(32, config.model.hidden_size, 600, resolve_device("cpu"))
     matmul.flops, matmul.seconds = 4e9, 2.0
-    bench.once("overhead", lambda: {"W1": overhead.Timings(trainer, [Repetition(96, 1.0, 0.8)], matmul), "W2": "no NYT files here"})
+    bench.once(
+        "overhead", lambda: {"W1": overhead.Timings(trainer, [Repetition(96, 1.0, 0.8)], matmul), "W2": "no NYT files here"}
+    )
 
     cost = overhead.measure(bench)
     assert [(row.workload, row.value) for row in cost] == [("W1", "64 pairs/s"), ("W2", "skipped: no NYT files here")]

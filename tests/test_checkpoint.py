@@ -214,12 +214,24 @@ def test_a_metrics_line_cut_short_by_a_crash_is_skipped(runs):
 
 
 def test_a_label_smoothing_run_saved_before_epsilon_had_its_field_loads_and_resumes(small_corpus, tmp_path):
-    config = tiny_config("ls", small_corpus, objective__loss="ce", objective__regularizer="label-smoothing", objective__epsilon=0.1)
+    config = tiny_config(
+        "ls", small_corpus, objective__loss="ce", objective__regularizer="label-smoothing", objective__epsilon=0.1
+    )
     assert isinstance(list(Trainer.new(config, tmp_path).events())[-1], RunFinished)
     record = record_json(tmp_path, "ls")
-    assert record["config"]["objective"] == {"loss": "ce", "loss_param": None, "regularizer": "label-smoothing", "weight": 0.0,
-                                             "epsilon": 0.1}
-    record["config"]["objective"] = {"loss": "ce", "loss_param": None, "regularizer": "label-smoothing", "weight": 0.1}  # as saved then
+    assert record["config"]["objective"] == {
+        "loss": "ce",
+        "loss_param": None,
+        "regularizer": "label-smoothing",
+        "weight": 0.0,
+        "epsilon": 0.1,
+    }
+    record["config"]["objective"] = {
+        "loss": "ce",
+        "loss_param": None,
+        "regularizer": "label-smoothing",
+        "weight": 0.1,
+    }  # as saved then
     (tmp_path / "ls" / "run.json").write_text(json.dumps(record), encoding="utf-8")
     old = load_run(tmp_path, "ls").record.config.objective
     assert (old.epsilon, old.weight) == (0.1, 0.0)
@@ -264,7 +276,9 @@ def test_another_format_version_is_refused(runs, version):
     data = record_json(runs, "base")
     data["format_version"] = version
     (runs / "base" / "run.json").write_text(json.dumps(data))
-    with pytest.raises(UserError, match=rf"saved in checkpoint format {version!r}, but this lm-explorer reads format {FORMAT_VERSION}"):
+    with pytest.raises(
+        UserError, match=rf"saved in checkpoint format {version!r}, but this lm-explorer reads format {FORMAT_VERSION}"
+    ):
         load_run(runs, "base")
 
 

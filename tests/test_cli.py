@@ -36,8 +36,20 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_train_json_prints_exactly_one_json_object(small_corpus, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--epochs", "2", "--checkpoints", tmp_path,
-                           "--name", "cli-json", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--epochs",
+        "2",
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "cli-json",
+        "--json",
+    )
     assert code == 0
     assert out.count("\n") == 1 and out.endswith("}\n")
     result = json.loads(out)
@@ -52,8 +64,21 @@ def test_train_json_prints_exactly_one_json_object(small_corpus, tmp_path, capsy
 
 
 def test_train_prints_progress_on_stderr_and_an_epoch_table_on_stdout(small_corpus, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--name", "cli-table",
-                             "--regularizer", "entropy", "--weight", "1e-7")
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "cli-table",
+        "--regularizer",
+        "entropy",
+        "--weight",
+        "1e-7",
+    )
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "run cli-table: finished"
@@ -68,8 +93,24 @@ def test_train_prints_progress_on_stderr_and_an_epoch_table_on_stdout(small_corp
 
 
 def test_default_run_names_say_the_objective_and_weight(small_corpus, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--json",
-                           "--loss", "beta", "--loss-param", "2", "--regularizer", "kl", "--weight", "10")
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--checkpoints",
+        tmp_path,
+        "--json",
+        "--loss",
+        "beta",
+        "--loss-param",
+        "2",
+        "--regularizer",
+        "kl",
+        "--weight",
+        "10",
+    )
     assert code == 0
     name = json.loads(out)["run"]
     assert name.startswith("beta2-kl-w10-")
@@ -77,13 +118,37 @@ def test_default_run_names_say_the_objective_and_weight(small_corpus, tmp_path, 
 
 
 def test_paper_preset_trains_and_generates_ten_words(small_corpus, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "train", "--preset", "paper", "--corpus", small_corpus, "--epochs", "1", "--device", "cpu",
-                           "--regularizer", "kl", "--weight", "10", "--checkpoints", tmp_path, "--name", "paper", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--preset",
+        "paper",
+        "--corpus",
+        small_corpus,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--regularizer",
+        "kl",
+        "--weight",
+        "10",
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "paper",
+        "--json",
+    )
     assert code == 0
     result = json.loads(out)
     config = result["config"]
     assert config["preset"] == "paper" and config["train"]["epochs"] == 1
-    assert (config["model"]["embedding_dim"], config["model"]["hidden_size"], config["model"]["head"], config["model"]["init"]) == (10, 100, "linear", "keras")
+    assert (
+        config["model"]["embedding_dim"],
+        config["model"]["hidden_size"],
+        config["model"]["head"],
+        config["model"]["init"],
+    ) == (10, 100, "linear", "keras")
     assert (config["objective"]["loss"], config["objective"]["regularizer"], config["objective"]["weight"]) == ("mse", "kl", 10.0)
     assert (config["train"]["batch_size"], config["train"]["lr"], config["train"]["adam_eps"]) == (32, 1e-3, 1e-7)
     assert (config["train"]["batching"], config["corpus"]["split"]) == ("prefix", "pair")
@@ -95,8 +160,9 @@ def test_paper_preset_trains_and_generates_ten_words(small_corpus, tmp_path, cap
     group = json.loads(header["__metadata__"]["param_groups"])[0]
     assert (group["betas"], group["eps"], group["lr"]) == ([0.9, 0.999], 1e-7, 1e-3)
 
-    code, out, _ = run_cli(capsys, "generate", "paper", "--text", "New York", "--text", "the government said the police",
-                           "--checkpoints", tmp_path)
+    code, out, _ = run_cli(
+        capsys, "generate", "paper", "--text", "New York", "--text", "the government said the police", "--checkpoints", tmp_path
+    )
     assert code == 0
     rows = out.splitlines()[3:]
     assert len(rows) == 2
@@ -114,8 +180,24 @@ def test_resume_continues_a_run(runs, capsys):
 
 
 def test_a_diverging_run_exits_3_naming_the_step(small_corpus, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--name", "boom",
-                           "--lr", "1e35", "--loss", "mse", "--head", "linear", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "boom",
+        "--lr",
+        "1e35",
+        "--loss",
+        "mse",
+        "--head",
+        "linear",
+        "--json",
+    )
     assert code == 3
     result = json.loads(out)
     assert result["status"] == "diverged" and "non-finite at step 2" in result["message"]
@@ -126,14 +208,42 @@ def test_a_diverging_run_exits_3_naming_the_step(small_corpus, tmp_path, capsys)
 
 
 def test_sweep_makes_one_run_per_weight(small_corpus, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "sweep", "--weights", "0,1e-7,10", "--regularizer", "kl", "--corpus", small_corpus, *TINY,
-                           "--checkpoints", tmp_path, "--name", "sw")
+    code, out, _ = run_cli(
+        capsys,
+        "sweep",
+        "--weights",
+        "0,1e-7,10",
+        "--regularizer",
+        "kl",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "sw",
+    )
     assert code == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["sw-w0", "sw-w10", "sw-w1e-07"]
-    assert [record_json(tmp_path, name)["config"]["objective"]["weight"] for name in ("sw-w0", "sw-w1e-07", "sw-w10")] == [0.0, 1e-7, 10.0]
+    assert [record_json(tmp_path, name)["config"]["objective"]["weight"] for name in ("sw-w0", "sw-w1e-07", "sw-w10")] == [
+        0.0,
+        1e-7,
+        10.0,
+    ]
     lines = out.splitlines()
-    assert lines[0].split() == ["run", "objective", "weight", "status", "epochs", "train_loss", "val_loss", "entropy", "kl",
-                                "accuracy", "distinct"]
+    assert lines[0].split() == [
+        "run",
+        "objective",
+        "weight",
+        "status",
+        "epochs",
+        "train_loss",
+        "val_loss",
+        "entropy",
+        "kl",
+        "accuracy",
+        "distinct",
+    ]
     rows = [line.split() for line in lines[2:]]
     assert [(row[0], " ".join(row[1:4]), row[4], row[5], row[6]) for row in rows] == [
         ("sw-w0", "ce + kl", "0", "finished", "1"),
@@ -149,8 +259,9 @@ def test_sweep_makes_one_run_per_weight(small_corpus, tmp_path, capsys):
 
 
 def test_generate_prints_a_seeds_by_runs_table(saved_runs, capsys):
-    code, out, _ = run_cli(capsys, "generate", "base", "linear", "--text", "the government", "--text", "zzqx the",
-                           "--checkpoints", saved_runs)
+    code, out, _ = run_cli(
+        capsys, "generate", "base", "linear", "--text", "the government", "--text", "zzqx the", "--checkpoints", saved_runs
+    )
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "greedy, 10 words"
@@ -167,8 +278,23 @@ def test_generate_prints_a_seeds_by_runs_table(saved_runs, capsys):
 
 
 def test_generate_json_and_details(saved_runs, capsys):
-    code, out, _ = run_cli(capsys, "generate", "base", "linear", "--text", "the police", "--words", "3", "--top-k", "5",
-                           "--seed", "2", "--checkpoints", saved_runs, "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "generate",
+        "base",
+        "linear",
+        "--text",
+        "the police",
+        "--words",
+        "3",
+        "--top-k",
+        "5",
+        "--seed",
+        "2",
+        "--checkpoints",
+        saved_runs,
+        "--json",
+    )
     assert code == 0 and out.count("\n") == 1
     result = json.loads(out)
     assert result["strategy"] == "top-5 sampling (T=1, seed 2)" and result["words"] == 3
@@ -178,7 +304,9 @@ def test_generate_json_and_details(saved_runs, capsys):
         assert all(len(step["alternatives"]) == 3 for step in continuation["steps"])
     assert [c["entropy_definition"] for c in result["continuations"]] == ["softmax", "study"]
 
-    code, out, _ = run_cli(capsys, "generate", "base", "--text", "the police", "--words", "2", "--details", "--checkpoints", saved_runs)
+    code, out, _ = run_cli(
+        capsys, "generate", "base", "--text", "the police", "--words", "2", "--details", "--checkpoints", saved_runs
+    )
     assert code == 0
     assert "base — 'the police' (entropy: softmax)" in out
     details = [line for line in out.splitlines() if line.startswith("  ")]
@@ -194,7 +322,18 @@ def test_runs_lists_saved_runs_and_unreadable_ones(runs, capsys):
     code, out, _ = run_cli(capsys, "runs", "--checkpoints", runs)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated", "trainer"]
+    assert lines[0].split() == [
+        "run",
+        "objective",
+        "weight",
+        "status",
+        "epochs",
+        "val_loss",
+        "accuracy",
+        "distinct",
+        "updated",
+        "trainer",
+    ]
     rows = {line.split()[0]: line for line in lines[2:]}
     assert set(rows) == {"base", "linear", "broken"}
     base = record_json(runs, "base")
@@ -232,7 +371,11 @@ def test_corpus_info_prints_the_study_counts(small_corpus, capsys):
 
 @pytest.mark.parametrize(
     ("names", "expected"),
-    [(["ArticlesApril2017.csv"], (831, 2422, 4806, 19)), (["ArticlesApril2018.csv"], (1214, 3494, 7803, 24)), ([], (8603, 11265, 51770, 24))],
+    [
+        (["ArticlesApril2017.csv"], (831, 2422, 4806, 19)),
+        (["ArticlesApril2018.csv"], (1214, 3494, 7803, 24)),
+        ([], (8603, 11265, 51770, 24)),
+    ],
     ids=["April2017", "April2018", "folder"],
 )
 def test_corpus_info_on_the_studys_data(names, expected, capsys):
@@ -250,7 +393,9 @@ def test_corpus_info_on_the_embedded_corpus(capsys):
 # -- help -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["generate"], ["runs"], ["corpus-info"]], ids=lambda c: c[0] if c else "top")
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["sweep"], ["generate"], ["runs"], ["corpus-info"]], ids=lambda c: c[0] if c else "top"
+)
 def test_help_on_every_command_exits_0(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -303,7 +448,10 @@ BAD_TRAIN = [
     (["--regularizer", "l2"], f"invalid choice: 'l2' (choose from {', '.join(map(repr, REGULARIZERS))})"),
     (["--loss", "alpha"], "loss 'alpha' needs a parameter: give --loss-param"),
     (["--epsilon", "1"], "--epsilon must be a finite number ≥ 0 and < 1, not '1'"),
-    (["--regularizer", "kl", "--epsilon", "0.1"], "ε (--epsilon) is label smoothing's; with regularizer 'kl' drop it, or give --weight"),
+    (
+        ["--regularizer", "kl", "--epsilon", "0.1"],
+        "ε (--epsilon) is label smoothing's; with regularizer 'kl' drop it, or give --weight",
+    ),
     (["--preset", "keras"], "invalid choice: 'keras'"),
 ]
 
@@ -379,8 +527,21 @@ def test_bad_sweep_weights(weights, message, small_corpus, tmp_path, capsys):
 
 
 def test_a_label_smoothing_sweep_varies_epsilon_through_weights(small_corpus, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "sweep", "--corpus", small_corpus, *TINY, "--checkpoints", tmp_path, "--name", "ls",
-                             "--regularizer", "label-smoothing", "--weights", "0.05,0.1")
+    code, out, err = run_cli(
+        capsys,
+        "sweep",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "ls",
+        "--regularizer",
+        "label-smoothing",
+        "--weights",
+        "0.05,0.1",
+    )
     assert code == 0, err
     objectives = {name: record_json(tmp_path, name)["config"]["objective"] for name in ("ls-w0.05", "ls-w0.1")}
     assert [(o["epsilon"], o["weight"]) for o in objectives.values()] == [(0.05, 0.0), (0.1, 0.0)]
@@ -390,7 +551,10 @@ def test_a_sweep_without_a_regularizer_names_the_registrys(small_corpus, tmp_pat
     code, out, err = run_cli(capsys, "sweep", "--weights", "1,10", "--corpus", small_corpus, "--checkpoints", tmp_path / "ck")
     assert code == 2 and out == ""
     *others, last = [name for name in REGULARIZERS if name != "none"]
-    assert err == f"error: A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}.\n"
+    assert (
+        err
+        == f"error: A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}.\n"
+    )
     assert not (tmp_path / "ck").exists()
 
 
@@ -412,15 +576,21 @@ def script() -> Path:
 
 
 def test_console_script_corpus_info(script, small_corpus):
-    done = subprocess.run([script, "corpus-info", "--corpus", small_corpus, "--json"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [script, "corpus-info", "--corpus", small_corpus, "--json"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert (info["documents"], info["vocab_size"], info["pairs"], info["longest"]) == (100, 576, 1075, 12)
 
 
 def test_console_script_bad_input_is_one_line_and_exit_2(script, tmp_path):
-    done = subprocess.run([script, "train", "--corpus", tmp_path / "missing.txt", "--checkpoints", tmp_path / "ck"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [script, "train", "--corpus", tmp_path / "missing.txt", "--checkpoints", tmp_path / "ck"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == f"error: Corpus path '{tmp_path / 'missing.txt'}' does not exist; check the path given to --corpus.\n"
@@ -430,7 +600,10 @@ def test_console_script_ctrl_c_stops_with_a_checkpoint(script, tmp_path):
     checkpoints = tmp_path / "ck"
     process = subprocess.Popen(
         [script, "train", "--epochs", "50", "--device", "cpu", "--checkpoints", checkpoints, "--name", "interrupted"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     watchdog = threading.Timer(120, process.kill)
     watchdog.start()
@@ -455,12 +628,25 @@ def test_console_script_ctrl_c_stops_with_a_checkpoint(script, tmp_path):
 def test_resume_refuses_options_that_would_change_the_run(runs, capsys):
     code, out, err = run_cli(capsys, "train", "--resume", "base", "--epochs", "2", "--lr", "0.1", "--checkpoints", runs)
     assert code == 2 and out == ""
-    assert err.strip() == ("error: --lr cannot change when resuming: a resumed run keeps its configuration; "
-                           "only --corpus, --epochs and --device apply.")
+    assert err.strip() == (
+        "error: --lr cannot change when resuming: a resumed run keeps its configuration; "
+        "only --corpus, --epochs and --device apply."
+    )
 
 
 def test_paper_preset_with_document_batching_needs_the_document_split(small_corpus, tmp_path, capsys):
-    common = ["train", "--preset", "paper", "--corpus", str(small_corpus), "--epochs", "1", "--checkpoints", str(tmp_path), "--json"]
+    common = [
+        "train",
+        "--preset",
+        "paper",
+        "--corpus",
+        str(small_corpus),
+        "--epochs",
+        "1",
+        "--checkpoints",
+        str(tmp_path),
+        "--json",
+    ]
     code, _, err = run_cli(capsys, *common, "--batching", "document", "--name", "refused")
     assert code == 2 and "the pair-level split needs prefix batching" in err
     code, out, _ = run_cli(capsys, *common, "--batching", "document", "--split", "document", "--name", "documents")

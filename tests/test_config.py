@@ -53,7 +53,12 @@ def test_an_option_beside_the_preset_overrides_only_that_part():
     config = build_run_config(
         "paper-kl", "paper", {"objective.regularizer": "kl", "objective.weight": 10.0, "train.epochs": 2, "model.hidden_size": 50}
     )
-    assert (config.objective.regularizer, config.objective.weight, config.train.epochs, config.model.hidden_size) == ("kl", 10.0, 2, 50)
+    assert (config.objective.regularizer, config.objective.weight, config.train.epochs, config.model.hidden_size) == (
+        "kl",
+        10.0,
+        2,
+        50,
+    )
     overridden = {("objective", "regularizer"), ("train", "epochs"), ("model", "hidden_size")}
     for (section, name), expected in PAPER.items():
         if (section, name) not in overridden:
@@ -63,7 +68,12 @@ def test_an_option_beside_the_preset_overrides_only_that_part():
 def test_defaults_without_a_preset():
     config = build_run_config("plain")
     assert config.preset is None
-    assert (config.model.head, config.model.init, config.objective.loss, config.objective.weight) == ("softmax", "pytorch", "ce", 0.0)
+    assert (config.model.head, config.model.init, config.objective.loss, config.objective.weight) == (
+        "softmax",
+        "pytorch",
+        "ce",
+        0.0,
+    )
     assert (config.train.batching, config.corpus.split, config.corpus.paths) == ("document", "document", [])
     assert config.train.adam_eps == 1e-8 and config.train.device == "auto"
 
@@ -81,14 +91,23 @@ def test_the_config_round_trips_through_json():
 # -- weights ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "weight"), [("0", 0.0), ("1e-7", 1e-7), ("10", 10.0), ("100", 100.0), ("2.5E+1", 25.0), (" 1 ", 1.0)])
+@pytest.mark.parametrize(
+    ("text", "weight"), [("0", 0.0), ("1e-7", 1e-7), ("10", 10.0), ("100", 100.0), ("2.5E+1", 25.0), (" 1 ", 1.0)]
+)
 def test_weights_in_plain_or_scientific_notation(text, weight):
     assert parse_weight(text) == weight
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("-1", "not allowed"), ("nan", "not allowed"), ("inf", "not allowed"), ("-inf", "not allowed"), ("abc", "not a number"), ("", "not a number")],
+    [
+        ("-1", "not allowed"),
+        ("nan", "not allowed"),
+        ("inf", "not allowed"),
+        ("-inf", "not allowed"),
+        ("abc", "not a number"),
+        ("", "not a number"),
+    ],
 )
 def test_bad_weights_are_refused_with_a_message_naming_the_weight(text, problem):
     with pytest.raises(UserError) as caught:
@@ -148,13 +167,17 @@ def test_a_weight_given_to_label_smoothing_is_its_epsilon():
     # --weight and a sweep's --weights give it, and run.json files from before ε had its own field hold it there
     objective = build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1}).objective
     assert (objective.epsilon, objective.weight, objective.strength) == (0.1, 0.0, 0.1)
-    old = ObjectiveConfig.model_validate_json('{"loss": "ce", "loss_param": null, "regularizer": "label-smoothing", "weight": 0.05}')
+    old = ObjectiveConfig.model_validate_json(
+        '{"loss": "ce", "loss_param": null, "regularizer": "label-smoothing", "weight": 0.05}'
+    )
     assert (old.epsilon, old.weight) == (0.05, 0.0)
     assert ObjectiveConfig.model_validate_json(old.model_dump_json()) == old
     with pytest.raises(UserError, match="objective.epsilon .* must be a finite number ≥ 0 and < 1, not 1.0"):
         build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 1.0})
     with pytest.raises(UserError, match="label smoothing takes one ε: give --epsilon or --weight, not both"):
-        build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1, "objective.epsilon": 0.2})
+        build_run_config(
+            "x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 0.1, "objective.epsilon": 0.2}
+        )
 
 
 @pytest.mark.parametrize("regularizer", ["none", "kl"])
@@ -170,7 +193,9 @@ def test_unknown_loss_and_regularizer_list_the_valid_ones():
     assert "objective.loss" in str(caught.value) and f"one of {', '.join(BASE_LOSSES)}, not 'hinge'" in str(caught.value)
     with pytest.raises(UserError) as caught:
         build_run_config("x", None, {"objective.regularizer": "dropout"})
-    assert "objective.regularizer" in str(caught.value) and f"one of {', '.join(REGULARIZERS)}, not 'dropout'" in str(caught.value)
+    assert "objective.regularizer" in str(caught.value) and f"one of {', '.join(REGULARIZERS)}, not 'dropout'" in str(
+        caught.value
+    )
 
 
 # -- training settings --------------------------------------------------------------------------
@@ -242,6 +267,11 @@ def test_the_paper_preset_with_cross_entropy_is_bansals_softmax_model():
     assert build_run_config("control", "paper").model.head == "linear"
     assert build_run_config("kl", "paper", {"objective.regularizer": "kl", "objective.weight": 10.0}).model.head == "linear"
     bansal = build_run_config("ce", "paper", {"objective.loss": "ce"})
-    assert (bansal.model.head, bansal.model.embedding_dim, bansal.model.hidden_size, bansal.train.batching) == ("softmax", 10, 100, "prefix")
+    assert (bansal.model.head, bansal.model.embedding_dim, bansal.model.hidden_size, bansal.train.batching) == (
+        "softmax",
+        10,
+        100,
+        "prefix",
+    )
     assert build_run_config("beta", "paper", {"objective.loss": "beta", "objective.loss_param": 2.0}).model.head == "softmax"
     assert build_run_config("ce-linear", "paper", {"objective.loss": "ce", "model.head": "linear"}).model.head == "linear"

@@ -28,17 +28,25 @@ def test_cpu_runs_get_one_core_each_and_never_oversubscribe():
 
 
 def test_cuda_runs_all_start_at_once_spread_over_the_devices():
-    assert [slot.device for slot in plan_slots("auto", None, 4, cpus=16, cuda_count=2)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert [slot.device for slot in plan_slots("auto", None, 4, cpus=16, cuda_count=2)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+        "cuda:1",
+    ]
     assert [slot.device for slot in plan_slots("cuda:1", None, 2, cpus=16, cuda_count=2)] == ["cuda:1", "cuda:1"]
     assert all(slot.threads == 8 for slot in plan_slots("cuda:0,cuda:1", 2, 4, cpus=16, cuda_count=2))
 
 
-@pytest.mark.parametrize(("device", "parallel", "message"), [
-    ("cuda", None, "no CUDA GPU"),
-    ("cuda:3", None, "does not exist"),
-    ("gpu", None, "is not a device"),
-    ("cpu,cuda:0", None, "mixes cpu"),
-])
+@pytest.mark.parametrize(
+    ("device", "parallel", "message"),
+    [
+        ("cuda", None, "no CUDA GPU"),
+        ("cuda:3", None, "does not exist"),
+        ("gpu", None, "is not a device"),
+        ("cpu,cuda:0", None, "mixes cpu"),
+    ],
+)
 def test_bad_devices_are_one_sentence(device, parallel, message):
     with pytest.raises(UserError, match=message):
         plan_slots(device, parallel, 2, cpus=2, cuda_count=1 if device == "cuda:3" or "," in device else 0)
@@ -74,14 +82,18 @@ def metric_lines(checkpoints, name):
 
 
 def test_a_parallel_sweep_runs_two_at_a_time_and_matches_runs_trained_alone(tiny_corpus, tmp_path):
-    configs = [tiny_config(f"w{weight:g}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=2)
-               for weight in (0.0, 1.0, 10.0)]
+    configs = [
+        tiny_config(f"w{weight:g}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=2)
+        for weight in (0.0, 1.0, 10.0)
+    ]
     executor = CountingExecutor()
     controller = Controller(tmp_path / "sweep", executor)
     names = controller.queue(configs)
     assert [controller.view(name).status for name in names] == ["queued"] * 3
     seen: list[tuple[str, str]] = []
-    statuses = controller.run_queue(names, parallel=2, device="cpu", report=lambda name, status, slot: seen.append((name, status)))
+    statuses = controller.run_queue(
+        names, parallel=2, device="cpu", report=lambda name, status, slot: seen.append((name, status))
+    )
     assert statuses == {name: "finished" for name in names}
     assert executor.most_alive == 2 and len(executor.jobs) == 3
     assert seen[:2] == [("w0", "training"), ("w1", "training")]  # the third waited for a free slot
@@ -116,8 +128,12 @@ def test_stop_from_the_cli_saves_a_checkpoint_and_resume_trains_on(tiny_corpus, 
     controller = Controller(tmp_path)
     (name,) = controller.start([long_config("long", tiny_corpus)], parallel=1, device="cpu")
     try:
-        wait_until(lambda: controller.view(name).status == "training" and controller.view(name).record is not None, "the run to train")
-        listed = json.loads(subprocess.run([*CLI, "runs", "--checkpoints", str(tmp_path), "--json"], capture_output=True, text=True).stdout)
+        wait_until(
+            lambda: controller.view(name).status == "training" and controller.view(name).record is not None, "the run to train"
+        )
+        listed = json.loads(
+            subprocess.run([*CLI, "runs", "--checkpoints", str(tmp_path), "--json"], capture_output=True, text=True).stdout
+        )
         assert listed[0]["run"] == name and listed[0]["alive"] and listed[0]["device"] == "cpu" and listed[0]["pid"]
         stopped = subprocess.run([*CLI, "stop", name, "--checkpoints", str(tmp_path)], capture_output=True, text=True)
         assert stopped.returncode == 0 and "saves a checkpoint" in stopped.stdout
@@ -129,9 +145,13 @@ def test_stop_from_the_cli_saves_a_checkpoint_and_resume_trains_on(tiny_corpus, 
         assert again.returncode == 2 and "is stopped, not training" in again.stderr
 
         assert "resumes on cpu" in controller.resume(name, device="cpu")
-        wait_until(lambda: controller.view(name).alive and controller.view(name).step > record.step, "the resumed run to train on")
+        wait_until(
+            lambda: controller.view(name).alive and controller.view(name).step > record.step, "the resumed run to train on"
+        )
         controller.stop(name)
-        wait_until(lambda: controller.view(name).status == "stopped" and not controller.view(name).alive, "the resumed run to stop")
+        wait_until(
+            lambda: controller.view(name).status == "stopped" and not controller.view(name).alive, "the resumed run to stop"
+        )
         assert record_json(tmp_path, name)["step"] > record.step
     finally:
         for view in controller.views():
@@ -164,8 +184,11 @@ def test_a_runner_that_cannot_place_its_runs_marks_them_failed(tiny_corpus, tmp_
 
 def test_the_worker_refuses_a_folder_without_a_run(tmp_path):
     (tmp_path / "empty").mkdir()
-    done = subprocess.run([sys.executable, "-m", "engine.worker", "--checkpoints", str(tmp_path), "--device", "cpu", "empty"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.worker", "--checkpoints", str(tmp_path), "--device", "cpu", "empty"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "neither a saved run nor a queued one" in done.stdout
 
 

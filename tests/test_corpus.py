@@ -81,7 +81,8 @@ def test_unknown_rows_are_dropped_in_text_and_csv(tmp_path):
     corpus = load(txt)
     assert corpus.stats.documents == 2
     assert [[corpus.vocab[i] for i in doc] for doc in corpus.documents] == [
-        ["first", "real", "headline"], ["unknown", "stays", "when", "lowercase"],
+        ["first", "real", "headline"],
+        ["unknown", "stays", "when", "lowercase"],
     ]
     csv_file = write(tmp_path / "a.csv", "id,headline\n1,Unknown\n2,A Real One Here\n3,Unknown\n")
     assert load(csv_file).stats.documents == 1
@@ -215,7 +216,12 @@ def test_csv_with_two_text_columns_and_no_headline_lists_the_columns(tmp_path):
 
 def test_csv_named_column_used_and_a_missing_one_lists_the_columns(tmp_path):
     path = write(tmp_path / "t.csv", "title,body\nSome Title Words,Some body text here\n")
-    assert [load(path, column="body").vocab[i] for i in load(path, column="body").documents[0]] == ["some", "body", "text", "here"]
+    assert [load(path, column="body").vocab[i] for i in load(path, column="body").documents[0]] == [
+        "some",
+        "body",
+        "text",
+        "here",
+    ]
     with pytest.raises(UserError, match=r"has no column 'headline'; its columns are: title, body\.$"):
         load(path, column="headline")
 

@@ -36,7 +36,11 @@ TRITON_RELATIVE = 2e-5
 # recurrent kernels may also use TF32 (torch.backends.cudnn.allow_tf32 is on by default). Not re-run
 # with this bar on a GPU.
 WIDE_KERNEL_RELATIVE = 1e-3
-COMPILED_CASES = [case for case in CASES if case[1] is None and case[2:4] in {("kl", 10.0), ("entropy", 10.0), ("confidence", 0.5), ("label-smoothing", 0.1)}]
+COMPILED_CASES = [
+    case
+    for case in CASES
+    if case[1] is None and case[2:4] in {("kl", 10.0), ("entropy", 10.0), ("confidence", 0.5), ("label-smoothing", 0.1)}
+]
 
 
 def on_cuda(batch):
@@ -91,15 +95,21 @@ def test_a_stack_on_cuda_trains_each_member_as_its_solo_twin(kind, small_corpus,
     objective, weights = OBJECTIVES[kind]
     configs = sweep(small_corpus, objective, weights, f"gpu-{kind}", train__device="cuda")
     events = list(StackedTrainer.new(configs, tmp_path).events())
-    assert {type(event) for event in events[-len(configs):]} == {RunFinished}
+    assert {type(event) for event in events[-len(configs) :]} == {RunFinished}
     for config in configs:
         assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
 
 
 def test_a_prefix_batched_stack_on_cuda_is_block_diagonal_and_matches_the_solo_twins(small_corpus, tmp_path):
     """The paper's batching (the last position of each prefix) through the one wide LSTM kernel, a member diverging."""
-    objective = {"model__head": "linear", "objective__loss": "mse", "objective__regularizer": "kl", "train__batching": "prefix",
-                 "train__batch_size": 64, "train__device": "cuda"}
+    objective = {
+        "model__head": "linear",
+        "objective__loss": "mse",
+        "objective__regularizer": "kl",
+        "train__batching": "prefix",
+        "train__batch_size": 64,
+        "train__device": "cuda",
+    }
     configs = sweep(small_corpus, objective, [0.0, 0.5, 1e39, 10.0], "gpu-prefix")
     trainer = StackedTrainer.new(configs, tmp_path)
     events = list(trainer.events())
@@ -110,8 +120,26 @@ def test_a_prefix_batched_stack_on_cuda_is_block_diagonal_and_matches_the_solo_t
 
 
 def test_a_sweep_on_cuda_is_one_stacked_job_by_default(small_corpus, tmp_path, capsys):
-    arguments = ["sweep", "--corpus", str(small_corpus), "--checkpoints", str(tmp_path), "--device", "cuda", "--epochs", "1",
-                 "--embedding-dim", "8", "--hidden-size", "16", "--regularizer", "kl", "--weights", "0.1,1,10", "--json"]
+    arguments = [
+        "sweep",
+        "--corpus",
+        str(small_corpus),
+        "--checkpoints",
+        str(tmp_path),
+        "--device",
+        "cuda",
+        "--epochs",
+        "1",
+        "--embedding-dim",
+        "8",
+        "--hidden-size",
+        "16",
+        "--regularizer",
+        "kl",
+        "--weights",
+        "0.1,1,10",
+        "--json",
+    ]
     assert main(arguments) == 0
     listed = json.loads(capsys.readouterr().out)["runs"]
     names = [item["run"] for item in listed]

@@ -21,7 +21,9 @@ from engine.errors import UserError
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-TEXTY = st.lists(st.sampled_from(list("ab cd,\"\n\r\t.;'é\x00\ufeff") + ["headline", "Unknown", "word"]), max_size=120).map("".join)
+TEXTY = st.lists(st.sampled_from(list("ab cd,\"\n\r\t.;'é\x00\ufeff") + ["headline", "Unknown", "word"]), max_size=120).map(
+    "".join
+)
 CORPUS_BYTES = st.one_of(st.binary(max_size=400), TEXTY.map(lambda text: text.encode("utf-8")))
 
 
@@ -38,12 +40,62 @@ def test_any_corpus_bytes_give_a_corpus_or_one_sentence(tmp_path, data, suffix, 
         assert corpus.stats.pairs >= 1 and corpus.vocab[0] == "<pad>"
 
 
-VALUES = ["", "0", "-1", "1", "1e999", "nan", "inf", "1e-300", "99999999999999999999999", "../x", "/dev/null", "/proc/nope",
-          "cuda", "meta", "abc", "é", "1,2", "10", "paper"]
-FLAGS = ["--epochs", "--batch-size", "--lr", "--seed", "--weight", "--weights", "--layers", "--hidden-size", "--embedding-dim",
-         "--dropout", "--loss", "--loss-param", "--regularizer", "--preset", "--device", "--checkpoints", "--corpus", "--name",
-         "--resume", "--column", "--max-vocab", "--min-count", "--val-fraction", "--split", "--batching", "--head", "--init",
-         "--text", "--words", "--top-k", "--temperature", "--json", "--details"]
+VALUES = [
+    "",
+    "0",
+    "-1",
+    "1",
+    "1e999",
+    "nan",
+    "inf",
+    "1e-300",
+    "99999999999999999999999",
+    "../x",
+    "/dev/null",
+    "/proc/nope",
+    "cuda",
+    "meta",
+    "abc",
+    "é",
+    "1,2",
+    "10",
+    "paper",
+]
+FLAGS = [
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--seed",
+    "--weight",
+    "--weights",
+    "--layers",
+    "--hidden-size",
+    "--embedding-dim",
+    "--dropout",
+    "--loss",
+    "--loss-param",
+    "--regularizer",
+    "--preset",
+    "--device",
+    "--checkpoints",
+    "--corpus",
+    "--name",
+    "--resume",
+    "--column",
+    "--max-vocab",
+    "--min-count",
+    "--val-fraction",
+    "--split",
+    "--batching",
+    "--head",
+    "--init",
+    "--text",
+    "--words",
+    "--top-k",
+    "--temperature",
+    "--json",
+    "--details",
+]
 COMMANDS = ["train", "sweep", "generate", "runs", "corpus-info", "nonsense"]
 ARGUMENTS = st.lists(st.one_of(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=8)
 

@@ -162,7 +162,8 @@ def test_linear_head_samples_by_raw_outputs_clipped_at_zero(linear):
 
     step = generate(linear, SEED_TEXT, words=1, strategy=Strategy(top_k=3, seed=0)).steps[0]
     assert [(alt.word, alt.probability) for alt in step.alternatives[:2]] == [
-        (vocab[a], pytest.approx(0.75, abs=1e-6)), (vocab[b], pytest.approx(0.25, abs=1e-6)),
+        (vocab[a], pytest.approx(0.75, abs=1e-6)),
+        (vocab[b], pytest.approx(0.25, abs=1e-6)),
     ]
     assert step.alternatives[2].probability == 0.0
     # study entropy of the raw outputs: <pad> (10 → 1), A (3 → 1), B (1 → 1) add 0; the other V − 3 words

@@ -26,12 +26,23 @@ from tests.conftest import tiny_config
 
 RELATIVE = 1e-5
 
-BASES = [("mse", None), ("ce", None), ("alpha", 0.5), ("alpha", 2.0), ("beta", 0.5), ("beta", 3.0),
-         ("gamma", 0.5), ("gamma", 2.0), ("alpha", 1.0)]
+BASES = [
+    ("mse", None),
+    ("ce", None),
+    ("alpha", 0.5),
+    ("alpha", 2.0),
+    ("beta", 0.5),
+    ("beta", 3.0),
+    ("gamma", 0.5),
+    ("gamma", 2.0),
+    ("alpha", 1.0),
+]
 REGULARIZERS = [("none", 0.0), ("entropy", 10.0), ("kl", 10.0), ("confidence", 0.5), ("label-smoothing", 0.1)]
 HEADS = ["linear", "softmax"]
-CASES = [(loss, param, regularizer, weight, head)
-         for (loss, param), (regularizer, weight), head in itertools.product(BASES, REGULARIZERS, HEADS)]
+CASES = [
+    (loss, param, regularizer, weight, head)
+    for (loss, param), (regularizer, weight), head in itertools.product(BASES, REGULARIZERS, HEADS)
+]
 
 
 def case_id(case) -> str:
@@ -175,8 +186,15 @@ def test_chunks_stay_small_on_a_cpu_and_grow_for_validation():
 
 def test_the_trainer_forward_is_the_head(small_corpus):
     """The trainer's loss and gradients for a real batch equal the autograd reference on the model's full outputs."""
-    config = tiny_config("head-trainer", small_corpus, model__head="linear", objective__loss="mse",
-                         objective__regularizer="kl", objective__weight=10.0, model__dropout=0.0)
+    config = tiny_config(
+        "head-trainer",
+        small_corpus,
+        model__head="linear",
+        objective__loss="mse",
+        objective__regularizer="kl",
+        objective__weight=10.0,
+        model__dropout=0.0,
+    )
     corpus = load_corpus(config.corpus)
     torch.manual_seed(0)
     model = LanguageModel(len(corpus.vocab), config.model)

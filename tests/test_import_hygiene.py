@@ -27,8 +27,9 @@ def test_every_engine_module_is_covered():
 
 
 def test_importing_every_engine_module_imports_no_front_end():
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(MODULES)], capture_output=True, text=True, timeout=120,
-                          cwd=ENGINE_DIR.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(MODULES)], capture_output=True, text=True, timeout=120, cwd=ENGINE_DIR.parent
+    )
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
     assert set(MODULES) <= set(loaded)

@@ -38,12 +38,15 @@ def test_rename_moves_the_folder_and_the_run_keeps_everything(checkpoints, capsy
     assert after.metrics == before.metrics and after.record.created == before.record.created
 
 
-@pytest.mark.parametrize(("new", "sentence"), [
-    ("b", "A run (or file) named 'b' already exists"),
-    ("../up", "New run name '../up' is not a plain folder name"),
-    (".hidden", "New run name '.hidden' is not a plain folder name"),
-    ("a", "Run 'a' already has that name"),
-])
+@pytest.mark.parametrize(
+    ("new", "sentence"),
+    [
+        ("b", "A run (or file) named 'b' already exists"),
+        ("../up", "New run name '../up' is not a plain folder name"),
+        (".hidden", "New run name '.hidden' is not a plain folder name"),
+        ("a", "Run 'a' already has that name"),
+    ],
+)
 def test_rename_refuses_taken_and_unplain_names(checkpoints, capsys, new, sentence):
     code, out, err = run_cli(capsys, "rename", "a", new, "--checkpoints", checkpoints)
     assert code == 2 and out == "" and sentence in error_line(err)
@@ -83,7 +86,10 @@ def test_delete_follows_no_link(checkpoints, tmp_path, capsys):
 def test_delete_refuses_a_folder_holding_what_lm_explorer_did_not_write(checkpoints, capsys):
     (checkpoints / "a" / "notes.txt").write_text("mine")
     (checkpoints / "b" / "plots").mkdir()
-    for name, what in (("a", "a file lm-explorer did not write ('notes.txt')"), ("b", "a folder lm-explorer did not write ('plots')")):
+    for name, what in (
+        ("a", "a file lm-explorer did not write ('notes.txt')"),
+        ("b", "a folder lm-explorer did not write ('plots')"),
+    ):
         before = sorted(os.listdir(checkpoints / name))
         code, _, err = run_cli(capsys, "delete", name, "--yes", "--checkpoints", checkpoints)
         assert code == 2 and what in error_line(err)

@@ -62,7 +62,12 @@ def test_summary_of_a_softmax_batch():
 
 def test_summary_prefix_names_every_metric():
     assert set(totals_for("softmax").summary("train_")) == {
-        "train_loss", "train_entropy", "train_kl", "train_accuracy", "train_perplexity", "train_distinct_predictions",
+        "train_loss",
+        "train_entropy",
+        "train_kl",
+        "train_accuracy",
+        "train_perplexity",
+        "train_distinct_predictions",
     }
 
 
@@ -88,7 +93,9 @@ def test_a_linear_head_uses_the_study_definitions_but_perplexity_stays_softmax()
 def test_study_definitions_directly():
     assert study_entropy(torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64)).item() == pytest.approx(0.3465752021, abs=1e-10)
     target = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
-    assert study_kl(target, torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64)).item() == pytest.approx(0.6931455688, abs=1e-10)
+    assert study_kl(target, torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64)).item() == pytest.approx(
+        0.6931455688, abs=1e-10
+    )
 
 
 def test_softmax_kl_is_zero_against_itself_and_handles_zero_targets():

@@ -268,7 +268,9 @@ def test_weight_zero_gives_the_base_loss_alone(regularizer, head):
     assert torch.equal(objective.targets(index, 7).dense(torch.float64), F.one_hot(index, 7).to(torch.float64))
     out = Outputs(z, head)
     assert torch.equal(objective.losses(out, index), mse(rows(z, index, head)))
-    assert torch.equal(objective.losses_and_gradient(out, index)[1], Objective(ObjectiveConfig(loss="mse")).losses_and_gradient(out, index)[1])
+    assert torch.equal(
+        objective.losses_and_gradient(out, index)[1], Objective(ObjectiveConfig(loss="mse")).losses_and_gradient(out, index)[1]
+    )
 
 
 def test_the_registries_are_the_configurable_names():
@@ -280,12 +282,15 @@ def test_a_regularizer_added_to_the_registry_is_configurable_with_nothing_else(m
     with pytest.raises(UserError) as refused:
         build_run_config("x", None, {"objective.regularizer": "neg-entropy"})
     assert f"must be one of {', '.join(REGULARIZERS)}, not 'neg-entropy'" in str(refused.value)
-    monkeypatch.setitem(REGULARIZERS, "neg-entropy", Regularizer(penalty=Term(confidence_penalty, d_confidence_penalty, "log_probs")))
+    monkeypatch.setitem(
+        REGULARIZERS, "neg-entropy", Regularizer(penalty=Term(confidence_penalty, d_confidence_penalty, "log_probs"))
+    )
     assert "neg-entropy" in setting("objective.regularizer").choices
     config = build_run_config("x", None, {"objective.regularizer": "neg-entropy", "objective.weight": 2.0})
     z, index = torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64), torch.tensor([0])
     assert value(Objective(config.objective).losses(Outputs(z, "softmax"), index)) == pytest.approx(
-        value(Objective(ObjectiveConfig(regularizer="confidence", weight=2.0)).losses(Outputs(z, "softmax"), index)))
+        value(Objective(ObjectiveConfig(regularizer="confidence", weight=2.0)).losses(Outputs(z, "softmax"), index))
+    )
 
 
 def test_the_configuration_reads_the_registries_without_loading_torch():
@@ -302,7 +307,9 @@ def test_objective_builds_one_hot_targets_from_word_indices():
     assert target.shape == (2, 5) and target.dtype == torch.float32
     assert target.tolist() == [[0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
     smoothing = Objective(ObjectiveConfig(loss="ce", regularizer="label-smoothing", epsilon=0.1)).targets(torch.tensor([2]), 5)
-    assert smoothing.epsilon == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx([0.02, 0.02, 0.92, 0.02, 0.02])
+    assert smoothing.epsilon == 0.1 and smoothing.dense(torch.float64)[0].tolist() == pytest.approx(
+        [0.02, 0.02, 0.92, 0.02, 0.02]
+    )
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce", "alpha", "beta", "gamma"])

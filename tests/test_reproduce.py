@@ -49,8 +49,21 @@ def reproduced(tmp_path_factory, small_corpus):
     stdout, stderr = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         patch.setattr(engine.figures, "save_png", keep)
-        code = main(["reproduce", "--corpus", str(small_corpus), "--epochs", str(EPOCHS), "--runs", ",".join(GRID),
-                     "--out", str(out), "--device", "cpu"])
+        code = main(
+            [
+                "reproduce",
+                "--corpus",
+                str(small_corpus),
+                "--epochs",
+                str(EPOCHS),
+                "--runs",
+                ",".join(GRID),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
     assert code == 0, stderr.getvalue()
     return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "figures": saved}
 
@@ -105,7 +118,7 @@ def test_report_numbers_are_the_runs_metrics(reproduced):
         for m in epochs:
             row = "| " + " | ".join([key, str(m["epoch"]), *(number(float(m[name])) for name in REPORT_METRICS)]) + " |"
             assert row in report, row
-    finding = report[report.index("## Finding 4"):report.index("## Per-epoch")]
+    finding = report[report.index("## Finding 4") : report.index("## Per-epoch")]
     for key in GRID:
         last = [m for m in RunDirectory(out / "runs", f"{key}-s0").read_metrics() if m["kind"] == "epoch"][-1]
         assert f"| {number(float(last['accuracy']))} | {number(float(last['perplexity']))} |" in finding
@@ -143,8 +156,20 @@ def test_a_second_call_only_redraws_and_needs_no_matplotlib(reproduced, tmp_path
     shutil.rmtree(out / "figures")
     before = {key: (out / "runs" / f"{key}-s0" / "run.json").read_bytes() for key in GRID}
     timings = (out / "timings.json").read_text()
-    done = run_cli("reproduce", "--corpus", str(reproduced_corpus(reproduced)), "--epochs", str(EPOCHS), "--runs", ",".join(GRID),
-                   "--out", str(out), "--device", "cpu", block_matplotlib=True)
+    done = run_cli(
+        "reproduce",
+        "--corpus",
+        str(reproduced_corpus(reproduced)),
+        "--epochs",
+        str(EPOCHS),
+        "--runs",
+        ",".join(GRID),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        block_matplotlib=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "pip install 'lm-explorer[report]'" in done.stdout
     assert "Figure 6:" in done.stdout  # the terminal plots are still drawn
@@ -161,16 +186,30 @@ def reproduced_corpus(reproduced) -> Path:
     return Path(record["config"]["corpus"]["paths"][0])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--seeds", "a,b"], "--seeds 'a,b' is not a list of whole numbers"),
-    (["--seeds", "1,1"], "no repeats"),
-    (["--runs", "kl-10,nope"], "has no grid entry named 'nope'; choose among: control,"),
-    (["--epochs", "3"], "holds a run with another configuration or corpus"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "a,b"], "--seeds 'a,b' is not a list of whole numbers"),
+        (["--seeds", "1,1"], "no repeats"),
+        (["--runs", "kl-10,nope"], "has no grid entry named 'nope'; choose among: control,"),
+        (["--epochs", "3"], "holds a run with another configuration or corpus"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_exit_code_2(reproduced, tmp_path, args, message):
     out = tmp_path / "out"
     shutil.copytree(reproduced["out"], out)
-    base = ["--corpus", str(reproduced_corpus(reproduced)), "--runs", ",".join(GRID), "--out", str(out), "--device", "cpu", "--epochs", str(EPOCHS)]
+    base = [
+        "--corpus",
+        str(reproduced_corpus(reproduced)),
+        "--runs",
+        ",".join(GRID),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        str(EPOCHS),
+    ]
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         code = main(["reproduce", *base, *args])
@@ -206,8 +245,10 @@ def test_several_seeds_draw_the_mean_with_a_min_max_band():
     from engine.figures import Series, build_figure
 
     spec = next(spec for spec in FIGURES if spec.number == 6)
-    series = [Series("Weight = 10.0", [1, 2, 3], [[9.0, 7.0, 6.0], [11.0, 9.0, 8.0]]),
-              Series("Weight = 100.0", [1, 2, 3], [[60.0, 58.0, 57.0]])]
+    series = [
+        Series("Weight = 10.0", [1, 2, 3], [[9.0, 7.0, 6.0], [11.0, 9.0, 8.0]]),
+        Series("Weight = 100.0", [1, 2, 3], [[60.0, 58.0, 57.0]]),
+    ]
     ax = build_figure(spec, [(spec.panels[0], series)]).get_axes()[0]
     assert [list(line.get_ydata()) for line in ax.get_lines()] == [[10.0, 8.0, 7.0], [60.0, 58.0, 57.0]]
     (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]  # only the line with two seeds has one

@@ -33,9 +33,33 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:
 
 def start_train(corpus: Path, checkpoints: Path, *extra: str) -> subprocess.Popen:
     """A headless ``lm-explorer train`` long enough to be caught training."""
-    return subprocess.Popen([*CLI, "train", "--corpus", str(corpus), "--embedding-dim", "8", "--hidden-size", "16", "--epochs", "400",
-                             "--batch-size", "16", "--device", "cpu", "--log-every", "2", "--checkpoints", str(checkpoints), "--json",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            *CLI,
+            "train",
+            "--corpus",
+            str(corpus),
+            "--embedding-dim",
+            "8",
+            "--hidden-size",
+            "16",
+            "--epochs",
+            "400",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--log-every",
+            "2",
+            "--checkpoints",
+            str(checkpoints),
+            "--json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def training(checkpoints: Path, name: str) -> bool:
@@ -44,6 +68,7 @@ def training(checkpoints: Path, name: str) -> bool:
 
 
 # -- statuses ---------------------------------------------------------------------------------------
+
 
 def test_every_status_has_its_transitions_and_final_events_map_to_final_statuses():
     assert set(rundir.TRANSITIONS) == set(rundir.STATUSES)
@@ -57,38 +82,66 @@ def test_every_status_has_its_transitions_and_final_events_map_to_final_statuses
     assert rundir.RESUMABLE == {"stopped", "interrupted", "diverged", "failed", "finished"}
 
 
-@pytest.mark.parametrize(("saved", "requested", "writer", "owner", "stop", "expected"), [
-    ("training", None, True, False, False, "training"),
-    ("stopped", None, True, False, False, "training"),
-    ("training", None, False, False, False, "interrupted"),
-    ("finished", None, False, False, False, "finished"),
-    ("stopped", "queued", False, True, False, "queued"),
-    ("stopped", "queued", False, False, False, "stopped"),
-    (None, None, True, False, False, "training"),
-    (None, None, False, False, False, None),
-    (None, "queued", False, True, False, "queued"),
-    (None, "queued", False, True, True, "stopped"),
-    (None, "queued", False, False, False, "interrupted"),
-    (None, "failed", False, False, False, "failed"),
-])
+@pytest.mark.parametrize(
+    ("saved", "requested", "writer", "owner", "stop", "expected"),
+    [
+        ("training", None, True, False, False, "training"),
+        ("stopped", None, True, False, False, "training"),
+        ("training", None, False, False, False, "interrupted"),
+        ("finished", None, False, False, False, "finished"),
+        ("stopped", "queued", False, True, False, "queued"),
+        ("stopped", "queued", False, False, False, "stopped"),
+        (None, None, True, False, False, "training"),
+        (None, None, False, False, False, None),
+        (None, "queued", False, True, False, "queued"),
+        (None, "queued", False, True, True, "stopped"),
+        (None, "queued", False, False, False, "interrupted"),
+        (None, "failed", False, False, False, "failed"),
+    ],
+)
 def test_status_is_derived_in_one_place(saved, requested, writer, owner, stop, expected):
     assert rundir.derive_status(saved, requested, writer, owner, stop) == expected
 
 
 # -- names and files ----------------------------------------------------------------------------------
 
+
 def test_reserved_names_are_unique_across_processes_started_together(tmp_path):
     code = "import sys; from pathlib import Path; from engine.rundir import reserve; print(reserve(Path(sys.argv[1]), 'same'))"
-    processes = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     names = [process.communicate()[0].strip() for process in processes]
     assert sorted(names) == ["same", "same-2", "same-3"]
 
 
 def test_three_trains_without_a_name_in_the_same_second_get_three_runs(tiny_corpus, tmp_path):
     checkpoints = tmp_path / "ck"
-    processes = [subprocess.Popen([*CLI, "train", "--corpus", str(tiny_corpus), "--embedding-dim", "8", "--hidden-size", "16",
-                                   "--epochs", "1", "--device", "cpu", "--checkpoints", str(checkpoints), "--json"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [
+                *CLI,
+                "train",
+                "--corpus",
+                str(tiny_corpus),
+                "--embedding-dim",
+                "8",
+                "--hidden-size",
+                "16",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--checkpoints",
+                str(checkpoints),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outputs = [process.communicate(timeout=180) for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
     names = {json.loads(out)["run"] for out, _ in outputs}
@@ -118,6 +171,7 @@ def test_a_run_that_fails_before_its_first_save_leaves_no_folder(tmp_path):
 
 # -- one writer, liveness, stop ---------------------------------------------------------------------
 
+
 def test_a_second_trainer_on_the_same_run_exits_2_naming_the_first(tiny_corpus, tmp_path):
     checkpoints = tmp_path / "ck"
     first = start_train(tiny_corpus, checkpoints, "--name", "dup")
@@ -127,7 +181,9 @@ def test_a_second_trainer_on_the_same_run_exits_2_naming_the_first(tiny_corpus, 
         _, err = second.communicate(timeout=120)
         assert second.returncode == 2
         assert f"process {first.pid}" in err and "lm-explorer stop dup" in err and "Traceback" not in err
-        resumed = subprocess.run([*CLI, "train", "--resume", "dup", "--checkpoints", str(checkpoints)], capture_output=True, text=True)
+        resumed = subprocess.run(
+            [*CLI, "train", "--resume", "dup", "--checkpoints", str(checkpoints)], capture_output=True, text=True
+        )
         assert resumed.returncode == 2 and f"process {first.pid}" in resumed.stderr
         rundir.request_stop(checkpoints / "dup")
         first.communicate(timeout=120)
@@ -156,4 +212,3 @@ def test_a_killed_trainer_reads_as_interrupted_and_resumes(tiny_corpus, tmp_path
     trainer = Trainer.resume(checkpoints, "killed", epochs=1 + RunDirectory(checkpoints, "killed").read_record().epochs_completed)
     assert isinstance(list(trainer.events())[-1], RunFinished)
     assert record_json(checkpoints, "killed")["status"] == "finished"
-

@@ -48,8 +48,14 @@ def child_env() -> dict[str, str]:
 def test_serve_serves_the_app_page_on_localhost_and_stops_on_sigterm(tmp_path):
     pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path / "runs")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), cwd=tmp_path)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+    )
     try:
         page = fetch_page(f"http://127.0.0.1:{port}/", server)
         assert "lm-explorer" in page  # the app's title on textual-serve's page
@@ -70,7 +76,10 @@ def test_serve_without_textual_serve_names_the_extra(tmp_path, monkeypatch, caps
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)
     assert launcher.main(["serve", "--checkpoints", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == "error: lm-explorer serve needs textual-serve, which is not installed; install it with pip install 'lm-explorer[serve]'.\n"
+    assert (
+        err
+        == "error: lm-explorer serve needs textual-serve, which is not installed; install it with pip install 'lm-explorer[serve]'.\n"
+    )
 
 
 def test_serve_help_says_localhost_port_forward_and_no_authentication(capsys):
@@ -87,8 +96,15 @@ def test_serve_refuses_a_port_that_is_taken(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path)],
-                              capture_output=True, text=True, env=child_env(), timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
     assert done.returncode == 2, done.stderr
     err = done.stderr.splitlines()[-1]
-    assert err.startswith(f"error: Cannot listen on 127.0.0.1:{port} (") and err.endswith("give --port another number, or stop what uses it.")
+    assert err.startswith(f"error: Cannot listen on 127.0.0.1:{port} (") and err.endswith(
+        "give --port another number, or stop what uses it."
+    )

@@ -34,24 +34,34 @@ def test_only_corpus_epochs_and_device_may_change_on_resume():
     assert [item.key for item in settings() if item.resumable] == ["corpus.paths", "train.epochs", "train.device"]
 
 
-@pytest.mark.parametrize(("key", "text", "value"), [
-    ("model.num_layers", " 3 ", 3), ("train.lr", "1e-3", 1e-3), ("objective.weight", "0", 0.0), ("train.device", "cuda:1", "cuda:1"),
-    ("train.seed", str(2**63 - 1), 2**63 - 1), ("corpus.val_fraction", "0.5", 0.5),
-])
+@pytest.mark.parametrize(
+    ("key", "text", "value"),
+    [
+        ("model.num_layers", " 3 ", 3),
+        ("train.lr", "1e-3", 1e-3),
+        ("objective.weight", "0", 0.0),
+        ("train.device", "cuda:1", "cuda:1"),
+        ("train.seed", str(2**63 - 1), 2**63 - 1),
+        ("corpus.val_fraction", "0.5", 0.5),
+    ],
+)
 def test_a_good_value_converts(key, text, value):
     assert setting(key).convert(text) == value
 
 
-@pytest.mark.parametrize(("key", "text", "sentence"), [
-    ("model.num_layers", "9", "--layers must be a whole number from 1 to 8, not '9'."),
-    ("model.num_layers", "2.5", "--layers must be a whole number from 1 to 8, not '2.5'."),
-    ("train.lr", "0", "--lr must be a finite number > 0, not '0'."),
-    ("train.lr", "inf", "--lr must be a finite number > 0, not 'inf'."),
-    ("objective.weight", "-1e-7", "--weight must be a finite number ≥ 0, not '-1e-7'."),
-    ("corpus.val_fraction", "1", "--val-fraction must be a finite number > 0 and < 1, not '1'."),
-    ("train.device", "gpu", "--device must be auto, cpu, cuda or cuda:N, not 'gpu'."),
-    ("train.seed", "-1", "--seed must be a whole number from 0 to 9223372036854775807, not '-1'."),
-])
+@pytest.mark.parametrize(
+    ("key", "text", "sentence"),
+    [
+        ("model.num_layers", "9", "--layers must be a whole number from 1 to 8, not '9'."),
+        ("model.num_layers", "2.5", "--layers must be a whole number from 1 to 8, not '2.5'."),
+        ("train.lr", "0", "--lr must be a finite number > 0, not '0'."),
+        ("train.lr", "inf", "--lr must be a finite number > 0, not 'inf'."),
+        ("objective.weight", "-1e-7", "--weight must be a finite number ≥ 0, not '-1e-7'."),
+        ("corpus.val_fraction", "1", "--val-fraction must be a finite number > 0 and < 1, not '1'."),
+        ("train.device", "gpu", "--device must be auto, cpu, cuda or cuda:N, not 'gpu'."),
+        ("train.seed", "-1", "--seed must be a whole number from 0 to 9223372036854775807, not '-1'."),
+    ],
+)
 def test_a_bad_value_is_one_sentence_naming_the_flag_and_what_it_takes(key, text, sentence):
     with pytest.raises(UserError) as caught:
         setting(key).convert(text)

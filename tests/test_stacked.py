@@ -25,7 +25,14 @@ from engine.events import (
     RunStopped,
     StepMetrics,
 )
-from engine.stacked import StackedTrainer, activation_bytes, default_memory_budget, reuse_large_allocations, stack_groups, stack_key
+from engine.stacked import (
+    StackedTrainer,
+    activation_bytes,
+    default_memory_budget,
+    reuse_large_allocations,
+    stack_groups,
+    stack_key,
+)
 from engine.trainer import Trainer
 from tests.conftest import tiny_config
 
@@ -46,7 +53,10 @@ def config_for(name: str, corpus: Path, **overrides) -> RunConfig:
 
 
 def sweep(corpus: Path, objective: dict, weights: list[float], prefix: str, **overrides) -> list[RunConfig]:
-    return [config_for(f"{prefix}-{i}", corpus, **objective, objective__weight=weight, **overrides) for i, weight in enumerate(weights)]
+    return [
+        config_for(f"{prefix}-{i}", corpus, **objective, objective__weight=weight, **overrides)
+        for i, weight in enumerate(weights)
+    ]
 
 
 def solo_twin(config: RunConfig, checkpoints: Path) -> list:
@@ -93,7 +103,7 @@ def test_each_member_trains_as_its_solo_twin(kind, small_corpus, tmp_path, form)
     objective, weights = OBJECTIVES[kind]
     configs = sweep(small_corpus, objective, weights, kind)
     events = list(StackedTrainer.new(configs, tmp_path).events())
-    assert {type(event) for event in events[-len(configs):]} == {RunFinished}
+    assert {type(event) for event in events[-len(configs) :]} == {RunFinished}
     for config in configs:
         solo = solo_twin(config, tmp_path)
         mine = of_member(events, config.name)
@@ -110,7 +120,14 @@ def test_a_mixed_stack_matches_its_solo_twins_two_layers_prefix_batching(small_c
     shared = {"model__head": "linear", "model__num_layers": 2, "train__batching": "prefix", "train__batch_size": 64}
     configs = [
         config_for("mix-kl", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=1.0),
-        config_for("mix-ls", small_corpus, **shared, objective__loss="ce", objective__regularizer="label-smoothing", objective__weight=0.1),
+        config_for(
+            "mix-ls",
+            small_corpus,
+            **shared,
+            objective__loss="ce",
+            objective__regularizer="label-smoothing",
+            objective__weight=0.1,
+        ),
         config_for("mix-none", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=0.0),
         config_for("mix-kl2", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=0.5),
     ]
@@ -122,8 +139,12 @@ def test_a_mixed_stack_matches_its_solo_twins_two_layers_prefix_batching(small_c
 def test_the_block_diagonal_form_with_prefix_batching_matches_the_solo_twins(small_corpus, tmp_path, form):
     """The last position of each prefix (dropout on a strided view in the solo run), one layer, mixed terms."""
     shared = {"model__head": "linear", "train__batching": "prefix", "train__batch_size": 64}
-    configs = [config_for(f"prefix-{i}", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=weight)
-               for i, weight in enumerate([0.0, 0.5, 10.0])]
+    configs = [
+        config_for(
+            f"prefix-{i}", small_corpus, **shared, objective__loss="mse", objective__regularizer="kl", objective__weight=weight
+        )
+        for i, weight in enumerate([0.0, 0.5, 10.0])
+    ]
     events = list(StackedTrainer.new(configs, tmp_path).events())
     for config in configs:
         assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
@@ -157,9 +178,13 @@ def test_a_member_folder_is_a_solo_run_folder(small_corpus, tmp_path):
     assert_close(metrics_mine, metrics_theirs)
     for file in (mine["weights_file"], mine["optimizer_file"]):
         tensors_mine, tensors_theirs = load_file(stacked / file), load_file(solo / file)
-        assert {key: value.shape for key, value in tensors_mine.items()} == {key: value.shape for key, value in tensors_theirs.items()}
+        assert {key: value.shape for key, value in tensors_mine.items()} == {
+            key: value.shape for key, value in tensors_theirs.items()
+        }
     lines = [[json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()] for folder in (stacked, solo)]
-    assert [(line["kind"], line["step"], line["epoch"]) for line in lines[0]] == [(line["kind"], line["step"], line["epoch"]) for line in lines[1]]
+    assert [(line["kind"], line["step"], line["epoch"]) for line in lines[0]] == [
+        (line["kind"], line["step"], line["epoch"]) for line in lines[1]
+    ]
     for line_mine, line_theirs in zip(*lines, strict=True):
         assert_close(line_mine, line_theirs)
 
@@ -175,7 +200,10 @@ def test_generate_runs_and_resume_work_on_a_member(small_corpus, tmp_path, capsy
     assert listed["cli-1"]["problem"] is None and listed["cli-1"]["record"]["status"] == "finished"
     assert listed["cli-1"]["record"]["config"]["objective"]["weight"] == 0.1
 
-    assert main(["generate", "cli-0", "cli-1", "--text", "the government", "--words", "4", "--checkpoints", str(tmp_path), "--json"]) == 0
+    assert (
+        main(["generate", "cli-0", "cli-1", "--text", "the government", "--words", "4", "--checkpoints", str(tmp_path), "--json"])
+        == 0
+    )
     generated = json.loads(capsys.readouterr().out)
     assert "cli-1" in json.dumps(generated) and "the government" in json.dumps(generated)
 
@@ -269,7 +297,9 @@ def test_stack_groups_split_by_settings_and_memory(small_corpus):
     one = activation_bytes(sweep_a[0], corpus)
     vocab = len(corpus.vocab)
     assert one > 16 * vocab * 9  # the output layer's weights and Adam state, at least
-    doubled = activation_bytes(sweep_a[0].model_copy(update={"train": sweep_a[0].train.model_copy(update={"batch_size": 32})}), corpus)
+    doubled = activation_bytes(
+        sweep_a[0].model_copy(update={"train": sweep_a[0].train.model_copy(update={"batch_size": 32})}), corpus
+    )
     assert doubled > one
     groups = stack_groups(configs, memory_budget=int(2.5 * one), corpus=corpus)
     assert [[c.name for c in group] for group in groups] == [["a-0", "a-1"], ["a-2", "a-3"], ["a-4"], ["b-0"]]
@@ -296,7 +326,9 @@ def test_a_refused_device_fails_every_member_and_writes_nothing(small_corpus, tm
         pytest.skip("checks a refused CUDA device")
     objective, weights = OBJECTIVES["mse-kl"]
     events = list(StackedTrainer.new(sweep(small_corpus, objective, weights, "gpu", train__device="cuda"), tmp_path).events())
-    assert [(type(event), event.run_name, event.user_error) for event in events] == [(RunFailed, f"gpu-{i}", True) for i in range(3)]
+    assert [(type(event), event.run_name, event.user_error) for event in events] == [
+        (RunFailed, f"gpu-{i}", True) for i in range(3)
+    ]
     assert not any(RunDirectory(tmp_path, f"gpu-{i}").exists() for i in range(3))
 
 

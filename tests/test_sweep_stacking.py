@@ -18,8 +18,10 @@ def test_stacking_is_the_default_on_cuda_only():
 
 
 def test_a_stacked_sweep_is_one_trainer_process_whose_runs_match_runs_trained_alone(tiny_corpus, tmp_path):
-    configs = [tiny_config(f"s{weight:g}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=2)
-               for weight in (0.0, 1.0, 10.0)]
+    configs = [
+        tiny_config(f"s{weight:g}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=2)
+        for weight in (0.0, 1.0, 10.0)
+    ]
     executor = CountingExecutor()
     controller = Controller(tmp_path / "sweep", executor)
     names = controller.queue(configs)
@@ -38,8 +40,10 @@ def test_a_stacked_sweep_is_one_trainer_process_whose_runs_match_runs_trained_al
 
 
 def test_runs_that_cannot_stack_train_alone(tiny_corpus, tmp_path):
-    configs = [tiny_config("lr-a", tiny_corpus, objective__regularizer="kl", objective__weight=1.0),
-               tiny_config("lr-b", tiny_corpus, objective__regularizer="kl", objective__weight=1.0, train__lr=0.01)]
+    configs = [
+        tiny_config("lr-a", tiny_corpus, objective__regularizer="kl", objective__weight=1.0),
+        tiny_config("lr-b", tiny_corpus, objective__regularizer="kl", objective__weight=1.0, train__lr=0.01),
+    ]
     controller = Controller(tmp_path)
     names = controller.queue(configs)
     assert controller.plan_jobs(names, stack=True, device="cpu") == [("lr-a",), ("lr-b",)]

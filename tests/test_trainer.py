@@ -103,8 +103,18 @@ def test_epoch_metrics_are_complete_and_sane(reference):
     for event in of_type(events, EpochMetrics):
         metrics = event.metrics
         assert set(metrics) == {
-            "train_loss", "train_entropy", "train_kl", "train_accuracy", "train_perplexity", "train_distinct_predictions",
-            "val_loss", "entropy", "kl", "accuracy", "perplexity", "distinct_predictions",
+            "train_loss",
+            "train_entropy",
+            "train_kl",
+            "train_accuracy",
+            "train_perplexity",
+            "train_distinct_predictions",
+            "val_loss",
+            "entropy",
+            "kl",
+            "accuracy",
+            "perplexity",
+            "distinct_predictions",
         }
         assert all(math.isfinite(value) for value in metrics.values())
         # cross-entropy objective, softmax head: val loss = KL = log(perplexity); an untrained-ish model near log V
@@ -195,7 +205,9 @@ def test_stopped_after_the_last_batch_of_an_epoch_finishes_that_epoch_first(refe
 
 def test_a_stop_asked_for_in_the_last_epochs_last_batch_finishes_the_run(reference, small_corpus, tmp_path):
     _, uninterrupted = reference
-    events = events_stopped_at(Trainer.new(config_for("last", small_corpus), tmp_path), 10)  # 10: the last batch of the last epoch
+    events = events_stopped_at(
+        Trainer.new(config_for("last", small_corpus), tmp_path), 10
+    )  # 10: the last batch of the last epoch
     assert [type(event) for event in events[-3:]] == [EpochMetrics, CheckpointSaved, RunFinished]
     assert events[-1].metrics == uninterrupted[-1].metrics
     assert load_run(tmp_path, "last").record.status == "finished"
@@ -228,7 +240,9 @@ def test_resuming_with_another_corpus_is_refused(reference, tmp_path):
     checkpoints, _ = reference
     other = tmp_path / "other.txt"
     other.write_text("a different corpus entirely\nwith other words in it\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"Run 'ref' was trained on another corpus \(fingerprint [0-9a-f]{12}…, this one is [0-9a-f]{12}…\)"):
+    with pytest.raises(
+        UserError, match=r"Run 'ref' was trained on another corpus \(fingerprint [0-9a-f]{12}…, this one is [0-9a-f]{12}…\)"
+    ):
         Trainer.resume(checkpoints, "ref", epochs=3, corpus_paths=[str(other)])
 
 
@@ -248,8 +262,9 @@ def test_a_bad_corpus_fails_the_run_as_a_user_error_and_writes_nothing(tmp_path)
 def test_a_huge_learning_rate_diverges_naming_the_step_and_keeps_the_last_checkpoint(small_corpus, tmp_path, log_every):
     # Adam moves every weight by about lr on its first step: with lr 1e35 the linear head's raw outputs
     # overflow float32 at step 2 and the MSE becomes inf.
-    config = config_for("blowup", small_corpus, train__lr=1e35, objective__loss="mse", model__head="linear",
-                        train__log_every=log_every)
+    config = config_for(
+        "blowup", small_corpus, train__lr=1e35, objective__loss="mse", model__head="linear", train__log_every=log_every
+    )
     events = events_of(Trainer.new(config, tmp_path))
     diverged = events[-1]
     assert isinstance(diverged, RunDiverged)
@@ -341,7 +356,7 @@ def keras_pad_sequences(sequences: list[list[int]], maxlen: int) -> np.ndarray:
     padded = np.zeros((len(sequences), maxlen), dtype=np.int64)
     for row, sequence in enumerate(sequences):
         kept = sequence[-maxlen:]
-        padded[row, maxlen - len(kept):] = kept
+        padded[row, maxlen - len(kept) :] = kept
     return padded
 
 

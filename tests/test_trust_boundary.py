@@ -39,8 +39,11 @@ def one_sentence(err: str, *fragments: str) -> None:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file of the run under ``folder`` with its bytes (links as their target text); the lock and heartbeat
     files of the run-folder protocol say who touched it last and are left out."""
-    return {str(path.relative_to(folder)): (os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
-            for path in sorted(folder.rglob("*")) if (path.is_symlink() or path.is_file()) and path.name not in PROTOCOL_FILES}
+    return {
+        str(path.relative_to(folder)): (os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if (path.is_symlink() or path.is_file()) and path.name not in PROTOCOL_FILES
+    }
 
 
 def edit_record(runs: Path, name: str, **changes) -> None:
@@ -122,14 +125,23 @@ def test_run_json_as_a_directory(runs, capsys):
     one_sentence(err, "Run 'base' file 'run.json' is a directory")
 
 
-@pytest.mark.parametrize(("changes", "fragment"), [
-    ({"config__model__num_layers": 100000}, "field config.model.num_layers: Input should be less than or equal to 8"),
-    ({"config__model__hidden_size": 8000, "config__model__embedding_dim": 4000, "vocab": ["<pad>"] + [f"w{i}" for i in range(1_000_000)]},
-     "needs about"),
-    ({"epochs_completed": -1}, "field epochs_completed: Input should be greater than or equal to 0"),
-    ({"prefix_width": 10**12}, "field prefix_width"),
-    ({"partial_epoch": {"count": 3, "sums": [1, 2, 3, 4, 5], "predicted": [10**9]}}, "running totals do not fit"),
-])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"config__model__num_layers": 100000}, "field config.model.num_layers: Input should be less than or equal to 8"),
+        (
+            {
+                "config__model__hidden_size": 8000,
+                "config__model__embedding_dim": 4000,
+                "vocab": ["<pad>"] + [f"w{i}" for i in range(1_000_000)],
+            },
+            "needs about",
+        ),
+        ({"epochs_completed": -1}, "field epochs_completed: Input should be greater than or equal to 0"),
+        ({"prefix_width": 10**12}, "field prefix_width"),
+        ({"partial_epoch": {"count": 3, "sums": [1, 2, 3, 4, 5], "predicted": [10**9]}}, "running totals do not fit"),
+    ],
+)
 def test_sizes_and_counts_from_run_json_are_bounded_before_allocation(runs, changes, fragment, capsys):
     edit_record(runs, "base", **changes)
     code, _, err = run_cli(capsys, "generate", "base", "--text", "the", "--checkpoints", runs)
@@ -147,11 +159,13 @@ def test_deeply_nested_run_json(runs, capsys):
 def test_damaged_metrics_lines_are_skipped_not_fatal(runs, capsys):
     good = load_run(runs, "base").metrics
     with (runs / "base" / "metrics.jsonl").open("ab") as file:
-        file.write(b'5\n"text"\n[1, 2]\n\xff\xfe not utf-8\n{"kind": "step", "step": "seven", "epoch": 1}\n'
-                   b'{"kind": "epoch", "step": -3, "epoch": 1}\n{"kind": "step", "step": 999, "epoch": 0.5, "train_loss": "high"}\n')
+        file.write(
+            b'5\n"text"\n[1, 2]\n\xff\xfe not utf-8\n{"kind": "step", "step": "seven", "epoch": 1}\n'
+            b'{"kind": "epoch", "step": -3, "epoch": 1}\n{"kind": "step", "step": 999, "epoch": 0.5, "train_loss": "high"}\n'
+        )
     metrics = load_run(runs, "base").metrics
     assert metrics[: len(good)] == good
-    assert metrics[len(good):] == [{"kind": "step", "step": 999, "epoch": 0.5}]  # the mistyped value is dropped
+    assert metrics[len(good) :] == [{"kind": "step", "step": 999, "epoch": 0.5}]  # the mistyped value is dropped
     code, _, _ = run_cli(capsys, "generate", "base", "--text", "the", "--checkpoints", runs)
     assert code == 0
 
@@ -159,7 +173,7 @@ def test_damaged_metrics_lines_are_skipped_not_fatal(runs, capsys):
 def test_a_refused_resume_of_a_damaged_run_leaves_it_as_it_was(runs, capsys):
     record = record_json(runs, "base")
     optimizer = runs / "base" / record["optimizer_file"]
-    save_file({"0.nonsense": __import__("torch").zeros(3)}, optimizer, metadata={"param_groups": "[{\"params\": [0]}]"})
+    save_file({"0.nonsense": __import__("torch").zeros(3)}, optimizer, metadata={"param_groups": '[{"params": [0]}]'})
     before = snapshot(runs / "base")
     code, out, err = run_cli(capsys, "train", "--resume", "base", "--epochs", "2", "--checkpoints", runs)
     assert code == 2 and out == ""
@@ -178,8 +192,21 @@ def test_resuming_a_copied_folder_trains_the_copy_and_leaves_the_original(runs, 
 
 
 def test_an_infinite_metric_is_stored_faithfully_and_divergence_exits_3(small_corpus, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--epochs", "2", "--lr", "1e36",
-                           "--checkpoints", tmp_path, "--name", "wild")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--corpus",
+        small_corpus,
+        *TINY,
+        "--epochs",
+        "2",
+        "--lr",
+        "1e36",
+        "--checkpoints",
+        tmp_path,
+        "--name",
+        "wild",
+    )
     assert code == 3, err
     record = load_run(tmp_path, "wild").record
     assert record.status == "diverged" and "non-finite at step" in record.message
@@ -282,7 +309,9 @@ def small_tmpfs(tmp_path):
     def mount(size: str, options: str = "") -> Path:
         point = tmp_path / f"mnt{len(mounted)}"
         point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(point)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(point)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); the disk-full test needs root")
         mounted.append(point)
@@ -295,7 +324,9 @@ def small_tmpfs(tmp_path):
 
 def test_disk_full_at_the_first_save_leaves_no_folder(small_tmpfs, small_corpus, capsys):
     checkpoints = small_tmpfs("64k")
-    code, out, err = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--epochs", "1", "--checkpoints", checkpoints, "--name", "full")
+    code, out, err = run_cli(
+        capsys, "train", "--corpus", small_corpus, *TINY, "--epochs", "1", "--checkpoints", checkpoints, "--name", "full"
+    )
     assert code == 2 and out == ""
     one_sentence(err, "Run 'full' could not be saved", "the disk is full", "previous checkpoint is kept")
     assert list(checkpoints.iterdir()) == []
@@ -325,9 +356,28 @@ def test_a_read_only_checkpoints_folder(small_tmpfs, small_corpus, capsys):
 
 
 def start_training(checkpoints: Path, name: str, corpus: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([SCRIPT, "train", "--corpus", corpus, *TINY, "--epochs", "200", "--log-every", "1",
-                             "--checkpoints", checkpoints, "--name", name, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [
+            SCRIPT,
+            "train",
+            "--corpus",
+            corpus,
+            *TINY,
+            "--epochs",
+            "200",
+            "--log-every",
+            "1",
+            "--checkpoints",
+            checkpoints,
+            "--name",
+            name,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def wait_until_training(process: subprocess.Popen) -> None:
@@ -365,8 +415,12 @@ def kill_during_saves(checkpoints: Path, corpus: Path, kills: int) -> None:
     process.kill()
     process.wait()
     for _ in range(kills):
-        process = subprocess.Popen([SCRIPT, "train", "--resume", "killed", "--epochs", "200", "--checkpoints", checkpoints],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [SCRIPT, "train", "--resume", "killed", "--epochs", "200", "--checkpoints", checkpoints],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         wait_until_training(process)
         threading.Event().wait(chance.uniform(0.0, 0.6))
         process.kill()
@@ -374,8 +428,12 @@ def kill_during_saves(checkpoints: Path, corpus: Path, kills: int) -> None:
         run = load_run(checkpoints, "killed")
         assert run.record.weights_file is not None
     leftovers = [path.name for path in (checkpoints / "killed").iterdir() if path.name.endswith(".tmp")]
-    done = subprocess.run([SCRIPT, "train", "--resume", "killed", "--epochs", str(run.record.epochs_completed + 1),
-                           "--checkpoints", checkpoints], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [SCRIPT, "train", "--resume", "killed", "--epochs", str(run.record.epochs_completed + 1), "--checkpoints", checkpoints],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert not [path.name for path in (checkpoints / "killed").iterdir() if path.name.endswith(".tmp")], leftovers
 

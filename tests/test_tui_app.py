@@ -85,8 +85,11 @@ async def test_form_run_reaches_plots_and_generation(tiny_corpus, tmp_path):
         await pilot.press("f4")
         await pilot.press(*"the government", "enter")
         panel = app.generation
-        await wait_for(pilot, lambda: isinstance(panel.results.get(("the government", run.name), (None, None))[1], Continuation),
-                       "the continuation")
+        await wait_for(
+            pilot,
+            lambda: isinstance(panel.results.get(("the government", run.name), (None, None))[1], Continuation),
+            "the continuation",
+        )
         continuation = panel.results[("the government", run.name)][1]
         assert len(continuation.words) == 10
         assert set(continuation.words) <= set(saved.record.vocab)
@@ -124,13 +127,16 @@ async def test_invalid_weights_keep_train_disabled_with_the_reason(tiny_corpus, 
         assert str(app.query_one("#epochs-reason").render()) == "Epochs '0' is not a whole number from 1 to 100000."
 
 
-@pytest.mark.parametrize(("field", "text", "reason"), [
-    ("#epochs", "-2", "Epochs '-2' is not a whole number from 1 to 100000."),
-    ("#batch-size", "0", "Batch size '0' is not a whole number from 1 to 65536."),
-    ("#lr", "0", "Learning rate '0' is not a finite number > 0."),
-    ("#lr", "inf", "Learning rate 'inf' is not a finite number > 0."),
-    ("#train-seed", "99999999999999999999999", "Training seed '99999999999999999999999' is not a whole number from "),
-])
+@pytest.mark.parametrize(
+    ("field", "text", "reason"),
+    [
+        ("#epochs", "-2", "Epochs '-2' is not a whole number from 1 to 100000."),
+        ("#batch-size", "0", "Batch size '0' is not a whole number from 1 to 65536."),
+        ("#lr", "0", "Learning rate '0' is not a finite number > 0."),
+        ("#lr", "inf", "Learning rate 'inf' is not a finite number > 0."),
+        ("#train-seed", "99999999999999999999999", "Training seed '99999999999999999999999' is not a whole number from "),
+    ],
+)
 async def test_number_fields_refuse_in_plain_words(tiny_corpus, tmp_path, field, text, reason):
     app = make_app(tiny_corpus, tmp_path)
     async with app.run_test(size=(100, 40)) as pilot:
@@ -189,8 +195,14 @@ async def test_stop_saves_a_loadable_checkpoint_and_resume_continues(tiny_corpus
         assert stopped.record.status == "stopped" and stopped.record.step > 0
 
         await pilot.press("r")
-        await wait_for(pilot, lambda: app.session.get("stop-me").progress * stopped.record.config.train.epochs
-                       * stopped.record.steps_per_epoch > stopped.record.step, "the resumed run to train further")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.session.get("stop-me").progress * stopped.record.config.train.epochs * stopped.record.steps_per_epoch
+                > stopped.record.step
+            ),
+            "the resumed run to train further",
+        )
         await pilot.press("x")
         await wait_for(pilot, lambda: app.run_status("stop-me") == "stopped", "the resumed run to stop")
         assert load_run(tmp_path, "stop-me").record.step > stopped.record.step
@@ -251,7 +263,12 @@ async def test_editing_keys_in_one_write_apply_in_order(tiny_corpus, tmp_path):
 async def test_two_tab_keys_in_one_write_end_on_the_second(tiny_corpus, tmp_path):
     app = make_app(tiny_corpus, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        for first, second, tab in (("f4", "f3", "plots"), ("f3", "f4", "generate"), ("f4", "f2", "setup"), ("f2", "f4", "generate")):
+        for first, second, tab in (
+            ("f4", "f3", "plots"),
+            ("f3", "f4", "generate"),
+            ("f4", "f2", "setup"),
+            ("f2", "f4", "generate"),
+        ):
             burst(app, first, second)
             await settle(pilot)  # a late focus message used to pull the tabs back to the first key's tab
             assert app.tabs.active == tab, (first, second)
@@ -310,7 +327,10 @@ async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, t
         assert app.return_code is None and app.is_running
         label = app.plots.legend(run)
         assert app.plots.drawn["train-loss"][label][-1] == (3.25, 5.4)
-        assert all(y > 0 for _, y in app.plots.drawn["kl"][label]) and len(app.plots.drawn["kl"][label]) == len(run.series["train_kl"]) - 1
+        assert (
+            all(y > 0 for _, y in app.plots.drawn["kl"][label])
+            and len(app.plots.drawn["kl"][label]) == len(run.series["train_kl"]) - 1
+        )
         for pane in PANES:
             rendered = str(app.query_one(f"#plot-{pane.id}").render())
             assert "could not be drawn" not in rendered and "log" in rendered
@@ -374,7 +394,6 @@ async def test_smoothing_cycles_and_keeps_the_raw_points(tiny_corpus, tmp_path):
         assert plots.drawn["train-loss"][plots.legend(app.session.get("a"))] == app.session.get("a").points("train_loss")
 
 
-
 # -- Generate tab: copy, long seeds, the weights' epoch ------------------------------------------
 
 
@@ -384,7 +403,11 @@ async def pin_seed(pilot, seed: str) -> None:
     app.query_one("#seed-text", Input).value = seed
     await pilot.press("enter")
     panel = app.generation
-    await wait_for(pilot, lambda: all(panel._current(seed, column) is not None for column in panel.columns), f"the continuations of {seed[:20]!r}")
+    await wait_for(
+        pilot,
+        lambda: all(panel._current(seed, column) is not None for column in panel.columns),
+        f"the continuations of {seed[:20]!r}",
+    )
 
 
 async def test_y_in_the_table_copies_it_as_markdown(tiny_corpus, tmp_path, stub_generation):
@@ -482,10 +505,12 @@ async def test_the_palette_screenshot_saves_in_the_current_directory(tiny_corpus
 async def test_runs_list_filters_sorts_and_shows_only_one(tiny_corpus, tmp_path):
     checkpoints = tmp_path / "checkpoints"
     write_hand_made_run(checkpoints, "ce-plain")
-    write_hand_made_run(checkpoints, "kl-big", objective__regularizer="kl", objective__weight=100.0,
-                        metrics=hand_made_metrics(3, start=9.0))
-    write_hand_made_run(checkpoints, "kl-small", objective__regularizer="kl", objective__weight=1.0,
-                        metrics=hand_made_metrics(3, start=8.0))
+    write_hand_made_run(
+        checkpoints, "kl-big", objective__regularizer="kl", objective__weight=100.0, metrics=hand_made_metrics(3, start=9.0)
+    )
+    write_hand_made_run(
+        checkpoints, "kl-small", objective__regularizer="kl", objective__weight=1.0, metrics=hand_made_metrics(3, start=8.0)
+    )
     app = make_app(tiny_corpus, checkpoints)
     async with app.run_test(size=(160, 48)) as pilot:
         names = ("ce-plain", "kl-big", "kl-small")
@@ -524,10 +549,18 @@ async def test_runs_list_filters_sorts_and_shows_only_one(tiny_corpus, tmp_path)
 
 async def test_details_diff_two_runs_and_clone_one_into_the_form_under_a_new_name(tiny_corpus, tmp_path):
     checkpoints = tmp_path / "checkpoints"
-    write_hand_made_run(checkpoints, "a", corpus__paths=[str(tiny_corpus)], objective__regularizer="kl", objective__weight=10.0,
-                        epochs=1)
-    write_hand_made_run(checkpoints, "b", corpus__paths=[str(tiny_corpus)], objective__regularizer="kl", objective__weight=100.0,
-                        model__hidden_size=32, epochs=1)
+    write_hand_made_run(
+        checkpoints, "a", corpus__paths=[str(tiny_corpus)], objective__regularizer="kl", objective__weight=10.0, epochs=1
+    )
+    write_hand_made_run(
+        checkpoints,
+        "b",
+        corpus__paths=[str(tiny_corpus)],
+        objective__regularizer="kl",
+        objective__weight=100.0,
+        model__hidden_size=32,
+        epochs=1,
+    )
     app = make_app(tiny_corpus, checkpoints)
     async with app.run_test(size=(140, 44)) as pilot:
         await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
@@ -588,7 +621,16 @@ async def test_help_scrolls_with_keys_and_lists_the_new_ones(tiny_corpus, tmp_pa
         await pilot.press("pagedown")
         await wait_for(pilot, lambda: scroll.scroll_y > 0, "the help to scroll")
         described = {description for _, rows in app.help_sections() for _, description in rows}
-        assert {"Smooth", "Save CSV", "Save SVG", "Save Markdown", "Details", "Filter", "Sort", "Clone into the form"} <= described
+        assert {
+            "Smooth",
+            "Save CSV",
+            "Save SVG",
+            "Save Markdown",
+            "Details",
+            "Filter",
+            "Sort",
+            "Clone into the form",
+        } <= described
 
 
 async def test_the_palette_runs_a_command_by_name(tiny_corpus, tmp_path, monkeypatch):
@@ -597,8 +639,11 @@ async def test_the_palette_runs_a_command_by_name(tiny_corpus, tmp_path, monkeyp
     async with app.run_test(size=(120, 36)) as pilot:
         await show_runs(pilot, "a")
         await pilot.press("ctrl+p", *"save metrics")
-        await wait_for(pilot, lambda: bool(app.screen.query(CommandList)) and app.screen.query_one(CommandList).option_count > 0,
-                       "the palette's matches")
+        await wait_for(
+            pilot,
+            lambda: bool(app.screen.query(CommandList)) and app.screen.query_one(CommandList).option_count > 0,
+            "the palette's matches",
+        )
         await pilot.press("enter")
         await wait_for(pilot, lambda: any(tmp_path.glob("lm-explorer-metrics-*.csv")), "the CSV file", timeout=10)
 

@@ -51,14 +51,18 @@ def step_lines(checkpoints, name) -> int:
 
 # -- Pilot: attach, stop a run the app did not start, interrupted runs --------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_a_headless_run_appears_live_and_the_app_stops_it(tiny_corpus, tmp_path):
     process = start_train(tiny_corpus, tmp_path, "--name", "headless")
     try:
         app = ExplorerApp(corpus_paths=[str(tiny_corpus)], checkpoints=str(tmp_path), device="cpu")
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: app.session.get("headless") is not None and app.run_status("headless") == "training",
-                           "the headless run to appear training")
+            await wait_for(
+                pilot,
+                lambda: app.session.get("headless") is not None and app.run_status("headless") == "training",
+                "the headless run to appear training",
+            )
             run = app.session.get("headless")
             assert run.shown and run.device == "cpu"
             await wait_for(pilot, lambda: len(run.series.get("train_loss", [])) >= 3, "its live points")
@@ -79,15 +83,22 @@ async def test_a_killed_trainer_shows_interrupted_and_resumes_from_the_app(tiny_
         wait_until(lambda: training(tmp_path, "victim"), "the trainer to save")
         app = ExplorerApp(corpus_paths=[str(tiny_corpus)], checkpoints=str(tmp_path), device="cpu")
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: app.session.get("victim") is not None and app.run_status("victim") == "training", "the run")
+            await wait_for(
+                pilot, lambda: app.session.get("victim") is not None and app.run_status("victim") == "training", "the run"
+            )
             process.send_signal(signal.SIGKILL)
             process.wait()
             await wait_for(pilot, lambda: app.run_status("victim") == "interrupted", "the run to read as interrupted")
             step = Controller(tmp_path).view("victim").record.step
             await pilot.press("f5", "r")
-            await wait_for(pilot, lambda: app.run_status("victim") == "training" and app.session.get("victim").progress > 0,
-                           "the resumed run to train")
-            await wait_for(pilot, lambda: Controller(tmp_path).view("victim").step > step, "the resumed run to go past its checkpoint")
+            await wait_for(
+                pilot,
+                lambda: app.run_status("victim") == "training" and app.session.get("victim").progress > 0,
+                "the resumed run to train",
+            )
+            await wait_for(
+                pilot, lambda: Controller(tmp_path).view("victim").step > step, "the resumed run to go past its checkpoint"
+            )
     finally:
         process.kill()
         stop_everything(tmp_path)
@@ -96,13 +107,17 @@ async def test_a_killed_trainer_shows_interrupted_and_resumes_from_the_app(tiny_
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_sweep_from_the_app_trains_side_by_side_and_outlives_it(tiny_corpus, tmp_path):
-    configs = [tiny_config(f"side-{weight:g}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=15)
-               for weight in (0.0, 10.0)]
+    configs = [
+        tiny_config(f"side-{weight:g}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=15)
+        for weight in (0.0, 10.0)
+    ]
     app = ExplorerApp(corpus_paths=[str(tiny_corpus)], checkpoints=str(tmp_path), device="cpu")
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             app.start_runs(configs)
-            await wait_for(pilot, lambda: all(app.run_status(c.name) == "training" for c in configs), "both runs to train at once")
+            await wait_for(
+                pilot, lambda: all(app.run_status(c.name) == "training" for c in configs), "both runs to train at once"
+            )
             await pilot.press("ctrl+q")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), "the quit question")
             await pilot.press("enter")  # the default: leave them training
@@ -112,11 +127,15 @@ async def test_a_sweep_from_the_app_trains_side_by_side_and_outlives_it(tiny_cor
                 await asyncio.sleep(0.05)
         controller = Controller(tmp_path)
         assert all(controller.view(c.name).status in ("training", "finished") for c in configs)
-        wait_until(lambda: all(controller.view(c.name).status == "finished" for c in configs), "both runs to finish without the app")
+        wait_until(
+            lambda: all(controller.view(c.name).status == "finished" for c in configs), "both runs to finish without the app"
+        )
 
         again = ExplorerApp(corpus_paths=[str(tiny_corpus)], checkpoints=str(tmp_path), device="cpu")
         async with again.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: all(again.session.get(c.name) is not None for c in configs), "the relaunched app to list them")
+            await wait_for(
+                pilot, lambda: all(again.session.get(c.name) is not None for c in configs), "the relaunched app to list them"
+            )
             assert all(again.run_status(c.name) == "finished" for c in configs)
     finally:
         stop_everything(tmp_path)
@@ -125,7 +144,9 @@ async def test_a_sweep_from_the_app_trains_side_by_side_and_outlives_it(tiny_cor
 # -- tmux: the terminal goes away, the runs do not ------------------------------------------------------------------------
 
 app_in_tmux = test_tui_tmux.open_app  # the real app in a private tmux server: (tmux, checkpoints)
-needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux; .ci/run installs it)")
+needs_tmux = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux; .ci/run installs it)"
+)
 
 
 @needs_tmux
@@ -140,7 +161,9 @@ def test_hangup_leaves_the_run_training_and_a_relaunched_app_sees_it_finished(ap
         assert view.status in ("training", "finished")
         wait_until(lambda: Controller(checkpoints).view(view.name).status == "finished", "the run to finish without the app")
 
-        again = Tmux([console_script(), "--corpus", str(tiny_corpus), "--checkpoints", str(checkpoints), "--device", "cpu"], "again")
+        again = Tmux(
+            [console_script(), "--corpus", str(tiny_corpus), "--checkpoints", str(checkpoints), "--device", "cpu"], "again"
+        )
         try:
             again.wait_for(lambda s: view.name[:20] in s and "finished" in s, "the relaunched app to show the finished run")
         finally:
@@ -152,8 +175,24 @@ def test_hangup_leaves_the_run_training_and_a_relaunched_app_sees_it_finished(ap
 @needs_tmux
 def test_a_headless_train_in_one_window_appears_in_the_app_in_another(app_in_tmux, tiny_corpus):
     tmux, checkpoints = app_in_tmux
-    command = [console_script(), "train", "--corpus", str(tiny_corpus), "--embedding-dim", "8", "--hidden-size", "16",
-               "--epochs", "400", "--device", "cpu", "--checkpoints", str(checkpoints), "--name", "from-shell"]
+    command = [
+        console_script(),
+        "train",
+        "--corpus",
+        str(tiny_corpus),
+        "--embedding-dim",
+        "8",
+        "--hidden-size",
+        "16",
+        "--epochs",
+        "400",
+        "--device",
+        "cpu",
+        "--checkpoints",
+        str(checkpoints),
+        "--name",
+        "from-shell",
+    ]
     shell = Tmux(command, "shell")
     try:
         tmux.wait_for(lambda s: "from-shell" in s and "training" in s, "the headless run in the app's runs list")

@@ -43,14 +43,17 @@ def test_help_says_no_command_opens_the_app(capsys):
     assert "With no command (or 'tui'), lm-explorer opens the terminal app" in " ".join(out.split())
 
 
-@pytest.mark.parametrize(("argv", "names"), [
-    (["--device", "gpu"], "train.device"),
-    (["tui", "--corpus", "/no/such/corpus.txt"], "/no/such/corpus.txt"),
-    (["--bogus"], "--bogus"),
-    (["--checkpoints", "{file}"], "is not a folder"),
-    (["--checkpoints", "/proc/nope"], "cannot be made"),
-    (["--checkpoints", "{file}/below"], "cannot be made"),
-])
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["--device", "gpu"], "train.device"),
+        (["tui", "--corpus", "/no/such/corpus.txt"], "/no/such/corpus.txt"),
+        (["--bogus"], "--bogus"),
+        (["--checkpoints", "{file}"], "is not a folder"),
+        (["--checkpoints", "/proc/nope"], "cannot be made"),
+        (["--checkpoints", "{file}/below"], "cannot be made"),
+    ],
+)
 def test_bad_app_options_are_one_sentence_and_exit_2(argv, names, capsys, tmp_path):
     file = tmp_path / "a-file"
     file.write_text("x")

@@ -113,7 +113,9 @@ async def test_delete_asks_then_removes_the_folder_and_the_row(tiny_corpus, tmp_
         toasts = collect_toasts(app)
         await highlight(pilot, "b")
         await pilot.press("d")  # a file lm-explorer did not write: refused before asking
-        assert "notes.txt" in toasts[-1] and not isinstance(app.screen, ConfirmDelete) and (checkpoints / "b" / "notes.txt").exists()
+        assert (
+            "notes.txt" in toasts[-1] and not isinstance(app.screen, ConfirmDelete) and (checkpoints / "b" / "notes.txt").exists()
+        )
 
         await highlight(pilot, "a")
         stale = app.controller.view("a")
@@ -150,7 +152,9 @@ async def test_more_epochs_trains_a_finished_run_on_and_training_refuses_rename_
         await answer(pilot, "400")  # far more than the test waits for
         await wait_for(pilot, lambda: not isinstance(app.screen, AskText), "the question to close")
         assert toasts[-1].startswith("Run 'done' trains on to epoch 401 on cpu")
-        await wait_for(pilot, lambda: app.run_status("done") == "training" and app.session.get("done").epoch > 1, "done to train on")
+        await wait_for(
+            pilot, lambda: app.run_status("done") == "training" and app.session.get("done").epoch > 1, "done to train on"
+        )
         assert app.session.get("done").shown and app.session.get("done").config.train.epochs == 401
 
         for key in ("n", "d"):
@@ -212,7 +216,10 @@ async def test_help_and_palette_list_the_management_keys(tiny_corpus, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         runs_keys = dict(next(rows for title, rows in app.help_sections() if title.startswith("Runs list")))
-        assert {key: runs_keys[key] for key in ("e", "n", "d / delete")} == {"e": "More epochs", "n": "Rename", "d / delete": "Delete"}, runs_keys
+        assert {key: runs_keys[key] for key in ("e", "n", "d / delete")} == {
+            "e": "More epochs",
+            "n": "Rename",
+            "d / delete": "Delete",
+        }, runs_keys
         titles = [title for title, _, _ in commands(app)]
         assert {"More epochs", "Rename run", "Delete run"} <= set(titles)
-

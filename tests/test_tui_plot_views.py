@@ -68,7 +68,9 @@ async def test_x_axis_cycles_epoch_step_wall_time_and_the_cursor_readout_and_zoo
 
         await pilot.press("x")  # back to epochs: the cursor and the x range move with it
         await redrawn(pilot)
-        assert plots.x_axis == "epoch" and plots.cursor == 3.0 and plots.x_range == (2.25, 3.0)  # 98.1 s is nearest 95 s, epoch 2.25
+        assert (
+            plots.x_axis == "epoch" and plots.cursor == 3.0 and plots.x_range == (2.25, 3.0)
+        )  # 98.1 s is nearest 95 s, epoch 2.25
         assert readout(app).startswith("epoch 3 │")
 
 
@@ -91,20 +93,34 @@ async def test_a_resumed_run_keeps_wall_time_monotone(tiny_corpus, tmp_path):
 async def test_the_runs_list_shows_and_sorts_by_the_latest_throughput(tiny_corpus, tmp_path):
     checkpoints = tmp_path / "checkpoints"
     write_hand_made_run(checkpoints, "fast")
-    write_hand_made_run(checkpoints, "slow", metrics=[{**line, "pairs_per_s": line["pairs_per_s"] / 16} for line in hand_made_metrics(3)])
-    write_hand_made_run(checkpoints, "hidden", metrics=[{**line, "pairs_per_s": line["pairs_per_s"] * 2} for line in hand_made_metrics(3)])
-    write_hand_made_run(checkpoints, "old", metrics=[{key: value for key, value in line.items() if key not in ("wall_s", "pairs_per_s")}
-                                                     for line in hand_made_metrics(3)])  # from before the engine recorded them
+    write_hand_made_run(
+        checkpoints, "slow", metrics=[{**line, "pairs_per_s": line["pairs_per_s"] / 16} for line in hand_made_metrics(3)]
+    )
+    write_hand_made_run(
+        checkpoints, "hidden", metrics=[{**line, "pairs_per_s": line["pairs_per_s"] * 2} for line in hand_made_metrics(3)]
+    )
+    write_hand_made_run(
+        checkpoints,
+        "old",
+        metrics=[
+            {key: value for key, value in line.items() if key not in ("wall_s", "pairs_per_s")} for line in hand_made_metrics(3)
+        ],
+    )  # from before the engine recorded them
     app = make_app(tiny_corpus, checkpoints)
     async with app.run_test(size=(160, 48)) as pilot:
         await show_runs(pilot, "fast", "slow")
         table = app.runs_table
         for name in ("fast", "slow"):
             last = json.loads((checkpoints / name / "metrics.jsonl").read_text().splitlines()[-1])
-            await wait_for(pilot, lambda name=name, last=last: str(table.get_cell(name, "pairs_per_s")) == rate_label(last["pairs_per_s"]),
-                           f"{name}'s throughput")
+            await wait_for(
+                pilot,
+                lambda name=name, last=last: str(table.get_cell(name, "pairs_per_s")) == rate_label(last["pairs_per_s"]),
+                f"{name}'s throughput",
+            )
         assert (str(table.get_cell("fast", "pairs_per_s")), str(table.get_cell("slow", "pairs_per_s"))) == ("10.2k/s", "640/s")
-        assert str(table.get_cell("hidden", "pairs_per_s")) == "20.5k/s" and not app.session.get("hidden").series  # its last line alone
+        assert (
+            str(table.get_cell("hidden", "pairs_per_s")) == "20.5k/s" and not app.session.get("hidden").series
+        )  # its last line alone
         assert str(table.get_cell("old", "pairs_per_s")) == "–"
         column = [column.key.value for column in table.ordered_columns].index("pairs_per_s")
         header_x = sum(c.get_render_width(table) for c in table.ordered_columns[:column]) + 2
@@ -128,7 +144,8 @@ async def test_y_zoom_acts_on_the_selected_pane_alone_and_survives_log_y(tiny_co
         assert plots.selected == 2 and plots.y_zoom == {"train-loss": 0.5}
         assert plots.y_limits["train-loss"] == (5.5, 6.1875)  # half as tall, around the latest value (5.5), kept inside
         assert {pane: limits for pane, limits in plots.y_limits.items() if pane != "train-loss"} == {
-            pane: limits for pane, limits in fitted.items() if pane != "train-loss"}
+            pane: limits for pane, limits in fitted.items() if pane != "train-loss"
+        }
         assert "y ×2" in plots.pane_title(plots.panes[2], app.session.shown)
         assert "▸ training loss" in str(app.query_one("#plot-train-loss").render())
         await pilot.press("up")

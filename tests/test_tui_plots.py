@@ -11,7 +11,14 @@ def test_ema_is_debiased_and_compact_numbers_are_short():
     assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])
     assert ema([0.0, 10.0], 0.5) == pytest.approx([0.0, (0.5 * 0.0 * 0.5 + 0.5 * 10.0) / (1 - 0.25)])
     assert ema([3.0, 4.0], 0.0) == [3.0, 4.0]
-    assert [compact(v) for v in (0.000285946, 6.25, 123456.0, 0.0, 1e-3, 9999.0)] == ["2.86e-4", "6.25", "1.23e5", "0", "0.001", "1e4"]
+    assert [compact(v) for v in (0.000285946, 6.25, 123456.0, 0.0, 1e-3, 9999.0)] == [
+        "2.86e-4",
+        "6.25",
+        "1.23e5",
+        "0",
+        "0.001",
+        "1e4",
+    ]
 
 
 def test_log_ticks_are_labelled_with_y_itself():

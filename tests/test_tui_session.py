@@ -30,14 +30,42 @@ class Record:
 def test_views_drive_status_progress_device_and_checkpoint_versions():
     run = Session().add("r", CONFIG)
     assert (run.status, run.has_checkpoint, run.alive) == ("queued", False, True)
-    run.observe(RunView("r", "training", CONFIG, Record("training", "model-e0-s0.safetensors", 0, {}), alive=True, pid=7,
-                        device="cuda:1", step=5, total_steps=20))
+    run.observe(
+        RunView(
+            "r",
+            "training",
+            CONFIG,
+            Record("training", "model-e0-s0.safetensors", 0, {}),
+            alive=True,
+            pid=7,
+            device="cuda:1",
+            step=5,
+            total_steps=20,
+        )
+    )
     assert run.status_text == "training 25% cuda:1" and run.checkpoint_version == 1
-    run.observe(RunView("r", "training", CONFIG, Record("training", "model-e0-s0.safetensors", 0, {}), alive=True, pid=7,
-                        device="cuda:1", step=10, total_steps=20))
+    run.observe(
+        RunView(
+            "r",
+            "training",
+            CONFIG,
+            Record("training", "model-e0-s0.safetensors", 0, {}),
+            alive=True,
+            pid=7,
+            device="cuda:1",
+            step=10,
+            total_steps=20,
+        )
+    )
     assert run.checkpoint_version == 1  # same weights file: nothing to regenerate
     run.observe(RunView("r", "finished", CONFIG, Record("finished", "model-e2-s20.safetensors", 20, {"val_loss": 1.2})))
-    assert (run.status, run.progress, run.metrics, run.epoch, run.checkpoint_version) == ("finished", 1.0, {"val_loss": 1.2}, 2.0, 2)
+    assert (run.status, run.progress, run.metrics, run.epoch, run.checkpoint_version) == (
+        "finished",
+        1.0,
+        {"val_loss": 1.2},
+        2.0,
+        2,
+    )
     assert not run.alive and run.status_text == "finished"
     run.observe(RunView("r", "interrupted", CONFIG, Record("training", "model-e2-s20.safetensors", 20, {}), message=None))
     assert run.status == "interrupted"
@@ -45,13 +73,17 @@ def test_views_drive_status_progress_device_and_checkpoint_versions():
 
 def test_metric_lines_fill_the_series_live_and_from_history():
     run = Session().add("r", CONFIG, history_loaded=False)
-    history = [{"kind": "step", "step": 2, "epoch": 0.2, "train_loss": 4.0, "train_entropy": 1.0, "train_kl": 2.0},
-               {"kind": "epoch", "step": 10, "epoch": 1, "train_loss": 3.5, "val_loss": 3.0, "entropy": 0.5, "kl": 1.5}]
+    history = [
+        {"kind": "step", "step": 2, "epoch": 0.2, "train_loss": 4.0, "train_entropy": 1.0, "train_kl": 2.0},
+        {"kind": "epoch", "step": 10, "epoch": 1, "train_loss": 3.5, "val_loss": 3.0, "entropy": 0.5, "kl": 1.5},
+    ]
     run.load_history(history, STUDY)
     assert run.history_loaded and run.definitions == STUDY
     assert run.points("train_loss") == [(0.2, 4.0)]  # epoch lines' running means are not training windows
     assert run.points("val_loss") == [(1.0, 3.0)] and run.points("kl") == [(1.0, 1.5)]
-    run.add_lines([{"kind": "step", "step": 12, "epoch": 1.2, "train_loss": "nan", "train_entropy": 0.9, "train_kl": 1.9}, {"bad": 1}])
+    run.add_lines(
+        [{"kind": "step", "step": 12, "epoch": 1.2, "train_loss": "nan", "train_entropy": 0.9, "train_kl": 1.9}, {"bad": 1}]
+    )
     assert run.points("train_entropy") == [(0.2, 1.0), (1.2, 0.9)] and run.points("train_loss") == [(0.2, 4.0)]
     assert run.epoch == 1.2
 
@@ -84,10 +116,14 @@ def test_cells_flag_unknown_seed_words_and_errors():
 
 def test_points_sit_on_each_x_axis_and_a_resumed_runs_lines_supersede_the_lost_ones():
     run = Session().add("r", CONFIG)
-    run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.0},  # written before wall time was recorded
-                   {"kind": "step", "step": 10, "epoch": 1.0, "train_loss": 3.8, "wall_s": 2.0, "pairs_per_s": 500.0},
-                   {"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 3.5, "wall_s": 2.5, "pairs_per_s": 400.0},
-                   {"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.6, "wall_s": 3.5, "pairs_per_s": 450.0}])
+    run.add_lines(
+        [
+            {"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.0},  # written before wall time was recorded
+            {"kind": "step", "step": 10, "epoch": 1.0, "train_loss": 3.8, "wall_s": 2.0, "pairs_per_s": 500.0},
+            {"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 3.5, "wall_s": 2.5, "pairs_per_s": 400.0},
+            {"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.6, "wall_s": 3.5, "pairs_per_s": 450.0},
+        ]
+    )
     assert run.points("train_loss", "step") == [(5, 4.0), (10, 3.8), (15, 3.6)]
     assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.5, 3.6)] and run.pairs_per_s == 450.0
     # killed at step 15, resumed from the checkpoint at step 10: its clock goes on from 2.5 s

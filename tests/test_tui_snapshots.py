@@ -33,7 +33,9 @@ async def show_saved_run(pilot) -> None:
     await wait_for(pilot, lambda: app.session.get(RUN) is not None and app.runs_table.row_count == 1, "the saved run")
     await pilot.press("f5", "space")
     await wait_for(pilot, lambda: bool(app.session.get(RUN).series), "the run's metric history")
-    await wait_for(pilot, lambda: str(app.runs_table.get_cell(RUN, "best_val_loss")) != "–", "the runs list to show the history's best")
+    await wait_for(
+        pilot, lambda: str(app.runs_table.get_cell(RUN, "best_val_loss")) != "–", "the runs list to show the history's best"
+    )
 
 
 async def on_plots(pilot) -> None:
@@ -64,7 +66,9 @@ async def on_plots_by_wall_time_zoomed(pilot) -> None:
     await on_plots(pilot)
     await pilot.press("x", "x", "end", "right_square_bracket", "right_square_bracket", "up", "up")
     plots = pilot.app.plots
-    await wait_for(pilot, lambda: plots.cursor == 127.5 and plots.y_zoom == {"train-loss": 0.25} and not plots.pending, "the redraw")
+    await wait_for(
+        pilot, lambda: plots.cursor == 127.5 and plots.y_zoom == {"train-loss": 0.25} and not plots.pending, "the redraw"
+    )
     pilot.app.clear_notifications()  # the x axis toasts
     await pilot.pause()
 

@@ -21,7 +21,9 @@ from engine.checkpoint import list_runs, load_run
 from engine.config import CorpusConfig
 from engine.corpus import load_corpus
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux; .ci/run installs it)"
+)
 
 SEED_TEXT = "the government"
 TRAINING = re.compile(r"training\s+\d+%(?:\s+cpu)?\s+\d+\.\d\d/(\d+)\s+\d")  # status, device, epoch, a validation loss
@@ -46,7 +48,9 @@ class Tmux:
     def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         # COLUMNS and LINES (set by pytest's plugins) would override the pane's size inside the app.
         env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=check, timeout=10, env=env)
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=check, timeout=10, env=env
+        )
 
     def screen(self) -> str:
         result = self._tmux("capture-pane", "-p", "-t", self.name, check=False)
@@ -123,7 +127,12 @@ def start_training(tmux: Tmux, epochs: int) -> str:
 
 def test_two_tab_keys_in_one_write_end_on_the_second(open_app):
     tmux, _ = open_app
-    for keys, shown in ((("F4", "F3"), "training loss"), (("F3", "F4"), "Seed"), (("F4", "F2"), "Epochs"), (("F2", "F3"), "training loss")):
+    for keys, shown in (
+        (("F4", "F3"), "training loss"),
+        (("F3", "F4"), "Seed"),
+        (("F4", "F2"), "Epochs"),
+        (("F2", "F3"), "training loss"),
+    ):
         tmux.keys(*keys)  # one send-keys: one write to the terminal
         tmux.wait_for(lambda s, shown=shown: shown in s, f"{keys[1]}'s tab after {' '.join(keys)}", timeout=10)
         time.sleep(0.5)  # let a late focus message arrive (it used to pull the tabs back to the first key's tab)
@@ -141,7 +150,7 @@ def test_train_generate_and_quit_in_a_real_terminal(open_app, tiny_corpus):
 
     def generated(screen: str) -> bool:
         row = next((line for line in screen.splitlines() if line.strip().startswith(SEED_TEXT)), "")
-        cell = re.sub(r"^\s*ep [\d.]+ · ", "", row.strip()[len(SEED_TEXT):])  # the weights' epoch in front
+        cell = re.sub(r"^\s*ep [\d.]+ · ", "", row.strip()[len(SEED_TEXT) :])  # the weights' epoch in front
         words = cell.split()
         return len(words) >= 3 and all(word in vocabulary for word in words[:-1])  # the last may be cut at the edge
 

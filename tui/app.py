@@ -75,8 +75,13 @@ class ExplorerApp(RunManagement, App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, corpus_paths: list[str] | None = None, column: str | None = None,
-                 checkpoints: str = "checkpoints", device: str = "auto") -> None:
+    def __init__(
+        self,
+        corpus_paths: list[str] | None = None,
+        column: str | None = None,
+        checkpoints: str = "checkpoints",
+        device: str = "auto",
+    ) -> None:
         super().__init__()
         self.corpus_paths = list(corpus_paths or [])
         self.column = column
@@ -99,7 +104,9 @@ class ExplorerApp(RunManagement, App[int]):
                 yield GenerationPanel(self.checkpoints, id="generation")
         with Vertical(id="runs-box") as box:
             box.border_title = "F5 Runs"
-            yield RunsFilter(placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True)
+            yield RunsFilter(
+                placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True
+            )
             yield RunsTable(id="runs")
         yield Footer(compact=True)
 
@@ -165,7 +172,9 @@ class ExplorerApp(RunManagement, App[int]):
             # so that full collections (which hold the GIL) stay short while runs train.
             gc.freeze()
         runs_changed = False
-        for update in sorted(message.updates, key=lambda update: update.view.created):  # new runs are numbered in the order they were made
+        for update in sorted(
+            message.updates, key=lambda update: update.view.created
+        ):  # new runs are numbered in the order they were made
             view = update.view
             run = self.session.get(view.name)
             if run is None:
@@ -206,27 +215,43 @@ class ExplorerApp(RunManagement, App[int]):
             self._refresh_rows()
             problems = [update.view for update in message.updates if update.view.problem]
             if problems:
-                self.notify(f"{len(problems)} saved run(s) cannot be read: {problems[0].problem}", title="Saved runs",
-                            severity="warning", timeout=10)
+                self.notify(
+                    f"{len(problems)} saved run(s) cannot be read: {problems[0].problem}",
+                    title="Saved runs",
+                    severity="warning",
+                    timeout=10,
+                )
 
     def _announce(self, run: RunState, before: str) -> None:
         """A notification when a run this app shows changes status."""
         if run.status == "finished":
             self.notify(f"Run {run.name} finished its {run.config.train.epochs} epochs.", title="Finished")
         elif run.status == "stopped" and before == "training":
-            self.notify(f"Run {run.name} stopped at epoch {run.epoch:.2f}; its checkpoint is saved, r resumes it.", title="Stopped")
+            self.notify(
+                f"Run {run.name} stopped at epoch {run.epoch:.2f}; its checkpoint is saved, r resumes it.", title="Stopped"
+            )
         elif run.status in ("diverged", "failed"):
-            self.notify(f"Run {run.name} {run.status}: {run.message}", title=run.status.capitalize(), severity="error", timeout=10)
+            self.notify(
+                f"Run {run.name} {run.status}: {run.message}", title=run.status.capitalize(), severity="error", timeout=10
+            )
         elif run.status == "interrupted":
-            self.notify(f"Run {run.name}'s trainer ended without saving its status; r resumes it from its last checkpoint.",
-                        title="Interrupted", severity="warning", timeout=10)
+            self.notify(
+                f"Run {run.name}'s trainer ended without saving its status; r resumes it from its last checkpoint.",
+                title="Interrupted",
+                severity="warning",
+                timeout=10,
+            )
         distinct = run.metrics.get("distinct_predictions")
         if run.status == "finished" and distinct is not None:
             from engine.report import is_collapsed
 
             if is_collapsed(int(distinct)):
-                self.notify(f"Run {run.name} predicts only {int(distinct)} distinct words on validation: it has collapsed.",
-                            title="Collapsed", severity="warning", timeout=8)
+                self.notify(
+                    f"Run {run.name} predicts only {int(distinct)} distinct words on validation: it has collapsed.",
+                    title="Collapsed",
+                    severity="warning",
+                    timeout=8,
+                )
 
     # Drawing ----------------------------------------------------------------------------------------
 
@@ -432,8 +457,11 @@ class ExplorerApp(RunManagement, App[int]):
         loop = asyncio.get_running_loop()
         for signum in HANDLED_SIGNALS:
             try:
-                loop.add_signal_handler(signum, self.hang_up if signum == signal.SIGHUP else self.shut_down,
-                                        *(() if signum == signal.SIGHUP else (signum,)))
+                loop.add_signal_handler(
+                    signum,
+                    self.hang_up if signum == signal.SIGHUP else self.shut_down,
+                    *(() if signum == signal.SIGHUP else (signum,)),
+                )
             except (NotImplementedError, RuntimeError, ValueError):
                 return  # not the main thread, or a platform without them: the default handlers stay
 
@@ -445,7 +473,9 @@ class ExplorerApp(RunManagement, App[int]):
             except (NotImplementedError, RuntimeError, ValueError):
                 return
 
-    def deliver_screenshot(self, filename: str | None = None, path: str | None = None, time_format: str | None = None) -> str | None:
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
         """Screenshots go to the current directory (Textual's default, ~/Downloads, may not exist); the toast names the file."""
         from tui.export import export_folder
 
@@ -455,18 +485,38 @@ class ExplorerApp(RunManagement, App[int]):
 
     def help_sections(self) -> list[Section]:
         """Every key, taken from the bindings themselves so the help cannot drift from them."""
+
         def keys(bindings: Iterable[Binding]) -> list[tuple[str, str]]:
             return [(self.get_key_display(binding), binding.description) for binding in bindings]
 
         return [
             ("Everywhere", [*keys(self.BINDINGS), ("ctrl+p", "Command palette: the main actions by name")]),
-            ("Setup tab", [("tab / shift+tab", "Next / previous field"), ("enter", "Next field (in Corpus: load it now)"),
-                           ("ctrl+t", "Train: one run, or one per weight when Weight holds a list")]),
-            ("Runs list (F5)", [("up / down", "Highlight a run"), *keys(RunsTable.BINDINGS),
-                                ("enter / escape", "In the filter line: back to the list / clear the filter")]),
+            (
+                "Setup tab",
+                [
+                    ("tab / shift+tab", "Next / previous field"),
+                    ("enter", "Next field (in Corpus: load it now)"),
+                    ("ctrl+t", "Train: one run, or one per weight when Weight holds a list"),
+                ],
+            ),
+            (
+                "Runs list (F5)",
+                [
+                    ("up / down", "Highlight a run"),
+                    *keys(RunsTable.BINDINGS),
+                    ("enter / escape", "In the filter line: back to the list / clear the filter"),
+                ],
+            ),
             ("Run details (i)", keys(RunDetail.BINDINGS)),
             ("Plots tab (F3)", [*keys(MetricPlots.BINDINGS), ("click", "In a pane: select it and put the cursor at that x")]),
-            ("Generate tab (F4)", [("enter", "In the seed field: pin the seed"), ("down", "From the seed row into the table"),
-                                   ("arrows", "Move over cells: the step-by-step view follows"),
-                                   *keys(GenerationPanel.BINDINGS[1:]), *keys(ContinuationsTable.BINDINGS)]),
+            (
+                "Generate tab (F4)",
+                [
+                    ("enter", "In the seed field: pin the seed"),
+                    ("down", "From the seed row into the table"),
+                    ("arrows", "Move over cells: the step-by-step view follows"),
+                    *keys(GenerationPanel.BINDINGS[1:]),
+                    *keys(ContinuationsTable.BINDINGS),
+                ],
+            ),
         ]

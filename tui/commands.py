@@ -41,8 +41,10 @@ def commands(app: ExplorerApp) -> list[tuple[str, str, Callable[[], object]]]:
         ("Save generations as Markdown", "The seeds × runs table, to a file here", generation.action_export_markdown),
         ("Help", "List every key", app.action_help),
     ]
-    tabs = [(f"{title} tab", f"Go to the {title} tab", partial(app.action_show_tab, tab))
-            for tab, title in (("setup", "Setup"), ("plots", "Plots"), ("generate", "Generate"))]
+    tabs = [
+        (f"{title} tab", f"Go to the {title} tab", partial(app.action_show_tab, tab))
+        for tab, title in (("setup", "Setup"), ("plots", "Plots"), ("generate", "Generate"))
+    ]
     return listed + tabs
 
 

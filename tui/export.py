@@ -74,6 +74,7 @@ def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[*LEADING_COLUMNS, *metrics], lineterminator="\n")
     writer.writeheader()
-    writer.writerows({key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()}
-                     for row in rows)
+    writer.writerows(
+        {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()} for row in rows
+    )
     return out.getvalue()

@@ -22,22 +22,32 @@ from engine.errors import UserError
 
 APP_COMMAND = "tui"
 SERVE_COMMAND = "serve"
-HELP_EPILOG = ("With no command (or 'tui'), lm-explorer opens the terminal app on the embedded corpus; "
-               "'lm-explorer tui --help' lists its options. 'lm-explorer serve' serves the same app to a web browser "
-               "on localhost, for an SSH port-forward (no authentication; 'lm-explorer serve --help').")
-SERVE_DESCRIPTION = ("Serve the app to a web browser (textual-serve): each browser tab gets its own app on the same checkpoints "
-                     "folder. By default it listens on 127.0.0.1 only, and it has no authentication: anyone who can reach the port controls "
-                     "the app and can start, stop and delete runs. Use it over an SSH port-forward "
-                     "(ssh -L 8000:localhost:8000 gpu-box, then open http://localhost:8000); never give --host 0.0.0.0 "
-                     "on a network you do not trust.")
+HELP_EPILOG = (
+    "With no command (or 'tui'), lm-explorer opens the terminal app on the embedded corpus; "
+    "'lm-explorer tui --help' lists its options. 'lm-explorer serve' serves the same app to a web browser "
+    "on localhost, for an SSH port-forward (no authentication; 'lm-explorer serve --help')."
+)
+SERVE_DESCRIPTION = (
+    "Serve the app to a web browser (textual-serve): each browser tab gets its own app on the same checkpoints "
+    "folder. By default it listens on 127.0.0.1 only, and it has no authentication: anyone who can reach the port controls "
+    "the app and can start, stop and delete runs. Use it over an SSH port-forward "
+    "(ssh -L 8000:localhost:8000 gpu-box, then open http://localhost:8000); never give --host 0.0.0.0 "
+    "on a network you do not trust."
+)
 
 
-def app_parser(prog: str = "lm-explorer tui",
-               description: str = "Open the terminal app: train runs, watch them learn, compare their generations.") -> ArgumentParser:
+def app_parser(
+    prog: str = "lm-explorer tui",
+    description: str = "Open the terminal app: train runs, watch them learn, compare their generations.",
+) -> ArgumentParser:
     parser = ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--corpus", nargs="+", metavar="PATH", help="a .txt, .csv or folder of them (default: the embedded Lee news corpus)")
+    parser.add_argument(
+        "--corpus", nargs="+", metavar="PATH", help="a .txt, .csv or folder of them (default: the embedded Lee news corpus)"
+    )
     parser.add_argument("--column", help="the CSV column holding the text (default: headline, else the only text column)")
-    parser.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved and found (default ./checkpoints)")
+    parser.add_argument(
+        "--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved and found (default ./checkpoints)"
+    )
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N (default auto)")
     return parser
 
@@ -66,14 +76,26 @@ def serve_parser() -> ArgumentParser:
     parser = app_parser("lm-explorer serve", SERVE_DESCRIPTION)
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
-    parser.add_argument("--public-url", metavar="URL",
-                        help="the address the browser uses, when it differs (a port-forward to another port: http://localhost:9000)")
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address the browser uses, when it differs (a port-forward to another port: http://localhost:9000)",
+    )
     return parser
 
 
 def app_command(options: argparse.Namespace) -> str:
     """The shell command that opens the app with ``options`` (what the web server runs per browser tab)."""
-    command = [sys.executable, "-m", "tui.launcher", APP_COMMAND, "--checkpoints", options.checkpoints, "--device", options.device]
+    command = [
+        sys.executable,
+        "-m",
+        "tui.launcher",
+        APP_COMMAND,
+        "--checkpoints",
+        options.checkpoints,
+        "--device",
+        options.device,
+    ]
     if options.corpus:
         command += ["--corpus", *options.corpus]
     if options.column:
@@ -90,16 +112,25 @@ def serve(args: list[str]) -> int:
     try:
         from textual_serve.server import Server
     except ImportError:
-        raise UserError("lm-explorer serve needs textual-serve, which is not installed; "
-                        "install it with pip install 'lm-explorer[serve]'.") from None
-    print(f"No authentication: whoever reaches {options.host}:{options.port} controls the app; "
-          "keep it on localhost and reach it through an SSH port-forward.", file=sys.stderr, flush=True)
-    server = Server(app_command(options), host=options.host, port=options.port, title="lm-explorer", public_url=options.public_url)
+        raise UserError(
+            "lm-explorer serve needs textual-serve, which is not installed; install it with pip install 'lm-explorer[serve]'."
+        ) from None
+    print(
+        f"No authentication: whoever reaches {options.host}:{options.port} controls the app; "
+        "keep it on localhost and reach it through an SSH port-forward.",
+        file=sys.stderr,
+        flush=True,
+    )
+    server = Server(
+        app_command(options), host=options.host, port=options.port, title="lm-explorer", public_url=options.public_url
+    )
     try:
         server.serve()
     except OSError as error:
-        raise UserError(f"Cannot listen on {options.host}:{options.port} ({error.strerror or error}); "
-                        "give --port another number, or stop what uses it.") from None
+        raise UserError(
+            f"Cannot listen on {options.host}:{options.port} ({error.strerror or error}); "
+            "give --port another number, or stop what uses it."
+        ) from None
     return 0
 
 

@@ -37,7 +37,8 @@ class Memory(BaseModel):
     smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     x_axis: XAxis = "epoch"
     y_zoom: dict[Annotated[str, Field(max_length=32)], Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
-        default_factory=dict, max_length=16)  # pane id → share of its fitted y range shown
+        default_factory=dict, max_length=16
+    )  # pane id → share of its fitted y range shown
     words: str = Field(default="10", max_length=8)
     sampling: bool = False
     numbers: dict[str, int] = Field(default_factory=dict, max_length=20_000)  # run name → its number in the runs list
@@ -45,11 +46,13 @@ class Memory(BaseModel):
 
     def bounded(self) -> Memory:
         """The same memory with over-long texts dropped."""
-        return self.model_copy(update={
-            "form": {key: value for key, value in self.form.items() if len(key) < 64 and len(value) <= MAX_TEXT},
-            "seeds": [seed for seed in self.seeds if len(seed) <= MAX_TEXT],
-            "numbers": {name: number for name, number in self.numbers.items() if len(name) <= 80 and 1 <= number <= 10**9},
-        })
+        return self.model_copy(
+            update={
+                "form": {key: value for key, value in self.form.items() if len(key) < 64 and len(value) <= MAX_TEXT},
+                "seeds": [seed for seed in self.seeds if len(seed) <= MAX_TEXT],
+                "numbers": {name: number for name, number in self.numbers.items() if len(name) <= 80 and 1 <= number <= 10**9},
+            }
+        )
 
 
 def memory_path(checkpoints: Path) -> Path:
@@ -78,10 +81,21 @@ def remember(app: Any) -> Memory:
     """The app's state worth keeping (``app`` is the ExplorerApp)."""
     form, plots, generation = app.form, app.plots, app.generation
     numbers = {name: number for name, number in app.session.numbers.items() if (Path(app.checkpoints) / name).is_dir()}
-    return Memory(form=form.values(), extra=form.extra, seeds=list(generation.seeds),
-                  shown=[run.name for run in app.session.shown], log_scale=plots.log_scale, validation=plots.validation,
-                  smoothing=plots.smoothing, x_axis=plots.x_axis, y_zoom=dict(plots.y_zoom), words=generation.query_one("#words").value,
-                  sampling=generation.query_one("#sampling").value, numbers=numbers, next_number=app.session.next_number)
+    return Memory(
+        form=form.values(),
+        extra=form.extra,
+        seeds=list(generation.seeds),
+        shown=[run.name for run in app.session.shown],
+        log_scale=plots.log_scale,
+        validation=plots.validation,
+        smoothing=plots.smoothing,
+        x_axis=plots.x_axis,
+        y_zoom=dict(plots.y_zoom),
+        words=generation.query_one("#words").value,
+        sampling=generation.query_one("#sampling").value,
+        numbers=numbers,
+        next_number=app.session.next_number,
+    )
 
 
 def recall_view(app: Any, memory: Memory) -> None:
@@ -90,7 +104,9 @@ def recall_view(app: Any, memory: Memory) -> None:
     A corpus given on the command line wins over the remembered one.
     """
     app.session.recall_numbers(memory.numbers, memory.next_number)
-    app.form.restore({key: value for key, value in memory.form.items() if not (key == "corpus" and app.corpus_paths)}, memory.extra)
+    app.form.restore(
+        {key: value for key, value in memory.form.items() if not (key == "corpus" and app.corpus_paths)}, memory.extra
+    )
     plots = app.plots
     plots.log_scale, plots.validation, plots.smoothing = memory.log_scale, memory.validation, memory.smoothing
     plots.x_axis, plots.y_zoom = memory.x_axis, dict(memory.y_zoom)

@@ -36,10 +36,14 @@ class RunManagement:
         if run is None:
             return
         planned = run.config.train.epochs
-        prompt = (f"It has trained {run.epoch:.3g} of its {planned} planned epochs. How many epochs more than its {planned}? "
-                  f"It trains on from its last checkpoint to that total (as 'lm-explorer train --resume {run.name} --epochs TOTAL').")
-        self.push_screen(AskText(f"Train {run.name} further", prompt, str(planned), _whole_number, integer=True),
-                         lambda answer: self._continue(run, answer))
+        prompt = (
+            f"It has trained {run.epoch:.3g} of its {planned} planned epochs. How many epochs more than its {planned}? "
+            f"It trains on from its last checkpoint to that total (as 'lm-explorer train --resume {run.name} --epochs TOTAL')."
+        )
+        self.push_screen(
+            AskText(f"Train {run.name} further", prompt, str(planned), _whole_number, integer=True),
+            lambda answer: self._continue(run, answer),
+        )
 
     def _continue(self: Any, run: RunState, answer: str | None) -> None:
         if answer is None:
@@ -56,9 +60,15 @@ class RunManagement:
         run = self._settled_highlighted("rename it once it has stopped or finished")
         if run is None:
             return
-        self.push_screen(AskText(f"Rename {run.name}", "New name (letters, digits, '.', '_' or '-'; the run's folder takes it):",
-                                 run.name, lambda text: self._name_problem(run.name, text)),
-                         lambda answer: self._rename(run, answer))
+        self.push_screen(
+            AskText(
+                f"Rename {run.name}",
+                "New name (letters, digits, '.', '_' or '-'; the run's folder takes it):",
+                run.name,
+                lambda text: self._name_problem(run.name, text),
+            ),
+            lambda answer: self._rename(run, answer),
+        )
 
     def _name_problem(self: Any, old: str, new: str) -> str | None:
         from engine.manage import check_name

@@ -21,8 +21,14 @@ from engine.controller import RunView
 PALETTE = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292", "#a1887f", "#90a4ae")
 
 # Series drawn in the plots, by the kind of metrics line they come from.
-STEP_SERIES = ("train_entropy", "train_kl", "train_loss", "train_accuracy", "train_perplexity",
-               "train_distinct_predictions")  # step lines: rolling training windows
+STEP_SERIES = (
+    "train_entropy",
+    "train_kl",
+    "train_loss",
+    "train_accuracy",
+    "train_perplexity",
+    "train_distinct_predictions",
+)  # step lines: rolling training windows
 EPOCH_SERIES = ("entropy", "kl", "val_loss", "accuracy", "perplexity", "distinct_predictions")  # epoch lines: validation
 
 # The x axes a series can be drawn over: the fields of :class:`Point` that locate it.

@@ -42,8 +42,10 @@ class ConfirmQuit(ModalScreen["QuitChoice | None"]):
         runs = f"{self.training} run{'s' if self.training != 1 else ''} training"
         queued = f" and {self.queued} queued" if self.queued else ""
         with Vertical():
-            yield Static(f"{runs}{queued}. They train on without the app, and the next lm-explorer shows them; "
-                         "or stop them now: each saves a checkpoint you can resume, queued runs do not start.")
+            yield Static(
+                f"{runs}{queued}. They train on without the app, and the next lm-explorer shows them; "
+                "or stop them now: each saves a checkpoint you can resume, queued runs do not start."
+            )
             with Horizontal():
                 yield Button("Leave training (l)", id="leave", variant="primary", compact=True)
                 yield Button("Stop them (s)", id="stop", variant="warning", compact=True)

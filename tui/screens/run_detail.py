@@ -33,7 +33,9 @@ def config_rows(config: RunConfig) -> dict[str, str]:
     """Every setting as text, keyed by its dotted name, the preset first."""
     rows = {"preset": config.preset or "none"}
     for key, value in flat_settings(config).items():
-        rows[key] = ", ".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
+        rows[key] = (
+            ", ".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
+        )
     return rows
 
 
@@ -81,8 +83,11 @@ class RunDetail(ModalScreen[RunConfig | None]):
             names = " vs ".join(f"#{run.number} {run.name}" for run in self.runs)
             box.border_title = f"{'Run' if len(self.runs) == 1 else 'Runs compared'}: {names} · escape closes"
             yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
-            hint = "d: only the differences · c: clone the first run into the Setup form" if len(self.runs) > 1 else \
-                "c: clone this run into the Setup form · show other runs (space in the runs list) to compare them"
+            hint = (
+                "d: only the differences · c: clone the first run into the Setup form"
+                if len(self.runs) > 1
+                else "c: clone this run into the Setup form · show other runs (space in the runs list) to compare them"
+            )
             yield Static(hint, id="detail-hint")
 
     def on_mount(self) -> None:
@@ -112,7 +117,9 @@ class RunDetail(ModalScreen[RunConfig | None]):
             if self.only_differences and not differs:
                 continue
             style = "bold yellow" if differs else ""
-            table.add_row(Text((DIFFERENT if differs else SAME) + key, style=style), *(Text(v, style=style) for v in values), key=key)
+            table.add_row(
+                Text((DIFFERENT if differs else SAME) + key, style=style), *(Text(v, style=style) for v in values), key=key
+            )
 
     @work(thread=True, exit_on_error=False)
     def _read_records(self) -> dict[str, dict[str, str]]:

@@ -209,8 +209,11 @@ class GenerationPanel(Vertical):
 
     def show_runs(self, runs: list[RunState]) -> None:
         """Make the columns the given runs (those with a checkpoint), regenerating what is stale."""
-        columns = [Column(run.name, Text(f"#{run.number} {run.name}", style=f"bold {run.color}"), run.checkpoint_version)
-                   for run in runs if run.has_checkpoint]
+        columns = [
+            Column(run.name, Text(f"#{run.number} {run.name}", style=f"bold {run.color}"), run.checkpoint_version)
+            for run in runs
+            if run.has_checkpoint
+        ]
         if [c.name for c in columns] != [c.name for c in self.columns]:
             self.columns = columns
             self._rebuild_table()
@@ -387,8 +390,10 @@ class GenerationPanel(Vertical):
         """The table as GitHub Markdown (engine.report.markdown_table)."""
         from engine.report import markdown_table
 
-        rows = [[seed, *(markdown_cell(self._current(seed, column), self.epochs.get((seed, column.name))) for column in self.columns)]
-                for seed in self.seeds]
+        rows = [
+            [seed, *(markdown_cell(self._current(seed, column), self.epochs.get((seed, column.name))) for column in self.columns)]
+            for seed in self.seeds
+        ]
         return markdown_table(["seed", *(column.name for column in self.columns)], rows)
 
 
@@ -400,9 +405,15 @@ def steps_table(continuation: Any, epoch: float | None = None) -> Table:
     unknown = f"; unknown seed words: {unknown_label(continuation.unknown_words)}" if continuation.unknown_words else ""
     at = f" (epoch {epoch_label(epoch)})" if epoch is not None else ""
     seed = shorten(continuation.seed_text)
-    table = Table(title=f"{continuation.run_name}{at} · {seed!r} · {continuation.strategy}{unknown}",
-                  caption=f"seed: {continuation.seed_text}" if seed != continuation.seed_text else None,
-                  title_justify="left", caption_justify="left", box=None, padding=(0, 1), expand=False)
+    table = Table(
+        title=f"{continuation.run_name}{at} · {seed!r} · {continuation.strategy}{unknown}",
+        caption=f"seed: {continuation.seed_text}" if seed != continuation.seed_text else None,
+        title_justify="left",
+        caption_justify="left",
+        box=None,
+        padding=(0, 1),
+        expand=False,
+    )
     table.add_column("#", justify="right")
     table.add_column("word")
     table.add_column("p", justify="right")

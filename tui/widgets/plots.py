@@ -381,8 +381,12 @@ class MetricPlots(Vertical):
 
     def convert_x(self, x: float, old: str, new: str) -> float | None:
         """Where the point nearest to ``x`` on axis ``old`` sits on axis ``new`` (shown runs, shown panes)."""
-        pairs = [(getattr(point, old), getattr(point, new)) for run in self.session.shown for pane in self.panes
-                 for point in run.series.get(self.series_name(pane), [])]
+        pairs = [
+            (getattr(point, old), getattr(point, new))
+            for run in self.session.shown
+            for pane in self.panes
+            for point in run.series.get(self.series_name(pane), [])
+        ]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         return float(min(pairs, key=lambda pair: abs(pair[0] - x))[1]) if pairs else None
 
@@ -484,15 +488,21 @@ class MetricPlots(Vertical):
         With a ``width``, the longest of a full, a short and a bare wording (naming an x axis other than epochs) that fits in it.
         """
         name = self.series_name(pane)
-        kinds = sorted({run.definitions[pane.definition] for run in runs if pane.definition in run.definitions}) if pane.definition else []
+        kinds = (
+            sorted({run.definitions[pane.definition] for run in runs if pane.definition in run.definitions})
+            if pane.definition
+            else []
+        )
         from_validation = name == pane.val_series
         by_axis = f" · by {X_AXIS_NAMES[self.x_axis]}" if self.x_axis != "epoch" else ""
         suffix = (" · log" if self.log_scale else "") + (f" · EMA {self.smoothing:g}" if self.smoothing else "") + by_axis
         suffix += f" · x {compact(self.x_range[0])}–{compact(self.x_range[1])}" if self.x_range else ""
         suffix += f" · y ×{1 / self.y_zoom[pane.id]:g}" if pane.id in self.y_zoom else ""
         suffix += "" if runs else " · no run shown"
-        full = (f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
-                f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}")
+        full = (
+            f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
+            f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}"
+        )
         short = f"{pane.title}{_definitions(kinds, {})} · {'val' if from_validation else 'train'}{suffix}"
         for title in (full, short, pane.title + by_axis):
             if width is None or len(title) <= width:
@@ -504,8 +514,10 @@ class MetricPlots(Vertical):
         if self.cursor is None:
             return []
         runs = [run for run in self.session.shown if run.series]
-        return [(run, {pane.id: nearest(run.points(self.series_name(pane), self.x_axis), self.cursor) for pane in self.panes})
-                for run in runs]
+        return [
+            (run, {pane.id: nearest(run.points(self.series_name(pane), self.x_axis), self.cursor) for pane in self.panes})
+            for run in runs
+        ]
 
     def readout_text(self) -> Text:
         """``epoch 1.5 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``.
@@ -542,10 +554,26 @@ class MetricPlots(Vertical):
         for pane in self.panes:
             plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
-            signature = (plot.size, self.log_scale, self.smoothing, self.cursor, self.x_range, name, self.x_axis,
-                         self.y_zoom.get(pane.id), self.has_focus and self.panes.index(pane) == self.selected,
-                         tuple((run.name, len(run.series.get(name, ())), (run.series.get(name) or [None])[-1], tuple(run.definitions.items()))
-                               for run in runs))  # the last point too: a resumed run's rewind may keep the count
+            signature = (
+                plot.size,
+                self.log_scale,
+                self.smoothing,
+                self.cursor,
+                self.x_range,
+                name,
+                self.x_axis,
+                self.y_zoom.get(pane.id),
+                self.has_focus and self.panes.index(pane) == self.selected,
+                tuple(
+                    (
+                        run.name,
+                        len(run.series.get(name, ())),
+                        (run.series.get(name) or [None])[-1],
+                        tuple(run.definitions.items()),
+                    )
+                    for run in runs
+                ),
+            )  # the last point too: a resumed run's rewind may keep the count
             if self._signatures.get(pane.id) != signature:
                 self._signatures[pane.id] = signature
                 try:
@@ -561,7 +589,9 @@ class MetricPlots(Vertical):
             if legend:
                 legend.append("   ")
             legend.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}", style=f"bold {run.color}")
-        self.query_one("#plot-legend", Static).update(legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim"))
+        self.query_one("#plot-legend", Static).update(
+            legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim")
+        )
 
     def _draw(self, plot: PlotextPlot, pane: Pane, runs: list[RunState]) -> None:
         plt = plot.plt
@@ -578,8 +608,11 @@ class MetricPlots(Vertical):
         center: float | None = None  # the y that a y zoom centres on: the first run's at the cursor, or its latest
         for run in runs:
             low_x, high_x = self.x_range or (-math.inf, math.inf)
-            points = [(x, y) for x, y in run.points(name, self.x_axis)
-                      if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x]
+            points = [
+                (x, y)
+                for x, y in run.points(name, self.x_axis)
+                if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x
+            ]
             if not points:
                 continue
             self.drawn[pane.id][self.legend(run)] = points = downsample(points, limit)

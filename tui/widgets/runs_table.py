@@ -28,11 +28,30 @@ from textual.widgets import DataTable, Input
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
-COLUMNS = (("mark", "#"), ("name", "run"), ("status", "status"), ("epoch", "epoch"), ("train_loss", "train loss"),
-           ("val_loss", "val loss"), ("best_val_loss", "best val"), ("entropy", "entropy"), ("kl", "KL"),
-           ("accuracy", "accuracy"), ("distinct", "distinct"), ("pairs_per_s", "pairs/s"), ("objective", "objective"),
-           ("weight", "weight"))
-STATUS_STYLES = {"training": "bold", "finished": "green", "stopped": "yellow", "diverged": "red", "failed": "bold red", "queued": "dim"}
+COLUMNS = (
+    ("mark", "#"),
+    ("name", "run"),
+    ("status", "status"),
+    ("epoch", "epoch"),
+    ("train_loss", "train loss"),
+    ("val_loss", "val loss"),
+    ("best_val_loss", "best val"),
+    ("entropy", "entropy"),
+    ("kl", "KL"),
+    ("accuracy", "accuracy"),
+    ("distinct", "distinct"),
+    ("pairs_per_s", "pairs/s"),
+    ("objective", "objective"),
+    ("weight", "weight"),
+)
+STATUS_STYLES = {
+    "training": "bold",
+    "finished": "green",
+    "stopped": "yellow",
+    "diverged": "red",
+    "failed": "bold red",
+    "queued": "dim",
+}
 MISSING = float("inf")
 
 
@@ -55,8 +74,11 @@ def rate_label(pairs_per_s: float | None) -> str:
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
-        "mark": lambda r: r.number, "epoch": lambda r: r.epoch, "weight": lambda r: r.config.objective.strength,
-        "best_val_loss": best_val_loss, "distinct": lambda r: r.metrics.get("distinct_predictions"),
+        "mark": lambda r: r.number,
+        "epoch": lambda r: r.epoch,
+        "weight": lambda r: r.config.objective.strength,
+        "best_val_loss": best_val_loss,
+        "distinct": lambda r: r.metrics.get("distinct_predictions"),
         "pairs_per_s": lambda r: r.pairs_per_s,
         **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
     }
@@ -258,4 +280,3 @@ class RunsTable(DataTable):
             objective_label(run.config.objective),
             f"{run.config.objective.strength:g}",
         ]
-

@@ -152,24 +152,63 @@ class SetupForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         defaults = build_run_config("defaults")
-        yield from _field("Corpus", OrderedInput(", ".join(self._initial_paths), placeholder="embedded Lee news corpus (or paths, comma-separated)",
-                                          id="corpus", compact=True), "corpus")
+        yield from _field(
+            "Corpus",
+            OrderedInput(
+                ", ".join(self._initial_paths),
+                placeholder="embedded Lee news corpus (or paths, comma-separated)",
+                id="corpus",
+                compact=True,
+            ),
+            "corpus",
+        )
         yield Static("", id="corpus-stats")
-        yield from _field("Preset", Select([(NO_PRESET, NO_PRESET), *((name, name) for name in PRESETS)], value=NO_PRESET,
-                                           allow_blank=False, compact=True, id="preset"), "preset")
-        yield from _field("Base loss", Select(_options("objective.loss"), value=defaults.objective.loss,
-                                              allow_blank=False, compact=True, id="loss"), "loss")
-        yield from _field("Loss parameter", OrderedInput("", placeholder="> 0; 1 is cross-entropy", id="loss-param", compact=True), "loss-param")
-        yield from _field("Regularizer", Select(_options("objective.regularizer"), value=defaults.objective.regularizer,
-                                                allow_blank=False, compact=True, id="regularizer"), "regularizer")
-        yield from _field(WEIGHT[0], OrderedInput(f"{defaults.objective.strength:g}", placeholder=WEIGHT[1], id="weight", compact=True),
-                          "weight")
+        yield from _field(
+            "Preset",
+            Select(
+                [(NO_PRESET, NO_PRESET), *((name, name) for name in PRESETS)],
+                value=NO_PRESET,
+                allow_blank=False,
+                compact=True,
+                id="preset",
+            ),
+            "preset",
+        )
+        yield from _field(
+            "Base loss",
+            Select(_options("objective.loss"), value=defaults.objective.loss, allow_blank=False, compact=True, id="loss"),
+            "loss",
+        )
+        yield from _field(
+            "Loss parameter", OrderedInput("", placeholder="> 0; 1 is cross-entropy", id="loss-param", compact=True), "loss-param"
+        )
+        yield from _field(
+            "Regularizer",
+            Select(
+                _options("objective.regularizer"),
+                value=defaults.objective.regularizer,
+                allow_blank=False,
+                compact=True,
+                id="regularizer",
+            ),
+            "regularizer",
+        )
+        yield from _field(
+            WEIGHT[0],
+            OrderedInput(f"{defaults.objective.strength:g}", placeholder=WEIGHT[1], id="weight", compact=True),
+            "weight",
+        )
         for name, (label, key) in NUMBER_FIELDS.items():
             section, _, setting = key.partition(".")
             value = getattr(getattr(defaults, section), setting)
-            yield from _field(label, OrderedInput(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name)
-        yield from _field("Run name", OrderedInput("", placeholder="optional; default from the objective, e.g. ce-kl-10",
-                                                   id="run-name", compact=True), "run-name")
+            yield from _field(
+                label, OrderedInput(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name
+            )
+        yield from _field(
+            "Run name",
+            OrderedInput("", placeholder="optional; default from the objective, e.g. ce-kl-10", id="run-name", compact=True),
+            "run-name",
+        )
         yield Static("", id="form-extra")
         yield Static("", id="form-status")
         yield Button("Train", id="train", variant="primary", disabled=True, compact=True)
@@ -213,12 +252,16 @@ class SetupForm(VerticalScroll):
             errors["weight"] = str(error)
             weights = []
         if len(weights) > 1 and base["objective.regularizer"] == "none":
-            errors["weight"] = (f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
-                                "none: choose a regularizer, or give one weight.")
+            errors["weight"] = (
+                f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
+                "none: choose a regularizer, or give one weight."
+            )
         name = self.query_one("#run-name", Input).value.strip() or None
         if name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(name, weights)):
-            errors["run-name"] = (f"Run name {name!r} is not a plain name: use 1–80 letters, digits, '.', '_' or '-', "
-                                  "starting with a letter or digit (a sweep adds -<weight>).")
+            errors["run-name"] = (
+                f"Run name {name!r} is not a plain name: use 1–80 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (a sweep adds -<weight>)."
+            )
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, "objective.weight": weight} for weight in weights]
@@ -249,7 +292,11 @@ class SetupForm(VerticalScroll):
             status.update("Waiting for the corpus to load.")
         else:
             runs = len(self.reading.overrides)
-            status.update("Ready: 1 run. Train with ctrl+t." if runs == 1 else f"Ready: a sweep of {runs} runs, one per weight. Train with ctrl+t.")
+            status.update(
+                "Ready: 1 run. Train with ctrl+t."
+                if runs == 1
+                else f"Ready: a sweep of {runs} runs, one per weight. Train with ctrl+t."
+            )
         status.set_class(bool(self.reading.problem or self.reading.errors or self.corpus_problem), "-error")
         self.query_one("#train", Button).disabled = not (self.reading.valid and corpus_ready)
 
@@ -267,8 +314,11 @@ class SetupForm(VerticalScroll):
         """Post :class:`TrainRequested` if the form is ready; say why not otherwise."""
         self.revalidate()
         if not self.ready:
-            corpus_problem = (f"The corpus did not load: {self.corpus_problem}" if self.corpus_problem
-                              else "The corpus is still loading; train once its counts show under Corpus.")
+            corpus_problem = (
+                f"The corpus did not load: {self.corpus_problem}"
+                if self.corpus_problem
+                else "The corpus is still loading; train once its counts show under Corpus."
+            )
             reason = next(iter(self.reading.errors.values()), None) or self.reading.problem or corpus_problem
             self.notify(reason, title="Cannot train yet", severity="warning")
             return False
@@ -355,7 +405,9 @@ class SetupForm(VerticalScroll):
                 continue  # a choice this version no longer offers
         self.extra = dict(extra)
         if self.extra:
-            self.query_one("#form-extra", Static).update("Also sent: " + ", ".join(f"{key}={value}" for key, value in self.extra.items()))
+            self.query_one("#form-extra", Static).update(
+                "Also sent: " + ", ".join(f"{key}={value}" for key, value in self.extra.items())
+            )
         self.revalidate()
 
     # Cloning a run --------------------------------------------------------------------------------
@@ -370,7 +422,9 @@ class SetupForm(VerticalScroll):
         self._column = config.corpus.column
         self.query_one("#corpus", Input).value = ", ".join(config.corpus.paths)
         self.query_one("#loss", Select).value = config.objective.loss
-        self.query_one("#loss-param", Input).value = "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
+        self.query_one("#loss-param", Input).value = (
+            "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
+        )
         self.query_one("#regularizer", Select).value = config.objective.regularizer
         self.query_one("#weight", Input).value = f"{config.objective.strength:g}"
         for name, (_, key) in NUMBER_FIELDS.items():
@@ -379,13 +433,24 @@ class SetupForm(VerticalScroll):
             self.query_one(f"#{name}", Input).value = f"{value:g}" if isinstance(value, float) else str(value)
         self.query_one("#run-name", Input).value = ""
         preset_settings = flat_settings(build_run_config("preset", config.preset))
-        shown = {"corpus.paths", "corpus.column", "objective.loss", "objective.loss_param", "objective.regularizer",
-                 "objective.weight", "objective.epsilon", "train.device", *(key for _, key in NUMBER_FIELDS.values())}
-        self.extra = {key: value for key, value in flat_settings(config).items()
-                      if key not in shown and preset_settings.get(key) != value}
+        shown = {
+            "corpus.paths",
+            "corpus.column",
+            "objective.loss",
+            "objective.loss_param",
+            "objective.regularizer",
+            "objective.weight",
+            "objective.epsilon",
+            "train.device",
+            *(key for _, key in NUMBER_FIELDS.values()),
+        }
+        self.extra = {
+            key: value for key, value in flat_settings(config).items() if key not in shown and preset_settings.get(key) != value
+        }
         listed = ", ".join(f"{key}={value}" for key, value in self.extra.items())
-        self.query_one("#form-extra", Static).update(f"Cloned from {config.name}; also sent: {listed}" if listed
-                                                     else f"Cloned from {config.name}.")
+        self.query_one("#form-extra", Static).update(
+            f"Cloned from {config.name}; also sent: {listed}" if listed else f"Cloned from {config.name}."
+        )
         self.revalidate()
 
     # Corpus ------------------------------------------------------------------------------------
@@ -415,8 +480,14 @@ class SetupForm(VerticalScroll):
         paths, column = key
         missing = next((path for path in paths if not Path(path).expanduser().exists()), None)
         if missing is not None:
-            self.post_message(self.CorpusRead(key, None, f"Corpus path {missing!r} does not exist; type the path of a .txt or .csv "
-                                                         "file or a folder of them, or clear the field for the embedded corpus."))
+            self.post_message(
+                self.CorpusRead(
+                    key,
+                    None,
+                    f"Corpus path {missing!r} does not exist; type the path of a .txt or .csv "
+                    "file or a folder of them, or clear the field for the embedded corpus.",
+                )
+            )
             return
         try:
             corpus = load_corpus(CorpusConfig(paths=list(paths), column=column))
