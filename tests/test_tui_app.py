@@ -305,7 +305,9 @@ async def redrawn(pilot) -> None:
 
 async def on_plots(pilot, *names: str) -> None:
     """Show the saved runs ``names``, switch to the Plots tab and wait for its drawing."""
-    await on_plots(pilot, *names)
+    await show_runs(pilot, *names)
+    await pilot.press("f3")
+    await redrawn(pilot)
 
 
 async def test_log_y_survives_tab_switches_resizes_and_new_points(tiny_corpus, tmp_path):
