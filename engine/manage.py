@@ -53,8 +53,12 @@ def check_name(name: str, what: str = "Run name") -> str:
     return name
 
 
-def run_folder(checkpoints: Path, name: str) -> Path:
-    """The folder of the run ``name``: a real folder (not a link) directly inside ``checkpoints``, holding a run."""
+def run_folder(checkpoints: Path, name: str, leftover: bool = False) -> Path:
+    """The folder of the run ``name``: a real folder (not a link) directly inside ``checkpoints``, holding a run.
+
+    With ``leftover``, also a folder holding only files lm-explorer writes but no record: what a
+    trainer killed before its first save completed leaves (``runs`` does not list it).
+    """
     from engine.controller import Controller
 
     check_name(name)
@@ -71,12 +75,52 @@ def run_folder(checkpoints: Path, name: str) -> Path:
     if not stat.S_ISDIR(mode):
         raise UserError(f"{str(folder)!r} is not a folder, so it is not a run; 'lm-explorer runs' lists them.")
     view = Controller(checkpoints).view(name)
-    if view.status is None and view.problem is None:
+    if view.status is None and view.problem is None and not (leftover and _only_run_files(folder)):
         raise UserError(f"{str(folder)!r} holds no run; 'lm-explorer runs' lists them.")
     if view.status in rundir.ALIVE:
         how = f"stop it first ('lm-explorer stop {name}', or x in the app)"
         raise UserError(f"Run {name!r} is {view.status}" + (f" ({view.trainer})" if view.alive else "") + f"; {how}.")
     return folder
+
+
+def _only_run_files(folder: Path) -> bool:
+    try:
+        with _opened(folder) as fd:
+            return bool(run_files(fd, folder.name))
+    except UserError:
+        return False
+
+
+@contextmanager
+def _opened(folder: Path) -> Iterator[int]:
+    """The run folder opened without following a link: every later step works through this descriptor, so a
+    folder swapped for a link after the checks cannot lead outside it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise UserError(
+            f"Run folder {str(folder)!r} cannot be opened ({describe_os_error(error)}); nothing was changed."
+        ) from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _check_unmoved(fd: int, folder: Path, lock: rundir.RunLock) -> None:
+    """The path still names the folder opened as ``fd``, and the lock taken is the file inside it."""
+    opened = os.fstat(fd)
+    try:
+        named = os.lstat(folder)
+        lock_file = os.stat(rundir.LOCK_FILE, dir_fd=fd, follow_symlinks=False)
+        unmoved = (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino) and (
+            lock_file.st_dev,
+            lock_file.st_ino,
+        ) == lock.identity()
+    except FileNotFoundError:
+        unmoved = False
+    if not unmoved:
+        raise UserError(f"Run folder {str(folder)!r} was replaced while it was being changed; nothing was removed or renamed.")
 
 
 @contextmanager
@@ -90,18 +134,16 @@ def _held(folder: Path, name: str) -> Iterator[rundir.RunLock]:
         lock.release()
 
 
-def run_files(folder: Path) -> list[os.DirEntry[str]]:
-    """The entries of a run folder, all of them files lm-explorer writes (links among them are links, never followed).
-
-    Anything else (a folder, a file by another name) is refused with a sentence naming it.
+def run_files(fd: int, name: str) -> list[os.DirEntry[str]]:
+    """The entries of the run folder open as ``fd``, all of them files lm-explorer writes (links among them are links,
+    never followed). Anything else (a folder, a file by another name) is refused with a sentence naming it.
     """
-    entries = list(os.scandir(folder))
+    entries = list(os.scandir(fd))
     for entry in entries:
         if entry.is_dir(follow_symlinks=False) or not RUN_FILE_PATTERN.fullmatch(entry.name):
             kind = "a folder" if entry.is_dir(follow_symlinks=False) else "a file"
             raise UserError(
-                f"Run {folder.name!r} holds {kind} lm-explorer did not write ({entry.name!r}); "
-                f"move it out of {str(folder)!r}, then delete the run."
+                f"Run {name!r} holds {kind} lm-explorer did not write ({entry.name!r}); move it out of its folder, then delete the run."
             )
     return entries
 
@@ -116,20 +158,22 @@ def size_label(size: int) -> str:
 
 def describe(folder: Path) -> str:
     """What deleting the run would remove: ``4 files, 1.2 MB``."""
-    entries = run_files(folder)
-    size = sum(entry.stat(follow_symlinks=False).st_size for entry in entries)
+    with _opened(folder) as fd:
+        entries = run_files(fd, folder.name)
+        size = sum(entry.stat(follow_symlinks=False).st_size for entry in entries)
     return f"{len(entries)} file{'s' * (len(entries) != 1)}, {size_label(size)}"
 
 
 def delete_run(checkpoints: Path, name: str) -> str:
-    """Remove the run ``name`` and its folder; the sentence saying what was deleted."""
-    folder = run_folder(checkpoints, name)
-    with _held(folder, name):
-        entries = [entry for entry in run_files(folder) if entry.name != rundir.LOCK_FILE]
+    """Remove the run ``name`` (or a leftover folder, :func:`run_folder`) and its folder; the sentence saying what was deleted."""
+    folder = run_folder(checkpoints, name, leftover=True)
+    with _opened(folder) as fd, _held(folder, name) as lock:
+        _check_unmoved(fd, folder, lock)
+        entries = [entry for entry in run_files(fd, name) if entry.name != rundir.LOCK_FILE]
         size = sum(entry.stat(follow_symlinks=False).st_size for entry in entries)
         try:
             for entry in entries:
-                os.unlink(entry.path)  # a link is removed, its target left alone
+                os.unlink(entry.name, dir_fd=fd)  # a link is removed, its target left alone
         except OSError as error:
             raise UserError(
                 f"Run {name!r} could not be deleted whole ({describe_os_error(error)} for {entry.name!r}); "
@@ -159,7 +203,8 @@ def rename_run(checkpoints: Path, name: str, new: str) -> str:
     except OSError as error:
         raise UserError(f"Cannot rename runs in {str(checkpoints)!r} ({describe_os_error(error)}).") from None
     try:
-        with _held(folder, name) as lock:
+        with _opened(folder) as fd, _held(folder, name) as lock:
+            _check_unmoved(fd, folder, lock)
             os.rename(folder, target)  # over the empty folder just made: one atomic step
             lock.folder = target  # the lock's file moved with the folder: let it go there
     except (OSError, UserError) as error:

@@ -256,6 +256,12 @@ class RunLock:
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": HOST, "started": time.time()}).encode(), 0)
         self._fd = fd
 
+    def identity(self) -> tuple[int, int]:
+        """The held lock file's device and inode (to check which folder's lock it is)."""
+        assert self._fd is not None, "the lock is held"
+        held = os.fstat(self._fd)
+        return held.st_dev, held.st_ino
+
     def release(self) -> None:
         """Remove the lock file, then let go (in this order, see :meth:`acquire`)."""
         if self._fd is not None:

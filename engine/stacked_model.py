@@ -30,6 +30,8 @@ per parameter.
   non-finite value (``finite`` says which, and the trainer counts that member as diverged), and
   the gradient reaching the LSTM's outputs has non-finite entries set to 0 (a finite entry is
   left exactly as it is; a member with a non-finite gradient has a non-finite loss that step).
+  Not covered: a gradient that overflows inside the wide kernel's own backward pass through time
+  (it would need recurrent weights near float32's range) would reach the others.
   Used only when the LSTM has one layer or no dropout between layers (the kernel's own dropout
   between layers would draw other masks than the solo runs').
 """
@@ -85,7 +87,7 @@ class StackedModel:
             list(self.params) if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
         )
         finite = torch.stack([torch.isfinite(parameter.detach()).flatten(1).all(1) for parameter in params]).all(0)
-        if recurrent_form(batch.inputs.device, self.shell) == "block-diagonal":
+        if recurrent_form(batch.inputs.device, self.shell, len(chosen)) == "block-diagonal":
             return self._block_diagonal(params, finite, batch.inputs, scored), target_index, finite
         options: dict[str, bool | torch.Tensor] = {"last_only": True} if scored is None else {"scored": scored}
         return self._per_member(chosen, batch.inputs, options), target_index, finite
@@ -141,10 +143,12 @@ class StackedModel:
         return self.shell
 
 
-def recurrent_form(device: torch.device, shell: LanguageModel) -> str:
-    """``block-diagonal`` on CUDA when the LSTM has one layer or no dropout between layers, else ``per-member`` (module docstring)."""
+def recurrent_form(device: torch.device, shell: LanguageModel, members: int) -> str:
+    """``block-diagonal`` on CUDA when the LSTM has one layer or no dropout between layers and the wide LSTM stays
+    within :data:`WIDE_HIDDEN_LIMIT` units, else ``per-member`` (module docstring)."""
     lstm = shell.lstm
-    if device.type == "cuda" and (lstm.num_layers == 1 or lstm.dropout == 0):
+    narrow = members * lstm.hidden_size <= WIDE_HIDDEN_LIMIT
+    if device.type == "cuda" and (lstm.num_layers == 1 or lstm.dropout == 0) and narrow:
         return "block-diagonal"
     return "per-member"
 
@@ -166,6 +170,11 @@ def _block_diagonal(stacked: torch.Tensor) -> torch.Tensor:
     wide[:, index, :, index, :] = gates.transpose(0, 1)  # advanced indices first: (R, 4, H, K)
     return wide.reshape(4 * members * hidden, members * width)
 
+
+WIDE_HIDDEN_LIMIT = 4096
+"""The most units (members × hidden size) the wide LSTM gets. Its matrices grow as R²: at 4096 units its recurrent
+weights are 4·4096² floats (268 MB) per layer, held again as their gradient and cuDNN's packed copy, and R times the
+useful products. A bound on memory, not a measured speed crossover (the H100 runs measured R·H = 1600)."""
 
 _WIDE_LSTMS: dict[tuple[int, int, int, int], nn.LSTM] = {}
 

@@ -113,7 +113,7 @@ def test_a_prefix_batched_stack_on_cuda_is_block_diagonal_and_matches_the_solo_t
     configs = sweep(small_corpus, objective, [0.0, 0.5, 1e39, 10.0], "gpu-prefix")
     trainer = StackedTrainer.new(configs, tmp_path)
     events = list(trainer.events())
-    assert recurrent_form(torch.device("cuda"), trainer._model.shell) == "block-diagonal"
+    assert recurrent_form(torch.device("cuda"), trainer._model.shell, len(configs)) == "block-diagonal"
     assert [type(event) for event in of_member(events, "gpu-prefix-2")] == [RunStarted, RunDiverged]
     for config in configs[:2] + configs[3:]:
         assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path), relative=WIDE_KERNEL_RELATIVE)

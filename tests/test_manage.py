@@ -96,6 +96,43 @@ def test_delete_refuses_a_folder_holding_what_lm_explorer_did_not_write(checkpoi
         assert sorted(os.listdir(checkpoints / name)) == before  # nothing removed
 
 
+@pytest.mark.parametrize("command", ["delete", "rename"])
+def test_a_run_folder_swapped_for_a_link_after_the_checks_leads_nowhere_outside(checkpoints, tmp_path, monkeypatch, command):
+    """A hostile writer to the checkpoints folder replaces the run folder by a link between the checks and the change."""
+    from engine import manage
+
+    outside = tmp_path / "outside"
+    write_hand_made_run(outside, "victim")
+    before = sorted(os.listdir(outside / "victim"))
+    checked = manage.run_folder
+
+    def then_swapped(*args, **kwargs):
+        folder = checked(*args, **kwargs)
+        folder.rename(folder.with_name("moved-away"))
+        folder.symlink_to(outside / "victim")
+        return folder
+
+    monkeypatch.setattr(manage, "run_folder", then_swapped)
+    with pytest.raises(UserError, match="cannot be opened"):
+        manage.delete_run(checkpoints, "a") if command == "delete" else manage.rename_run(checkpoints, "a", "c")
+    assert sorted(os.listdir(outside / "victim")) == before and (checkpoints / "moved-away" / "run.json").is_file()
+
+
+def test_a_folder_a_killed_first_save_left_can_be_deleted_not_renamed(checkpoints, capsys):
+    """Tensors written, the record never: 'runs' does not list it, 'train --name' says the name is taken."""
+    leftover = checkpoints / "half"
+    leftover.mkdir()
+    (leftover / "model-e0-s0.safetensors").write_bytes(b"x" * 10)
+    (leftover / "metrics.jsonl").write_text("")
+    code, _, err = run_cli(capsys, "rename", "half", "whole", "--checkpoints", checkpoints)
+    assert code == 2 and "holds no run" in error_line(err)
+    code, out, err = run_cli(capsys, "delete", "half", "--yes", "--checkpoints", checkpoints)
+    assert (code, err) == (0, "") and "Deleted run 'half': 2 files" in out and not leftover.exists()
+    (checkpoints / "empty").mkdir()
+    code, _, err = run_cli(capsys, "delete", "empty", "--yes", "--checkpoints", checkpoints)
+    assert code == 2 and "holds no run" in error_line(err) and (checkpoints / "empty").is_dir()
+
+
 def test_a_training_run_is_neither_deleted_nor_renamed(checkpoints, capsys):
     lock = rundir.RunLock(checkpoints / "a", "a")  # the writer's lock, as a trainer holds it
     lock.acquire()

@@ -94,7 +94,9 @@ def form(request, monkeypatch):
 
     choose = stacked_model.recurrent_form
     if request.param == "block-diagonal":
-        monkeypatch.setattr(stacked_model, "recurrent_form", lambda device, shell: choose(torch.device("cuda"), shell))
+        monkeypatch.setattr(
+            stacked_model, "recurrent_form", lambda device, shell, members: choose(torch.device("cuda"), shell, members)
+        )
     return request.param
 
 
@@ -152,15 +154,20 @@ def test_the_block_diagonal_form_with_prefix_batching_matches_the_solo_twins(sma
 
 def test_the_recurrent_form_is_block_diagonal_on_cuda_unless_dropout_sits_between_layers(small_corpus):
     from engine.model import LanguageModel
-    from engine.stacked_model import recurrent_form
+    from engine.stacked_model import WIDE_HIDDEN_LIMIT, recurrent_form
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     one_layer = LanguageModel(50, tiny_config("f", small_corpus, model__dropout=0.2).model)
     two_layers = LanguageModel(50, tiny_config("f", small_corpus, model__num_layers=2, model__dropout=0.2).model)
     two_layers_no_dropout = LanguageModel(50, tiny_config("f", small_corpus, model__num_layers=2, model__dropout=0.0).model)
-    assert recurrent_form(cuda, one_layer) == "block-diagonal" and recurrent_form(cuda, two_layers_no_dropout) == "block-diagonal"
-    assert recurrent_form(cuda, two_layers) == "per-member"
-    assert recurrent_form(cpu, one_layer) == "per-member"
+    assert (
+        recurrent_form(cuda, one_layer, 8) == "block-diagonal"
+        and recurrent_form(cuda, two_layers_no_dropout, 8) == "block-diagonal"
+    )
+    assert recurrent_form(cuda, two_layers, 8) == "per-member"
+    assert recurrent_form(cpu, one_layer, 8) == "per-member"
+    assert recurrent_form(cuda, one_layer, WIDE_HIDDEN_LIMIT // 16) == "block-diagonal"  # hidden size 16
+    assert recurrent_form(cuda, one_layer, WIDE_HIDDEN_LIMIT // 16 + 1) == "per-member"  # its matrices grow as members²
 
 
 def test_a_member_folder_is_a_solo_run_folder(small_corpus, tmp_path):

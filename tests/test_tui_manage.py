@@ -125,6 +125,8 @@ async def test_delete_asks_then_removes_the_folder_and_the_row(tiny_corpus, tmp_
         await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDelete), "the confirmation to close")
         assert (checkpoints / "a").is_dir() and app.session.get("a") is not None
 
+        app.generation.results[("the", "a")] = ((1, "10", None), ["cell"])  # a continuation the app generated for 'a'
+        app.generation.epochs[("the", "a")] = 1.0
         await pilot.press("delete")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDelete), "the confirmation")
         await pilot.press("y")
@@ -132,6 +134,7 @@ async def test_delete_asks_then_removes_the_folder_and_the_row(tiny_corpus, tmp_
         assert toasts[-1].startswith("Deleted run 'a': 3 files (") and not (checkpoints / "a").exists()
         assert app.session.get("a") is None and "a" not in app.runs_table.rows and app.session.shown == []
         assert app.plots.session.get("a") is None and app.generation.columns == []
+        assert ("the", "a") not in app.generation.results and ("the", "a") not in app.generation.epochs  # a new 'a' starts afresh
         await look_again(pilot, stale)
         assert sorted(app.session.runs) == ["b"]
 

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
+from tui.widgets.plots import MIN_Y_ZOOM
 from tests.test_tui_app import hand_made_app, make_app, on_plots, redrawn, show_runs, wait_for_exit
 from tui.widgets.runs_table import rate_label
 
@@ -165,6 +166,11 @@ async def test_y_zoom_acts_on_the_selected_pane_alone_and_survives_log_y(tiny_co
         assert plots.y_zoom == {} and plots.y_limits["train-loss"] == (5.5, 6.875)
         await pilot.press("down")  # no zooming out past the fitted range
         assert plots.y_zoom == {}
+        await pilot.press(*["up"] * 60)  # nor in past the narrowest window the ticks can still tell apart
+        await redrawn(pilot)
+        assert plots.y_zoom == {"train-loss": MIN_Y_ZOOM}
+        low, high = plots.y_limits["train-loss"]
+        assert high - low == pytest.approx((6.875 - 5.5) * MIN_Y_ZOOM)
 
 
 async def test_x_axis_and_y_zoom_come_back_on_the_next_launch(tiny_corpus, tmp_path):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.errors import UserError
 from engine.safe_io import read_regular
 from tui.session import XAxis
+from tui.widgets.plots import MIN_Y_ZOOM
 
 MEMORY_FILE = ".lm-explorer-app.json"
 MAX_BYTES = 1_000_000
@@ -36,7 +37,7 @@ class Memory(BaseModel):
     validation: bool = False
     smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     x_axis: XAxis = "epoch"
-    y_zoom: dict[Annotated[str, Field(max_length=32)], Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+    y_zoom: dict[Annotated[str, Field(max_length=32)], Annotated[float, Field(ge=MIN_Y_ZOOM, lt=1.0)]] = Field(
         default_factory=dict, max_length=16
     )  # pane id → share of its fitted y range shown
     words: str = Field(default="10", max_length=8)

@@ -128,6 +128,7 @@ class RunManagement:
             self.notify(str(error), severity="warning", timeout=10)
             return
         self.follower.unfollow(run.name)
+        self.generation.forget_run(run.name)
         self.session.remove(run.name)
         self._row_changed(run.name)
         self._refresh_rows()

@@ -230,6 +230,15 @@ class GenerationPanel(Vertical):
         if worker is not None:
             worker.cancel()  # it loads the old folder's name: the next show_runs generates what is missing
 
+    def forget_run(self, name: str) -> None:
+        """Run ``name`` is gone (deleted): its cells go, so a later run by that name starts afresh."""
+        for store in (self.results, self.epochs):
+            for key in [key for key in store if key[1] == name]:
+                del store[key]
+        worker = self._workers.pop(name, None)
+        if worker is not None:
+            worker.cancel()
+
     def add_seed(self, seed: str) -> None:
         """Pin a seed text (once) and generate its row."""
         seed = " ".join(seed.split())

@@ -64,6 +64,7 @@ FAINT = 0.4  # the raw line's color under smoothing: this share of the run's col
 X_AXIS_LABELS = {"epoch": "epoch", "step": "step", "wall": "training wall time (s)"}  # the x label under tall panes
 X_AXIS_NAMES = {"epoch": "epoch", "step": "step", "wall": "wall time"}  # in the readout and short titles
 Y_ZOOM_STEP = 2.0
+MIN_Y_ZOOM = Y_ZOOM_STEP**-12  # the narrowest y window, a share of the fitted range: finer, the 3-digit ticks would repeat
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ class MetricPlots(Vertical):
     def action_zoom_y(self, factor: float) -> None:
         """Scale the selected pane's y range by ``factor`` (0: fit all of it again); a range as tall as the fit is no zoom."""
         pane = self.panes[self.selected]
-        share = 0.0 if factor == 0 else self.y_zoom.get(pane.id, 1.0) * factor
+        share = 0.0 if factor == 0 else max(MIN_Y_ZOOM, self.y_zoom.get(pane.id, 1.0) * factor)
         if 0 < share < 1:
             self.y_zoom[pane.id] = share
         else:
