@@ -3,9 +3,9 @@
 ``lm-explorer train|sweep|generate|runs|corpus-info …`` and ``--help`` run ``engine.cli`` without
 importing Textual. ``lm-explorer`` alone, or ``lm-explorer tui``, opens the app; its options are
 ``--corpus PATH…``, ``--column``, ``--checkpoints DIR`` and ``--device``. ``lm-explorer serve``
-serves the same app to a web browser (textual-serve, the ``serve`` extra): each browser tab that
-connects gets its own app process. A bad option is one sentence on stderr and exit code 2, as on
-the CLI.
+serves the same app to a web browser (textual-serve, the ``serve`` extra, guarded by a token and an
+Origin check in ``tui.web_server``): each browser tab that connects gets its own app process. A bad
+option is one sentence on stderr and exit code 2, as on the CLI.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ SERVE_COMMAND = "serve"
 HELP_EPILOG = (
     "With no command (or 'tui'), lm-explorer opens the terminal app on the embedded corpus; "
     "'lm-explorer tui --help' lists its options. 'lm-explorer serve' serves the same app to a web browser "
-    "on localhost, for an SSH port-forward (no authentication; 'lm-explorer serve --help')."
+    "on localhost, for an SSH port-forward, behind a token printed at start ('lm-explorer serve --help')."
 )
 SERVE_DESCRIPTION = (
     "Serve the app to a web browser (textual-serve): each browser tab gets its own app on the same checkpoints "
-    "folder. By default it listens on 127.0.0.1 only, and it has no authentication: anyone who can reach the port controls "
-    "the app and can start, stop and delete runs. Use it over an SSH port-forward "
-    "(ssh -L 8000:localhost:8000 gpu-box, then open http://localhost:8000); never give --host 0.0.0.0 "
+    "folder. By default it listens on 127.0.0.1 only. At start it prints the address to open, with a random token "
+    "(http://127.0.0.1:8000/?token=...): the page and its WebSocket refuse requests without that token, and the "
+    "WebSocket refuses other web sites' pages (Origin check). What still holds: anyone who has the address with "
+    "the token controls the app and can start, stop and delete runs, and the connection is plain HTTP (no TLS), "
+    "readable on the network. Use it over an SSH port-forward "
+    "(ssh -L 8000:localhost:8000 gpu-box, then open the printed address); never give --host 0.0.0.0 "
     "on a network you do not trust."
 )
 
@@ -81,6 +84,10 @@ def serve_parser() -> ArgumentParser:
         metavar="URL",
         help="the address the browser uses, when it differs (a port-forward to another port: http://localhost:9000)",
     )
+    parser.add_argument(
+        "--token",
+        help="the token to require (default: a new random one; one given here shows in ps to other users of the machine)",
+    )
     return parser
 
 
@@ -110,19 +117,28 @@ def serve(args: list[str]) -> int:
         raise UserError(f"--port {options.port} is not a port; give a number from 1 to 65535, such as 8000.")
     check_app_options(options.corpus, options.checkpoints, options.device)
     try:
-        from textual_serve.server import Server
+        import textual_serve.server  # noqa: F401  (the serve extra)
     except ImportError:
         raise UserError(
             "lm-explorer serve needs textual-serve, which is not installed; install it with pip install 'lm-explorer[serve]'."
         ) from None
+    from tui.web_server import GuardedServer, check_token, new_token
+
+    token = check_token(options.token) if options.token is not None else new_token()
+    server = GuardedServer(
+        app_command(options),
+        token=token,
+        host=options.host,
+        port=options.port,
+        title="lm-explorer",
+        public_url=options.public_url,
+    )
     print(
-        f"No authentication: whoever reaches {options.host}:{options.port} controls the app; "
+        f"Open {server.url()}\n"
+        "Whoever has this address controls the app (plain HTTP, no TLS): "
         "keep it on localhost and reach it through an SSH port-forward.",
         file=sys.stderr,
         flush=True,
-    )
-    server = Server(
-        app_command(options), host=options.host, port=options.port, title="lm-explorer", public_url=options.public_url
     )
     try:
         server.serve()
