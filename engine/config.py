@@ -149,7 +149,10 @@ class ObjectiveConfig(_Strict):
         if isinstance(data, dict) and data.get("regularizer") in SMOOTHING and data.get("weight"):
             if data.get("epsilon"):
                 raise ValueError("label smoothing takes one ε: give --epsilon or --weight, not both")
-            data = {**data, "epsilon": data["weight"], "weight": 0.0}
+            weight = data["weight"]
+            if isinstance(weight, (int, float)) and not 0 <= weight < 1:
+                raise ValueError(f"--weight is label smoothing's ε here, a number ≥ 0 and < 1 (such as 0.1), not {weight:g}")
+            data = {**data, "epsilon": weight, "weight": 0.0}
         return data
 
     @model_validator(mode="after")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from engine import rundir
 from engine.errors import UserError
-from engine.safe_io import atomic_write
+from engine.safe_io import atomic_write, describe_os_error
 from engine.events import FINAL_EVENTS, Event, RunFailed, RunStarted
 
 if TYPE_CHECKING:  # imported where used, so that the worker starts light
@@ -114,11 +114,14 @@ def refused(folder: Path, message: str) -> int:
     was to resume drops its request, so it reads as it was saved again (the reason is in its ``trainer.log``)."""
     print(f"error: {message}", flush=True)
     request = rundir.read_json(folder / rundir.REQUEST_FILE)
-    if request is not None and not (folder / rundir.RECORD_FILE).exists():
-        request.update(status="failed", message=message)
-        atomic_write(folder / rundir.REQUEST_FILE, json.dumps(request).encode())
-    elif request is not None:
-        (folder / rundir.REQUEST_FILE).unlink(missing_ok=True)
+    try:
+        if request is not None and not (folder / rundir.RECORD_FILE).exists():
+            request.update(status="failed", message=message)
+            atomic_write(folder / rundir.REQUEST_FILE, json.dumps(request).encode())
+        elif request is not None:
+            (folder / rundir.REQUEST_FILE).unlink(missing_ok=True)
+    except OSError as error:  # the folder went meanwhile (deleted or renamed): the reason stays in this log
+        print(f"error: run folder {str(folder)!r} could not keep the reason ({describe_os_error(error)})", flush=True)
     return 2
 
 
