@@ -355,7 +355,7 @@ def test_a_read_only_checkpoints_folder(small_tmpfs, small_corpus, capsys):
 # -- signals and kills -------------------------------------------------------------------------------------------
 
 
-def start_training(checkpoints: Path, name: str, corpus: Path, *extra: str) -> subprocess.Popen:
+def start_training(checkpoints: Path, name: str, corpus: Path, *extra: str, epochs: int = 200) -> subprocess.Popen:
     return subprocess.Popen(
         [
             SCRIPT,
@@ -364,7 +364,7 @@ def start_training(checkpoints: Path, name: str, corpus: Path, *extra: str) -> s
             corpus,
             *TINY,
             "--epochs",
-            "200",
+            str(epochs),
             "--log-every",
             "1",
             "--checkpoints",
@@ -410,13 +410,14 @@ def kill_during_saves(checkpoints: Path, corpus: Path, kills: int) -> None:
     import random
 
     chance = random.Random(7)
-    process = start_training(checkpoints, "killed", corpus)
+    epochs = "100000"  # more than any number of kills can reach, however fast the machine
+    process = start_training(checkpoints, "killed", corpus, epochs=int(epochs))
     wait_until_training(process)
     process.kill()
     process.wait()
     for _ in range(kills):
         process = subprocess.Popen(
-            [SCRIPT, "train", "--resume", "killed", "--epochs", "200", "--checkpoints", checkpoints],
+            [SCRIPT, "train", "--resume", "killed", "--epochs", epochs, "--checkpoints", checkpoints],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
