@@ -151,7 +151,9 @@ class ObjectiveConfig(_Strict):
                 raise ValueError("label smoothing takes one ε: give --epsilon or --weight, not both")
             weight = data["weight"]
             if isinstance(weight, (int, float)) and not 0 <= weight < 1:
-                raise ValueError(f"--weight is label smoothing's ε here, a number ≥ 0 and < 1 (such as 0.1), not {weight:g}")
+                raise ValueError(
+                    f"label smoothing's ε (--weight or --epsilon) must be a number ≥ 0 and < 1, such as 0.1, not {weight:g}"
+                )
             data = {**data, "epsilon": weight, "weight": 0.0}
         return data
 

@@ -172,7 +172,9 @@ def test_a_weight_given_to_label_smoothing_is_its_epsilon():
     )
     assert (old.epsilon, old.weight) == (0.05, 0.0)
     assert ObjectiveConfig.model_validate_json(old.model_dump_json()) == old
-    with pytest.raises(UserError, match="--weight is label smoothing's ε here, a number ≥ 0 and < 1 \\(such as 0.1\\), not 1"):
+    with pytest.raises(
+        UserError, match="label smoothing's ε \\(--weight or --epsilon\\) must be a number ≥ 0 and < 1, such as 0.1, not 1"
+    ):
         build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 1.0})
     with pytest.raises(UserError, match="label smoothing takes one ε: give --epsilon or --weight, not both"):
         build_run_config(

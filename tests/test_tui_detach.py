@@ -153,7 +153,7 @@ needs_tmux = pytest.mark.skipif(
 def test_hangup_leaves_the_run_training_and_a_relaunched_app_sees_it_finished(app_in_tmux, tiny_corpus):
     tmux, checkpoints = app_in_tmux
     try:
-        start_training(tmux, epochs=3)
+        start_training(tmux, epochs=30)  # long enough to be seen training on an idle machine (3 epochs took a second)
         pid = tmux.pane_pid()
         tmux.kill()  # the terminal goes away: the app gets SIGHUP
         wait_until(lambda: not running(pid), "the app to end after its terminal hung up", timeout=60)

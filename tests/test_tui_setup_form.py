@@ -43,7 +43,7 @@ async def test_label_smoothing_shows_and_sends_its_epsilon(tiny_corpus):
 
         app.query_one("#weight", Input).value = "1"
         await settle(pilot)
-        assert not form.reading.valid and "--epsilon" in (form.reading.problem or "")
+        assert not form.reading.valid and "label smoothing's ε" in (form.reading.problem or "")
 
         app.query_one("#regularizer", Select).value = "kl"
         await settle(pilot)
