@@ -78,19 +78,22 @@ class StackedModel:
 
         The same positions and targets as :func:`engine.trainer.forward` takes for a solo model;
         ``members`` (default all) limits the outputs to those members. ``finite[r]`` is False when
-        member ``r``'s parameters hold a non-finite value (its outputs are then meaningless).
+        member ``r``'s parameters hold a non-finite value, which the block-diagonal form zeroes (its
+        outputs are then meaningless); the per-member form needs no such guard, since a member's
+        non-finite values reach only its own outputs and loss, so there every entry is True.
         """
         scored = None if batch.last_only else batch.targets > 0
         target_index = batch.targets if scored is None else batch.targets[scored]
         chosen = list(members or range(self.count))
-        params: list[torch.Tensor] = (
-            list(self.params) if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
-        )
-        finite = torch.stack([torch.isfinite(parameter.detach()).flatten(1).all(1) for parameter in params]).all(0)
         if recurrent_form(batch.inputs.device, self.shell, len(chosen)) == "block-diagonal":
+            params: list[torch.Tensor] = (
+                list(self.params) if len(chosen) == self.count else [parameter[chosen] for parameter in self.params]
+            )
+            finite = torch.stack([torch.isfinite(parameter.detach()).flatten(1).all(1) for parameter in params]).all(0)
             return self._block_diagonal(params, finite, batch.inputs, scored), target_index, finite
         options: dict[str, bool | torch.Tensor] = {"last_only": True} if scored is None else {"scored": scored}
-        return self._per_member(chosen, batch.inputs, options), target_index, finite
+        every = torch.ones(len(chosen), dtype=torch.bool, device=batch.inputs.device)
+        return self._per_member(chosen, batch.inputs, options), target_index, every
 
     def _per_member(self, chosen: list[int], tokens: torch.Tensor, options: dict[str, bool | torch.Tensor]) -> torch.Tensor:
         state = _rng_state(tokens.device) if self.shell.training else None
