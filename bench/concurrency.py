@@ -1,7 +1,7 @@
 """Measure 9, runs side by side: a sweep's wall time against one run's, the app while two train, attach latency.
 
 - **Sweep wall time** (W1, paper preset, weights 1 and 10): the controller queues the runs and
-  its runner starts their trainer processes (:mod:`engine.controller`), timed from queueing to
+  its runner starts their trainer processes (:mod:`engine.jobs.controller`), timed from queueing to
   the last run's end. Baseline: one of the runs alone through the same path, timed with 1 thread
   and with every core; the faster is "one run's wall time". Two thread splits of the sweep are
   timed, interleaved with the baselines: two runs at once with ``cores / 2`` threads each (what
@@ -31,7 +31,7 @@ from bench.context import Bench
 from bench.table import Row, skipped
 from bench.tui_harness import APP_SIZE, tui_available, wait_until
 from bench.tui_latency import latencies, percentile
-from engine.controller import Controller
+from engine.jobs.controller import Controller
 
 MEASURE = "9 concurrency"
 SWEEP_TARGET = 1.6
@@ -181,7 +181,7 @@ async def attach_delays(bench: Bench, lines: int) -> list[float]:
             [
                 sys.executable,
                 "-c",
-                "import sys; from engine.cli import main; sys.exit(main())",
+                "import sys; from engine.cli.main import main; sys.exit(main())",
                 "train",
                 "--preset",
                 "paper",

@@ -2,7 +2,7 @@
 # The GPU checks in one pass, for a lent CUDA machine with lm-explorer's dependencies importable:
 #   bench/device_check.sh NYT_DIR OUT_DIR [MEASURES]
 # 1. env.log     the GPU, torch and Triton versions
-# 2. tests.log   tests/test_cuda.py: the Triton-compiled head against float64 autograd, a CUDA run
+# 2. tests.log   tests/system/test_cuda.py: the Triton-compiled head against float64 autograd, a CUDA run
 #                against the CPU, stacked members against their solo twins, a sweep as one job
 # 3. bench.log   python -m bench --quick --device cuda --only MEASURES --markdown (default 1,2,3,8,10)
 #                (measure 10 adds the 8- and 16-weight stacks against one run on CUDA)
@@ -53,7 +53,7 @@ sweeps() {
 }
 
 step env 60 bash -c 'nvidia-smi; python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"; nproc'
-step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "tests/test_trainer.py::test_devices_with_a_gpu"
+step tests 150 python3 -m pytest -q -p no:cacheprovider tests/system/test_cuda.py "tests/engine/test_trainer.py::test_devices_with_a_gpu"
 step bench 200 python3 -m bench --quick --device cuda --only "$measures" --data "$data" --markdown
 export -f since lmx timed sweeps
 step sweeps 150 bash -c sweeps

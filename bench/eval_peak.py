@@ -1,7 +1,7 @@
 """The validation pass of a W3 run, alone in a process, so its peak RSS can be read: ``python -m bench.eval_peak W3.txt DEVICE``.
 
 Loads the corpus and model as ``lm-explorer train`` does for W3 (:mod:`bench.workloads`) and runs
-:func:`engine.trainer.evaluate` over the ``HEAVIEST`` validation batches holding the most scored
+:func:`engine.training.trainer.evaluate` over the ``HEAVIEST`` validation batches holding the most scored
 positions: the memory a validation batch takes grows with its positions × vocabulary, so these
 bound the whole pass's peak.
 """
@@ -9,14 +9,15 @@ bound the whole pass's peak.
 from __future__ import annotations
 
 import sys
+
 import torch
 
 from bench.workloads import W3_OVERRIDES, Workload
-from engine.batching import DocumentBatches
-from engine.corpus import split_documents
-from engine.model import LanguageModel
-from engine.objectives import Objective
-from engine.trainer import EVAL_BATCH_FACTOR, evaluate, resolve_device
+from engine.lm.batching import DocumentBatches
+from engine.lm.corpus import split_documents
+from engine.lm.model import LanguageModel
+from engine.objective.total import Objective
+from engine.training.trainer import EVAL_BATCH_FACTOR, evaluate, resolve_device
 
 HEAVIEST = 3
 

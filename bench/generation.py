@@ -1,6 +1,6 @@
 """Measure 8, generation: latency of a 10-word greedy continuation, for one seed and for the table.
 
-:func:`engine.generate.generate` on runs rebuilt by :func:`engine.checkpoint.load_run` (W1 runs
+:func:`engine.generate.generate` on runs rebuilt by :func:`engine.runs.checkpoint.load_run` (W1 runs
 left by the other measures, or trained here for one epoch when fewer than 4 exist). One seed:
 "New York" on one run. The table: 6 seeds × 4 runs, as the TUI's comparison refreshes it.
 Baseline: the bare model calls any greedy generator makes, 10 forward passes per continuation on
@@ -15,10 +15,10 @@ import torch
 from bench.context import Bench
 from bench.table import Row, seconds, skipped
 from bench.timing import TrainedRun, paired_medians, timed
-from engine.checkpoint import LoadedRun, list_runs, load_run
-from engine.corpus import clean
 from engine.generate import generate
-from engine.trainer import resolve_device
+from engine.lm.corpus import clean
+from engine.runs.checkpoint import LoadedRun, list_runs, load_run
+from engine.training.trainer import resolve_device
 
 MEASURE = "8 generation: 10 greedy words"
 SEEDS = ["United States", "New York", "Donald Trump", "North Korea", "White House", "Health Care"]

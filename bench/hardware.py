@@ -27,8 +27,8 @@ from bench.context import Bench
 from bench.overhead import Timings, per_workload
 from bench.table import Row
 from bench.timing import TrainerTiming, batch_pairs, first_batches
-from engine.batching import DocumentBatches
-from engine.corpus import Corpus
+from engine.lm.batching import DocumentBatches
+from engine.lm.corpus import Corpus
 
 MEASURE = "3 hardware: training FLOP/s vs torch.matmul"
 TARGETS = {"W2": 0.50}

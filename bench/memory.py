@@ -36,7 +36,7 @@ ONE_HOT_SHARE = 0.10
 
 
 def measure(bench: Bench) -> list[Row]:
-    floor = peak_rss([sys.executable, "-c", "import torch, engine.trainer"])
+    floor = peak_rss([sys.executable, "-c", "import torch, engine.training.trainer"])
     baseline = f"{mib(floor)} (import torch + engine)"
     rows, peaks = [], {}
     for key in ("W1", "W2"):

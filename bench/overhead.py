@@ -23,9 +23,9 @@ from bench.plain_loop import PlainRun
 from bench.table import Row, skipped
 from bench.timing import MatmulRun, Repetition, TrainedRun, TrainerTiming, batch_pairs, first_batches, interleave
 from bench.workloads import document_run
-from engine.config import RunConfig
-from engine.corpus import Corpus
-from engine.trainer import resolve_device
+from engine.config.models import RunConfig
+from engine.lm.corpus import Corpus
+from engine.training.trainer import resolve_device
 
 MEASURE = "2 engine overhead: pairs/s, trainer vs plain loop"
 TARGET = 0.95

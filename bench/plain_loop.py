@@ -1,10 +1,10 @@
 """The baseline the engine's trainer is measured against: a minimal plain-PyTorch training loop.
 
-Same model (:class:`engine.model.LanguageModel`, same seed), same batches in the same order
-(:mod:`engine.batching` through :func:`engine.trainer.make_split`, per-epoch seeds from
-:func:`engine.trainer.epoch_seed`), same objective and Adam settings; no metrics, events,
+Same model (:class:`engine.lm.model.LanguageModel`, same seed), same batches in the same order
+(:mod:`engine.lm.batching` through :func:`engine.training.trainer.make_split`, per-epoch seeds from
+:func:`engine.training.trainer.epoch_seed`), same objective and Adam settings; no metrics, events,
 validation or checkpoints. Its loss is the plain PyTorch one: the model's whole (positions ×
-vocabulary) outputs, the objective's value formulas (:meth:`engine.objectives.Objective.losses`)
+vocabulary) outputs, the objective's value formulas (:meth:`engine.objective.total.Objective.losses`)
 and autograd, so it shares none of the engine's head, metrics or bookkeeping. Each epoch is timed from its first batch to its last optimizer step,
 with a device synchronization at the end, leaving out the pauses in which a run it alternates
 with goes on (:func:`bench.timing.interleave`).
@@ -18,13 +18,13 @@ from collections.abc import Iterator
 import torch
 
 from bench.timing import Repetition, synchronize
-from engine.batching import iterate
-from engine.config import RunConfig
-from engine.corpus import Corpus
-from engine.metrics import Outputs
-from engine.model import LanguageModel
-from engine.objectives import Objective
-from engine.trainer import epoch_seed, make_split, resolve_device
+from engine.config.models import RunConfig
+from engine.lm.batching import iterate
+from engine.lm.corpus import Corpus
+from engine.lm.model import LanguageModel
+from engine.objective.metrics import Outputs
+from engine.objective.total import Objective
+from engine.training.trainer import epoch_seed, make_split, resolve_device
 
 
 class PlainRun:

@@ -1,4 +1,4 @@
-"""Measure 9, stacked sweeps: N weights trained as one stack (:mod:`engine.stacked`) against solo runs.
+"""Measure 9, stacked sweeps: N weights trained as one stack (:mod:`engine.training.stacked`) against solo runs.
 
 - **W1**, the ``paper`` preset, a 4-weight KL sweep (weights 1e-5, 1e-3, 0.1, 10): the stack's
   wall time against one solo run's (the median of the four) and against the four run one after
@@ -35,10 +35,11 @@ from bench.memory import peak_rss
 from bench.table import Row, mib, seconds, skipped
 from bench.timing import interleave
 from bench.workloads import DOCUMENT_BATCHING, STUDY_OBJECTIVE, Workload
-from engine.config import RunConfig, build_run_config
-from engine.events import EpochMetrics, Event, RunDiverged, RunFailed, StepMetrics
-from engine.stacked import StackedTrainer
-from engine.trainer import Trainer, resolve_device
+from engine.config.models import RunConfig
+from engine.config.presets import build_run_config
+from engine.training.events import EpochMetrics, Event, RunDiverged, RunFailed, StepMetrics
+from engine.training.stacked import StackedTrainer
+from engine.training.trainer import Trainer, resolve_device
 
 MEASURE = "10 stacked sweep"
 WEIGHTS = (1e-5, 1e-3, 0.1, 10.0)

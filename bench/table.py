@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import report
+from engine import formatting
 
 HEADERS = ["workload", "measure", "value", "baseline", "ratio", "target", "met"]
 
@@ -37,13 +37,13 @@ def skipped(workload: str, measure: str, reason: str) -> Row:
 
 
 def text_table(rows: list[Row]) -> str:
-    """Columns padded to their widest cell, a rule under the header (:func:`engine.report.text_table`)."""
-    return report.text_table(HEADERS, [row.cells() for row in rows])
+    """Columns padded to their widest cell, a rule under the header (:func:`engine.formatting.text_table`)."""
+    return formatting.text_table(HEADERS, [row.cells() for row in rows])
 
 
 def markdown_table(rows: list[Row]) -> str:
-    """The same table in GitHub-flavoured Markdown (:func:`engine.report.markdown_table`)."""
-    return report.markdown_table(HEADERS, [row.cells() for row in rows])
+    """The same table in GitHub-flavoured Markdown (:func:`engine.formatting.markdown_table`)."""
+    return formatting.markdown_table(HEADERS, [row.cells() for row in rows])
 
 
 def seconds(value: float) -> str:

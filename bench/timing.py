@@ -1,4 +1,4 @@
-"""Timed training through the engine's :class:`~engine.trainer.Trainer`, read off its event stream.
+"""Timed training through the engine's :class:`~engine.training.trainer.Trainer`, read off its event stream.
 
 Runs compared with each other advance in turn, one live-metrics window (``train.log_every``
 batches) at a time (:func:`interleave`): on a shared machine the load changes from one minute
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from engine.batching import DocumentBatches, PrefixBatches
-from engine.config import RunConfig
-from engine.corpus import Corpus
-from engine.events import EpochMetrics, RunDiverged, RunFailed, RunStarted, StepMetrics
-from engine.trainer import Trainer, epoch_seed, make_split
+from engine.config.models import RunConfig
+from engine.lm.batching import DocumentBatches, PrefixBatches
+from engine.lm.corpus import Corpus
+from engine.training.events import EpochMetrics, RunDiverged, RunFailed, RunStarted, StepMetrics
+from engine.training.trainer import Trainer, epoch_seed, make_split
 
 
 @dataclass

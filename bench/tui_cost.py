@@ -6,7 +6,7 @@ until ``run_status`` says finished. The baseline is the console script ``lm-expl
 with the same settings, timed from spawning it to its exit. Both start a Python process that
 imports torch, loads the corpus, trains W1's run (the paper preset, the study's objective) for
 the same epochs and saves its checkpoints (the app's run is a detached trainer process started
-by the engine's controller, see ``engine.controller``); the order alternates between repetitions. Ratio = TUI pairs/s ÷
+by the engine's controller, see ``engine.jobs.controller``); the order alternates between repetitions. Ratio = TUI pairs/s ÷
 headless pairs/s (training pairs × epochs over the wall time), target ≥ 0.9.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 from bench.context import Bench
 from bench.table import Row, skipped
 from bench.tui_harness import APP_SIZE, FINAL_STATUSES, tui_available, wait_until
-from engine.config import RunConfig
-from engine.trainer import make_split
+from engine.config.models import RunConfig
+from engine.training.trainer import make_split
 
 MEASURE = "4 TUI cost: pairs/s, run from the TUI vs lm-explorer train"
 TARGET = 0.9

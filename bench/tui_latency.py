@@ -19,7 +19,7 @@ import time
 from bench.context import Bench
 from bench.table import Row, skipped
 from bench.tui_harness import APP_SIZE, FrameClock, tui_available, wait_until
-from engine.config import RunConfig
+from engine.config.models import RunConfig
 
 MEASURE = "5 TUI key → frame while W2 trains"
 TARGET_P95 = 0.100

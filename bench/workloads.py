@@ -3,7 +3,7 @@
 - **W1**, the study's: ``ArticlesApril2017.csv``, the ``paper`` preset, loss ``mse``, regularizer
   ``kl``, weight 10 (4806 pairs, vocabulary 2422).
 - **W2**: all nine NYT ``Articles*.csv`` files (the folder), same model (51770 pairs, vocabulary 11265).
-- **W3**, scale: the embedded Lee corpus cut into sentences (as :mod:`engine.corpus` does) and
+- **W3**, scale: the embedded Lee corpus cut into sentences (as :mod:`engine.lm.corpus` does) and
   repeated into a temporary ``.txt`` until it holds at least 1 million tokens; the paper model
   with ``corpus.max_vocab`` 20000 and hidden size 256. Its documents are sentences of up to 73
   words, so it uses the default document split and batching (the pair split needs prefix
@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig, build_run_config
-from engine.corpus import Corpus, clean, embedded_corpus_path, load_corpus, split_sentences
+from engine.config.models import RunConfig
+from engine.config.presets import build_run_config
+from engine.lm.corpus import Corpus, clean, embedded_corpus_path, load_corpus, split_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "nyt-articles"

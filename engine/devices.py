@@ -1,13 +1,13 @@
 """Which devices runs train on: one check of a device name against this machine's CUDA devices.
 
 Torch is imported only to count CUDA devices (:func:`cuda_devices`), so the check itself serves
-the trainer (:func:`engine.trainer.resolve_device`), the controller's placement of a sweep's jobs
+the trainer (:func:`engine.training.trainer.resolve_device`), the controller's placement of a sweep's jobs
 and the app's launch checks alike.
 """
 
 from __future__ import annotations
 
-from engine.config import DEVICE_PATTERN
+from engine.config.models import DEVICE_PATTERN
 from engine.errors import UserError
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.checkpoint import LoadedRun
-from engine.config import MAX_SEED
-from engine.corpus import PAD, UNK, clean
+from engine.config.models import MAX_SEED
 from engine.errors import UserError
-from engine.metrics import Outputs, definitions_for
+from engine.lm.corpus import PAD, UNK, clean
+from engine.objective.metrics import Outputs, definitions_for
+from engine.runs.checkpoint import LoadedRun
 
 TOP_ALTERNATIVES = 3
 MAX_WORDS = 1000

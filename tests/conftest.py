@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import RunConfig, build_run_config
-from engine.corpus import embedded_corpus_path, split_sentences
+from engine.config.models import RunConfig
+from engine.config.presets import build_run_config
+from engine.lm.corpus import embedded_corpus_path, split_sentences
 
 
 def pytest_configure(config) -> None:
@@ -94,7 +95,7 @@ def saved_runs(tmp_path_factory, small_corpus) -> Path:
     ``base``: softmax head, cross-entropy, vocabulary capped at 300 (so it has ``<unk>``).
     ``linear``: the study's linear head trained on MSE. Copy the folder before changing it.
     """
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     checkpoints = tmp_path_factory.mktemp("saved-runs")
     for config in (
@@ -186,8 +187,8 @@ def write_hand_made_run(
     The weights only make the folder loadable; nothing a screen shows depends on them (tests stub
     generation). ``overrides`` are config settings with dotted or ``__`` keys.
     """
-    from engine.checkpoint import RunDirectory, RunRecord
-    from engine.model import LanguageModel
+    from engine.lm.model import LanguageModel
+    from engine.runs.checkpoint import RunDirectory, RunRecord
 
     values = {
         "corpus.paths": ["lee-head.txt"],

@@ -27,14 +27,16 @@ from typing import Any
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from engine.config import RunConfig, build_run_config
-from engine.controller import Controller
+from engine.config.models import RunConfig
+from engine.config.presets import build_run_config
 from engine.errors import UserError
+from engine.jobs.controller import Controller
+from engine.runs.names import default_run_name, run_names
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
 from tui.memory import load_memory, recall_view, remember, save_memory
@@ -46,7 +48,7 @@ from tui.session import RunState, Session
 from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
 from tui.widgets.runs_table import RunsFilter, RunsTable
-from tui.widgets.setup_form import SetupForm, run_names
+from tui.widgets.setup_form import SetupForm
 from tui.widgets.tabs import FocusTabs
 
 TABLE_REFRESH_S = 0.5
@@ -243,7 +245,7 @@ class ExplorerApp(RunManagement, App[int]):
             )
         distinct = run.metrics.get("distinct_predictions")
         if run.status == "finished" and distinct is not None:
-            from engine.report import is_collapsed
+            from engine.formatting import is_collapsed
 
             if is_collapsed(int(distinct)):
                 self.notify(
@@ -284,8 +286,6 @@ class ExplorerApp(RunManagement, App[int]):
 
     @on(SetupForm.TrainRequested)
     def _train_requested(self, message: SetupForm.TrainRequested) -> None:
-        from engine.cli import default_run_name
-
         configs: list[RunConfig] = []
         weights = [overrides["objective.weight"] for overrides in message.overrides]
         stems = run_names(message.name, weights) if message.name else [None] * len(weights)
@@ -429,7 +429,9 @@ class ExplorerApp(RunManagement, App[int]):
     def _exit_after_runs(self, names: list[str], signum: int | None) -> None:
         """Worker thread: wait (bounded) until none of ``names`` is alive in its folder, then exit."""
         deadline = time.monotonic() + STOP_WAIT_S
-        while time.monotonic() < deadline and any(self.controller.view(name).status in ("queued", "training") for name in names):
+        while time.monotonic() < deadline and any(
+            self.controller.runs.view(name).status in ("queued", "training") for name in names
+        ):
             time.sleep(0.1)
         self.call_from_thread(self._exit_now, signum)
 

@@ -9,15 +9,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from tui.app import ExplorerApp
+from tui.widgets.generation import GenerationPanel
+from tui.widgets.plots import MetricPlots
+from tui.widgets.runs_table import RunsTable
 
 
-def commands(app: ExplorerApp) -> list[tuple[str, str, Callable[[], object]]]:
+class PaletteHost(Protocol):
+    """What the palette's commands act on: the app's widgets and run actions (:class:`tui.app.ExplorerApp`)."""
+
+    plots: MetricPlots
+    generation: GenerationPanel
+    runs_table: RunsTable
+
+    def action_train(self) -> None: ...
+    def action_stop_run(self) -> None: ...
+    def action_resume_run(self) -> None: ...
+    def action_continue_run(self) -> None: ...
+    def action_rename_run(self) -> None: ...
+    def action_delete_run(self) -> None: ...
+    def action_toggle_run(self) -> None: ...
+    def action_show_only(self) -> None: ...
+    def action_hide_all(self) -> None: ...
+    def action_help(self) -> None: ...
+    def action_show_tab(self, tab: str) -> None: ...
+
+
+def commands(app: PaletteHost) -> list[tuple[str, str, Callable[[], object]]]:
     """(title, help, callback) for each palette command."""
     plots, generation = app.plots, app.generation
     listed = [
@@ -52,12 +73,12 @@ class ExplorerCommands(Provider):
     """lm-explorer's actions in the command palette."""
 
     async def discover(self) -> Hits:
-        for title, help_text, callback in commands(self.app):  # type: ignore[arg-type]
+        for title, help_text, callback in commands(cast(PaletteHost, self.app)):
             yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, callback in commands(self.app):  # type: ignore[arg-type]
+        for title, help_text, callback in commands(cast(PaletteHost, self.app)):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.rundir import MAX_METRICS_LINE_BYTES, METRICS_FILE
+from engine.runs.protocol import MAX_METRICS_LINE_BYTES, METRICS_FILE
 from engine.safe_io import atomic_write, read_lines
 
 LEADING_COLUMNS = ("run", "kind", "step", "epoch", "wall_s")  # the run, then where each line sits on every x axis of the plots

@@ -1,7 +1,7 @@
 """The app's eyes on the checkpoints folder: every run in it, followed as it trains.
 
 A :class:`Follower` runs in a thread worker and, every ``FOLLOW_S`` seconds, asks the engine's
-controller how each run folder stands (:class:`engine.controller.RunView`: status, trainer,
+controller how each run folder stands (:class:`engine.runs.view.RunView`: status, trainer,
 device, progress) and reads what the *followed* runs appended to their ``metrics.jsonl`` since
 the last look. It posts one :class:`Observed` message per look that found something new. The
 runs it follows are the ones the app shows; a run newly followed is read from its first line. Of
@@ -23,10 +23,11 @@ from typing import Any
 
 from textual.message import Message
 
-from engine import rundir
-from engine.safe_io import open_regular
-from engine.controller import Controller, RunView
 from engine.errors import UserError
+from engine.jobs.controller import Controller
+from engine.runs import protocol
+from engine.runs.view import RunView
+from engine.safe_io import open_regular
 
 FOLLOW_S = 0.25
 READ_LIMIT = 8 << 20
@@ -62,7 +63,7 @@ class _Tail:
 def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]:
     """Complete JSON lines appended to ``path`` since ``tail``; True when the file was replaced (read from its start)."""
     try:
-        fd = open_regular(path, rundir.protocol_file(path))
+        fd = open_regular(path, protocol.protocol_file(path))
     except (OSError, UserError):
         return [], False
     with os.fdopen(fd, "rb") as file:
@@ -88,7 +89,7 @@ def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]
 def read_last_line(path: Path) -> dict[str, Any] | None:
     """The last complete JSON line of ``path`` (looked for in its last ``LAST_LINE_LIMIT`` bytes), or None."""
     try:
-        fd = open_regular(path, rundir.protocol_file(path))
+        fd = open_regular(path, protocol.protocol_file(path))
     except (OSError, UserError):
         return None
     with os.fdopen(fd, "rb") as file:
@@ -144,12 +145,13 @@ class Follower:
 
     def look(self) -> None:
         """One look at the folder; posts :class:`Observed` when anything changed."""
-        views = {view.name: view for view in self.controller.views()}
+        self.controller.reap()
+        views = {view.name: view for view in self.controller.runs.views()}
         updates = []
         for name, view in views.items():
             with self._lock:
                 tail = self._tails.get(name) if name in self._followed else None
-            path = self.controller.checkpoints / name / rundir.METRICS_FILE
+            path = self.controller.checkpoints / name / protocol.METRICS_FILE
             lines, restart = read_new_lines(path, tail) if tail else ([], False)
             key = (view.status, view.step, view.device, view.pid, view.record.updated if view.record else None, view.message)
             if not lines and not restart and self._last.get(name) == key:
@@ -166,6 +168,6 @@ class Follower:
     def _definitions(view: RunView) -> dict[str, str]:
         if view.config is None:
             return {}
-        from engine.metrics import definitions_for
+        from engine.objective.metrics import definitions_for
 
         return definitions_for(view.config.model.head)

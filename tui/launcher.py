@@ -1,6 +1,6 @@
 """The ``lm-explorer`` console script: headless commands go to the engine's CLI, the rest opens the app.
 
-``lm-explorer train|sweep|generate|runs|corpus-info …`` and ``--help`` run ``engine.cli`` without
+``lm-explorer train|sweep|generate|runs|corpus-info …`` and ``--help`` run ``engine.cli.main`` without
 importing Textual. ``lm-explorer`` alone, or ``lm-explorer tui``, opens the app; its options are
 ``--corpus PATH…``, ``--column``, ``--checkpoints DIR`` and ``--device``. ``lm-explorer serve``
 serves the same app to a web browser (textual-serve, the ``serve`` extra, guarded by a token and an
@@ -15,10 +15,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from engine.cli import COMMANDS, DEFAULT_CHECKPOINTS, EXIT_USER_ERROR, ArgumentParser, build_parser, checkpoints_folder
-from engine.cli import main as cli_main
-from engine.config import build_run_config
+from engine.cli.common import DEFAULT_CHECKPOINTS, ArgumentParser, checkpoints_folder
+from engine.cli.main import COMMANDS, build_parser
+from engine.cli.main import main as cli_main
+from engine.config.presets import build_run_config
 from engine.errors import UserError
+from engine.exit_codes import EXIT_USER_ERROR
 
 APP_COMMAND = "tui"
 SERVE_COMMAND = "serve"
@@ -69,7 +71,7 @@ def check_app_options(corpus: list[str] | None, checkpoints: str, device: str) -
         if not Path(path).expanduser().exists():
             raise UserError(f"Corpus path {path!r} does not exist; check the path given to --corpus.")
     if device.startswith("cuda"):  # only then is torch worth importing before the first frame
-        from engine.trainer import resolve_device
+        from engine.training.trainer import resolve_device
 
         resolve_device(device)
     checkpoints_folder(checkpoints, create=True)  # last: it creates the folder

@@ -2,8 +2,8 @@
 
 Mixed into :class:`tui.app.ExplorerApp`; each asks in a small modal (:mod:`tui.screens.ask`) and
 then acts through the engine, as the CLI does: more epochs through the controller
-(:meth:`engine.controller.Controller.train_further`, a detached trainer), renaming and deleting
-through :mod:`engine.manage` (which refuses a run that trains, and never follows a link). The app
+(:meth:`engine.jobs.controller.Controller.train_further`, a detached trainer), renaming and deleting
+through :mod:`engine.runs.manage` (which refuses a run that trains, and never follows a link). The app
 then follows the change: a renamed run keeps its number, color, shown state, history and
 generations under its new name; a deleted one leaves the list, the plots and the generation table.
 """
@@ -71,7 +71,7 @@ class RunManagement:
         )
 
     def _name_problem(self: Any, old: str, new: str) -> str | None:
-        from engine.manage import check_name
+        from engine.runs.names import check_name
 
         try:
             check_name(new, "New run name")
@@ -82,7 +82,7 @@ class RunManagement:
         return None
 
     def _rename(self: Any, run: RunState, answer: str | None) -> None:
-        from engine.manage import rename_run
+        from engine.runs.manage import rename_run
 
         if answer is None or answer == run.name:
             return
@@ -105,7 +105,7 @@ class RunManagement:
 
     def action_delete_run(self: Any) -> None:
         """Ask, then delete the highlighted run and its folder (refused while it trains)."""
-        from engine.manage import describe, run_folder
+        from engine.runs.manage import describe, run_folder
 
         run = self._highlighted()
         if run is None:
@@ -118,7 +118,7 @@ class RunManagement:
         self.push_screen(ConfirmDelete(run.name, what), lambda answer: self._delete(run, answer))
 
     def _delete(self: Any, run: RunState, answer: bool | None) -> None:
-        from engine.manage import delete_run
+        from engine.runs.manage import delete_run
 
         if not answer:
             return

@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args
 
-from engine.config import RunConfig
-from engine.controller import RunView
+from engine.config.models import RunConfig
+from engine.runs.view import RunView
 
 PALETTE = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292", "#a1887f", "#90a4ae")
 
@@ -40,7 +40,7 @@ class Point(NamedTuple):
     """One value of a series, located on each x axis.
 
     ``wall``: the line's ``wall_s``, seconds this run has spent training (the engine's
-    :class:`engine.trainer.WallClock`: summed over its sessions, time while stopped not counted);
+    :class:`engine.training.trainer.WallClock`: summed over its sessions, time while stopped not counted);
     None on lines written before the engine recorded it.
     """
 

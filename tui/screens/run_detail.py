@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
-from engine.config import RunConfig
+from engine.config.models import RunConfig
 from tui.session import RunState
 from tui.widgets.setup_form import flat_settings
 
@@ -124,8 +124,8 @@ class RunDetail(ModalScreen[RunConfig | None]):
     @work(thread=True, exit_on_error=False)
     def _read_records(self) -> dict[str, dict[str, str]]:
         """Read each run's ``run.json`` (a queued run has none yet)."""
-        from engine.checkpoint import RunDirectory
         from engine.errors import UserError
+        from engine.runs.checkpoint import RunDirectory
 
         records = {}
         for run in self.runs:

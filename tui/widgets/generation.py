@@ -313,7 +313,7 @@ class GenerationPanel(Vertical):
 
     def _load(self, run_name: str):
         """Load a run, retrying briefly: a save that lands between reading run.json and its weights file is not an error."""
-        from engine.checkpoint import load_run
+        from engine.runs.checkpoint import load_run
 
         for attempt in range(LOAD_ATTEMPTS):
             try:
@@ -396,8 +396,8 @@ class GenerationPanel(Vertical):
     # Export ------------------------------------------------------------------------------------
 
     def markdown(self) -> str:
-        """The table as GitHub Markdown (engine.report.markdown_table)."""
-        from engine.report import markdown_table
+        """The table as GitHub Markdown (engine.formatting.markdown_table)."""
+        from engine.formatting import markdown_table
 
         rows = [
             [seed, *(markdown_cell(self._current(seed, column), self.epochs.get((seed, column.name))) for column in self.columns)]

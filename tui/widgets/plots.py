@@ -649,7 +649,7 @@ class MetricPlots(Vertical):
     @staticmethod
     def legend(run: RunState) -> str:
         """``#2 ce + kl 10``: the run's number in the runs list, its objective and weight."""
-        from engine.report import objective_label
+        from engine.formatting import objective_label
 
         weight = f" {run.config.objective.strength:g}" if run.config.objective.regularizer != "none" else ""
         return f"#{run.number} {objective_label(run.config.objective)}{weight}"

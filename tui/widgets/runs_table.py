@@ -86,7 +86,7 @@ def sort_value(run: RunState, column: str) -> Any:
         value = numbers[column](run)
         return MISSING if value is None else value
     if column == "objective":
-        from engine.report import objective_label
+        from engine.formatting import objective_label
 
         return objective_label(run.config.objective)
     return str(getattr(run, column, run.name))
@@ -94,7 +94,7 @@ def sort_value(run: RunState, column: str) -> Any:
 
 def matches(run: RunState, text: str) -> bool:
     """Whether every word of ``text`` is in the run's name, objective or status (case-insensitive)."""
-    from engine.report import objective_label
+    from engine.formatting import objective_label
 
     haystack = f"{run.name} {objective_label(run.config.objective)} {run.config.objective.regularizer} {run.status}".lower()
     return all(word in haystack for word in text.lower().split())
@@ -258,7 +258,7 @@ class RunsTable(DataTable):
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
-        from engine.report import distinct_label, is_collapsed, number, objective_label
+        from engine.formatting import distinct_label, is_collapsed, number, objective_label
 
         metrics = run.metrics
         distinct = metrics.get("distinct_predictions")

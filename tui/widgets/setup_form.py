@@ -2,10 +2,10 @@
 
 Every field is checked as it is typed against its own pydantic field (type and bounds, read from
 the engine's config models, so a bound added there is enforced here), without touching the
-input; the whole form is then checked once per run with :func:`engine.config.build_run_config`.
+input; the whole form is then checked once per run with :func:`engine.config.presets.build_run_config`.
 The reason for a refusal is shown under the field, in the same plain wording for every field.
 The Train button stays disabled until the whole form is valid and the corpus has loaded. The
-corpus is loaded in a worker thread (``engine.corpus`` imports numpy) to show its counts and to
+corpus is loaded in a worker thread (``engine.lm.corpus`` imports numpy) to show its counts and to
 refuse a path that is not a corpus before any run starts.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -25,19 +24,20 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
-from engine.config import (
+from engine.config.models import (
     PARAMETRIC_LOSSES,
-    PRESETS,
     RUN_NAME_PATTERN,
+    RUN_NAME_RULE,
     SMOOTHING,
     CorpusConfig,
     RunConfig,
-    build_run_config,
     parse_weight,
     parse_weights,
 )
+from engine.config.presets import PRESETS, build_run_config
+from engine.config.settings import SECTIONS, setting
 from engine.errors import UserError
-from engine.settings import SECTIONS, setting
+from engine.runs.names import run_names
 from tui.widgets.ordered_input import OrderedInput
 
 CORPUS_DEBOUNCE_S = 0.4
@@ -70,11 +70,6 @@ class FormReading:
         return not self.errors and self.problem is None and bool(self.overrides)
 
 
-def run_names(name: str, weights: list[float]) -> list[str]:
-    """The run's name, or for a sweep one name per weight: ``name-<weight>``."""
-    return [name] if len(weights) <= 1 else [f"{name}-{weight:g}" for weight in weights]
-
-
 def flat_settings(config: RunConfig) -> dict[str, Any]:
     """Every setting of a run as a dotted key (``model.hidden_size``), name and preset left out."""
     return {f"{section}.{key}": value for section in SECTIONS for key, value in getattr(config, section).model_dump().items()}
@@ -86,7 +81,7 @@ def corpus_paths(text: str) -> list[str]:
 
 
 def _options(key: str) -> list[tuple[str, str]]:
-    """A name setting's choices (the registries' names, :mod:`engine.terms`) as a Select's options."""
+    """A name setting's choices (the registries' names, :mod:`engine.objective.terms`) as a Select's options."""
     return [(name, name) for name in setting(key).choices or ()]
 
 
@@ -141,7 +136,7 @@ class SetupForm(VerticalScroll):
         self._initial_paths = corpus_paths
         self._column = column
         self._device = device
-        self.corpus: Any = None  # engine.corpus.Corpus once loaded
+        self.corpus: Any = None  # engine.lm.corpus.Corpus once loaded
         self.corpus_error: str | None = None  # why the corpus the field names was refused
         self._corpus_key: tuple[tuple[str, ...], str | None] | None = None  # the corpus loaded or refused
         self._loading_key: tuple[tuple[str, ...], str | None] | None = None
@@ -258,10 +253,7 @@ class SetupForm(VerticalScroll):
             )
         name = self.query_one("#run-name", Input).value.strip() or None
         if name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(name, weights)):
-            errors["run-name"] = (
-                f"Run name {name!r} is not a plain name: use 1–80 letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit (a sweep adds -<weight>)."
-            )
+            errors["run-name"] = f"Run name {name!r} is not a plain name: use {RUN_NAME_RULE} (a sweep adds -w<weight>)."
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, "objective.weight": weight} for weight in weights]
@@ -475,7 +467,7 @@ class SetupForm(VerticalScroll):
     @work(thread=True, exclusive=True, group="corpus")
     def _read_corpus(self, key: tuple[tuple[str, ...], str | None]) -> None:
         """Load and count the corpus off the UI thread; report with a message."""
-        from engine.corpus import load_corpus
+        from engine.lm.corpus import load_corpus
 
         paths, column = key
         missing = next((path for path in paths if not Path(path).expanduser().exists()), None)

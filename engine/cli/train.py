@@ -1,0 +1,209 @@
+"""``lm-explorer train`` (one run in the foreground, or a saved one resumed) and ``lm-explorer sweep`` (one run per weight)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from engine.cli.common import DEFAULT_CHECKPOINTS, ArgumentParser, StopOnSignals, checkpoints_folder
+from engine.cli.watch import watch
+from engine.config.models import RunConfig, parse_weights
+from engine.config.presets import PRESETS, build_run_config
+from engine.config.settings import add_options, given_overrides, settings
+from engine.errors import UserError
+from engine.exit_codes import exit_code
+from engine.objective.terms import REGULARIZERS
+from engine.runs.names import default_run_name, sweep_member_name
+
+if TYPE_CHECKING:
+    from engine.jobs.controller import Controller, Slot
+    from engine.runs.checkpoint import RunRecord
+    from engine.runs.view import RunView
+
+SUMMARY_COLUMNS = ["epochs", "train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct"]
+
+
+def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
+    """The ``train`` and ``sweep`` subcommands."""
+    train = commands.add_parser("train", help="train one run", description="Train one run and save it under --checkpoints.")
+    _training_options(train)
+    train.add_argument("--resume", metavar="RUN", help="continue a saved run (with --epochs: train it further)")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="one run per regularizer weight, then a comparison",
+        description="Train one run per weight and compare them.",
+    )
+    _training_options(sweep, leave_out=("objective.weight", "objective.epsilon", "train.device"))
+    sweep.add_argument("--weights", required=True, metavar="W,W,…", help="comma-separated weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument(
+        "--device", metavar="D", help="auto, cpu, cuda, cuda:N, or CUDA devices to spread the runs over: cuda:0,cuda:1"
+    )
+    sweep.add_argument(
+        "--parallel",
+        default="auto",
+        metavar="N",
+        help="trainer processes at once (default auto: every one on CUDA, one per core on CPU)",
+    )
+    sweep.add_argument(
+        "--stack",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train runs that differ only in their objective as one stacked model (default: on CUDA only)",
+    )
+    sweep.add_argument("--detach", action="store_true", help="queue the runs, start them in the background and return at once")
+
+
+def _training_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """The options train and sweep share: one per setting (:mod:`engine.config.settings`) but ``leave_out``, then the run's own."""
+    add_options(parser, [item.key for item in settings() if item.key not in leave_out])
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults"
+    )
+    parser.add_argument(
+        "--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)"
+    )
+    parser.add_argument("--name", metavar="RUN", help="run name (default: objective, weight and time)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
+
+
+def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any] | None = None) -> RunConfig:
+    """The run's config from the options; without a ``name``, a default one whose folder is reserved at once."""
+    from engine.runs.protocol import reserve
+
+    config = build_run_config(name or "unnamed", args.preset, {**given_overrides(args), **(extra or {})})
+    if name is None:
+        checkpoints = checkpoints_folder(args.checkpoints, create=True)
+        config = config.model_copy(update={"name": reserve(checkpoints, default_run_name(config))})
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.training.trainer import Trainer
+
+    checkpoints = checkpoints_folder(args.checkpoints, create=False)
+    if args.resume is not None:
+        given = given_overrides(args)
+        fixed = sorted(item.flag for item in settings() if item.key in given and not item.resumable)
+        fixed += ["--preset"] * bool(args.preset) + ["--name"] * bool(args.name)
+        if fixed:
+            *others, last = [item.flag for item in settings() if item.resumable]
+            allowed = f"{', '.join(others)} and {last}"
+            raise UserError(
+                f"{', '.join(fixed)} cannot change when resuming: a resumed run keeps its configuration; only {allowed} apply."
+            )
+        trainer = Trainer.resume(checkpoints, args.resume, epochs=args.epochs, device=args.device, corpus_paths=args.corpus)
+    else:
+        trainer = Trainer.new(_config_for(args, args.name), checkpoints)
+    checkpoints_folder(args.checkpoints, create=True)
+    outcome = watch(trainer, quiet=args.json)
+    if args.json:
+        print(json.dumps(outcome.as_json()))
+    else:
+        print(outcome.table())
+    return outcome.exit_code
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Queue one run per weight and start them through the controller, ``--parallel`` at once (or detached)."""
+    from engine.formatting import objective_label, text_table
+    from engine.jobs.controller import Controller, parse_parallel
+
+    weights = parse_weights(args.weights)
+    checkpoints_folder(args.checkpoints, create=False)
+    parallel = parse_parallel(args.parallel)
+    device = args.device or "auto"
+    given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
+    configs = []
+    for weight in weights:
+        config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
+        configs.append(
+            config.model_copy(update={"name": sweep_member_name(args.name, weight) if args.name else default_run_name(config)})
+        )
+    if configs[0].objective.regularizer == "none":
+        *others, last = [name for name in REGULARIZERS if name != "none"]
+        raise UserError(
+            f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}."
+        )
+    controller = Controller(checkpoints_folder(args.checkpoints, create=True))
+    names = controller.queue(configs, rename=not args.name)
+    if args.detach:
+        controller.launch_runner(names, parallel, device, args.stack)
+        print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")
+        return 0
+    with StopOnSignals(lambda: None) as signals:
+        statuses = controller.run_queue(
+            names,
+            parallel,
+            device,
+            report=None if args.json else _report_run,
+            stopping=lambda: signals.received is not None,
+            stack=args.stack,
+        )
+    views = [controller.runs.view(name) for name in names]
+    refused = [view for view in views if view.record is None and view.status == "failed"]
+    if refused and len(refused) == len(views):
+        raise UserError(refused[0].message or f"Run {refused[0].name} did not start.")
+    if args.json:
+        print(json.dumps({"runs": [_run_json(controller, view) for view in views]}))
+    else:
+        rows = [
+            [
+                view.name,
+                objective_label(configs[i].objective),
+                f"{configs[i].objective.strength:g}",
+                str(view.status),
+                *_summary_cells(view.record),
+            ]
+            for i, view in enumerate(views)
+        ]
+        print(text_table(["run", "objective", "weight", "status", *SUMMARY_COLUMNS], rows))
+    codes = [exit_code(status, hangup=signals.received == signal.SIGHUP) for status in statuses.values()]
+    return max(codes, key=lambda code: (code == 1, code))
+
+
+def _report_run(name: str, status: str, slot: Slot | None) -> None:
+    print(
+        f"{name}: {status}"
+        + (f" on {slot.device} ({slot.threads} thread{'s' * (slot.threads > 1)})" if status == "training" and slot else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _run_json(controller: Controller, view: RunView) -> dict[str, Any]:
+    from engine.objective.metrics import definitions_for
+    from engine.runs.checkpoint import RunDirectory
+
+    record = view.record
+    epochs = [
+        {key: value for key, value in line.items() if key != "kind"}
+        for line in RunDirectory(controller.checkpoints, view.name).read_metrics()
+        if line.get("kind") == "epoch"
+    ]
+    return {
+        "run": view.name,
+        "status": view.status,
+        "message": view.message,
+        "config": view.config.model_dump(mode="json") if view.config else None,
+        "definitions": definitions_for(record.config.model.head) if record else {},
+        "epochs": epochs,
+    }
+
+
+def _summary_cells(record: RunRecord | None) -> list[str]:
+    from engine.formatting import distinct_label, number
+
+    m = record.metrics if record else {}
+    return [
+        str(record.epochs_completed if record else 0),
+        number(m.get("train_loss")),
+        number(m.get("val_loss")),
+        number(m.get("entropy")),
+        number(m.get("kl")),
+        number(m.get("accuracy")),
+        distinct_label(m.get("distinct_predictions")),
+    ]

@@ -1,0 +1,1 @@
+"""The language model and its data: the corpus, batching, and the models (solo and stacked)."""

@@ -1,0 +1,134 @@
+"""Property-based fuzzing of the two front doors a user types into: corpus files and command lines.
+
+Whatever the bytes or arguments, the outcome is a result or one sentence (exit 2), never a
+traceback, and nothing is written outside the checkpoints folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.cli.main import main
+from engine.config.models import CorpusConfig
+from engine.errors import UserError
+from engine.lm.corpus import load_corpus
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+TEXTY = st.lists(st.sampled_from(list("ab cd,\"\n\r\t.;'é\x00\ufeff") + ["headline", "Unknown", "word"]), max_size=120).map(
+    "".join
+)
+CORPUS_BYTES = st.one_of(st.binary(max_size=400), TEXTY.map(lambda text: text.encode("utf-8")))
+
+
+@FUZZ
+@given(data=CORPUS_BYTES, suffix=st.sampled_from([".txt", ".csv", ".cor"]), column=st.sampled_from([None, "headline", "x"]))
+def test_any_corpus_bytes_give_a_corpus_or_one_sentence(tmp_path, data, suffix, column):
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    try:
+        corpus = load_corpus(CorpusConfig(paths=[str(path)], column=column))
+    except UserError as error:
+        assert "\n" not in str(error) and str(error).endswith((".", ")")), str(error)
+    else:
+        assert corpus.stats.pairs >= 1 and corpus.vocab[0] == "<pad>"
+
+
+VALUES = [
+    "",
+    "0",
+    "-1",
+    "1",
+    "1e999",
+    "nan",
+    "inf",
+    "1e-300",
+    "99999999999999999999999",
+    "../x",
+    "/dev/null",
+    "/proc/nope",
+    "cuda",
+    "meta",
+    "abc",
+    "é",
+    "1,2",
+    "10",
+    "paper",
+]
+FLAGS = [
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--seed",
+    "--weight",
+    "--weights",
+    "--layers",
+    "--hidden-size",
+    "--embedding-dim",
+    "--dropout",
+    "--loss",
+    "--loss-param",
+    "--regularizer",
+    "--preset",
+    "--device",
+    "--checkpoints",
+    "--corpus",
+    "--name",
+    "--resume",
+    "--column",
+    "--max-vocab",
+    "--min-count",
+    "--val-fraction",
+    "--split",
+    "--batching",
+    "--head",
+    "--init",
+    "--text",
+    "--words",
+    "--top-k",
+    "--temperature",
+    "--json",
+    "--details",
+]
+COMMANDS = ["train", "sweep", "generate", "runs", "corpus-info", "nonsense"]
+ARGUMENTS = st.lists(st.one_of(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=8)
+
+
+@FUZZ
+@given(command=st.sampled_from(COMMANDS), arguments=ARGUMENTS)
+def test_any_command_line_gives_a_result_or_one_sentence(tmp_path, command, arguments):
+    """Train and sweep always get a corpus that does not exist, so no fuzzed line trains for minutes."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    checkpoints = work / "checkpoints"
+    missing = str(work / "missing.txt")
+    argv = [command, *arguments]
+    if command in ("train", "sweep"):
+        argv += ["--corpus", missing]
+    argv += ["--checkpoints", str(checkpoints)] if "--checkpoints" not in arguments else []
+    before = set(os.listdir(work))
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # --help
+                code = exit_.code
+    finally:
+        os.chdir(cwd)
+    assert code in (0, 2), (argv, code, err.getvalue())
+    if code == 2:
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err.getvalue())
+    assert "Traceback" not in err.getvalue()
+    created = set(os.listdir(work)) - before - {"checkpoints"}
+    assert not created, (argv, created)
+    assert not Path(work / "missing.txt").exists()

@@ -1,0 +1,182 @@
+"""``lm-explorer serve``: a real server process guards its page and WebSocket with a token and an Origin check, and stops
+cleanly on SIGTERM; its token option, help, a taken port, and no textual-serve."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UserError
+from tui import launcher
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str, server: subprocess.Popen, timeout: float = 60.0) -> tuple[int, str]:
+    """The status and text at ``url`` once the server answers (it is polled until then); fail if the server ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode("utf-8")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8")
+        except (urllib.error.URLError, ConnectionError):
+            if server.poll() is not None:
+                raise AssertionError(f"the server ended with {server.returncode}: {server.stderr.read()}") from None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no answer from {url} within {timeout:.0f} s") from None
+            time.sleep(0.1)
+
+
+async def websocket_status(url: str, origin: str) -> int:
+    """The HTTP status a WebSocket handshake to ``url`` with ``Origin: origin`` gets (101 when accepted)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.ws_connect(url, headers={"Origin": origin}):
+                return 101
+        except aiohttp.WSServerHandshakeError as error:
+            return error.status
+
+
+async def app_screen_shows(url: str, origin: str, text: bytes, timeout: float = 60.0) -> bytes:
+    """What the app sends over an accepted WebSocket until its screen shows ``text`` (its process started and drew)."""
+    import aiohttp
+
+    received = b""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, headers={"Origin": origin}) as websocket:
+            while text not in received:
+                message = await websocket.receive(timeout=timeout)
+                assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), (message, received[-500:])
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    received += message.data
+    return received
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def test_serve_guards_the_page_and_websocket_with_its_token_and_origin_and_stops_on_sigterm(tmp_path):
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+    )
+    try:
+        first_line = server.stderr.readline()
+        assert first_line.startswith(f"Open {base}/?token="), first_line
+        token = first_line.strip().split("?token=", 1)[1]
+        assert len(token) >= 40  # secrets.token_urlsafe(32)
+        assert fetch(f"{base}/", server)[0] == 403
+        assert fetch(f"{base}/?token={token[:-1]}", server)[0] == 403
+        status, page = fetch(f"{base}/?token={token}", server)
+        assert status == 200 and "lm-explorer" in page  # the app's title on textual-serve's page
+        assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws/{token}"' in page  # its terminal brings the token
+
+        async def handshakes() -> tuple[int, int, int, int, bytes]:
+            return (
+                await websocket_status(f"ws://127.0.0.1:{port}/ws/{token}", "http://evil.example"),
+                await websocket_status(f"ws://127.0.0.1:{port}/ws?token={token}", f"http://127.0.0.1:{port + 1}"),
+                await websocket_status(f"ws://127.0.0.1:{port}/ws", base),
+                await websocket_status(f"ws://127.0.0.1:{port}/ws/{'A' * len(token)}", base),
+                await app_screen_shows(
+                    f"ws://127.0.0.1:{port}/ws/{token}?width=100&height=30", f"http://localhost:{port}", b"Setup"
+                ),
+            )
+
+        foreign, other_port, no_token, wrong_token, output = asyncio.run(handshakes())
+        assert (foreign, other_port, no_token, wrong_token) == (403, 403, 403, 403)
+        assert output.startswith(b"\x1b")  # the app's terminal output: escape sequences, then its Setup tab
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, err
+    assert "Traceback" not in err + out and token not in err  # the address with the token is printed once
+    assert (tmp_path / "runs").is_dir()  # the options were checked (and the folder made) before serving
+
+
+def test_serve_token_is_given_or_refused_and_origins_are_the_served_ones(tmp_path):
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    from tui.web_server import allowed_origins, check_token
+
+    assert check_token("a" * 16) == "a" * 16
+    for bad in ("short", "x" * 20 + "&next=/", "x" * 20 + " "):
+        with pytest.raises(UserError, match="--token must be at least 16"):
+            check_token(bad)
+    assert launcher.main(["serve", "--token", "short", "--checkpoints", str(tmp_path)]) == 2
+    assert allowed_origins("http://127.0.0.1:8000") == {
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+        "http://[::1]:8000",
+    }
+    assert allowed_origins("https://Lab.Example/") == {"https://lab.example"}
+    assert allowed_origins("http://gpu-box:9000") == {"http://gpu-box:9000"}
+
+
+def test_serve_without_textual_serve_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "textual_serve", None)  # importing it now fails, as when it is not installed
+    monkeypatch.setitem(sys.modules, "textual_serve.server", None)
+    assert launcher.main(["serve", "--checkpoints", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: lm-explorer serve needs textual-serve, which is not installed; install it with pip install 'lm-explorer[serve]'.\n"
+    )
+
+
+def test_serve_help_says_localhost_port_forward_token_and_what_it_does_not_protect(capsys):
+    with pytest.raises(SystemExit) as exit:
+        launcher.main(["serve", "--help"])
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "127.0.0.1" in text and "SSH port-forward" in text and "--token" in text
+    assert "random token" in text and "Origin check" in text and "no TLS" in text
+
+
+def test_serve_refuses_a_port_that_is_taken(tmp_path):
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.splitlines()[-1]
+    assert err.startswith(f"error: Cannot listen on 127.0.0.1:{port} (") and err.endswith(
+        "give --port another number, or stop what uses it."
+    )

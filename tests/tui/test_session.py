@@ -1,0 +1,149 @@
+"""The app's bookkeeping without a screen: run states from the folder's views and metric lines, plot series, cells."""
+
+from __future__ import annotations
+
+import json
+
+from engine.config.presets import build_run_config
+from engine.generate import Alternative, Continuation, GenerationStep
+from engine.runs.view import RunView
+from tui.session import PALETTE, Session
+from tui.widgets.generation import cell_text, markdown_cell
+from tui.widgets.plots import downsample
+
+CONFIG = build_run_config("r", overrides={"model.head": "linear", "objective.loss": "mse", "train.epochs": 2})
+STUDY = {"entropy": "study", "kl": "study"}
+
+
+class Record:
+    """The few fields of a saved record the session reads."""
+
+    def __init__(self, status: str, weights_file: str, step: int, metrics: dict):
+        self.status, self.weights_file, self.step, self.metrics = status, weights_file, step, metrics
+        self.epochs_completed, self.batch_in_epoch, self.steps_per_epoch, self.config = step // 10, step % 10, 10, CONFIG
+
+    @property
+    def epoch_progress(self) -> float:
+        return self.epochs_completed + self.batch_in_epoch / self.steps_per_epoch
+
+
+def test_views_drive_status_progress_device_and_checkpoint_versions():
+    run = Session().add("r", CONFIG)
+    assert (run.status, run.has_checkpoint, run.alive) == ("queued", False, True)
+    run.observe(
+        RunView(
+            "r",
+            "training",
+            CONFIG,
+            Record("training", "model-e0-s0.safetensors", 0, {}),
+            alive=True,
+            pid=7,
+            device="cuda:1",
+            step=5,
+            total_steps=20,
+        )
+    )
+    assert run.status_text == "training 25% cuda:1" and run.checkpoint_version == 1
+    run.observe(
+        RunView(
+            "r",
+            "training",
+            CONFIG,
+            Record("training", "model-e0-s0.safetensors", 0, {}),
+            alive=True,
+            pid=7,
+            device="cuda:1",
+            step=10,
+            total_steps=20,
+        )
+    )
+    assert run.checkpoint_version == 1  # same weights file: nothing to regenerate
+    run.observe(RunView("r", "finished", CONFIG, Record("finished", "model-e2-s20.safetensors", 20, {"val_loss": 1.2})))
+    assert (run.status, run.progress, run.metrics, run.epoch, run.checkpoint_version) == (
+        "finished",
+        1.0,
+        {"val_loss": 1.2},
+        2.0,
+        2,
+    )
+    assert not run.alive and run.status_text == "finished"
+    run.observe(RunView("r", "interrupted", CONFIG, Record("training", "model-e2-s20.safetensors", 20, {}), message=None))
+    assert run.status == "interrupted"
+
+
+def test_metric_lines_fill_the_series_live_and_from_history():
+    run = Session().add("r", CONFIG, history_loaded=False)
+    history = [
+        {"kind": "step", "step": 2, "epoch": 0.2, "train_loss": 4.0, "train_entropy": 1.0, "train_kl": 2.0},
+        {"kind": "epoch", "step": 10, "epoch": 1, "train_loss": 3.5, "val_loss": 3.0, "entropy": 0.5, "kl": 1.5},
+    ]
+    run.load_history(history, STUDY)
+    assert run.history_loaded and run.definitions == STUDY
+    assert run.points("train_loss") == [(0.2, 4.0)]  # epoch lines' running means are not training windows
+    assert run.points("val_loss") == [(1.0, 3.0)] and run.points("kl") == [(1.0, 1.5)]
+    run.add_lines(
+        [{"kind": "step", "step": 12, "epoch": 1.2, "train_loss": "nan", "train_entropy": 0.9, "train_kl": 1.9}, {"bad": 1}]
+    )
+    assert run.points("train_entropy") == [(0.2, 1.0), (1.2, 0.9)] and run.points("train_loss") == [(0.2, 4.0)]
+    assert run.epoch == 1.2
+
+
+def test_session_numbers_and_colors_runs_in_order():
+    session = Session()
+    first, second = session.add("a", CONFIG), session.add("b", CONFIG, shown=False)
+    session.remove("a")
+    third = session.add("c", CONFIG)
+    assert [run.number for run in (first, second, third)] == [1, 2, 3]
+    assert [run.color for run in (first, second, third)] == list(PALETTE[:3])
+    assert session.shown == [third]
+
+
+def test_downsample_keeps_ends_and_bounds_the_count():
+    points = [(float(i), float(i * i)) for i in range(1000)]
+    kept = downsample(points, 50)
+    assert len(kept) == 50 and kept[0] == points[0] and kept[-1] == points[-1]
+    assert downsample(points[:10], 50) == points[:10]
+
+
+def test_cells_flag_unknown_seed_words_and_errors():
+    step = GenerationStep("york", 0.5, 2.0, [Alternative("york", 0.5), Alternative("city", 0.2), Alternative("times", 0.1)])
+    continuation = Continuation("new yrok", "r", "greedy", ["yrok"], [step, step])
+    assert str(cell_text(continuation)) == "⚠ unknown: yrok york york"
+    assert markdown_cell(continuation) == "[unknown: yrok] york york"
+    assert str(cell_text("Seed text 'zzz' has no word that run 'r' knows.")).startswith("⚠ Seed text")
+    assert str(cell_text(None)) == "…" and markdown_cell(None) == ""
+
+
+def test_points_sit_on_each_x_axis_and_a_resumed_runs_lines_supersede_the_lost_ones():
+    run = Session().add("r", CONFIG)
+    run.add_lines(
+        [
+            {"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.0},  # written before wall time was recorded
+            {"kind": "step", "step": 10, "epoch": 1.0, "train_loss": 3.8, "wall_s": 2.0, "pairs_per_s": 500.0},
+            {"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 3.5, "wall_s": 2.5, "pairs_per_s": 400.0},
+            {"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.6, "wall_s": 3.5, "pairs_per_s": 450.0},
+        ]
+    )
+    assert run.points("train_loss", "step") == [(5, 4.0), (10, 3.8), (15, 3.6)]
+    assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.5, 3.6)] and run.pairs_per_s == 450.0
+    # killed at step 15, resumed from the checkpoint at step 10: its clock goes on from 2.5 s
+    run.add_lines([{"kind": "step", "step": 15, "epoch": 1.5, "train_loss": 3.55, "wall_s": 3.2, "pairs_per_s": 600.0}])
+    assert run.points("train_loss", "wall") == [(2.0, 3.8), (3.2, 3.55)] and run.points("val_loss", "wall") == [(2.5, 3.5)]
+    run.add_lines([{"kind": "step", "step": 5, "epoch": 0.5, "train_loss": 4.1, "wall_s": 1.0}])  # resumed from the start
+    assert run.points("train_loss") == [(0.5, 4.1)] and run.points("val_loss") == [] and run.pairs_per_s == 600.0
+
+
+def test_the_last_metrics_line_of_an_unfollowed_run_is_its_last_complete_one(tmp_path):
+    from tui.follow import LAST_LINE_LIMIT, read_last_line
+
+    path = tmp_path / "r" / "metrics.jsonl"
+    path.parent.mkdir()
+    lines = [{"kind": "step", "step": step, "pairs_per_s": 100.0 * step, "pad": "x" * 200} for step in range(1, 1000)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "step", "ste')  # a line still being written
+    assert path.stat().st_size > LAST_LINE_LIMIT and read_last_line(path) == lines[-1]
+    path.write_text("")
+    assert read_last_line(path) is None and read_last_line(tmp_path / "r" / "absent.jsonl") is None
+    run = Session().add("r", CONFIG)
+    run.note_latest(lines[-1])
+    run.note_latest(None)
+    assert run.pairs_per_s == 99900.0
