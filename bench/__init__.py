@@ -6,4 +6,4 @@ repetitions, median), states its target and whether it is met. Benchmarks report
 assert or fail on slowness.
 """
 
-import engine  # noqa: F401,E402  (before anything loads torch: it sets OpenMP's passive wait, see engine/__init__.py)
+import engine  # noqa: F401  (before anything loads torch: it sets OpenMP's passive wait, see engine/__init__.py)

@@ -19,6 +19,7 @@ Peak RSS is each process's own (:mod:`bench.peak_rss`). Ratios: Keras epoch ÷ l
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -134,5 +135,5 @@ def lm_explorer_run(bench: Bench, key: str, paths: list[str], options: list[str]
         for line in map(json.loads, (checkpoints / name / "metrics.jsonl").read_text().splitlines())
         if line.get("kind") == "epoch"
     ]
-    epochs = [later - earlier for earlier, later in zip(walls, walls[1:], strict=False)]
+    epochs = [later - earlier for earlier, later in itertools.pairwise(walls)]
     return statistics.median(epochs), walls[0], peak

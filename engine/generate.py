@@ -130,7 +130,9 @@ def generate(run: LoadedRun, seed_text: str, words: int = 10, strategy: Strategy
                 word=vocab[choice],
                 probability=float(distribution[choice]),
                 entropy=entropy,
-                alternatives=[Alternative(vocab[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())],
+                alternatives=[
+                    Alternative(vocab[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+                ],
             )
         )
         tokens.append(choice)

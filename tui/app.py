@@ -15,6 +15,7 @@ Nothing here imports torch at module level: engine modules that need it load in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -22,11 +23,11 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.widget import Widget
@@ -65,9 +66,9 @@ class ExplorerApp(RunManagement, App[int]):
     COMMANDS = App.COMMANDS | {ExplorerCommands}
     TITLE = "lm-explorer"
     AUTO_FOCUS = "#corpus"
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+t", "train", "Train", priority=True),
         Binding("f1", "help", "Help", priority=True),
         Binding("f2", "show_tab('setup')", "Setup tab", show=False, priority=True),
@@ -133,10 +134,9 @@ class ExplorerApp(RunManagement, App[int]):
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         """Remember the form, seeds, shown runs and toggles for the next launch on this folder, then exit."""
         if not self._exit:
-            try:
+            # a read-only folder, or an app that never finished mounting: nothing to remember
+            with contextlib.suppress(OSError, NoMatches):
                 save_memory(self.checkpoints, remember(self))
-            except (OSError, NoMatches):
-                pass  # a read-only folder, or an app that never finished mounting: nothing to remember
         super().exit(result, return_code, message)
 
     # Public API (also used by the benchmarks) ----------------------------------------------------
@@ -417,10 +417,8 @@ class ExplorerApp(RunManagement, App[int]):
         self._shutting_down = True
         names = [run.name for run in self.session.alive]
         for name in names:
-            try:
+            with contextlib.suppress(UserError):  # it ended on its own meanwhile
                 self.controller.stop(name)
-            except UserError:
-                pass  # it ended on its own meanwhile
         if names:
             self.notify("Stopping the runs and saving their checkpoints…", timeout=30)
         self._exit_after_runs(names, signum)

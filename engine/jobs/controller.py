@@ -164,7 +164,7 @@ class Controller:
                 queued[name] = config.model_copy(update={"name": name})
         groups = stack_groups(list(queued.values()), default_memory_budget(parse_devices(device, cuda_devices())[0]))
         grouped = {group[0].name: tuple(config.name for config in group) for group in groups}
-        return [grouped[name] if name in grouped else (name,) for name in names if name in grouped or name not in queued]
+        return [grouped.get(name, (name,)) for name in names if name in grouped or name not in queued]
 
     def run_queue(
         self,

@@ -21,7 +21,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from engine.errors import UserError
@@ -192,10 +192,8 @@ def rename_run(checkpoints: Path, name: str, new: str) -> str:
             os.rename(folder, target)  # over the empty folder just made: one atomic step
             lock.folder = target  # the lock's file moved with the folder: let it go there
     except (OSError, UserError) as error:
-        try:
+        with suppress(OSError):
             target.rmdir()
-        except OSError:
-            pass
         if isinstance(error, UserError):
             raise
         raise UserError(f"Run {name!r} could not be renamed ({describe_os_error(error)}); it keeps its name.") from None

@@ -24,6 +24,7 @@ imports torch, so listings and the app's follower stay light.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -169,14 +170,10 @@ def occupied(folder: Path) -> bool:
 def discard_unsaved(folder: Path) -> None:
     """Remove a run folder that never got past its first save (only protocol files in it); anything else stays."""
     for name in (LOCK_FILE, HEARTBEAT_FILE, STOP_FILE, LOG_FILE, RUNNER_LOG_FILE):
-        try:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
             (folder / name).unlink()
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            pass
-    try:
+    with contextlib.suppress(OSError):  # not empty: it holds something that is not ours to delete
         folder.rmdir()
-    except OSError:
-        pass  # not empty: it holds something that is not ours to delete
 
 
 # The writer's lock -------------------------------------------------------------------------------
@@ -251,10 +248,8 @@ class RunLock:
     def release(self) -> None:
         """Remove the lock file, then let go (in this order, see :meth:`acquire`)."""
         if self._fd is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 (self.folder / LOCK_FILE).unlink()
-            except FileNotFoundError:
-                pass
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
@@ -334,10 +329,8 @@ def stop_requested(folder: Path) -> bool:
 
 
 def clear_stop(folder: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
         (folder / STOP_FILE).unlink()
-    except (FileNotFoundError, IsADirectoryError):
-        pass
 
 
 class Writer:
@@ -366,10 +359,8 @@ class Writer:
     def close(self) -> None:
         self._done.set()
         self._thread.join()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             (self.folder / HEARTBEAT_FILE).unlink()
-        except FileNotFoundError:
-            pass
         clear_stop(self.folder)
         self.lock.release()
 
@@ -388,10 +379,8 @@ class Writer:
             "total_steps": self.total_steps,
             "time": time.time(),
         }
-        try:
+        with contextlib.suppress(OSError):  # a full disk must not end the run here; the save will say so
             atomic_write(self.folder / HEARTBEAT_FILE, json.dumps(line).encode(), durable=False)
-        except OSError:
-            pass  # a full disk must not end the run here; the save will say so
 
     def _watch(self) -> None:
         last_beat, stopping = time.monotonic(), False

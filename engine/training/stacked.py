@@ -388,14 +388,12 @@ class StackedTrainer:
             self._model.train()
             self._epoch_totals = self._totals()
             self._window, self._window_losses = self._totals(), []
-            batch_in_epoch = 0
-            for batch in iterate(split.train, seed):
+            for batch_in_epoch, batch in enumerate(iterate(split.train, seed), start=1):
                 yield from self._stop_mid_epoch()
                 if not self._active:
                     return
                 self._window_losses.append(self._step(batch.to(device)))
                 step += 1
-                batch_in_epoch += 1
                 for member in self._active:
                     member.record.step, member.record.batch_in_epoch = step, batch_in_epoch
                 if step % first.train.log_every == 0 or batch_in_epoch == steps_per_epoch:

@@ -168,7 +168,7 @@ def test_a_crash_inside_the_rename_leaves_no_partial_file(runs, monkeypatch):
     run = load_run(runs, "base")
     record = run.record.model_copy(deep=True)
     record.step += 1
-    with pytest.raises(UserError, match="could not be saved .*: input/output error"):
+    with pytest.raises(UserError, match=r"could not be saved .*: input/output error"):
         RunDirectory(runs, "base").save(record, run.model, None)
     monkeypatch.undo()
     assert not [path.name for path in (runs / "base").iterdir() if path.name.endswith(".tmp")]
@@ -266,7 +266,7 @@ def test_a_run_json_missing_a_field(runs):
 
 def test_a_missing_run_json(runs):
     (runs / "base" / "run.json").unlink()
-    with pytest.raises(UserError, match="Run 'base' has no run.json; it is not a complete run"):
+    with pytest.raises(UserError, match=r"Run 'base' has no run.json; it is not a complete run"):
         load_run(runs, "base")
 
 

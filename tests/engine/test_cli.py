@@ -267,10 +267,10 @@ def test_generate_prints_a_seeds_by_runs_table(saved_runs, capsys):
     assert lines[0] == "greedy, 10 words"
     assert lines[1] == "| seed | base | linear |" and lines[2] == "|---|---|---|"
     assert len(lines) == 5
-    for line, seed in zip(lines[3:], ["the government", "zzqx the"]):
+    for line, seed in zip(lines[3:], ["the government", "zzqx the"], strict=True):
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         assert cells[0] == seed
-        for cell, name in zip(cells[1:], ["base", "linear"]):
+        for cell, name in zip(cells[1:], ["base", "linear"], strict=True):
             expected = generate(load_run(saved_runs, name), seed)
             prefix = "[unknown: zzqx] " if seed == "zzqx the" else ""
             assert cell == prefix + expected.text
@@ -380,7 +380,7 @@ def test_corpus_info_prints_the_study_counts(small_corpus, capsys):
 )
 def test_corpus_info_on_the_studys_data(names, expected, capsys):
     paths = [nyt_file(name) for name in names] or [nyt_file("ArticlesApril2017.csv").parent]
-    code, out, _ = run_cli(capsys, "corpus-info", "--corpus", *paths, "--json")
+    _code, out, _ = run_cli(capsys, "corpus-info", "--corpus", *paths, "--json")
     info = json.loads(out)
     assert (info["documents"], info["vocab_size"], info["pairs"], info["longest"]) == expected
 
@@ -527,7 +527,7 @@ def test_bad_sweep_weights(weights, message, small_corpus, tmp_path, capsys):
 
 
 def test_a_label_smoothing_sweep_varies_epsilon_through_weights(small_corpus, tmp_path, capsys):
-    code, out, err = run_cli(
+    code, _out, err = run_cli(
         capsys,
         "sweep",
         "--corpus",

@@ -167,7 +167,7 @@ def test_a_weight_given_to_label_smoothing_is_its_epsilon():
     assert (old.epsilon, old.weight) == (0.05, 0.0)
     assert ObjectiveConfig.model_validate_json(old.model_dump_json()) == old
     with pytest.raises(
-        UserError, match="label smoothing's ε \\(--weight or --epsilon\\) must be a number ≥ 0 and < 1, such as 0.1, not 1"
+        UserError, match=r"label smoothing's ε \(--weight or --epsilon\) must be a number ≥ 0 and < 1, such as 0.1, not 1"
     ):
         build_run_config("x", None, {"objective.regularizer": "label-smoothing", "objective.weight": 1.0})
     with pytest.raises(UserError, match="label smoothing takes one ε: give --epsilon or --weight, not both"):
@@ -226,7 +226,7 @@ def test_device_names_refused(device):
 
 @pytest.mark.parametrize("lr", [0.0, -1e-3, math.inf, math.nan])
 def test_learning_rate_must_be_finite_and_positive(lr):
-    with pytest.raises(UserError, match="train.lr"):
+    with pytest.raises(UserError, match=r"train.lr"):
         build_run_config("x", None, {"train.lr": lr})
 
 
@@ -242,11 +242,11 @@ def test_unknown_settings_are_refused():
 
 
 def test_corpus_limits():
-    with pytest.raises(UserError, match="corpus.max_vocab"):
+    with pytest.raises(UserError, match=r"corpus.max_vocab"):
         build_run_config("x", None, {"corpus.max_vocab": 2})
-    with pytest.raises(UserError, match="corpus.val_fraction"):
+    with pytest.raises(UserError, match=r"corpus.val_fraction"):
         build_run_config("x", None, {"corpus.val_fraction": 1.0})
-    with pytest.raises(UserError, match="corpus.min_count"):
+    with pytest.raises(UserError, match=r"corpus.min_count"):
         build_run_config("x", None, {"corpus.min_count": 0})
 
 

@@ -94,7 +94,7 @@ def test_a_parallel_sweep_runs_two_at_a_time_and_matches_runs_trained_alone(tiny
     statuses = controller.run_queue(
         names, parallel=2, device="cpu", report=lambda name, status, slot: seen.append((name, status))
     )
-    assert statuses == {name: "finished" for name in names}
+    assert statuses == dict.fromkeys(names, "finished")
     assert executor.most_alive == 2 and len(executor.jobs) == 3
     assert seen[:2] == [("w0", "training"), ("w1", "training")]  # the third waited for a free slot
     assert not any((tmp_path / "sweep" / name / protocol.REQUEST_FILE).exists() for name in names)

@@ -67,7 +67,7 @@ def test_the_nyt_headline_column_is_found_and_unknown_rows_dropped():
         ("U.S. Troops Head to a Well-Known Base", ["us", "troops", "head", "to", "a", "wellknown", "base"]),
         ("100% of_it: (really) [sure]?", ["100", "ofit", "really", "sure"]),
         ("Café—naïve", ["cafnave"]),  # non-ASCII characters are dropped, not replaced by a space
-        ("Trump’s “Plan”", ["trumps", "plan"]),  # curly quotes are not string.punctuation: dropped as non-ASCII
+        ("Trump’s “Plan”", ["trumps", "plan"]),  # noqa: RUF001 - curly quotes are not string.punctuation: dropped as non-ASCII
         ("  tabs\tand   spaces \n", ["tabs", "and", "spaces"]),
         ("!!! ...", []),
     ],
@@ -247,7 +247,7 @@ def test_a_folder_without_articles_reads_its_csv_and_txt_files(tmp_path):
 
 
 def test_an_empty_folder_is_refused(tmp_path):
-    with pytest.raises(UserError, match="holds no .csv or .txt file"):
+    with pytest.raises(UserError, match=r"holds no .csv or .txt file"):
         load(tmp_path)
 
 

@@ -120,7 +120,7 @@ def test_bad_generation_settings(base):
     with pytest.raises(UserError, match="--top-k 0 is not allowed"):
         Strategy(top_k=0)
     for temperature in (0.0, -1.0, math.inf, math.nan):
-        with pytest.raises(UserError, match="--temperature .* is not allowed"):
+        with pytest.raises(UserError, match=r"--temperature .* is not allowed"):
             Strategy(top_k=3, temperature=temperature)
 
 

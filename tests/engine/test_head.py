@@ -46,7 +46,7 @@ CASES = [
 
 
 def case_id(case) -> str:
-    loss, param, regularizer, weight, head = case
+    loss, param, regularizer, _weight, head = case
     return f"{loss}{'' if param is None else param}-{regularizer}-{head}"
 
 

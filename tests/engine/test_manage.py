@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -54,7 +55,7 @@ def test_rename_refuses_taken_and_unplain_names(checkpoints, capsys, new, senten
 
 
 def test_delete_asks_for_yes_then_removes_only_the_run(checkpoints, capsys, monkeypatch):
-    monkeypatch.setattr("sys.stdin", open(os.devnull))  # not a terminal: no one to ask
+    monkeypatch.setattr("sys.stdin", io.StringIO())  # not a terminal: no one to ask
     code, out, err = run_cli(capsys, "delete", "a", "--checkpoints", checkpoints)
     assert code == 2 and "give --yes" in error_line(err) and "3 files" in err and (checkpoints / "a").is_dir()
 
@@ -150,9 +151,8 @@ def test_a_trainer_starting_meanwhile_is_refused_by_the_lock(checkpoints):
     from engine.runs import manage
 
     folder = checkpoints / "a"
-    with manage._held(folder, "a"):
-        with pytest.raises(UserError, match="Run 'a' is being trained by process"):
-            protocol.RunLock(folder, "a").acquire()
+    with manage._held(folder, "a"), pytest.raises(UserError, match="Run 'a' is being trained by process"):
+        protocol.RunLock(folder, "a").acquire()
     assert not (folder / "lock").exists()
 
 

@@ -80,7 +80,7 @@ def test_every_status_has_its_transitions_and_final_events_map_to_final_statuses
     with pytest.raises(ValueError):
         final_status(StepMetrics("r", 1, 2, 0.5, {}))
     assert protocol.can_become("training", "interrupted") and not protocol.can_become("finished", "stopped")
-    assert protocol.RESUMABLE == {"stopped", "interrupted", "diverged", "failed", "finished"}
+    assert {"stopped", "interrupted", "diverged", "failed", "finished"} == protocol.RESUMABLE
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def test_a_stacked_sweep_is_one_trainer_process_whose_runs_match_runs_trained_al
     names = controller.queue(configs)
     assert controller.plan_jobs(names, stack=True, device="cpu") == [tuple(names)]
     statuses = controller.run_queue(names, parallel=2, device="cpu", stack=True)
-    assert statuses == {name: "finished" for name in names}
+    assert statuses == dict.fromkeys(names, "finished")
     assert len(executor.jobs) == 1 and executor.jobs[0].spec.stacked and executor.jobs[0].spec.runs == tuple(names)
     for config in configs:
         alone = tmp_path / "alone"

@@ -322,10 +322,10 @@ def scored_pairs(batches) -> Counter:
     pairs: Counter = Counter()
     for batch in iterate(batches, seed=None):
         if batch.last_only:
-            for row, target in zip(batch.inputs.tolist(), batch.targets.tolist()):
+            for row, target in zip(batch.inputs.tolist(), batch.targets.tolist(), strict=True):
                 pairs[(tuple(token for token in row if token), target)] += 1
         else:
-            for row, targets in zip(batch.inputs.tolist(), batch.targets.tolist()):
+            for row, targets in zip(batch.inputs.tolist(), batch.targets.tolist(), strict=True):
                 for position, target in enumerate(targets):
                     if target:
                         pairs[(tuple(row[: position + 1]), target)] += 1

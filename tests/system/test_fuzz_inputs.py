@@ -21,7 +21,7 @@ from engine.lm.corpus import load_corpus
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-TEXTY = st.lists(st.sampled_from(list("ab cd,\"\n\r\t.;'é\x00\ufeff") + ["headline", "Unknown", "word"]), max_size=120).map(
+TEXTY = st.lists(st.sampled_from([*list("ab cd,\"\n\r\t.;'é\x00\ufeff"), "headline", "Unknown", "word"]), max_size=120).map(
     "".join
 )
 CORPUS_BYTES = st.one_of(st.binary(max_size=400), TEXTY.map(lambda text: text.encode("utf-8")))

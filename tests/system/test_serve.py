@@ -62,13 +62,12 @@ async def app_screen_shows(url: str, origin: str, text: bytes, timeout: float = 
     import aiohttp
 
     received = b""
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(url, headers={"Origin": origin}) as websocket:
-            while text not in received:
-                message = await websocket.receive(timeout=timeout)
-                assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), (message, received[-500:])
-                if message.type == aiohttp.WSMsgType.BINARY:
-                    received += message.data
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers={"Origin": origin}) as websocket:
+        while text not in received:
+            message = await websocket.receive(timeout=timeout)
+            assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), (message, received[-500:])
+            if message.type == aiohttp.WSMsgType.BINARY:
+                received += message.data
     return received
 
 

@@ -394,7 +394,7 @@ def test_a_signal_stops_with_a_checkpoint_and_more_signals_cannot_cut_the_save(s
         wait_until_training(process)
         for signum in signals:
             process.send_signal(signum)
-        out, err = process.communicate(timeout=120)
+        _out, err = process.communicate(timeout=120)
     finally:
         watchdog.cancel()
         if process.poll() is None:

@@ -12,9 +12,9 @@ import pytest
 from engine.jobs.controller import Controller
 from engine.runs import protocol
 from engine.runs.view import RunReader
-from tests.system import test_tui_tmux
 from tests.conftest import tiny_config
 from tests.engine.test_protocol import start_train, training
+from tests.system import test_tui_tmux
 from tests.system.test_tui_tmux import Tmux, console_script, running, start_training
 from tui.app import ExplorerApp
 from tui.screens.confirm_quit import ConfirmQuit

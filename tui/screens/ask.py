@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
@@ -27,7 +28,7 @@ class AskText(ModalScreen["str | None"]):
     """One line of text: enter answers it (when ``check`` finds no problem, else the problem shows), escape goes back."""
 
     AUTO_FOCUS = "#answer"
-    BINDINGS = [Binding("escape", "dismiss(None)", "Go back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Go back")]
     DEFAULT_CSS = MODAL_CSS.format(name="AskText", border="$accent")
 
     def __init__(self, title: str, prompt: str, value: str, check: Callable[[str], str | None], integer: bool = False) -> None:
@@ -57,7 +58,7 @@ class ConfirmDelete(ModalScreen[bool]):
     """``y`` (or the Delete button) deletes; ``n``, escape or enter on the default button keeps the run."""
 
     AUTO_FOCUS = "#keep"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Delete it"),
         Binding("n,escape", "answer(False)", "Keep it"),
     ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -18,7 +18,7 @@ class ConfirmQuit(ModalScreen["QuitChoice | None"]):
     """``l`` or enter leaves the runs training and quits, ``y``/``s`` stops them and quits, ``n`` or escape goes back."""
 
     AUTO_FOCUS = "#leave"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "answer('leave')", "Leave them training and quit"),
         Binding("y,s", "answer('stop')", "Stop them and quit"),
         Binding("n,escape", "answer(None)", "Go back"),

@@ -10,12 +10,12 @@ puts the first run's settings into the Setup form (its clone), escape just close
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
@@ -58,7 +58,7 @@ def record_rows(record: Any) -> dict[str, str]:
 class RunDetail(ModalScreen[RunConfig | None]):
     """Settings × runs; dismissed with the first run's config when ``c`` clones it into the form."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss(None)", "Close"),
         Binding("d", "toggle_differences", "Only differences"),
         Binding("c", "clone", "Clone into the form"),

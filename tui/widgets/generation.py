@@ -14,13 +14,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static, Switch
@@ -91,7 +91,7 @@ def markdown_cell(result: Any, epoch: float | None = None) -> str:
 class ContinuationsTable(DataTable):
     """Seeds × runs; ``d`` unpins the seed under the cursor."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "remove_seed", "Unpin seed"),
     ]
 
@@ -112,7 +112,7 @@ class ContinuationsTable(DataTable):
 class GenerationPanel(Vertical):
     """Seed field, words count, strategy switch, the continuations table and the step-by-step view."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down", "focus_table", "To the table", show=False),
         Binding("s", "toggle_sampling", "Greedy/top-5"),
         Binding("y", "copy_markdown", "Copy Markdown"),

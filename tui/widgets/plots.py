@@ -39,11 +39,12 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult, RenderResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -202,7 +203,7 @@ class SafePlot(PlotextPlot):
     def render(self) -> RenderResult:
         try:
             rendered = super().render()
-        except Exception as error:  # noqa: BLE001 - a drawing error must never end the app
+        except Exception as error:  # a drawing error must never end the app
             self.canvas = None
             return Text(f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red")
         monitor = self.plt.monitor
@@ -232,7 +233,7 @@ class MetricPlots(Vertical):
 
     can_focus = True
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
         Binding("e", "cycle_smoothing", "Smooth"),
@@ -579,7 +580,7 @@ class MetricPlots(Vertical):
                 self._signatures[pane.id] = signature
                 try:
                     self._draw(plot, pane, runs)
-                except Exception as error:  # noqa: BLE001 - contain it in the pane, as SafePlot.render does
+                except Exception as error:  # contain it in the pane, as SafePlot.render does
                     plot.plt.clear_figure()
                     plot.plt.title(f"{pane.title}: not drawn ({type(error).__name__})")
                     plot.refresh()

@@ -17,11 +17,11 @@ are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, on
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
@@ -103,7 +103,7 @@ def matches(run: RunState, text: str) -> bool:
 class RunsFilter(OrderedInput):
     """The filter line over the runs list; hidden until ``/``, escape clears and hides it."""
 
-    BINDINGS = [Binding("escape", "close", "Clear filter", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Clear filter", show=False)]
 
     DEFAULT_CSS = """
     RunsFilter { display: none; }
@@ -128,7 +128,7 @@ class RunsFilter(OrderedInput):
 class RunsTable(DataTable):
     """A row per run; space shows or hides the highlighted run, x stops it, r resumes it."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "app.toggle_run", "Show", key_display="␣"),
         Binding("s", "app.show_only", "Show only", show=False),
         Binding("h", "app.hide_all", "Hide all", show=False),
