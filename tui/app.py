@@ -38,6 +38,7 @@ from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.jobs.controller import Controller
 from engine.runs.names import default_run_name, run_names
+from tui.client_gone import watch_input_hangup
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
 from tui.memory import load_memory, recall_view, remember, save_memory
@@ -96,6 +97,7 @@ class ExplorerApp(RunManagement, App[int]):
         self._changed_rows: set[str] = set()
         self._attached = False
         self._shutting_down = False
+        self._unmounted = threading.Event()
 
     def compose(self) -> ComposeResult:
         with FocusTabs(initial="setup", id="tabs"):
@@ -122,6 +124,9 @@ class ExplorerApp(RunManagement, App[int]):
         self.tabs = self.query_one(TabbedContent)
         self.set_interval(TABLE_REFRESH_S, self._refresh_rows)
         self._install_signal_handlers()
+        if self.is_web:  # served to a browser: when the server goes, so does the app (runs train on)
+            loop = asyncio.get_running_loop()
+            watch_input_hangup(0, lambda: loop.call_soon_threadsafe(self.hang_up), self._unmounted)
         self.set_timer(FOLLOW_AFTER_S, self._start_following)  # after the first frame: reading runs loads torch
         self.memory = load_memory(self.checkpoints)
         recall_view(self, self.memory)
@@ -129,6 +134,7 @@ class ExplorerApp(RunManagement, App[int]):
     def on_unmount(self) -> None:
         """The runs train on without the app; only the follower ends."""
         self.follower.close()
+        self._unmounted.set()
         self._remove_signal_handlers()
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
