@@ -41,7 +41,7 @@ from engine.runs.names import default_run_name, run_names
 from tui.client_gone import watch_input_hangup
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
-from tui.memory import load_memory, recall_view, remember, save_memory
+from tui.memory import SAVE_EVERY_S, MemoryKeeper, load_memory, recall_view, remember
 from tui.run_actions import RunManagement
 from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
@@ -129,7 +129,9 @@ class ExplorerApp(RunManagement, App[int]):
             watch_input_hangup(0, lambda: loop.call_soon_threadsafe(self.hang_up), self._unmounted)
         self.set_timer(FOLLOW_AFTER_S, self._start_following)  # after the first frame: reading runs loads torch
         self.memory = load_memory(self.checkpoints)
+        self.memory_keeper = MemoryKeeper(self.checkpoints, self.memory)
         recall_view(self, self.memory)
+        self.set_interval(SAVE_EVERY_S, self._keep_memory)
 
     def on_unmount(self) -> None:
         """The runs train on without the app; only the follower ends."""
@@ -140,10 +142,17 @@ class ExplorerApp(RunManagement, App[int]):
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         """Remember the form, seeds, shown runs and toggles for the next launch on this folder, then exit."""
         if not self._exit:
-            # a read-only folder, or an app that never finished mounting: nothing to remember
-            with contextlib.suppress(OSError, NoMatches):
-                save_memory(self.checkpoints, remember(self))
+            self._keep_memory()
         super().exit(result, return_code, message)
+
+    def _keep_memory(self) -> None:
+        """Save what changed in the form, seeds, shown runs, numbers and toggles (a crash then loses at most a second)."""
+        # a read-only folder, or an app that never finished mounting: nothing to remember
+        with contextlib.suppress(OSError, NoMatches, AttributeError):
+            memory = remember(self)
+            if not self._attached:  # the saved runs are not listed yet: the shown ones are still the remembered ones
+                memory = memory.model_copy(update={"shown": self.memory.shown})
+            self.memory_keeper.keep(memory)
 
     # Public API (also used by the benchmarks) ----------------------------------------------------
 
