@@ -191,7 +191,7 @@ async def test_x_axis_and_y_zoom_come_back_on_the_next_launch(tiny_corpus, tmp_p
 
 def canvas_columns(plot) -> tuple[int, int]:
     """The first column of a pane's plot area and its width, read off the frame drawn on the screen (┌ … ┐)."""
-    top = next(line for line in plot.render().plain.splitlines() if "┌" in line)
+    top = next(line for line in str(plot.render()).splitlines() if "┌" in line)
     return top.index("┌") + 1, top.index("┐") - top.index("┌") - 1
 
 
@@ -221,3 +221,41 @@ async def test_a_click_in_a_pane_puts_the_cursor_at_its_x_and_selects_the_pane(t
         await wait_for(pilot, lambda: plots.cursor == 125.0, "the cursor at the pane's last wall time")
         await pilot.click("#plot-train-loss", offset=(start, row))
         await wait_for(pilot, lambda: plots.cursor == 10.0, "the cursor at the first wall time")
+
+
+async def test_the_cursor_marks_its_column_without_drawing_the_panes_again(tiny_corpus, tmp_path):
+    """←/→ mark the cursor's column on each pane's canvas over the drawing already made (plotext is not run again),
+    and the marked column is the one whose x is the cursor's."""
+    from tui.widgets.plots import CURSOR_STYLE, SafePlot
+
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await on_plots(pilot, "a")
+        await pilot.press("right", "right")
+        await redrawn(pilot)
+        plot = app.query_one("#plot-train-loss", SafePlot)
+        drawing = plot._built
+        builds = []
+        build = plot.plt.build
+        plot.plt.build = lambda: builds.append(1) or build()
+        for _ in range(3):
+            await pilot.press("right")
+            await redrawn(pilot)
+            await pilot.pause()
+        assert app.plots.cursor == 1.25 and builds == [] and plot._built is drawing
+
+        def marked_columns(strip) -> set[int]:
+            columns, at = set(), 0
+            for text, style, _ in strip:
+                if style is not None and style.bgcolor == CURSOR_STYLE.bgcolor:
+                    columns.update(range(at, at + len(text)))
+                at += len(text)
+            return columns
+
+        rendered = plot.render().render_strips(plot.size.width, plot.size.height, plot.visual_style, None)
+        (column,) = set().union(*map(marked_columns, rendered))
+        rows = [row for row, strip in enumerate(rendered) if marked_columns(strip)]
+        assert rows == list(plot.canvas_rows) and plot.x_at(column) == pytest.approx(1.25, abs=0.05)
+        await pilot.press("escape")
+        await redrawn(pilot)
+        assert not any(map(marked_columns, plot.render().render_strips(0, 0, plot.visual_style, None)))

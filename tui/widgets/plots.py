@@ -14,12 +14,12 @@ timer only when its own points changed, so drawing stays cheap however long a ru
 
 Reading the plots:
 
-- The legend is a line above the panes: each run's number, objective and weight, in its color
+- The legend is a line above the panes: each run's number and name, in its color
   and with its own marker, so runs are told apart without color too.
 - Tick labels are compact (``2.86e-4``, ``6.25``). The log y axis is drawn here, not by plotext:
   the panes plot log10(y) of the positive points and label the ticks with y itself.
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
-  the panes gives every shown run's value at that x in each pane (the point nearest to it).
+  the panes gives every shown run's value at that x in each pane (the point nearest to it), a line per run.
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
@@ -41,13 +41,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from rich.segment import Segment
+from rich.style import Style as RichStyle
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
+from textual.css.styles import RulesMap
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
+from textual.style import Style as VisualStyle
+from textual.visual import RenderOptions, Visual, visualize
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
@@ -65,6 +71,9 @@ FAINT = 0.4  # the raw line's color under smoothing: this share of the run's col
 X_AXIS_LABELS = {"epoch": "epoch", "step": "step", "wall": "training wall time (s)"}  # the x label under tall panes
 X_AXIS_NAMES = {"epoch": "epoch", "step": "step", "wall": "wall time"}  # in the readout and short titles
 Y_ZOOM_STEP = 2.0
+CURSOR_STYLE = RichStyle(
+    bgcolor="#5a5a5a"
+)  # the cursor's column: a band under the lines, so the points at the cursor stay visible
 MIN_Y_ZOOM = Y_ZOOM_STEP**-12  # the narrowest y window, a share of the fitted range: finer, the 3-digit ticks would repeat
 
 
@@ -182,6 +191,39 @@ def faint(color: str) -> tuple[int, int, int]:
     return tuple(round(channel * FAINT) for channel in hex_to_rgb(color))  # type: ignore[return-value]
 
 
+class MarkedColumn(Visual):
+    """A pane's drawing, as lines already rendered, with one column marked on the canvas lines (the cursor).
+
+    Moving the cursor then costs a few cells per line instead of plotext building the figure again and
+    Textual turning its text into lines again (each about 25 ms per pane on a loaded 2-core machine).
+    """
+
+    def __init__(self, strips: list[Strip], column: int | None, rows: range) -> None:
+        self.strips, self.column, self.rows = strips, column, rows
+
+    def __str__(self) -> str:
+        """The drawing's plain text, line by line."""
+        return "\n".join(strip.text for strip in self.strips)
+
+    def render_strips(self, width: int, height: int | None, style: VisualStyle, options: RenderOptions) -> list[Strip]:
+        column = self.column
+        if column is None:
+            return self.strips
+        marked = list(self.strips)
+        for row in self.rows:
+            if row < len(marked) and column < marked[row].cell_length:
+                before, cell, after = marked[row].divide([column, column + 1, marked[row].cell_length])
+                cell = Strip([Segment(text, (look or RichStyle()) + CURSOR_STYLE, control) for text, look, control in cell])
+                marked[row] = Strip.join([before, cell, after])
+        return marked
+
+    def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
+        return max((strip.cell_length for strip in self.strips), default=0)
+
+    def get_height(self, rules: RulesMap, width: int) -> int:
+        return len(self.strips)
+
+
 class SafePlot(PlotextPlot):
     """A plotext pane that shows a sentence instead of failing when plotext cannot draw its data.
 
@@ -199,17 +241,48 @@ class SafePlot(PlotextPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.canvas: tuple[int, int, float, float] | None = None  # first column, width, x at its left and right ends
+        self.canvas_rows: range = range(0)  # the lines of the rendered text that hold the canvas
+        self.cursor_x: float | None = None
+        self._built: tuple[tuple[int, int, str], list[Strip]] | None = None  # (width, height, theme) → the drawing's lines
+
+    def drawn(self) -> None:
+        """The figure (``plt``) changed: build it again at the next render."""
+        self._built = None
+        self.refresh()
+
+    def show_cursor(self, x: float | None) -> None:
+        """Mark the column at ``x`` (None: no cursor); plotext's drawing is reused, not built again."""
+        if x != self.cursor_x:
+            self.cursor_x = x
+            self.refresh()
 
     def render(self) -> RenderResult:
-        try:
-            rendered = super().render()
-        except Exception as error:  # a drawing error must never end the app
-            self.canvas = None
-            return Text(f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red")
-        monitor = self.plt.monitor
-        columns, (left, right) = monitor.matrix.Cols_canvas, monitor.xlim[0]
-        self.canvas = (columns.start, len(columns), left, right) if len(columns) and None not in (left, right) else None
-        return rendered
+        key = (self.size.width, self.size.height, self.app.theme)
+        if self._built is None or self._built[0] != key:
+            try:
+                built = super().render()
+            except Exception as error:  # a drawing error must never end the app
+                self.canvas, self._built = None, None
+                return Text(
+                    f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red"
+                )
+            matrix = self.plt.monitor.matrix
+            columns, (left, right) = matrix.Cols_canvas, self.plt.monitor.xlim[0]
+            self.canvas = (columns.start, len(columns), left, right) if len(columns) and None not in (left, right) else None
+            lines = len(matrix.Rows)  # plotext prints its matrix rows top row last
+            self.canvas_rows = range(lines - matrix.Rows_canvas.stop, lines - matrix.Rows_canvas.start)
+            strips = Visual.to_strips(self, visualize(self, built), self.size.width, self.size.height, self.visual_style)
+            self._built = (key, strips)
+        column = None if self.cursor_x is None else self.column_of(self.cursor_x)
+        return MarkedColumn(self._built[1], column, self.canvas_rows)
+
+    def column_of(self, x: float) -> int | None:
+        """The widget column plotext draws ``x`` in: ``start + ⌊½ + (w − 1)(x − x₀)/(x₁ − x₀)⌋``, None outside the canvas."""
+        if self.canvas is None:
+            return None
+        start, width, left, right = self.canvas
+        cell = 0 if right == left else math.floor(0.5 + (width - 1) * (x - left) / (right - left))
+        return start + cell if 0 <= cell < width else None
 
     def x_at(self, column: int) -> float | None:
         """The x drawn at ``column``: plotext puts x in cell ⌊½ + (w − 1)(x − x₀)/(x₁ − x₀)⌋ of a canvas w cells
@@ -259,7 +332,7 @@ class MetricPlots(Vertical):
     DEFAULT_CSS = """
     MetricPlots #plot-legend { height: auto; max-height: 2; padding: 0 1; }
     MetricPlots #plot-panes { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
-    MetricPlots #plot-readout { height: auto; max-height: 3; padding: 0 1; display: none; }
+    MetricPlots #plot-readout { height: auto; max-height: 50%; padding: 0 1; display: none; }
     MetricPlots #plot-readout.-shown { display: block; }
     MetricPlots:focus #plot-panes { background-tint: $foreground 3%; }
     """
@@ -281,6 +354,8 @@ class MetricPlots(Vertical):
         self.y_zoom: dict[str, float] = {}  # pane id → share of the fitted y range shown (absent: all of it)
         self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
         self._signatures: dict[str, tuple] = {}
+        self._lines_shown: dict[str | None, Text] = {}  # the legend's and readout's text as last shown
+        self._line_rows: dict[str | None, tuple[int, int]] = {}  # their width and number of lines then
         self._dirty = True
 
     def compose(self) -> ComposeResult:
@@ -426,7 +501,11 @@ class MetricPlots(Vertical):
             self.notify("No run is shown: show one in the runs list (F5, space) to save its metrics.", severity="warning")
             return
         try:
-            path = write_atomically(export_path("metrics", "csv"), metrics_csv(self.checkpoints, [run.name for run in runs]))
+            from tui.widgets.setup_form import flat_settings
+
+            settings = {run.name: flat_settings(run.config) for run in runs}
+            text = metrics_csv(self.checkpoints, [run.name for run in runs], settings)
+            path = write_atomically(export_path("metrics", "csv"), text)
         except OSError as error:
             self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
@@ -522,13 +601,15 @@ class MetricPlots(Vertical):
         ]
 
     def readout_text(self) -> Text:
-        """``epoch 1.5 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``.
+        """``epoch 1.5 │ • #1 kl-best: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``,
+        then one such line per further shown run, under the first.
 
         The x is given with its unit: ``step 40``, ``wall time 42.5 s``.
         """
-        text = Text(f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}", style="bold")
-        for run, points in self.readout():
-            text.append(" │ ")
+        at_x = f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}"
+        text = Text(at_x, style="bold")
+        for index, (run, points) in enumerate(self.readout()):
+            text.append(" │ " if index == 0 else "\n" + " " * len(at_x) + " │ ")  # a line per run: every shown run is read
             text.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}:", style=run.color)
             values = []
             for pane in self.panes:
@@ -552,19 +633,20 @@ class MetricPlots(Vertical):
         readout = self.query_one("#plot-readout", Static)
         readout.set_class(self.cursor is not None and bool(runs), "-shown")
         if self.cursor is not None:
-            readout.update(self.readout_text())
+            self._update_line(readout, self.readout_text())
         for pane in self.panes:
             plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
+            plot.show_cursor(self.cursor if runs else None)
             signature = (
                 plot.size,
                 self.log_scale,
                 self.smoothing,
-                self.cursor,
                 self.x_range,
                 name,
                 self.x_axis,
                 self.y_zoom.get(pane.id),
+                self.cursor if pane.id in self.y_zoom else None,  # a y zoom centres on the value at the cursor
                 self.has_focus and self.panes.index(pane) == self.selected,
                 tuple(
                     (
@@ -583,7 +665,7 @@ class MetricPlots(Vertical):
                 except Exception as error:  # contain it in the pane, as SafePlot.render does
                     plot.plt.clear_figure()
                     plot.plt.title(f"{pane.title}: not drawn ({type(error).__name__})")
-                    plot.refresh()
+                    plot.drawn()
 
     def _draw_legend(self, runs: list[RunState]) -> None:
         legend = Text()
@@ -591,9 +673,25 @@ class MetricPlots(Vertical):
             if legend:
                 legend.append("   ")
             legend.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}", style=f"bold {run.color}")
-        self.query_one("#plot-legend", Static).update(
-            legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim")
+        self._update_line(
+            self.query_one("#plot-legend", Static),
+            legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim"),
         )
+
+    def _update_line(self, line: Static, text: Text) -> None:
+        """Show ``text`` in the legend or readout; lay the screen out again only when its number of lines changes.
+
+        A layout pass refreshes every widget on the screen, the runs list's table too: on a cursor move
+        under load it cost more than the rest of the frame.
+        """
+        if self._lines_shown.get(line.id) == text:
+            return
+        width = max(1, line.content_region.width or line.size.width or 1)
+        rows = len(text.wrap(self.app.console, width))
+        _, rows_before = self._line_rows.get(line.id, (None, None))
+        self._lines_shown[line.id] = text
+        self._line_rows[line.id] = (width, rows)
+        line.update(text, layout=rows != rows_before)
 
     def _draw(self, plot: PlotextPlot, pane: Pane, runs: list[RunState]) -> None:
         plt = plot.plt
@@ -643,17 +741,12 @@ class MetricPlots(Vertical):
             self.y_limits[pane.id] = (low, high)
             plt.ylim(low, high)
             plt.yticks(*y_ticks(low, high, self.log_scale, tick_count(plot.size.height, with_xlabel)))
-            if self.cursor is not None:
-                plt.vertical_line(self.cursor, color="gray")
-        plot.refresh()
+        plot.drawn()
 
     @staticmethod
     def legend(run: RunState) -> str:
-        """``#2 ce + kl 10``: the run's number in the runs list, its objective and weight."""
-        from engine.formatting import objective_label
-
-        weight = f" {run.config.objective.strength:g}" if run.config.objective.regularizer != "none" else ""
-        return f"#{run.number} {objective_label(run.config.objective)}{weight}"
+        """``#2 kl-best``: the run's number in the runs list and its name (two runs of one objective differ by it)."""
+        return f"#{run.number} {run.name}"
 
 
 def _definitions(kinds: list[str], names: dict[str, str]) -> str:
