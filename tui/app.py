@@ -58,6 +58,7 @@ HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANGUP_EXIT_S = 3.0
 FOLLOW_AFTER_S = 0.2
 STOP_WAIT_S = 120.0
+READING_RUNS = "reading the checkpoints folder…"
 
 
 class ExplorerApp(RunManagement, App[int]):
@@ -109,6 +110,7 @@ class ExplorerApp(RunManagement, App[int]):
                 yield GenerationPanel(self.checkpoints, id="generation")
         with Vertical(id="runs-box") as box:
             box.border_title = "F5 Runs"
+            box.border_subtitle = READING_RUNS  # until the follower's first look at the folder lists them
             yield RunsFilter(
                 placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True
             )
@@ -229,6 +231,7 @@ class ExplorerApp(RunManagement, App[int]):
             self._runs_changed()
         if not self._attached:
             self._attached = True
+            self.query_one("#runs-box").border_subtitle = ""
             self._refresh_rows()
             problems = [update.view for update in message.updates if update.view.problem]
             if problems:

@@ -16,6 +16,7 @@ are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -28,21 +29,21 @@ from textual.widgets import DataTable, Input
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
-COLUMNS = (
+COLUMNS = (  # what tells runs apart first, so that 120 columns show it and `o` reaches it in a few presses
     ("mark", "#"),
     ("name", "run"),
-    ("status", "status"),
-    ("epoch", "epoch"),
-    ("train_loss", "train loss"),
-    ("val_loss", "val loss"),
-    ("best_val_loss", "best val"),
-    ("entropy", "entropy"),
-    ("kl", "KL"),
-    ("accuracy", "accuracy"),
-    ("distinct", "distinct"),
-    ("pairs_per_s", "pairs/s"),
     ("objective", "objective"),
     ("weight", "weight"),
+    ("status", "status"),
+    ("epoch", "epoch"),
+    ("val_loss", "val loss"),
+    ("distinct", "distinct"),
+    ("accuracy", "accuracy"),
+    ("best_val_loss", "best val"),
+    ("train_loss", "train loss"),
+    ("entropy", "entropy"),
+    ("kl", "KL"),
+    ("pairs_per_s", "pairs/s"),
 )
 STATUS_STYLES = {
     "training": "bold",
@@ -88,8 +89,13 @@ def sort_value(run: RunState, column: str) -> Any:
     if column == "objective":
         from engine.formatting import objective_label
 
-        return objective_label(run.config.objective)
-    return str(getattr(run, column, run.name))
+        return natural_key(objective_label(run.config.objective))
+    return natural_key(str(getattr(run, column, run.name)))
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Text sorted as people read it: runs of digits by their value, so ``kl-2`` comes before ``kl-10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in re.split(r"(\d+)", text) if part)
 
 
 def matches(run: RunState, text: str) -> bool:
@@ -264,19 +270,20 @@ class RunsTable(DataTable):
         distinct = metrics.get("distinct_predictions")
         collapsed = distinct is not None and is_collapsed(int(distinct))
         distinct_cell = Text(distinct_label(distinct), style="bold red" if collapsed else "")
-        return [
-            Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
-            run.name,
-            Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
-            f"{run.epoch:.2f}/{run.config.train.epochs}",
-            number(metrics.get("train_loss")),
-            number(metrics.get("val_loss")),
-            number(best_val_loss(run)),
-            number(metrics.get("entropy")),
-            number(metrics.get("kl")),
-            number(metrics.get("accuracy")),
-            distinct_cell,
-            rate_label(run.pairs_per_s),
-            objective_label(run.config.objective),
-            f"{run.config.objective.strength:g}",
-        ]
+        cells: dict[str, Text | str] = {
+            "mark": Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
+            "name": run.name,
+            "objective": objective_label(run.config.objective),
+            "weight": f"{run.config.objective.strength:g}",
+            "status": Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
+            "epoch": f"{run.epoch:.2f}/{run.config.train.epochs}",
+            "val_loss": number(metrics.get("val_loss")),
+            "distinct": distinct_cell,
+            "accuracy": number(metrics.get("accuracy")),
+            "best_val_loss": number(best_val_loss(run)),
+            "train_loss": number(metrics.get("train_loss")),
+            "entropy": number(metrics.get("entropy")),
+            "kl": number(metrics.get("kl")),
+            "pairs_per_s": rate_label(run.pairs_per_s),
+        }
+        return [cells[key] for key, _ in COLUMNS]
