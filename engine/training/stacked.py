@@ -107,6 +107,7 @@ from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus
 from engine.lm.model import LanguageModel
 from engine.lm.stacked_model import StackedModel, adam, load_member_adam, select_adam
+from engine.metric_table import line_fields
 from engine.objective.metrics import definitions_for
 from engine.objective.stacked import StackedObjective, StackedTotals
 from engine.runs import protocol
@@ -123,8 +124,7 @@ from engine.training.events import (
 from engine.training.trainer import (
     EVAL_BATCH_FACTOR,
     WallClock,
-    _train_summary,
-    _val_summary,
+    _epoch_summary,
     close_epoch,
     divergence_message,
     epoch_seed,
@@ -430,7 +430,7 @@ class StackedTrainer:
             self._keep([r for r in range(len(self._active)) if r not in diverged])
         timing = self._clock.line(self._window.count)  # the members share every batch, so its time and pairs
         for r, member in enumerate(self._active):
-            live = self._window.member(r).summary("train_")
+            live = line_fields(self._window.member(r).summary(), "training")
             member.directory.append_metrics({"kind": "step", "step": step, "epoch": epoch, **live, **timing})
             self._writers[member.name].progress(step, total_steps, str(self._device))
             yield StepMetrics(member.name, step, total_steps, epoch, live)
@@ -460,7 +460,7 @@ class StackedTrainer:
         timing = self._clock.epoch_line()
         stopped = []
         for r, member in enumerate(self._active):
-            metrics = {**_train_summary(self._epoch_totals.member(r)), **_val_summary(validation.member(r))}
+            metrics = _epoch_summary(self._epoch_totals.member(r), validation.member(r))
             yield from close_epoch(
                 member.record,
                 member.directory,
