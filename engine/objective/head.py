@@ -167,10 +167,9 @@ PLAIN = Fusion(False, "plain torch")
 def plan_fusion(device: torch.device, setting: str = "auto") -> Fusion:
     """How this run's chunks run: ``setting`` ``on`` compiles, ``off`` does not, ``auto`` compiles on CUDA only.
 
-    On a CPU compiling pays only in long runs: measured on the shared 2-core box (W2's shape,
-    190 × 100 → 11,265), a compiled chunk step takes 81–89 ms against 160 ms in plain torch (the
-    matmuls alone: 59 ms), but Inductor takes 11 s (warm cache) to about 70 s (cold) per objective
-    and head, which is several W2 epochs' saving, and minutes in a test suite.
+    On a CPU compiling pays only in long runs: a compiled chunk step is about twice as fast as plain
+    torch, but Inductor's compile time per objective and head is several W2 epochs' saving, and
+    minutes in a test suite (measured: ``docs/design/fused-head.md``).
     """
     compiler = "Triton" if device.type == "cuda" else "C++"
     if setting == "on" or (setting == "auto" and device.type == "cuda"):
