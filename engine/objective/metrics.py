@@ -1,4 +1,4 @@
-"""Every number lm-explorer plots or tabulates, each defined once here.
+"""Every number lm-explorer plots or tabulates, each defined once here (named and rendered in :mod:`engine.metric_table`).
 
 Notation, per prediction: ``z`` the raw outputs over a vocabulary of V words, ``p = softmax(z)``,
 ``t`` the target distribution (one-hot on the next word), ``y`` the head's prediction (``z`` for a
