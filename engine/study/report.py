@@ -4,7 +4,7 @@
 :func:`write_outputs` draws and writes everything. Every number in the report is read from the
 runs' ``metrics.jsonl`` epoch lines (validation entropy, KL, accuracy, perplexity, distinct
 predictions; epoch-mean training loss) or measured here on the saved models, and formatted by
-:func:`engine.formatting.number`; with several seeds a cell reads ``mean (min–max)``.
+:func:`engine.metric_table.number`; with several seeds a cell reads ``mean (min–max)``.
 """
 
 from __future__ import annotations
