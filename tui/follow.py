@@ -13,7 +13,6 @@ a trainer left by an earlier session) makes no difference: the folder is the onl
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from textual.message import Message
 
 from engine.errors import UserError
 from engine.jobs.controller import Controller
-from engine.runs import protocol
+from engine.runs import metrics_lines, protocol
 from engine.runs.view import RunView
 from engine.safe_io import open_regular
 
@@ -61,7 +60,8 @@ class _Tail:
 
 
 def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]:
-    """Complete JSON lines appended to ``path`` since ``tail``; True when the file was replaced (read from its start)."""
+    """The metrics lines (:mod:`engine.runs.metrics_lines`) completed in ``path`` since ``tail``; True when the file
+    was replaced (read from its start)."""
     try:
         fd = open_regular(path, protocol.protocol_file(path))
     except (OSError, UserError):
@@ -74,20 +74,14 @@ def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]
         file.seek(tail.offset)
         data = file.read(READ_LIMIT)
     end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+    if not end and len(data) == READ_LIMIT:  # no end in sight: a line far over the limit, read past and skipped
+        end = len(data)
     tail.offset += end
-    lines = []
-    for raw in data[:end].splitlines():
-        try:
-            line = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines, restart
+    return metrics_lines.parse_lines(data[:end]), restart
 
 
 def read_last_line(path: Path) -> dict[str, Any] | None:
-    """The last complete JSON line of ``path`` (looked for in its last ``LAST_LINE_LIMIT`` bytes), or None."""
+    """The last complete metrics line of ``path`` (looked for in its last ``LAST_LINE_LIMIT`` bytes), or None."""
     try:
         fd = open_regular(path, protocol.protocol_file(path))
     except (OSError, UserError):
@@ -96,13 +90,8 @@ def read_last_line(path: Path) -> dict[str, Any] | None:
         size = os.fstat(file.fileno()).st_size
         file.seek(max(0, size - LAST_LINE_LIMIT))
         data = file.read(LAST_LINE_LIMIT)
-    for raw in reversed(data[: data.rfind(b"\n") + 1].splitlines()):
-        try:
-            line = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
-        return line if isinstance(line, dict) else None
-    return None
+    lines = metrics_lines.parse_lines(data[: data.rfind(b"\n") + 1])
+    return lines[-1] if lines else None
 
 
 class Follower:

@@ -16,7 +16,7 @@ from engine.config.settings import add_options, given_overrides, settings
 from engine.errors import UserError
 from engine.exit_codes import exit_code
 from engine.objective.terms import REGULARIZERS
-from engine.runs.names import default_run_name, sweep_member_name
+from engine.runs.names import check_name, default_run_name, sweep_member_name
 
 if TYPE_CHECKING:
     from engine.jobs.controller import Controller, Slot
@@ -74,7 +74,9 @@ def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any
     """The run's config from the options; without a ``name``, a default one whose folder is reserved at once."""
     from engine.runs.protocol import reserve
 
-    config = build_run_config(name or "unnamed", args.preset, {**given_overrides(args), **(extra or {})})
+    config = build_run_config(
+        "unnamed" if name is None else check_name(name, "--name"), args.preset, {**given_overrides(args), **(extra or {})}
+    )
     if name is None:
         checkpoints = checkpoints_folder(args.checkpoints, create=True)
         config = config.model_copy(update={"name": reserve(checkpoints, default_run_name(config))})
@@ -88,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = given_overrides(args)
         fixed = sorted(item.flag for item in settings() if item.key in given and not item.resumable)
-        fixed += ["--preset"] * bool(args.preset) + ["--name"] * bool(args.name)
+        fixed += ["--preset"] * bool(args.preset) + ["--name"] * (args.name is not None)
         if fixed:
             *others, last = [item.flag for item in settings() if item.resumable]
             allowed = f"{', '.join(others)} and {last}"
@@ -117,11 +119,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     parallel = parse_parallel(args.parallel)
     device = args.device or "auto"
     given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
+    stem = None if args.name is None else check_name(args.name, "--name")
     configs = []
     for weight in weights:
         config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
         configs.append(
-            config.model_copy(update={"name": sweep_member_name(args.name, weight) if args.name else default_run_name(config)})
+            config.model_copy(update={"name": default_run_name(config) if stem is None else sweep_member_name(stem, weight)})
         )
     if configs[0].objective.regularizer == "none":
         *others, last = [name for name in REGULARIZERS if name != "none"]
@@ -129,7 +132,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}."
         )
     controller = Controller(checkpoints_folder(args.checkpoints, create=True))
-    names = controller.queue(configs, rename=not args.name)
+    names = controller.queue(configs, rename=stem is None)
     if args.detach:
         controller.launch_runner(names, parallel, device, args.stack)
         print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")

@@ -81,7 +81,7 @@ class CorpusConfig(_Strict):
     cut, which only makes sense with ``prefix`` batching).
     """
 
-    paths: list[str] = option(
+    paths: list[Annotated[str, Field(pattern=r"\S")]] = option(
         list,
         "a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)",
         flag="--corpus",
