@@ -349,13 +349,17 @@ class LoadedRun:
         return self.record.name
 
 
-def load_run(checkpoints: Path, name: str, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild a saved run from its folder; :class:`UserError` when it is missing, corrupt or foreign."""
+def load_run(checkpoints: Path, name: str, device: str | torch.device = "cpu", with_metrics: bool = True) -> LoadedRun:
+    """Rebuild a saved run from its folder; :class:`UserError` when it is missing, corrupt or foreign.
+
+    Without ``with_metrics`` (generation needs none) ``metrics.jsonl`` is not read at all.
+    """
     directory = RunDirectory(checkpoints, name)
     record = directory.read_record()
     model = build_model(directory, record)
     model.to(device).eval()
-    return LoadedRun(record=record, model=model, metrics=directory.read_metrics(record.epochs_completed))
+    metrics = directory.read_metrics(record.epochs_completed) if with_metrics else []
+    return LoadedRun(record=record, model=model, metrics=metrics)
 
 
 TENSOR_HEADER_BYTES = 2**20  # safetensors' JSON header: names, shapes and offsets

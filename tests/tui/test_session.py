@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+
+import pytest
 
 from engine.config.presets import build_run_config
 from engine.generate import Alternative, Continuation, GenerationStep
@@ -151,3 +154,49 @@ def test_the_last_metrics_line_of_an_unfollowed_run_is_its_last_complete_one(tmp
     run.note_latest(lines[-1])
     run.note_latest(None)
     assert run.pairs_per_s == 99900.0
+
+
+def test_non_finite_values_on_disk_reach_the_series_as_floats(tmp_path):
+    """``metrics.jsonl`` stores them as "inf"/"-inf"/"nan"; the app's reader used to drop them."""
+    from tui.follow import _Tail, read_new_lines
+
+    path = tmp_path / "r" / "metrics.jsonl"
+    path.parent.mkdir()
+    path.write_text(
+        '{"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 2.5, "kl": 0.1}\n'
+        '{"kind": "epoch", "step": 20, "epoch": 2, "val_loss": "inf", "kl": "nan"}\n'
+    )
+    lines, restart = read_new_lines(path, _Tail())
+    run = Session().add("r", CONFIG)
+    run.add_lines(lines)
+    assert restart and run.points("val_loss") == [(1.0, 2.5), (2.0, math.inf)]
+    (_, first), (_, second) = run.points("kl")
+    assert first == 0.1 and math.isnan(second)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"smoothing": ' + "9" * 5000 + "}",
+        '{"seeds": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"numbers": {"a": ' + "9" * 400 + "}}",
+        "\ufeff{} not json",
+    ],
+    ids=["5000-digit number", "deep nesting", "huge count", "not json"],
+)
+def test_a_hostile_memory_file_gives_a_fresh_memory(tmp_path, text):
+    from tui.memory import MEMORY_FILE, Memory, load_memory
+
+    (tmp_path / MEMORY_FILE).write_text(text)
+    assert load_memory(tmp_path) == Memory()
+
+
+def test_the_metrics_export_skips_hostile_lines_and_writes_non_finite_values(tmp_path):
+    from tui.export import metrics_csv
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text(
+        '{"kind": "step", "step": 1, "epoch": 0.5, "train_loss": ' + "9" * 5000 + "}\n"
+        '{"kind": "epoch", "step": 2, "epoch": 1, "val_loss": "inf", "wall_s": 1.5}\n'
+    )
+    assert metrics_csv(tmp_path, ["r"]).splitlines() == ["run,kind,step,epoch,wall_s,val_loss", "r,epoch,2,1.0,1.5,inf"]

@@ -317,7 +317,7 @@ class GenerationPanel(Vertical):
 
         for attempt in range(LOAD_ATTEMPTS):
             try:
-                return load_run(self.checkpoints, run_name)
+                return load_run(self.checkpoints, run_name, with_metrics=False)
             except UserError:
                 if attempt == LOAD_ATTEMPTS - 1:
                     raise
