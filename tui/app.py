@@ -190,14 +190,15 @@ class ExplorerApp(RunManagement, App[int]):
                 runs_changed = True
             before = (run.status, run.checkpoint_version)
             run.observe(view)
-            if update.restart:
+            if not update.followed:
+                run.note_summary(update.lines, update.restart)
+            elif update.restart:
                 run.load_history(update.lines, update.definitions)
             else:
                 if update.definitions and not run.definitions:
                     run.definitions = dict(update.definitions)
                 run.add_lines(update.lines)
-            run.note_latest(update.latest)
-            if update.lines or update.restart:
+            if update.followed and (update.lines or update.restart):
                 self.plots.mark_changed()
             if run.checkpoint_version != before[1]:
                 runs_changed = True

@@ -100,7 +100,7 @@ class RunManagement:
         self.runs_table.drop_run(old)
         self._row_changed(answer)
         self._refresh_rows()
-        self.runs_table.move_cursor(row=self.runs_table.get_row_index(answer))
+        self.runs_table.highlight(answer)
         self._runs_changed()
 
     def action_delete_run(self: Any) -> None:
