@@ -88,7 +88,7 @@ class Follower:
         self._followed: set[str] = set()
         self._tails: dict[str, _Tail] = {}  # the followed runs'
         self._summary_tails: dict[str, _Tail] = {}  # the others'
-        self._last: dict[str, tuple] = {}
+        self._last: dict[str, tuple[object, ...]] = {}  # run → what its last Update showed of its status
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._poke = threading.Event()
