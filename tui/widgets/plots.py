@@ -14,18 +14,25 @@ timer only when its own points changed, so drawing stays cheap however long a ru
 
 Reading the plots:
 
-- The legend is a line above the panes: each run's number, objective and weight, in its color
-  and with its own marker, so runs are told apart without color too.
+- Each run is a line (braille, two points per cell) in its color, with its own marker at the
+  cursor's point, or at its last point while there is no cursor (as TensorBoard marks lines). The
+  legend is a line above the panes: each run's number, objective and weight, in its color and
+  with its marker, so runs are told apart without color too.
+- Every pane gets at least ``MIN_PANE_ROWS`` rows (:func:`tui.plotting.pane_grid`): where four do
+  not fit (80×24 with a full runs list) two are shown side by side, and ``m`` pages through the
+  set, then on to the next set.
+- The maths (what each pane shows, from points alone) is :mod:`tui.plotting`; a pane draws one
+  :class:`~tui.plotting.Figure` per frame, so ticks and points always share a scale.
 - Tick labels are compact (``2.86e-4``, ``6.25``). The log y axis is drawn here, not by plotext:
   the panes plot log10(y) of the positive points and label the ticks with y itself.
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
   the panes gives every shown run's value at that x in each pane (the point nearest to it).
-- ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
+- ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`tui.plotting.ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
 - ``[`` / ``]`` (or a click) select a pane, marked ▸ while the plots have focus; ↑ / ↓ zoom its
   y range in / out by 2 around its first run's value at the cursor (or its latest value),
-  ``y`` fits it again (:func:`zoom_window`). Each pane keeps its own zoom; a log y axis zooms
+  ``y`` fits it again (:func:`tui.plotting.zoom_window`). Each pane keeps its own zoom; a log y axis zooms
   in log10 units.
 - A click in a pane puts the cursor at the x under the mouse (:meth:`SafePlot.x_at`, from the
   geometry plotext drew), on the nearest x some shown run has a point at.
@@ -174,7 +181,7 @@ class SafePlot(PlotextPlot):
 
 
 class MetricPlots(Vertical):
-    """Legend, the 2×2 grid of plots and the cursor's readout.
+    """Legend, the grid of plots (2×2, or fewer panes a page where a pane would get under 8 rows) and the cursor's readout.
 
     ``l`` toggles a log y axis, ``v`` entropy/KL between training windows and validation,
     ``e`` cycles smoothing, ``x`` the x axis, ←/→ move the cursor, ↑/↓ zoom the selected pane's y.
@@ -186,7 +193,7 @@ class MetricPlots(Vertical):
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
         Binding("e", "cycle_smoothing", "Smooth"),
-        Binding("m", "cycle_panes", "Panes: entropy, KL, losses ↔ accuracy, perplexity, distinct", show=False),
+        Binding("m", "cycle_panes", "Next panes: entropy, KL, losses → accuracy, perplexity, distinct", show=False),
         Binding("c", "export_csv", "Save CSV", show=False),
         Binding("p", "export_svg", "Save SVG", show=False),
         Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
