@@ -157,7 +157,7 @@ class ModelConfig(_Strict):
         elif self.output_embedding == "tied" and self.hidden_size != self.embedding_dim:
             raise ValueError(
                 f"a tied output embedding needs --hidden-size ({self.hidden_size}) equal to --embedding-dim "
-                f"({self.embedding_dim}) for an {self.arch}"
+                f"({self.embedding_dim}) in a recurrent network ({self.arch})"
             )
         return self
 

@@ -43,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.head": "softmax",
         "objective.loss": "ce",
         "train.batch_size": 32,
-        "train.epochs": 6,
+        "train.epochs": 10,
         "train.lr": 2e-3,
         "train.batching": "document",
     },
