@@ -113,7 +113,7 @@ class Follower:
         self.post = post
         self._followed: set[str] = set()
         self._tails: dict[str, _Tail] = {}
-        self._last: dict[str, tuple] = {}
+        self._last: dict[str, tuple[object, ...]] = {}  # run → what its last Update showed of its status
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._poke = threading.Event()

@@ -71,6 +71,11 @@ def rate_label(pairs_per_s: float | None) -> str:
     return f"{pairs_per_s:.3g}/s"
 
 
+def _latest(key: str) -> Callable[[RunState], float | None]:
+    """The run's latest value of the metric ``key``, or None before it has one."""
+    return lambda run: run.metrics.get(key)
+
+
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
@@ -80,7 +85,7 @@ def sort_value(run: RunState, column: str) -> Any:
         "best_val_loss": best_val_loss,
         "distinct": lambda r: r.metrics.get("distinct_predictions"),
         "pairs_per_s": lambda r: r.pairs_per_s,
-        **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
+        **{key: _latest(key) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
     }
     if column in numbers:
         value = numbers[column](run)
@@ -125,7 +130,7 @@ class RunsFilter(OrderedInput):
         self.screen.set_focus(self.screen.query_one(RunsTable))
 
 
-class RunsTable(DataTable):
+class RunsTable(DataTable[Text | str]):
     """A row per run; space shows or hides the highlighted run, x stops it, r resumes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -175,7 +180,7 @@ class RunsTable(DataTable):
     @property
     def listed(self) -> list[str]:
         """The names of the listed runs, top to bottom."""
-        return [row.key.value for row in self.ordered_rows]
+        return [name for row in self.ordered_rows if (name := row.key.value) is not None]
 
     def show_run(self, run: RunState) -> None:
         """Add the run's row or bring its cells up to date (a run the filter leaves out gets no row)."""
@@ -208,7 +213,7 @@ class RunsTable(DataTable):
             if matches(run, text):
                 self.add_row(*self._cells(run), key=run.name)
         self._sort()
-        if highlighted in self.rows:
+        if highlighted is not None and highlighted in self.rows:
             self.move_cursor(row=self.get_row_index(highlighted))
 
     async def _on_click(self, event: events.Click) -> None:

@@ -257,9 +257,9 @@ class SetupForm(VerticalScroll):
                 f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
                 "none: choose a regularizer, or give one weight."
             )
-        name = self.query_one("#run-name", Input).value.strip() or None
-        if name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(name, weights)):
-            errors["run-name"] = f"Run name {name!r} is not a plain name: use {RUN_NAME_RULE} (a sweep adds -w<weight>)."
+        run_name = self.query_one("#run-name", Input).value.strip() or None
+        if run_name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(run_name, weights)):
+            errors["run-name"] = f"Run name {run_name!r} is not a plain name: use {RUN_NAME_RULE} (a sweep adds -w<weight>)."
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, "objective.weight": weight} for weight in weights]
@@ -268,7 +268,7 @@ class SetupForm(VerticalScroll):
                 build_run_config("form", preset, values)
         except UserError as error:
             return FormReading(preset, [], {}, str(error))
-        return FormReading(preset, overrides, {}, name=name)
+        return FormReading(preset, overrides, {}, name=run_name)
 
     def revalidate(self) -> None:
         """Re-read the form; show reasons, the summary line and the Train button's state."""
@@ -387,7 +387,13 @@ class SetupForm(VerticalScroll):
 
     def values(self) -> dict[str, str]:
         """Each field's text or choice, by field id."""
-        return {name: str(self.query_one(f"#{name}").value) for name in self.FIELDS}
+        return {name: str(self._control(name).value) for name in self.FIELDS}
+
+    def _control(self, name: str) -> Input | Select[Any]:
+        """The field ``name`` of :attr:`FIELDS`: its Input or Select."""
+        control = self.query_one(f"#{name}")
+        assert isinstance(control, (Input, Select)), f"#{name} is a {type(control).__name__}"
+        return control
 
     def restore(self, values: dict[str, str], extra: dict[str, Any]) -> None:
         """Put back what :meth:`values` gave (unknown ids and choices not offered are skipped)."""
@@ -397,9 +403,8 @@ class SetupForm(VerticalScroll):
         for name, value in values.items():
             if name not in self.FIELDS:
                 continue
-            field = self.query_one(f"#{name}")
             try:
-                field.value = value
+                self._control(name).value = value
             except InvalidSelectValueError:
                 continue  # a choice this version no longer offers
         self.extra = dict(extra)
