@@ -61,7 +61,9 @@ def _training_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...
     """The options train and sweep share: one per setting (:mod:`engine.config.settings`) but ``leave_out``, then the run's own."""
     add_options(parser, [item.key for item in settings() if item.key not in leave_out])
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults"
+        "--preset",
+        choices=sorted(PRESETS),
+        help="paper: the study's exact model, batching, split and Keras defaults; transformer: a small transformer where objectives can differ",
     )
     parser.add_argument(
         "--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)"

@@ -421,7 +421,17 @@ def list_runs(checkpoints: Path) -> list[RunListing]:
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: value.detach().contiguous().cpu() for key, value in state.items()}
+    """The tensors as safetensors takes them: contiguous, on the CPU, none sharing memory (a tied output layer's
+    weight is its embedding's: it is written under both names, as a copy)."""
+    seen: set[int] = set()
+    tensors = {}
+    for key, value in state.items():
+        tensor = value.detach().contiguous().cpu()
+        if tensor.data_ptr() in seen:
+            tensor = tensor.clone()
+        seen.add(tensor.data_ptr())
+        tensors[key] = tensor
+    return tensors
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:

@@ -24,7 +24,7 @@ from engine.errors import UserError
 from engine.formatting import is_collapsed
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
-from engine.lm.model import LanguageModel, check_model_fits
+from engine.lm.model import LanguageModel, check_inputs_fit, check_model_fits
 from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
@@ -256,6 +256,7 @@ class Trainer:
         split = make_split(config, corpus)
         vocab_size = len(corpus.vocab)
         check_model_fits(vocab_size, config.model, f"Run {config.name!r}")
+        check_inputs_fit(config.model, corpus.stats.longest - 1, f"Run {config.name!r}")
         torch.manual_seed(config.train.seed)
         if self._resuming is None:
             model = LanguageModel(vocab_size, config.model).to(device)
