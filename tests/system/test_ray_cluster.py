@@ -101,6 +101,7 @@ def test_a_sweep_on_ray_spreads_four_runs_over_both_nodes(cluster, small_corpus,
     assert len(used) == 2, used  # two one-CPU nodes, two jobs at a time: one on each
 
 
+@pytest.mark.slow  # about 50 s on two loaded cores
 def test_a_run_on_a_lost_node_reads_interrupted_and_resumes_on_the_other(cluster, tiny_corpus, tmp_path):
     """The worker node is removed once its run has saved an epoch; Ray runs that job again on the head, which resumes it."""
     checkpoints = tmp_path / "shared"
@@ -142,6 +143,7 @@ def test_a_run_on_a_lost_node_reads_interrupted_and_resumes_on_the_other(cluster
         cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)  # the next test has two nodes again
 
 
+@pytest.mark.slow  # about 80 s on two loaded cores
 @pytest.mark.asyncio
 async def test_the_app_launches_on_ray_shows_all_four_live_and_a_stop_is_honoured(cluster, tiny_corpus, tmp_path):
     from tui.app import ExplorerApp
@@ -152,7 +154,7 @@ async def test_the_app_launches_on_ray_shows_all_four_live_and_a_stop_is_honoure
     )
     configs = [  # the last one starts once two have ended, and trains until it is stopped
         tiny_config(f"app-w{weight}", tiny_corpus, objective__regularizer="kl", objective__weight=weight, train__epochs=epochs)
-        for weight, epochs in ((0, 2), (1, 2), (2, 2), (3, 400))
+        for weight, epochs in ((0, 5), (1, 5), (2, 5), (3, 400))
     ]
     names = [config.name for config in configs]
     seen: dict[str, set[str]] = {name: set() for name in names}
