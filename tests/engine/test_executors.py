@@ -37,10 +37,8 @@ def test_an_address_without_the_ray_executor_is_refused():
 
 
 def test_a_bad_address_on_the_cli_is_one_sentence_and_exit_2(small_corpus, tmp_path, capsys):
-    code = main(
-        ["sweep", "--corpus", str(small_corpus), "--regularizer", "kl", "--weights", "1", "--executor", "ray"]
-        + ["--address", "nowhere", "--checkpoints", str(tmp_path)]
-    )
+    sweep = ["sweep", "--corpus", str(small_corpus), "--regularizer", "kl", "--weights", "1", "--checkpoints", str(tmp_path)]
+    code = main([*sweep, "--executor", "ray", "--address", "nowhere"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--address 'nowhere' is not auto or HOST:PORT" in err
 
@@ -66,9 +64,9 @@ def listed(checkpoints) -> dict[str, dict]:
 
 def test_a_runner_killed_with_sigkill_leaves_queued_runs_that_resume_queue_starts(small_corpus, tmp_path):
     checkpoints = tmp_path / "runs"
+    grid = ["--regularizer", "kl", "--weights", "0,1", "--name", "q", "--parallel", "1"]
     detach = subprocess.run(
-        [*CLI, "sweep", "--corpus", str(small_corpus), *TINY, "--regularizer", "kl", "--weights", "0,1"]
-        + ["--name", "q", "--parallel", "1", "--checkpoints", str(checkpoints), "--detach", "--json"],
+        [*CLI, "sweep", "--corpus", str(small_corpus), *TINY, *grid, "--checkpoints", str(checkpoints), "--detach", "--json"],
         capture_output=True,
         text=True,
     )
