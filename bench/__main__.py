@@ -26,6 +26,7 @@ from bench import (
     memory,
     overhead,
     peer,
+    ray_grid,
     stacked,
     startup,
     thousand_runs,
@@ -50,6 +51,7 @@ MEASURES = [
     tui_latency,
     concurrency,
     thousand_runs,
+    ray_grid,
 ]
 
 
