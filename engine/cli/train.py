@@ -17,7 +17,7 @@ from engine.errors import UserError
 from engine.exit_codes import exit_code
 from engine.jobs.executors import add_executor_options, executor_for
 from engine.objective.terms import REGULARIZERS
-from engine.runs.names import default_run_name, sweep_member_name
+from engine.runs.names import check_name, default_run_name, sweep_member_name
 
 if TYPE_CHECKING:
     from engine.jobs.controller import Controller
@@ -69,7 +69,9 @@ def _training_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...
     """The options train and sweep share: one per setting (:mod:`engine.config.settings`) but ``leave_out``, then the run's own."""
     add_options(parser, [item.key for item in settings() if item.key not in leave_out])
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults"
+        "--preset",
+        choices=sorted(PRESETS),
+        help="paper: the study's exact model, batching, split and Keras defaults; transformer: a small transformer where objectives can differ",
     )
     parser.add_argument(
         "--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)"
@@ -82,7 +84,9 @@ def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any
     """The run's config from the options; without a ``name``, a default one whose folder is reserved at once."""
     from engine.runs.protocol import reserve
 
-    config = build_run_config(name or "unnamed", args.preset, {**given_overrides(args), **(extra or {})})
+    config = build_run_config(
+        "unnamed" if name is None else check_name(name, "--name"), args.preset, {**given_overrides(args), **(extra or {})}
+    )
     if name is None:
         checkpoints = checkpoints_folder(args.checkpoints, create=True)
         config = config.model_copy(update={"name": reserve(checkpoints, default_run_name(config))})
@@ -96,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = given_overrides(args)
         fixed = sorted(item.flag for item in settings() if item.key in given and not item.resumable)
-        fixed += ["--preset"] * bool(args.preset) + ["--name"] * bool(args.name)
+        fixed += ["--preset"] * bool(args.preset) + ["--name"] * (args.name is not None)
         if fixed:
             *others, last = [item.flag for item in settings() if item.resumable]
             allowed = f"{', '.join(others)} and {last}"
@@ -137,7 +141,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UserError("sweep needs --weights (such as 1e-7,1,10,100), or --resume-queue to start the queued runs.")
         configs = _sweep_configs(args)
         controller = Controller(checkpoints_folder(args.checkpoints, create=True), executor)
-        names = controller.queue(configs, rename=not args.name)
+        names = controller.queue(configs, rename=args.name is None)
     if args.detach:
         controller.launch_runner(names, parallel, device, args.stack)
         print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")
@@ -180,11 +184,12 @@ def _sweep_configs(args: argparse.Namespace) -> list[RunConfig]:
     """One config per ``--weights`` entry, named after it (``--name``) or by default."""
     weights = parse_weights(args.weights)
     given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
+    stem = None if args.name is None else check_name(args.name, "--name")
     configs = []
     for weight in weights:
         config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
         configs.append(
-            config.model_copy(update={"name": sweep_member_name(args.name, weight) if args.name else default_run_name(config)})
+            config.model_copy(update={"name": default_run_name(config) if stem is None else sweep_member_name(stem, weight)})
         )
     if configs[0].objective.regularizer == "none":
         *others, last = [name for name in REGULARIZERS if name != "none"]
