@@ -37,6 +37,7 @@ from engine.config.models import RunConfig
 from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.jobs.controller import Controller
+from engine.jobs.executor import Executor
 from engine.runs.names import default_run_name, run_names
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
@@ -85,6 +86,7 @@ class ExplorerApp(App[int]):
         column: str | None = None,
         checkpoints: str = "checkpoints",
         device: str = "auto",
+        executor: Executor | None = None,
     ) -> None:
         super().__init__()
         self.corpus_paths = list(corpus_paths or [])
@@ -92,7 +94,7 @@ class ExplorerApp(App[int]):
         self.checkpoints = Path(checkpoints)
         self.device = device
         self.session = Session()
-        self.controller = Controller(self.checkpoints)
+        self.controller = Controller(self.checkpoints, executor)
         self.follower = Follower(self.controller, self.post_message)
         self.run_actions = RunActions(self)
         self._changed_rows: set[str] = set()
