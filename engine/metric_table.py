@@ -49,6 +49,8 @@ def distinct_label(distinct: int | float | None) -> str:
     """The distinct-predictions count, marked when the model has collapsed onto a handful of words."""
     if distinct is None:
         return "–"
+    if not math.isfinite(distinct):
+        return str(distinct)
     return f"{int(distinct)} COLLAPSED" if is_collapsed(int(distinct)) else str(int(distinct))
 
 
@@ -120,7 +122,7 @@ def measured(quantity: Quantity, source: Source) -> Metric:
 def collapsed(values: Mapping[str, float | int | None]) -> bool:
     """Whether a metrics line (or a run's latest ``metrics``) holds a validation ``distinct_predictions`` that flags a collapse."""
     distinct = values.get(COLLAPSE_SIGN.key)
-    return distinct is not None and is_collapsed(int(distinct))
+    return distinct is not None and math.isfinite(distinct) and is_collapsed(int(distinct))
 
 
 def line_fields(summary: Mapping[Quantity, float], source: Source) -> dict[str, float]:

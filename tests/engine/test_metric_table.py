@@ -43,6 +43,8 @@ def test_only_validation_distinct_predictions_flags_a_collapse():
     assert COLLAPSE_SIGN.render(6.0) == "6"
     assert BY_KEY["train_distinct_predictions"].render(3) == "3"
     assert collapsed({"distinct_predictions": 5}) and not collapsed({"distinct_predictions": 6}) and not collapsed({})
+    # a non-finite value read back from a metrics line is shown as such, not taken for a count
+    assert COLLAPSE_SIGN.render(float("nan")) == "nan" and not collapsed({"distinct_predictions": float("nan")})
 
 
 def test_values_render_with_four_digits_and_missing_or_non_finite_as_such():

@@ -2,7 +2,7 @@
 
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
 status (with progress while training), epoch, the latest training loss, validation loss (and the
-best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
+best so far, hidden runs' too), entropy, KL and accuracy, distinct predictions
 (collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
 a training window's while it trains, the last epoch's, validation and checkpoint included, once
 it ends), objective and weight.
@@ -54,12 +54,6 @@ STATUS_STYLES = {
 MISSING = float("inf")
 
 
-def best_val_loss(run: RunState) -> float | None:
-    """The lowest validation loss of the run's loaded history, or None before it is loaded."""
-    values = [point.value for point in run.series.get("val_loss", [])]
-    return min(values) if values else None
-
-
 def rate_label(pairs_per_s: float | None) -> str:
     """A throughput in three significant digits: ``850/s``, ``12.3k/s``, ``1.25M/s``; ``–`` when unknown."""
     if pairs_per_s is None:
@@ -87,7 +81,7 @@ def sort_value(run: RunState, column: str) -> Any:
         "mark": lambda r: r.number,
         "epoch": lambda r: r.epoch,
         "weight": lambda r: r.config.objective.strength,
-        "best_val_loss": best_val_loss,
+        "best_val_loss": lambda r: r.best_val_loss,
         "pairs_per_s": lambda r: r.pairs_per_s,
         **{metric.key: _latest(metric.key) for metric in LATEST_METRICS},
     }
@@ -186,6 +180,11 @@ class RunsTable(DataTable[Text | str]):
         """The names of the listed runs, top to bottom."""
         return [name for row in self.ordered_rows if (name := row.key.value) is not None]
 
+    def highlight(self, name: str) -> None:
+        """Put the cursor on ``name``'s row, if the filter lists it."""
+        if name in self.rows:
+            self.move_cursor(row=self.get_row_index(name))
+
     def show_run(self, run: RunState) -> None:
         """Add the run's row or bring its cells up to date (a run the filter leaves out gets no row)."""
         self.runs[run.name] = run
@@ -217,8 +216,8 @@ class RunsTable(DataTable[Text | str]):
             if matches(run, text):
                 self.add_row(*self._cells(run), key=run.name)
         self._sort()
-        if highlighted is not None and highlighted in self.rows:
-            self.move_cursor(row=self.get_row_index(highlighted))
+        if highlighted is not None:
+            self.highlight(highlighted)
 
     async def _on_click(self, event: events.Click) -> None:
         """A click on a run's ● / ○ shows or hides it; elsewhere DataTable's own click handling goes on."""
@@ -276,7 +275,7 @@ class RunsTable(DataTable[Text | str]):
             Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
             f"{run.epoch:.2f}/{run.config.train.epochs}",
             *latest[:2],
-            number(best_val_loss(run)),
+            number(run.best_val_loss),
             *latest[2:],
             rate_label(run.pairs_per_s),
             objective_label(run.config.objective),

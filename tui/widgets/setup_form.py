@@ -1,4 +1,4 @@
-"""The Setup panel: corpus, preset, objective, weight (or a sweep's weights) and training settings.
+"""The Setup panel: corpus, preset, architecture, objective, weight (or a sweep's weights) and training settings.
 
 Every field is checked as it is typed against its own pydantic field (type and bounds, read from
 the engine's config models, so a bound added there is enforced here), without touching the
@@ -170,6 +170,11 @@ class SetupForm(VerticalScroll):
             "preset",
         )
         yield from _field(
+            "Architecture",
+            Select(_options("model.arch"), value=defaults.model.arch, allow_blank=False, compact=True, id="arch"),
+            "arch",
+        )
+        yield from _field(
             "Base loss",
             Select(_options("objective.loss"), value=defaults.objective.loss, allow_blank=False, compact=True, id="loss"),
             "loss",
@@ -224,6 +229,7 @@ class SetupForm(VerticalScroll):
             **self.extra,
             "corpus.paths": corpus_paths(self.query_one("#corpus", Input).value),
             "corpus.column": self._column,
+            "model.arch": str(self.query_one("#arch", Select).value),
             "objective.loss": loss,
             "objective.regularizer": str(self.query_one("#regularizer", Select).value),
             "train.device": self._device,
@@ -366,6 +372,7 @@ class SetupForm(VerticalScroll):
     def _apply_preset(self, preset: str | None) -> None:
         """Show the preset's loss and training settings in the fields (they override it when sent)."""
         config = build_run_config("preset", preset)
+        self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         for name, (_, key) in NUMBER_FIELDS.items():
             if name == "train-seed":
@@ -376,7 +383,7 @@ class SetupForm(VerticalScroll):
 
     # Remembering the form ----------------------------------------------------------------------
 
-    FIELDS = ("corpus", "preset", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "run-name")
+    FIELDS = ("corpus", "preset", "arch", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "run-name")
 
     def values(self) -> dict[str, str]:
         """Each field's text or choice, by field id."""
@@ -418,6 +425,7 @@ class SetupForm(VerticalScroll):
         self.query_one("#preset", Select).value = config.preset or NO_PRESET
         self._column = config.corpus.column
         self.query_one("#corpus", Input).value = ", ".join(config.corpus.paths)
+        self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         self.query_one("#loss-param", Input).value = (
             "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
@@ -433,6 +441,7 @@ class SetupForm(VerticalScroll):
         shown = {
             "corpus.paths",
             "corpus.column",
+            "model.arch",
             "objective.loss",
             "objective.loss_param",
             "objective.regularizer",
