@@ -9,6 +9,7 @@ from torch import nn
 
 from engine.config.models import ModelConfig
 from engine.errors import UserError
+from engine.lm.prefix_lstm import last_hidden
 
 KERAS_EMBEDDING_RANGE = 0.05
 
@@ -46,17 +47,22 @@ class LanguageModel(nn.Module):
         outputs: torch.Tensor = self.output(self.features(tokens, last_only, scored))
         return outputs
 
-    def features(self, tokens: torch.Tensor, last_only: bool = False, scored: torch.Tensor | None = None) -> torch.Tensor:
+    def features(
+        self, tokens: torch.Tensor, last_only: bool = False, scored: torch.Tensor | None = None, pads: int | None = None
+    ) -> torch.Tensor:
         """What the output layer reads at the scored positions (after dropout), chosen as in :meth:`forward`.
 
         Training and validation hand these to the fused head (:mod:`engine.objective.head`) with
         ``output.weight`` and ``output.bias``, so the (n, vocab) outputs are never built whole.
+        With ``last_only`` the columns of padding that lead every row run once, on one row
+        (:mod:`engine.lm.prefix_lstm`; ``pads`` their count, when the caller knows it).
         """
-        hidden, _ = self.lstm(self.embedding(tokens))
         if last_only:
-            hidden = hidden[:, -1]
-        elif scored is not None:
-            hidden = hidden[scored]
+            hidden = last_hidden(self.lstm, self.embedding, tokens, pads)
+        else:
+            hidden, _ = self.lstm(self.embedding(tokens))
+            if scored is not None:
+                hidden = hidden[scored]
         dropped: torch.Tensor = self.dropout(hidden)
         return dropped
 

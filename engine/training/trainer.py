@@ -472,7 +472,7 @@ def forward(
 ) -> torch.Tensor:
     """The batch's mean loss through the fused head (:mod:`engine.objective.head`), its metrics added to ``totals``."""
     if batch.last_only:
-        features, target_index = model.features(batch.inputs, last_only=True), batch.targets
+        features, target_index = model.features(batch.inputs, last_only=True, pads=batch.pads), batch.targets
     else:
         scored = batch.targets > 0
         features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
