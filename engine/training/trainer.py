@@ -25,6 +25,7 @@ from engine.formatting import is_collapsed
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine.lm.model import LanguageModel, check_model_fits
+from engine.lm.stacked_model import adam
 from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
@@ -248,7 +249,7 @@ class Trainer:
             model = LanguageModel(vocab_size, config.model).to(device)
         else:
             model = build_model(self.directory, self._resuming).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, eps=config.train.adam_eps)
+        optimizer = adam(model.parameters(), config.train.lr, config.train.adam_eps)
         steps_per_epoch = len(split.train)
         if self._resuming is None:
             record = new_record(config, corpus, split)
