@@ -26,7 +26,7 @@ from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine.lm.model import LanguageModel, check_model_fits
 from engine.lm.stacked_model import adam
-from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
+from engine.objective.head import Fusion, compile_key, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
 from engine.runs import protocol
@@ -263,7 +263,7 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
-        fusion = plan_fusion(device, config.train.compile)
+        fusion = plan_fusion(device, config.train.compile, compile_key(objective, config.model.head, device))
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
