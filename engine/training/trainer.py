@@ -24,8 +24,9 @@ from engine.errors import UserError
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine.lm.model import LanguageModel, check_inputs_fit, check_model_fits
+from engine.lm.stacked_model import adam
 from engine.metric_table import collapsed, line_fields
-from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
+from engine.objective.head import Fusion, compile_key, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
 from engine.runs import protocol
@@ -262,7 +263,7 @@ class Trainer:
             model = LanguageModel(vocab_size, config.model).to(device)
         else:
             model = build_model(self.directory, self._resuming).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, eps=config.train.adam_eps)
+        optimizer = adam(model.parameters(), config.train.lr, config.train.adam_eps)
         steps_per_epoch = len(split.train)
         if self._resuming is None:
             record = new_record(config, corpus, split)
@@ -276,7 +277,7 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
-        fusion = plan_fusion(device, config.train.compile)
+        fusion = plan_fusion(device, config.train.compile, compile_key(objective, config.model.head, device))
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
@@ -484,7 +485,7 @@ def forward(
 ) -> torch.Tensor:
     """The batch's mean loss through the fused head (:mod:`engine.objective.head`), its metrics added to ``totals``."""
     if batch.last_only:
-        features, target_index = model.features(batch.inputs, last_only=True), batch.targets
+        features, target_index = model.features(batch.inputs, last_only=True, pads=batch.pads), batch.targets
     else:
         scored = batch.targets > 0
         features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
