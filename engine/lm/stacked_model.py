@@ -21,9 +21,8 @@ per parameter.
   recurrent matrix (zeros elsewhere, rebuilt from the stacked leaves at every forward, so the
   gradient reaches only the blocks), one embedding gather, one dropout draw shared by all members
   (each solo twin draws that same mask), one batched output product. On a launch-bound GPU the
-  per-member form costs R times the launches of one run. Measured on an H100 (torch 2.11, W2,
-  paper preset, a second epoch against one solo run's, ``bench/device_check.sh``): 8 members
-  5.34× → 2.21× with this form, 16 members 9.05× → 2.47×. Exactness: a block-diagonal
+  per-member form costs R times the launches of one run (measured on an H100:
+  ``docs/design/stacking.md``). Exactness: a block-diagonal
   product adds exact zeros, so a member's values differ from its solo twin's only by the kernel's
   reduction order. Independence: ``0 · NaN`` is NaN, so a non-finite member could poison the
   others through the zero blocks; the forward zeroes the parameters of a member that holds a
@@ -34,11 +33,18 @@ per parameter.
   (it would need recurrent weights near float32's range) would reach the others.
   Used only when the LSTM has one layer or no dropout between layers (the kernel's own dropout
   between layers would draw other masks than the solo runs').
+
+GRU and transformer stacks always take the per-member form: it needs nothing of the architecture
+but the solo forward, so its members equal their solo twins as an LSTM's do (tested). A wide
+block-diagonal GRU would follow the LSTM's construction with 3 gates; a transformer has no single
+recurrent kernel to widen (its members' products could be batched with ``bmm`` instead). Neither
+was built: on this project's CPU the per-member form is the fastest one measured, and no GPU was
+at hand to measure what the other forms would save there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -121,7 +127,7 @@ class StackedModel:
         offsets = torch.arange(members, device=tokens.device).view(-1, 1, 1) * vocab
         inputs = F.embedding(tokens.unsqueeze(0) + offsets, embedding.reshape(members * vocab, -1))  # (R, B, T, E)
         inputs = inputs.permute(1, 2, 0, 3).flatten(2)  # (B, T, R·E): member r's features in block r
-        lstm = self.shell.lstm
+        lstm = _lstm(self.shell)
         big = {name: _block_diagonal(weights.pop(f"lstm.{name}")) for name, _ in lstm.named_parameters()}
         hidden, _ = functional_call(_wide_lstm(lstm, members), big, (inputs,), strict=True)
         if hidden.requires_grad:
@@ -147,13 +153,23 @@ class StackedModel:
 
 
 def recurrent_form(device: torch.device, shell: LanguageModel, members: int) -> str:
-    """``block-diagonal`` on CUDA when the LSTM has one layer or no dropout between layers and the wide LSTM stays
-    within :data:`WIDE_HIDDEN_LIMIT` units, else ``per-member`` (module docstring)."""
-    lstm = shell.lstm
+    """``block-diagonal`` on CUDA when the model is an LSTM with one layer or no dropout between layers and the wide
+    LSTM stays within :data:`WIDE_HIDDEN_LIMIT` units, else ``per-member`` (module docstring; GRU and transformer
+    stacks are always per-member)."""
+    if shell.config.arch != "lstm":
+        return "per-member"
+    lstm = _lstm(shell)
     narrow = members * lstm.hidden_size <= WIDE_HIDDEN_LIMIT
     if device.type == "cuda" and (lstm.num_layers == 1 or lstm.dropout == 0) and narrow:
         return "block-diagonal"
     return "per-member"
+
+
+def _lstm(shell: LanguageModel) -> nn.LSTM:
+    lstm = shell.recurrent
+    if not isinstance(lstm, nn.LSTM):
+        raise TypeError(f"the block-diagonal form is an LSTM's, not a {shell.config.arch}'s")
+    return lstm
 
 
 def _block_diagonal(stacked: torch.Tensor) -> torch.Tensor:
@@ -177,7 +193,7 @@ def _block_diagonal(stacked: torch.Tensor) -> torch.Tensor:
 WIDE_HIDDEN_LIMIT = 4096
 """The most units (members × hidden size) the wide LSTM gets. Its matrices grow as R²: at 4096 units its recurrent
 weights are 4·4096² floats (268 MB) per layer, held again as their gradient and cuDNN's packed copy, and R times the
-useful products. A bound on memory, not a measured speed crossover (the H100 runs measured R·H = 1600)."""
+useful products. A bound on memory, not a speed crossover (``docs/design/stacking.md``)."""
 
 _WIDE_LSTMS: dict[tuple[int, int, int, int], nn.LSTM] = {}
 
@@ -198,9 +214,12 @@ def _finite_gradient(grad: torch.Tensor) -> torch.Tensor:
     return cleaned
 
 
-def adam(params: Sequence[torch.Tensor], lr: float, eps: float) -> torch.optim.Adam:
-    """The optimizer the solo trainer builds, over ``params``."""
-    return torch.optim.Adam(params, lr=lr, eps=eps)
+def adam(params: Iterable[torch.Tensor], lr: float, eps: float) -> torch.optim.Adam:
+    """The optimizer every trainer builds, over ``params``: Adam with its fused kernel (CPU and CUDA),
+    one pass over all parameters per step. Measured on the study's W2 model (1.25 M parameters, the
+    shared 2-core CPU under load): 17–38 ms per step fused against 185–315 ms for the default
+    for-loop form and 91–377 ms for ``foreach``."""
+    return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
 
 
 @torch.no_grad()

@@ -1,11 +1,12 @@
 """The runs list: every run of this session and every saved one, one row each.
 
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
-status (with progress while training), epoch, the latest training loss, validation loss (and the
-best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
-(collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
-a training window's while it trains, the last epoch's, validation and checkpoint included, once
-it ends), objective and weight.
+objective and weight (what tells runs apart, first: 120 columns show them), status (with progress
+while training), epoch, the latest validation loss, distinct predictions (collapsed runs marked) and
+accuracy, the best validation loss so far (hidden runs' too), the latest training loss, entropy and
+KL, throughput (training pairs per second on the run's latest metrics line: a training window's
+while it trains, the last epoch's, validation and checkpoint included, once it ends). Names sort
+as read (``-2`` before ``-10``).
 
 ``i`` opens the highlighted run's settings, beside those of the other shown runs with their
 differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
@@ -26,9 +27,12 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from engine.metric_table import Metric, collapsed, metrics, number
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
+LATEST_METRICS = metrics("val_loss", "distinct_predictions", "accuracy", "train_loss", "entropy", "kl")
+"""The metrics a row shows at their latest values; the best validation loss sits after the first three."""
 COLUMNS = (  # what tells runs apart first, so that 120 columns show it and `o` reaches it in a few presses
     ("mark", "#"),
     ("name", "run"),
@@ -36,13 +40,9 @@ COLUMNS = (  # what tells runs apart first, so that 120 columns show it and `o` 
     ("weight", "weight"),
     ("status", "status"),
     ("epoch", "epoch"),
-    ("val_loss", "val loss"),
-    ("distinct", "distinct"),
-    ("accuracy", "accuracy"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[:3]),
     ("best_val_loss", "best val"),
-    ("train_loss", "train loss"),
-    ("entropy", "entropy"),
-    ("kl", "KL"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[3:]),
     ("pairs_per_s", "pairs/s"),
 )
 STATUS_STYLES = {
@@ -56,12 +56,6 @@ STATUS_STYLES = {
 MISSING = float("inf")
 
 
-def best_val_loss(run: RunState) -> float | None:
-    """The lowest validation loss of the run's loaded history, or None before it is loaded."""
-    values = [point.value for point in run.series.get("val_loss", [])]
-    return min(values) if values else None
-
-
 def rate_label(pairs_per_s: float | None) -> str:
     """A throughput in three significant digits: ``850/s``, ``12.3k/s``, ``1.25M/s``; ``–`` when unknown."""
     if pairs_per_s is None:
@@ -72,16 +66,26 @@ def rate_label(pairs_per_s: float | None) -> str:
     return f"{pairs_per_s:.3g}/s"
 
 
+def _latest(key: str) -> Callable[[RunState], float | None]:
+    """The run's latest value of the metric ``key``, or None before it has one."""
+    return lambda run: run.metrics.get(key)
+
+
+def _metric_cell(metric: Metric, run: RunState) -> Text | str:
+    """The run's latest value of ``metric``; a collapse in bold red."""
+    text = metric.render(run.metrics.get(metric.key))
+    return Text(text, style="bold red" if collapsed(run.metrics) else "") if metric.collapse else text
+
+
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
         "mark": lambda r: r.number,
         "epoch": lambda r: r.epoch,
         "weight": lambda r: r.config.objective.strength,
-        "best_val_loss": best_val_loss,
-        "distinct": lambda r: r.metrics.get("distinct_predictions"),
+        "best_val_loss": lambda r: r.best_val_loss,
         "pairs_per_s": lambda r: r.pairs_per_s,
-        **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
+        **{metric.key: _latest(metric.key) for metric in LATEST_METRICS},
     }
     if column in numbers:
         value = numbers[column](run)
@@ -131,7 +135,7 @@ class RunsFilter(OrderedInput):
         self.screen.set_focus(self.screen.query_one(RunsTable))
 
 
-class RunsTable(DataTable):
+class RunsTable(DataTable[Text | str]):
     """A row per run; space shows or hides the highlighted run, x stops it, r resumes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -181,7 +185,12 @@ class RunsTable(DataTable):
     @property
     def listed(self) -> list[str]:
         """The names of the listed runs, top to bottom."""
-        return [row.key.value for row in self.ordered_rows]
+        return [name for row in self.ordered_rows if (name := row.key.value) is not None]
+
+    def highlight(self, name: str) -> None:
+        """Put the cursor on ``name``'s row, if the filter lists it."""
+        if name in self.rows:
+            self.move_cursor(row=self.get_row_index(name))
 
     def show_run(self, run: RunState) -> None:
         """Add the run's row or bring its cells up to date (a run the filter leaves out gets no row)."""
@@ -214,8 +223,8 @@ class RunsTable(DataTable):
             if matches(run, text):
                 self.add_row(*self._cells(run), key=run.name)
         self._sort()
-        if highlighted in self.rows:
-            self.move_cursor(row=self.get_row_index(highlighted))
+        if highlighted is not None:
+            self.highlight(highlighted)
 
     async def _on_click(self, event: events.Click) -> None:
         """A click on a run's ● / ○ shows or hides it; elsewhere DataTable's own click handling goes on."""
@@ -264,12 +273,8 @@ class RunsTable(DataTable):
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
-        from engine.formatting import distinct_label, is_collapsed, number, objective_label
+        from engine.formatting import objective_label
 
-        metrics = run.metrics
-        distinct = metrics.get("distinct_predictions")
-        collapsed = distinct is not None and is_collapsed(int(distinct))
-        distinct_cell = Text(distinct_label(distinct), style="bold red" if collapsed else "")
         cells: dict[str, Text | str] = {
             "mark": Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
             "name": run.name,
@@ -277,13 +282,8 @@ class RunsTable(DataTable):
             "weight": f"{run.config.objective.strength:g}",
             "status": Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
             "epoch": f"{run.epoch:.2f}/{run.config.train.epochs}",
-            "val_loss": number(metrics.get("val_loss")),
-            "distinct": distinct_cell,
-            "accuracy": number(metrics.get("accuracy")),
-            "best_val_loss": number(best_val_loss(run)),
-            "train_loss": number(metrics.get("train_loss")),
-            "entropy": number(metrics.get("entropy")),
-            "kl": number(metrics.get("kl")),
+            **{metric.key: _metric_cell(metric, run) for metric in LATEST_METRICS},
+            "best_val_loss": number(run.best_val_loss),
             "pairs_per_s": rate_label(run.pairs_per_s),
         }
         return [cells[key] for key, _ in COLUMNS]

@@ -1,4 +1,4 @@
-"""The Setup panel: corpus, preset, objective, weight (or a sweep's weights) and training settings.
+"""The Setup panel: corpus, preset, architecture, objective, weight (or a sweep's weights) and training settings.
 
 Every field is checked as it is typed against its own pydantic field (type and bounds, read from
 the engine's config models, so a bound added there is enforced here), without touching the
@@ -170,6 +170,11 @@ class SetupForm(VerticalScroll):
             "preset",
         )
         yield from _field(
+            "Architecture",
+            Select(_options("model.arch"), value=defaults.model.arch, allow_blank=False, compact=True, id="arch"),
+            "arch",
+        )
+        yield from _field(
             "Base loss",
             Select(_options("objective.loss"), value=defaults.objective.loss, allow_blank=False, compact=True, id="loss"),
             "loss",
@@ -224,6 +229,7 @@ class SetupForm(VerticalScroll):
             **self.extra,
             "corpus.paths": corpus_paths(self.query_one("#corpus", Input).value),
             "corpus.column": self._column,
+            "model.arch": str(self.query_one("#arch", Select).value),
             "objective.loss": loss,
             "objective.regularizer": str(self.query_one("#regularizer", Select).value),
             "train.device": self._device,
@@ -251,9 +257,9 @@ class SetupForm(VerticalScroll):
                 f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
                 "none: choose a regularizer, or give one weight."
             )
-        name = self.query_one("#run-name", Input).value.strip() or None
-        if name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(name, weights)):
-            errors["run-name"] = f"Run name {name!r} is not a plain name: use {RUN_NAME_RULE} (a sweep adds -w<weight>)."
+        run_name = self.query_one("#run-name", Input).value.strip() or None
+        if run_name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(run_name, weights)):
+            errors["run-name"] = f"Run name {run_name!r} is not a plain name: use {RUN_NAME_RULE} (a sweep adds -w<weight>)."
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, "objective.weight": weight} for weight in weights]
@@ -262,7 +268,7 @@ class SetupForm(VerticalScroll):
                 build_run_config("form", preset, values)
         except UserError as error:
             return FormReading(preset, [], {}, str(error))
-        return FormReading(preset, overrides, {}, name=name)
+        return FormReading(preset, overrides, {}, name=run_name)
 
     def revalidate(self) -> None:
         """Re-read the form; show reasons, the summary line and the Train button's state."""
@@ -366,6 +372,7 @@ class SetupForm(VerticalScroll):
     def _apply_preset(self, preset: str | None) -> None:
         """Show the preset's loss and training settings in the fields (they override it when sent)."""
         config = build_run_config("preset", preset)
+        self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         for name, (_, key) in NUMBER_FIELDS.items():
             if name == "train-seed":
@@ -376,11 +383,17 @@ class SetupForm(VerticalScroll):
 
     # Remembering the form ----------------------------------------------------------------------
 
-    FIELDS = ("corpus", "preset", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "run-name")
+    FIELDS = ("corpus", "preset", "arch", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "run-name")
 
     def values(self) -> dict[str, str]:
         """Each field's text or choice, by field id."""
-        return {name: str(self.query_one(f"#{name}").value) for name in self.FIELDS}
+        return {name: str(self._control(name).value) for name in self.FIELDS}
+
+    def _control(self, name: str) -> Input | Select[Any]:
+        """The field ``name`` of :attr:`FIELDS`: its Input or Select."""
+        control = self.query_one(f"#{name}")
+        assert isinstance(control, (Input, Select)), f"#{name} is a {type(control).__name__}"
+        return control
 
     def restore(self, values: dict[str, str], extra: dict[str, Any]) -> None:
         """Put back what :meth:`values` gave (unknown ids and choices not offered are skipped)."""
@@ -390,9 +403,8 @@ class SetupForm(VerticalScroll):
         for name, value in values.items():
             if name not in self.FIELDS:
                 continue
-            field = self.query_one(f"#{name}")
             try:
-                field.value = value
+                self._control(name).value = value
             except InvalidSelectValueError:
                 continue  # a choice this version no longer offers
         self.extra = dict(extra)
@@ -413,6 +425,7 @@ class SetupForm(VerticalScroll):
         self.query_one("#preset", Select).value = config.preset or NO_PRESET
         self._column = config.corpus.column
         self.query_one("#corpus", Input).value = ", ".join(config.corpus.paths)
+        self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         self.query_one("#loss-param", Input).value = (
             "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
@@ -428,6 +441,7 @@ class SetupForm(VerticalScroll):
         shown = {
             "corpus.paths",
             "corpus.column",
+            "model.arch",
             "objective.loss",
             "objective.loss_param",
             "objective.regularizer",
