@@ -139,7 +139,7 @@ class RunActions:
         self.host.runs_table.drop_run(old)
         self.host._row_changed(answer)
         self.host._refresh_rows()
-        self.host.runs_table.move_cursor(row=self.host.runs_table.get_row_index(answer))
+        self.host.runs_table.highlight(answer)
         self.host._runs_changed()
 
     def delete_run(self) -> None:

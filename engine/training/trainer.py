@@ -21,15 +21,17 @@ import torch
 from engine.config.models import CorpusConfig, RunConfig, TrainConfig
 from engine.devices import check_device, cuda_devices
 from engine.errors import UserError
-from engine.formatting import is_collapsed
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine.lm.model import LanguageModel, check_inputs_fit, check_model_fits
-from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
+from engine.lm.stacked_model import adam
+from engine.metric_table import collapsed, line_fields
+from engine.objective.head import Fusion, compile_key, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
 from engine.runs import protocol
 from engine.runs.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
+from engine.runs.metrics_lines import MAX_STEP
 from engine.training.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -53,8 +55,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The shuffling and dropout seed of one epoch, so a resumed run replays the same order."""
-    return seed * 1_000_003 + epoch
+    """The shuffling and dropout seed of one epoch, so a resumed run replays the same order.
+
+    ``(seed · 1000003 + epoch) mod 2⁶³``: unchanged for every seed below about 9.2e12, and within
+    what ``torch.manual_seed`` and numpy take for every seed up to :data:`~engine.config.models.MAX_SEED`.
+    """
+    return (seed * 1_000_003 + epoch) % 2**63
 
 
 @dataclass
@@ -106,6 +112,8 @@ class Trainer:
         self.directory = RunDirectory(Path(checkpoints), config.name)
         self._corpus = corpus
         self._resuming = resuming
+        # read before anything is written: a resume refused later must leave the record as it was
+        self._start_wall_s = self._recorded_wall_time(resuming.step) if resuming is not None else 0.0
         self._stop = threading.Event()
         self._started = False  # set once setup is done: only then may a fault mark the saved run failed
         self._writer: protocol.Writer  # set by events() before training starts
@@ -159,6 +167,12 @@ class Trainer:
         if record.status == "finished" and config.train.epochs <= record.epochs_completed:
             raise UserError(
                 f"Run {name!r} already finished its {record.epochs_completed} epochs; give --epochs above that to train it further."
+            )
+        last_step = record.step + max(0, config.train.epochs - record.epochs_completed) * record.steps_per_epoch
+        if last_step > MAX_STEP:
+            raise UserError(
+                f"Run {name!r} would reach step {last_step:,}, beyond the {MAX_STEP:,} a checkpoint's name can hold; "
+                "give fewer --epochs, or remove or restore the run if its run.json says more steps than it trained."
             )
         return cls(config, checkpoints, corpus, record)
 
@@ -222,7 +236,7 @@ class Trainer:
             run.definitions,
             run.fusion.description,
         )
-        clock = WallClock(self._recorded_wall_time(run.record.step))
+        clock = WallClock(self._start_wall_s)
         for epoch in range(run.record.epochs_completed, config.train.epochs):
             clock.start_epoch()
             totals = yield from self._train_epoch(run, epoch, clock)
@@ -249,7 +263,7 @@ class Trainer:
             model = LanguageModel(vocab_size, config.model).to(device)
         else:
             model = build_model(self.directory, self._resuming).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, eps=config.train.adam_eps)
+        optimizer = adam(model.parameters(), config.train.lr, config.train.adam_eps)
         steps_per_epoch = len(split.train)
         if self._resuming is None:
             record = new_record(config, corpus, split)
@@ -263,7 +277,7 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
-        fusion = plan_fusion(device, config.train.compile)
+        fusion = plan_fusion(device, config.train.compile, compile_key(objective, config.model.head, device))
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
@@ -296,7 +310,7 @@ class Trainer:
                     yield self._diverge(record, diverged)
                     return None
                 fraction = epoch + record.batch_in_epoch / steps_per_epoch
-                live = window.summary("train_")
+                live = line_fields(window.summary(), "training")
                 self.directory.append_metrics(
                     {"kind": "step", "step": record.step, "epoch": fraction, **live, **clock.line(window.count)}
                 )
@@ -319,7 +333,7 @@ class Trainer:
     def _end_epoch(self, run: _Training, epoch: int, totals: MetricTotals, clock: WallClock) -> Iterator[Event]:
         """Validate, write the epoch's line and save; a stop asked for during the epoch ends the run here."""
         validation = evaluate(run.model, run.split.val, run.objective, run.device, run.fusion)
-        metrics = {**_train_summary(totals), **_val_summary(validation)}
+        metrics = _epoch_summary(totals, validation)
         yield from close_epoch(
             run.record,
             self.directory,
@@ -362,8 +376,8 @@ class Trainer:
         return None
 
     def _recorded_wall_time(self, step: int) -> float:
-        """The wall time the run's record reached by ``step`` (0 for a new run), so that a resumed run's clock goes on from it."""
-        lines = self.directory.read_metrics() if self._resuming is not None else []
+        """The wall time the run's record reached by ``step``, so that a resumed run's clock goes on from it."""
+        lines = self.directory.read_metrics()
         return max((line.get("wall_s", 0.0) for line in lines if line.get("step", 0) <= step), default=0.0)
 
     def _diverge(self, record: RunRecord, step: int) -> RunDiverged:
@@ -429,9 +443,7 @@ def close_epoch(
     if stop_requested and epoch + 1 < record.config.train.epochs:
         record.status = "stopped"
     save()
-    yield EpochMetrics(
-        name, epoch + 1, record.step, total_steps, metrics, definitions, is_collapsed(int(metrics["distinct_predictions"]))
-    )
+    yield EpochMetrics(name, epoch + 1, record.step, total_steps, metrics, definitions, collapsed(metrics))
     yield CheckpointSaved(name, directory.path, float(epoch + 1))
     if record.status == "stopped":
         yield RunStopped(name, record.step, record.epoch_progress)
@@ -473,7 +485,7 @@ def forward(
 ) -> torch.Tensor:
     """The batch's mean loss through the fused head (:mod:`engine.objective.head`), its metrics added to ``totals``."""
     if batch.last_only:
-        features, target_index = model.features(batch.inputs, last_only=True), batch.targets
+        features, target_index = model.features(batch.inputs, last_only=True, pads=batch.pads), batch.targets
     else:
         scored = batch.targets > 0
         features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
@@ -501,12 +513,6 @@ def evaluate(
     return totals
 
 
-def _train_summary(totals: MetricTotals) -> dict[str, float]:
-    return totals.summary("train_")
-
-
-def _val_summary(totals: MetricTotals) -> dict[str, float]:
-    """Validation metrics carry the plain names (``entropy``, ``kl``, …), the loss is ``val_loss``."""
-    summary = totals.summary("")
-    summary["val_loss"] = summary.pop("loss")
-    return summary
+def _epoch_summary(training: MetricTotals, validation: MetricTotals) -> dict[str, float]:
+    """An epoch line's metrics: the epoch's training batches and the validation split, under their keys (:mod:`engine.metric_table`)."""
+    return {**line_fields(training.summary(), "training"), **line_fields(validation.summary(), "validation")}

@@ -334,7 +334,7 @@ class GenerationPanel(Vertical):
 
         for _ in range(LOAD_ATTEMPTS - 1):
             try:
-                return load_run(self.checkpoints, run_name)
+                return load_run(self.checkpoints, run_name, with_metrics=False)
             except UserError:
                 time.sleep(LOAD_RETRY_S)
         return load_run(self.checkpoints, run_name)

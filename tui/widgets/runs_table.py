@@ -2,7 +2,7 @@
 
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
 status (with progress while training), epoch, the latest training loss, validation loss (and the
-best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
+best so far, hidden runs' too), entropy, KL and accuracy, distinct predictions
 (collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
 a training window's while it trains, the last epoch's, validation and checkpoint included, once
 it ends), objective and weight.
@@ -25,21 +25,20 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from engine.metric_table import Metric, collapsed, metrics, number
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
+LATEST_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")
+"""The metrics a row shows at their latest values; the best validation loss sits after the latest."""
 COLUMNS = (
     ("mark", "#"),
     ("name", "run"),
     ("status", "status"),
     ("epoch", "epoch"),
-    ("train_loss", "train loss"),
-    ("val_loss", "val loss"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[:2]),
     ("best_val_loss", "best val"),
-    ("entropy", "entropy"),
-    ("kl", "KL"),
-    ("accuracy", "accuracy"),
-    ("distinct", "distinct"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[2:]),
     ("pairs_per_s", "pairs/s"),
     ("objective", "objective"),
     ("weight", "weight"),
@@ -53,12 +52,6 @@ STATUS_STYLES = {
     "queued": "dim",
 }
 MISSING = float("inf")
-
-
-def best_val_loss(run: RunState) -> float | None:
-    """The lowest validation loss of the run's loaded history, or None before it is loaded."""
-    values = [point.value for point in run.series.get("val_loss", [])]
-    return min(values) if values else None
 
 
 def rate_label(pairs_per_s: float | None) -> str:
@@ -76,16 +69,21 @@ def _latest(key: str) -> Callable[[RunState], float | None]:
     return lambda run: run.metrics.get(key)
 
 
+def _metric_cell(metric: Metric, run: RunState) -> Text | str:
+    """The run's latest value of ``metric``; a collapse in bold red."""
+    text = metric.render(run.metrics.get(metric.key))
+    return Text(text, style="bold red" if collapsed(run.metrics) else "") if metric.collapse else text
+
+
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
         "mark": lambda r: r.number,
         "epoch": lambda r: r.epoch,
         "weight": lambda r: r.config.objective.strength,
-        "best_val_loss": best_val_loss,
-        "distinct": lambda r: r.metrics.get("distinct_predictions"),
+        "best_val_loss": lambda r: r.best_val_loss,
         "pairs_per_s": lambda r: r.pairs_per_s,
-        **{key: _latest(key) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
+        **{metric.key: _latest(metric.key) for metric in LATEST_METRICS},
     }
     if column in numbers:
         value = numbers[column](run)
@@ -182,6 +180,11 @@ class RunsTable(DataTable[Text | str]):
         """The names of the listed runs, top to bottom."""
         return [name for row in self.ordered_rows if (name := row.key.value) is not None]
 
+    def highlight(self, name: str) -> None:
+        """Put the cursor on ``name``'s row, if the filter lists it."""
+        if name in self.rows:
+            self.move_cursor(row=self.get_row_index(name))
+
     def show_run(self, run: RunState) -> None:
         """Add the run's row or bring its cells up to date (a run the filter leaves out gets no row)."""
         self.runs[run.name] = run
@@ -213,8 +216,8 @@ class RunsTable(DataTable[Text | str]):
             if matches(run, text):
                 self.add_row(*self._cells(run), key=run.name)
         self._sort()
-        if highlighted is not None and highlighted in self.rows:
-            self.move_cursor(row=self.get_row_index(highlighted))
+        if highlighted is not None:
+            self.highlight(highlighted)
 
     async def _on_click(self, event: events.Click) -> None:
         """A click on a run's ● / ○ shows or hides it; elsewhere DataTable's own click handling goes on."""
@@ -263,24 +266,17 @@ class RunsTable(DataTable[Text | str]):
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
-        from engine.formatting import distinct_label, is_collapsed, number, objective_label
+        from engine.formatting import objective_label
 
-        metrics = run.metrics
-        distinct = metrics.get("distinct_predictions")
-        collapsed = distinct is not None and is_collapsed(int(distinct))
-        distinct_cell = Text(distinct_label(distinct), style="bold red" if collapsed else "")
+        latest = [_metric_cell(metric, run) for metric in LATEST_METRICS]
         return [
             Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
             run.name,
             Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
             f"{run.epoch:.2f}/{run.config.train.epochs}",
-            number(metrics.get("train_loss")),
-            number(metrics.get("val_loss")),
-            number(best_val_loss(run)),
-            number(metrics.get("entropy")),
-            number(metrics.get("kl")),
-            number(metrics.get("accuracy")),
-            distinct_cell,
+            *latest[:2],
+            number(run.best_val_loss),
+            *latest[2:],
             rate_label(run.pairs_per_s),
             objective_label(run.config.objective),
             f"{run.config.objective.strength:g}",
