@@ -38,6 +38,7 @@ from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.jobs.controller import Controller
 from engine.jobs.executor import Executor
+from engine.metric_table import COLLAPSE_SIGN, collapsed
 from engine.runs.names import default_run_name, run_names
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
@@ -248,17 +249,13 @@ class ExplorerApp(App[int]):
                 severity="warning",
                 timeout=10,
             )
-        distinct = run.metrics.get("distinct_predictions")
-        if run.status == "finished" and distinct is not None:
-            from engine.formatting import is_collapsed
-
-            if is_collapsed(int(distinct)):
-                self.notify(
-                    f"Run {run.name} predicts only {int(distinct)} distinct words on validation: it has collapsed.",
-                    title="Collapsed",
-                    severity="warning",
-                    timeout=8,
-                )
+        if run.status == "finished" and collapsed(run.metrics):
+            self.notify(
+                f"Run {run.name} predicts only {int(run.metrics[COLLAPSE_SIGN.key])} distinct words on validation: it has collapsed.",
+                title="Collapsed",
+                severity="warning",
+                timeout=8,
+            )
 
     # Drawing ----------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from engine.config.settings import add_options, given_overrides, settings
 from engine.errors import UserError
 from engine.exit_codes import exit_code
 from engine.jobs.executors import add_executor_options, executor_for
+from engine.metric_table import cells, metrics
 from engine.objective.terms import REGULARIZERS
 from engine.runs.names import check_name, default_run_name, sweep_member_name
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from engine.runs.checkpoint import RunRecord
     from engine.runs.view import RunView
 
-SUMMARY_COLUMNS = ["epochs", "train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct"]
+SUMMARY_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")
+SUMMARY_COLUMNS = ["epochs", *(metric.header for metric in SUMMARY_METRICS)]
 
 
 def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
@@ -229,15 +231,4 @@ def _run_json(controller: Controller, view: RunView) -> dict[str, Any]:
 
 
 def _summary_cells(record: RunRecord | None) -> list[str]:
-    from engine.formatting import distinct_label, number
-
-    m = record.metrics if record else {}
-    return [
-        str(record.epochs_completed if record else 0),
-        number(m.get("train_loss")),
-        number(m.get("val_loss")),
-        number(m.get("entropy")),
-        number(m.get("kl")),
-        number(m.get("accuracy")),
-        distinct_label(m.get("distinct_predictions")),
-    ]
+    return [str(record.epochs_completed if record else 0), *cells(record.metrics if record else {}, SUMMARY_METRICS)]

@@ -13,9 +13,9 @@ Placement (:func:`plan_slots`): on CUDA every job of a sweep at once, spread ove
 given (``cuda:0,cuda:1``) or found (``auto``); on CPU one job per ``CPU_THREADS_PER_RUN`` cores,
 so runs never oversubscribe them. A job is one trainer process: one run, or (stacking, the
 default on CUDA: :func:`should_stack`) a stack of queued runs that differ only in their objective,
-trained as one model (:mod:`engine.training.stacked`), cut into groups that fit the device's memory. Measured on a 2-core CPU, W1 paper preset, one epoch, two
-weights: two runs side by side with 1 thread each took 39 s, the same two one after the other with
-2 threads each 61 s.
+trained as one model (:mod:`engine.training.stacked`), cut into groups that fit the device's memory.
+Why CPU runs go side by side with a thread each rather than one after another with all the cores,
+measured: ``docs/design/threads.md``.
 """
 
 from __future__ import annotations

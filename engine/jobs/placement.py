@@ -41,9 +41,9 @@ def parse_parallel(text: str | int | None) -> int | None:
 def should_stack(stack: bool | None, device: str) -> bool:
     """Whether a sweep's runs stack: as asked, else on CUDA only.
 
-    On a CPU a stack of N runs costs about N runs (measured, :mod:`engine.training.stacked`: the recurrent
-    work is compute-bound and the ``positions × V`` passes are per member), while separate runs use
-    the cores side by side; on a launch-bound GPU one stacked model keeps the device busy.
+    On a CPU a stack of N runs costs about N runs (the recurrent work is compute-bound and the
+    ``positions × V`` passes are per member; measured in ``docs/design/stacking.md``), while separate
+    runs use the cores side by side; on a launch-bound GPU one stacked model keeps the device busy.
     """
     if stack is not None:
         return stack
