@@ -63,7 +63,7 @@ def measure(bench: Bench) -> list[Row]:
             f"{seconds(local)} (local processes)",
             on_ray / local,
         ),
-        Row("–", f"{MEASURE}: scheduler overhead per run", seconds(overhead), "–"),
+        Row("–", f"{MEASURE}: scheduler overhead per run", ("−" if overhead < 0 else "") + seconds(abs(overhead)), "–"),
         Row("–", f"{MEASURE}: round trip of {EMPTY_TASKS} empty Ray tasks, per task", seconds(per_task), "–"),
     ]
 

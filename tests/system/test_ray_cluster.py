@@ -182,3 +182,19 @@ async def test_the_app_launches_on_ray_shows_all_four_live_and_a_stop_is_honoure
         assert [app.run_status(name) for name in names] == ["finished", "finished", "finished", "stopped"]
         assert all(app.session.get(name).points("train_loss") for name in names)  # their live plots were fed
     assert len({node for name in names for node in nodes_of(checkpoints, name)}) == 2
+
+
+@pytest.mark.slow  # about 60 s on two loaded cores
+def test_reproduce_trains_its_grid_on_ray_and_a_second_call_reuses_it(cluster, small_corpus, tmp_path):
+    out = tmp_path / "reproduction"
+    command = [*CLI, "reproduce", "--corpus", str(small_corpus), "--epochs", "1", "--runs", "control,entropy-1e-11"]
+    command += ["--out", str(out), "--device", "cpu", "--executor", "ray", "--address", cluster.address]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    runs = out / "runs"
+    names = sorted(path.name for path in runs.iterdir())
+    assert names == ["control-s0", "entropy-1e-11-s0"] and all(nodes_of(runs, name) for name in names)
+    assert (out / "report.md").is_file()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert all(len(nodes_of(runs, name)) == 1 for name in names)  # reused, not trained again
