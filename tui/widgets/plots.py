@@ -57,6 +57,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from engine.metric_table import Quantity, Source, measured
 from tui.export import export_path, metrics_csv, write_atomically
 from tui.plotting import (
     MIN_Y_ZOOM,
@@ -93,17 +94,25 @@ class Pane:
     definition: str | None
 
 
+def _pane(id: str, title: str, quantity: Quantity, sources: tuple[Source, ...], definition: str | None = None) -> Pane:
+    """A pane drawing ``quantity`` from the given sources (:mod:`engine.metric_table`)."""
+    train = measured(quantity, "training").key if "training" in sources else None
+    val = measured(quantity, "validation").key if "validation" in sources else None
+    return Pane(id, title, train, val, definition)
+
+
+BOTH: tuple[Source, ...] = ("training", "validation")
 PANES = (
-    Pane("entropy", "entropy", "train_entropy", "entropy", "entropy"),
-    Pane("kl", "KL", "train_kl", "kl", "kl"),
-    Pane("train-loss", "training loss", "train_loss", None, None),
-    Pane("val-loss", "validation loss", None, "val_loss", None),
+    _pane("entropy", "entropy", "entropy", BOTH, "entropy"),
+    _pane("kl", "KL", "kl", BOTH, "kl"),
+    _pane("train-loss", "training loss", "loss", ("training",)),
+    _pane("val-loss", "validation loss", "loss", ("validation",)),
 )
 QUALITY_PANES = (
-    Pane("accuracy", "accuracy", "train_accuracy", "accuracy", None),
-    Pane("perplexity", "perplexity", "train_perplexity", "perplexity", None),
-    Pane("distinct", "distinct predictions", "train_distinct_predictions", "distinct_predictions", None),
-    Pane("val-loss-2", "validation loss", None, "val_loss", None),
+    _pane("accuracy", "accuracy", "accuracy", BOTH),
+    _pane("perplexity", "perplexity", "perplexity", BOTH),
+    _pane("distinct", "distinct predictions", "distinct_predictions", BOTH),
+    _pane("val-loss-2", "validation loss", "loss", ("validation",)),
 )
 PANE_SETS = (PANES, QUALITY_PANES)  # m cycles them, and the pages of a set when the size shows fewer than its four
 
