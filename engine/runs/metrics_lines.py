@@ -8,8 +8,9 @@ The error policy, the same wherever lines are read: a line that is not such an o
 skipped, never fatal. That covers a line cut short by a crash, damaged or mistyped JSON, nesting
 too deep to parse, an integer too long to convert (Python refuses more than 4300 digits) or too
 large for a float, a line longer than :data:`~engine.runs.protocol.MAX_METRICS_LINE_BYTES`, and a
-``step`` outside ``0 ≤ step ≤ MAX_STEP``. Every metric comes back as a float (the non-finite
-names as ``inf``/``nan``), ``step`` as an int; keys whose values are not numbers are left out.
+``step`` outside ``0 ≤ step ≤ MAX_STEP``. Numbers come back as the file has them (an integer as
+an int, the non-finite names as the floats ``inf``/``nan``); keys whose values are not numbers are
+left out.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MAX_STEP = 10**12 - 1  # the most a checkpoint's file name (``model-e<epoch>-s<s
 
 
 def parse_line(text: bytes | str) -> dict[str, Any] | None:
-    """One line as ``{"kind": …, "step": int, "epoch": float, <metric>: float, …}``, or None when it is not one."""
+    """One line as ``{"kind": …, "step": int, "epoch": number, <metric>: number, …}``, or None when it is not one."""
     if len(text) > MAX_METRICS_LINE_BYTES:
         return None
     try:
@@ -48,7 +49,7 @@ def parse_line(text: bytes | str) -> dict[str, Any] | None:
             continue
         number = _number(value)
         if number is not None:
-            line[key] = number
+            line[key] = value if isinstance(value, int) else number
         elif isinstance(value, int) and not isinstance(value, bool):
             return None  # an integer too large for a float: not a line lm-explorer wrote
     epoch = line.get("epoch")
@@ -58,7 +59,8 @@ def parse_line(text: bytes | str) -> dict[str, Any] | None:
 
 
 def _number(value: Any) -> float | None:
-    """A metric's value as a float: a JSON number, or one of the names of :data:`NON_FINITE`; else None."""
+    """A metric's value as a float (None for an integer beyond a float's range): a JSON number, or one of the names
+    of :data:`NON_FINITE`; else None."""
     if isinstance(value, str):
         return NON_FINITE.get(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -101,8 +101,8 @@ async def test_hiding_and_a_status_change_under_a_status_filter(tiny_corpus, tmp
         record = checkpoints / "halted" / "run.json"
         record.write_text(record.read_text().replace('"status": "stopped"', '"status": "finished"'))
         await wait_for(pilot, lambda: app.runs_table.runs["halted"].status == "finished", "the new status")
-        await settle(pilot)
-        assert listed(app) == [] and app.is_running
+        await wait_for(pilot, lambda: listed(app) == [], "the row the filter now leaves out to go")
+        assert app.is_running
         await pilot.press("space", "n", "d", "i")  # keys on an empty list say so; nothing ends the app
         await settle(pilot)
         assert app.is_running

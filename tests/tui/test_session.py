@@ -208,7 +208,7 @@ def test_the_metrics_export_skips_hostile_lines_and_writes_non_finite_values(tmp
         '{"kind": "step", "step": 1, "epoch": 0.5, "train_loss": ' + "9" * 5000 + "}\n"
         '{"kind": "epoch", "step": 2, "epoch": 1, "val_loss": "inf", "wall_s": 1.5}\n'
     )
-    assert metrics_csv(tmp_path, ["r"]).splitlines() == ["run,kind,step,epoch,wall_s,val_loss", "r,epoch,2,1.0,1.5,inf"]
+    assert metrics_csv(tmp_path, ["r"]).splitlines() == ["run,kind,step,epoch,wall_s,val_loss", "r,epoch,2,1,1.5,inf"]
 
 
 def test_names_sort_naturally_and_what_tells_runs_apart_comes_first():
