@@ -9,6 +9,9 @@
   run; target ≤ 1.6×.
 - **Key → frame while two runs train**: measure 5's keys (:func:`bench.tui_latency.latencies`)
   while the app's two-weight W1 sweep trains. Ratio = p95 ÷ idle p95; target p95 ≤ 150 ms.
+- **Cursor → readout while two runs train**: ← on the Plots tab until the frame whose readout names the new
+  x (:func:`bench.tui_latency.cursor_latencies`). Baseline: the same runs' points once they are stopped.
+  Target p95 ≤ 150 ms.
 - **Attach latency**: a headless ``lm-explorer train`` (W1) writes its ``metrics.jsonl`` while the
   app, started before it, follows the folder. A thread stamps each step line when it lands in the
   file (polling its size every 2 ms); the app's loop stamps it when the run's series holds it.
@@ -30,7 +33,8 @@ from pathlib import Path
 from bench.context import Bench
 from bench.table import Row, skipped
 from bench.tui_harness import APP_SIZE, tui_available, wait_until
-from bench.tui_latency import latencies, percentile
+from bench.tui_latency import cursor_latencies, latencies, percentile
+from engine.config.models import RunConfig
 from engine.jobs.controller import Controller
 
 MEASURE = "9 concurrency"
@@ -46,7 +50,7 @@ def measure(bench: Bench) -> list[Row]:
     if not workload.available:
         return [skipped("W1", MEASURE, workload.missing)]
     parts = [sweep_rows]
-    parts += [key_rows, lambda bench: [attach_row(bench)]] if tui_available() else []
+    parts += [key_rows, cursor_rows, lambda bench: [attach_row(bench)]] if tui_available() else []
     rows = [] if tui_available() else [skipped("W1", f"{MEASURE}: TUI", "tui.app not available")]
     for part in parts:  # one part's failure must not lose the others' rows
         try:
@@ -107,13 +111,18 @@ def sweep_rows(bench: Bench) -> list[Row]:
     return rows
 
 
-def key_rows(bench: Bench) -> list[Row]:
+def two_runs(bench: Bench, label: str) -> list[RunConfig]:
+    """W1 runs with the sweep's two weights, planned long enough to train through a measure."""
     workload = bench.workloads["W1"]
-    presses = bench.pick(20, 60)
-    configs = [
-        workload.config(bench.run_name(f"keys-w{weight:g}"), bench.device, {"objective.weight": weight, "train.epochs": 200})
+    return [
+        workload.config(bench.run_name(f"{label}-w{weight:g}"), bench.device, {"objective.weight": weight, "train.epochs": 200})
         for weight in WEIGHTS
     ]
+
+
+def key_rows(bench: Bench) -> list[Row]:
+    presses = bench.pick(20, 60)
+    configs = two_runs(bench, "keys")
     idle = asyncio.run(latencies(bench, [], presses))
     loaded = asyncio.run(latencies(bench, configs, presses))
     value, base = percentile(loaded, 0.95), percentile(idle, 0.95)
@@ -128,6 +137,27 @@ def key_rows(bench: Bench) -> list[Row]:
             value <= KEYS_TARGET_P95,
         )
     ]
+
+
+def cursor_rows(bench: Bench) -> list[Row]:
+    presses = bench.pick(20, 60)
+    configs = two_runs(bench, "cursor")
+    loaded, idle = asyncio.run(cursor_latencies(bench, configs, presses))
+    rows = []
+    for label, quantile in (("p50", 0.50), ("p95", 0.95)):
+        value, base = percentile(loaded, quantile), percentile(idle, quantile)
+        rows.append(
+            Row(
+                "W1",
+                f"{MEASURE}: cursor → readout while 2 runs train, {label} of {len(loaded)} keys",
+                f"{value * 1000:.0f} ms",
+                f"{base * 1000:.0f} ms (the runs stopped)",
+                value / base,
+                f"≤ {KEYS_TARGET_P95 * 1000:.0f} ms" if label == "p95" else "–",
+                value <= KEYS_TARGET_P95 if label == "p95" else None,
+            )
+        )
+    return rows
 
 
 def attach_row(bench: Bench) -> Row:

@@ -27,11 +27,12 @@ def tui_available() -> bool:
 
 
 class FrameClock:
-    """Completion times of the app's screen updates, with the widget focused at each."""
+    """Completion times of the app's screen updates, each with what ``probe()`` said then (default: the focused widget)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, probe: Callable[[], Any] | None = None) -> None:
         self.frames: list[tuple[float, Any]] = []
         display = app._display
+        look = probe or (lambda: app.focused)
 
         def stamped(screen: Any, renderable: Any) -> None:
             display(screen, renderable)
@@ -39,12 +40,12 @@ class FrameClock:
                 return
             if hasattr(renderable, "render_segments"):
                 renderable.render_segments(app.console)
-            self.frames.append((time.perf_counter(), app.focused))
+            self.frames.append((time.perf_counter(), look()))
 
         app._display = stamped
 
     async def first_after(self, start: float, shows: Callable[[Any], bool], timeout: float = 10.0) -> float:
-        """The time of the first frame after ``start`` in which ``shows(focused widget)`` holds."""
+        """The time of the first frame after ``start`` in which ``shows(what the probe said)`` holds."""
         deadline, checked = time.perf_counter() + timeout, 0
         while time.perf_counter() < deadline:
             for stamp, focused in self.frames[checked:]:

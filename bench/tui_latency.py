@@ -7,6 +7,9 @@ focus the plot grid), each a visible change, at irregular intervals of 50–250 
 are not counted. Latency: from just before the key is sent to the completion of the first frame
 whose focused widget is the one the key asked for (:class:`bench.tui_harness.FrameClock`).
 Baseline: the same keys with no run training. Ratio = loaded p95 ÷ idle p95; target p95 ≤ 100 ms.
+
+:func:`cursor_latencies` times the plots' cursor the same way (measure 9 runs it while two runs train):
+← from the last x, each press a step back, until the first frame whose readout names the cursor's new x.
 """
 
 from __future__ import annotations
@@ -95,3 +98,41 @@ async def latencies(
             app.shut_down()
             await wait_until(lambda: app.return_code is not None, "the TUI runs to stop and save", timeout=120)
     return found
+
+
+async def cursor_latencies(bench: Bench, configs: list[RunConfig], presses: int) -> tuple[list[float], list[float]]:
+    """Cursor key → the first frame whose readout shows the new x, ``presses`` times while ``configs`` train, then
+    ``presses`` times once they are stopped (the baseline: the same runs and points, nothing training)."""
+    from tui.app import ExplorerApp
+    from tui.widgets.plots import x_text
+
+    app = ExplorerApp(checkpoints=str(bench.scratch / bench.run_name("cursor-checkpoints")), device=bench.device)
+    rng = random.Random(0)
+    async with app.run_test(size=APP_SIZE) as pilot:
+        plots = app.plots
+        clock = FrameClock(app, probe=lambda: str(plots.query_one("#plot-readout").render()))
+
+        async def timed() -> list[float]:
+            await pilot.press("f3", "end")
+            found = []
+            for i in range(WARM_UP_KEYS + presses):
+                await asyncio.sleep(rng.uniform(0.05, 0.25))
+                start = time.perf_counter()
+                await pilot.press("left")
+                shown = f"{plots.x_axis} {x_text(plots.cursor or 0.0, plots.x_axis)} │"
+                stamp = await clock.first_after(start, lambda readout, shown=shown: readout.startswith(shown))
+                if i >= WARM_UP_KEYS:
+                    found.append(stamp - start)
+            return found
+
+        app.start_runs(configs)
+        runs = [app.session.get(config.name) for config in configs]
+        wanted = 2 * (WARM_UP_KEYS + presses)  # ← never runs out of x values
+        await wait_until(lambda: all(len(run.series.get("train_loss", [])) >= wanted for run in runs), "the runs' windows")
+        loaded = await timed()
+        for run in runs:
+            app.controller.stop(run.name)
+        await wait_until(lambda: not any(run.alive for run in runs), "the runs to stop and save", timeout=120)
+        idle = await timed()
+        app.exit()
+    return loaded, idle

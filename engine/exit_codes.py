@@ -2,7 +2,8 @@
 
 0 finished; 1 an internal failure; 2 a mistake in the input or a fault of the disk (one sentence on
 stderr); 3 the run diverged; 130 stopped by Ctrl-C or SIGTERM (128 + SIGINT), 129 by SIGHUP (the
-terminal went away), each after saving its checkpoint.
+terminal went away), each after saving its checkpoint; 141 the reader of the output went away
+(``lm-explorer runs | head``), the code of a tool ended by SIGPIPE, without a traceback.
 """
 
 EXIT_OK = 0
@@ -11,6 +12,7 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_HANGUP = 129
 EXIT_STOPPED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def exit_code(status: str | None, hangup: bool = False) -> int:

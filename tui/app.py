@@ -40,9 +40,10 @@ from engine.jobs.controller import Controller
 from engine.jobs.executor import Executor
 from engine.metric_table import COLLAPSE_SIGN, collapsed
 from engine.runs.names import default_run_name, run_names
+from tui.client_gone import watch_input_hangup
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
-from tui.memory import load_memory, recall_view, remember, save_memory
+from tui.memory import SAVE_EVERY_S, MemoryKeeper, load_memory, recall_view, remember
 from tui.run_actions import RunActions
 from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
@@ -59,6 +60,7 @@ HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANGUP_EXIT_S = 3.0
 FOLLOW_AFTER_S = 0.2
 STOP_WAIT_S = 120.0
+READING_RUNS = "reading the checkpoints folder…"
 
 
 class ExplorerApp(App[int]):
@@ -101,6 +103,7 @@ class ExplorerApp(App[int]):
         self._changed_rows: set[str] = set()
         self._attached = False
         self._shutting_down = False
+        self._unmounted = threading.Event()
 
     def compose(self) -> ComposeResult:
         with FocusTabs(initial="setup", id="tabs"):
@@ -112,6 +115,7 @@ class ExplorerApp(App[int]):
                 yield GenerationPanel(self.checkpoints, id="generation")
         with Vertical(id="runs-box") as box:
             box.border_title = "F5 Runs"
+            box.border_subtitle = READING_RUNS  # until the follower's first look at the folder lists them
             yield RunsFilter(
                 placeholder="filter: words of the name, objective or status (escape clears)", id="runs-filter", compact=True
             )
@@ -127,22 +131,39 @@ class ExplorerApp(App[int]):
         self.tabs = self.query_one(TabbedContent)
         self.set_interval(TABLE_REFRESH_S, self._refresh_rows)
         self._install_signal_handlers()
+        if self.is_web:  # served to a browser: when the server goes, so does the app (runs train on)
+            loop = asyncio.get_running_loop()
+
+            def hang_up_soon() -> None:
+                loop.call_soon_threadsafe(self.hang_up)
+
+            watch_input_hangup(0, hang_up_soon, self._unmounted)
         self.set_timer(FOLLOW_AFTER_S, self._start_following)  # after the first frame: reading runs loads torch
         self.memory = load_memory(self.checkpoints)
+        self.memory_keeper = MemoryKeeper(self.checkpoints, self.memory)
         recall_view(self, self.memory)
+        self.set_interval(SAVE_EVERY_S, self._keep_memory)
 
     def on_unmount(self) -> None:
         """The runs train on without the app; only the follower ends."""
         self.follower.close()
+        self._unmounted.set()
         self._remove_signal_handlers()
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         """Remember the form, seeds, shown runs and toggles for the next launch on this folder, then exit."""
         if not self._exit:
-            # a read-only folder, or an app that never finished mounting: nothing to remember
-            with contextlib.suppress(OSError, NoMatches):
-                save_memory(self.checkpoints, remember(self))
+            self._keep_memory()
         super().exit(result, return_code, message)
+
+    def _keep_memory(self) -> None:
+        """Save what changed in the form, seeds, shown runs, numbers and toggles (a crash then loses at most a second)."""
+        # a read-only folder, or an app that never finished mounting: nothing to remember
+        with contextlib.suppress(OSError, NoMatches, AttributeError):
+            memory = remember(self)
+            if not self._attached:  # the saved runs are not listed yet: the shown ones are still the remembered ones
+                memory = memory.model_copy(update={"shown": self.memory.shown})
+            self.memory_keeper.keep(memory)
 
     # Public API (also used by the benchmarks) ----------------------------------------------------
 
@@ -220,6 +241,7 @@ class ExplorerApp(App[int]):
             self._runs_changed()
         if not self._attached:
             self._attached = True
+            self.query_one("#runs-box").border_subtitle = ""
             self._refresh_rows()
             problems = [update.view for update in message.updates if update.view.problem]
             if problems:

@@ -3,15 +3,17 @@
 Each export is one file in the folder the app was started from (the current directory), named
 ``lm-explorer-<what>-<date>-<time>.<ext>`` and never overwriting another; the app's toast names
 the path. Files are written atomically (temp file + rename). The CSV holds every line of each
-shown run's ``metrics.jsonl``, one row per line with the run's name in front, the numbers as the
-file has them (non-finite ones as ``inf``, ``-inf``, ``nan``).
+shown run's ``metrics.jsonl``, one row per line with the run's name in front, then the settings
+that differ among the runs (the weight of a sweep, a seed), the numbers as the file has them
+(non-finite ones as ``inf``, ``-inf``, ``nan``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,12 +61,27 @@ def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
         return []
 
 
-def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
-    """One CSV row per metrics line of each run: run, kind, step, epoch, wall_s, then every metric (sorted by name)."""
-    rows = [{"run": name, **line} for name in run_names for line in metric_lines(checkpoints, name)]
-    metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS))
+def varied(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The settings (dotted keys, in their order) whose values are not the same for every run in ``settings``."""
+    keys = dict.fromkeys(key for values in settings.values() for key in values)
+    return [key for key in keys if len({json.dumps(values.get(key), default=str) for values in settings.values()}) > 1]
+
+
+def metrics_csv(checkpoints: Path, run_names: Iterable[str], settings: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """One CSV row per metrics line of each run: run, the settings that differ among the runs (``settings``: run name →
+    dotted key → value), kind, step, epoch, wall_s, then every metric (sorted by name)."""
+    settings = settings or {}
+    differing = varied(settings)
+    rows = [
+        {"run": name, **{key: settings[name].get(key) for key in differing}, **line}
+        for name in run_names
+        for line in metric_lines(checkpoints, name)
+    ]
+    metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS) - set(differing))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*LEADING_COLUMNS, *metrics], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=["run", *differing, *LEADING_COLUMNS[1:], *metrics], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(
+        {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()} for row in rows
+    )
     return out.getvalue()

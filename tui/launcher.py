@@ -12,6 +12,7 @@ option is one sentence on stderr and exit code 2, as on the CLI.
 from __future__ import annotations
 
 import argparse
+import difflib
 import shlex
 import sys
 from pathlib import Path
@@ -161,9 +162,24 @@ def serve(args: list[str]) -> int:
     return 0
 
 
+def check_command(name: str) -> None:
+    """Refuse a first word that is no command (``lm-explorer trian``), naming the nearest and all of them."""
+    names = [*COMMANDS, APP_COMMAND, SERVE_COMMAND]
+    if name.startswith("-") or name in names:
+        return
+    nearest = difflib.get_close_matches(name, names, n=1)
+    guess = f"did you mean '{nearest[0]}'? " if nearest else ""
+    raise UserError(f"lm-explorer has no command {name!r}; {guess}the commands are {', '.join(names)} ('lm-explorer --help').")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch: engine CLI for headless commands and help, the web server for serve, the Textual app otherwise."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        check_command(args[0] if args else "-")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if args[:1] and (args[0] in COMMANDS or args[0] in ("-h", "--help")):
         if args[0] in ("-h", "--help"):
             print_help()

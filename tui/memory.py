@@ -1,7 +1,8 @@
 """What the app remembers per checkpoints folder: the form, pinned seeds, shown runs, run numbers, the view's toggles and zooms.
 
 Kept in ``<checkpoints>/.lm-explorer-app.json`` (a dot file: run listings skip it), written
-atomically when the app closes and read when it opens. The file lives in a folder that is a trust
+atomically within :data:`SAVE_EVERY_S` of each change (so a crash or a SIGKILL loses at most that) and
+when the app closes, and read when it opens. The file lives in a folder that is a trust
 boundary, so it is validated (plain types, bounded sizes); a file that does not validate is
 ignored, and the app opens as if it were new.
 """
@@ -22,6 +23,7 @@ from tui.session import XAxis
 MEMORY_FILE = ".lm-explorer-app.json"
 MAX_BYTES = 1_000_000
 MAX_TEXT = 4_000
+SAVE_EVERY_S = 1.0
 
 
 class Memory(BaseModel):
@@ -76,6 +78,20 @@ def save_memory(checkpoints: Path, memory: Memory) -> None:
     folder = Path(checkpoints)
     if folder.is_dir():
         write_atomically(memory_path(folder), memory.model_dump_json(indent=2))
+
+
+class MemoryKeeper:
+    """Saves the app's memory when it differs from what was saved last: called every :data:`SAVE_EVERY_S` and at exit."""
+
+    def __init__(self, checkpoints: Path, loaded: Memory) -> None:
+        self.checkpoints = checkpoints
+        self.saved = loaded
+
+    def keep(self, memory: Memory) -> None:
+        """Write ``memory`` unless it is what the file holds already (a read-only folder keeps the old one)."""
+        if memory != self.saved:
+            save_memory(self.checkpoints, memory)
+            self.saved = memory
 
 
 def remember(app: Any) -> Memory:

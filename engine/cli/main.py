@@ -10,13 +10,14 @@ checkpoint is saved.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
 from engine.cli import corpus, generate, manage, reproduce, runs, train
 from engine.cli.common import ArgumentParser
 from engine.errors import UserError
-from engine.exit_codes import EXIT_STOPPED, EXIT_USER_ERROR
+from engine.exit_codes import EXIT_BROKEN_PIPE, EXIT_STOPPED, EXIT_USER_ERROR
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": train.cmd_train,
@@ -54,3 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_STOPPED
+    except BrokenPipeError:
+        return reader_gone()
+
+
+def reader_gone() -> int:
+    """The output's reader went away (``lm-explorer runs | head``): end quietly, as a tool SIGPIPE ends.
+
+    stdout then points at the null device, so that the interpreter's final flush has nowhere to fail.
+    """
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE

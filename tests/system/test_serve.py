@@ -75,11 +75,9 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
-def test_serve_guards_the_page_and_websocket_with_its_token_and_origin_and_stops_on_sigterm(tmp_path):
-    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
+def start_serve(tmp_path: Path, port: int) -> subprocess.Popen:
+    """A real ``lm-explorer serve`` on ``port`` over ``tmp_path/runs``, its output piped."""
+    return subprocess.Popen(
         [sys.executable, "-m", "tui.launcher", "serve", "--port", str(port), "--checkpoints", str(tmp_path / "runs")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -87,6 +85,13 @@ def test_serve_guards_the_page_and_websocket_with_its_token_and_origin_and_stops
         env=child_env(),
         cwd=tmp_path,
     )
+
+
+def test_serve_guards_the_page_and_websocket_with_its_token_and_origin_and_stops_on_sigterm(tmp_path):
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_serve(tmp_path, port)
     try:
         first_line = server.stderr.readline()
         assert first_line.startswith(f"Open {base}/?token="), first_line
@@ -121,6 +126,126 @@ def test_serve_guards_the_page_and_websocket_with_its_token_and_origin_and_stops
     assert server.returncode == 0, err
     assert "Traceback" not in err + out and token not in err  # the address with the token is printed once
     assert (tmp_path / "runs").is_dir()  # the options were checked (and the folder made) before serving
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+CLIENT = """
+import asyncio, sys
+import aiohttp
+
+async def main(url, origin):
+    received = b""
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers={"Origin": origin}) as websocket:
+        while b"Setup" not in received:
+            message = await websocket.receive(timeout=120)
+            assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), message
+            if message.type == aiohttp.WSMsgType.BINARY:
+                received += message.data
+        print("shown", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def serve_with_a_tab(tmp_path: Path) -> tuple[subprocess.Popen, subprocess.Popen, int]:
+    """A real ``lm-explorer serve`` and a browser-tab client process whose app has drawn its screen; and the app's pid."""
+    port = free_port()
+    server = start_serve(tmp_path, port)
+    token = server.stderr.readline().strip().split("?token=", 1)[1]
+    fetch(f"http://127.0.0.1:{port}/?token={token}", server)  # it listens
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, f"ws://127.0.0.1:{port}/ws/{token}?width=100&height=30", f"http://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout.readline() == "shown\n"
+    (app,) = children(server.pid)
+    return server, client, app
+
+
+def end(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("how", ["client killed", "server stopped", "server killed"])
+def test_a_served_app_ends_when_its_client_or_the_server_goes_without_a_goodbye(tmp_path, how):
+    """A browser tab that vanishes (SIGKILL: no WebSocket close), ``serve`` stopped with SIGTERM while a tab is
+    open, or ``serve`` killed outright: each time the tab's app process ends, and nothing is left running."""
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    server, client, app = serve_with_a_tab(tmp_path)
+    try:
+        if how == "client killed":
+            client.kill()
+            wait_until(lambda: not alive(app), 30, "the app of a vanished tab should end")
+            assert server.poll() is None  # the server serves on
+        elif how == "server stopped":
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=15) == 0  # textual-serve alone waited on the open tab
+            assert not alive(app)
+        else:
+            server.kill()
+            wait_until(lambda: not alive(app), 30, "an app whose server was killed should end")
+    finally:
+        end(client, server)
+        if alive(app):
+            os.kill(app, signal.SIGKILL)
+
+
+def test_a_tab_app_that_ignores_quit_and_sighup_is_killed(monkeypatch):
+    """The end of a tab escalates: quit, then SIGHUP, then SIGKILL, so even an app stuck for good does not outlive it."""
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    from textual_serve.download_manager import DownloadManager
+
+    from tui import web_server
+
+    stuck = f"{sys.executable} -c 'import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); time.sleep(600)'"
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    async def start_and_stop() -> tuple[int, float, int | None]:
+        tab = web_server.TabApp(stuck, write_bytes=nothing, write_str=nothing, close=nothing, download_manager=DownloadManager())
+        await tab.start(80, 24)
+        began = time.monotonic()
+        await tab.stop()
+        return tab._process.pid, time.monotonic() - began, tab._process.returncode
+
+    monkeypatch.setattr(web_server, "QUIT_WAIT_S", 0.5)
+    monkeypatch.setattr(web_server, "HANGUP_WAIT_S", 0.5)
+    pid, took, code = asyncio.run(start_and_stop())
+    assert code == -signal.SIGKILL and not alive(pid)
+    assert took < 10
 
 
 def test_serve_token_is_given_or_refused_and_origins_are_the_served_ones(tmp_path):

@@ -5,10 +5,12 @@ Each test uses its own tmux server socket, so a developer's tmux sessions are ne
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -165,3 +167,62 @@ def test_train_generate_and_quit_in_a_real_terminal(open_app, tiny_corpus):
         time.sleep(0.25)
     (listing,) = list_runs(checkpoints)
     assert load_run(checkpoints, listing.name).record.status == "stopped"
+
+
+def app_pid(tmux: Tmux) -> int:
+    """The app's process: the pane's own, or the one its shell started."""
+    pid = tmux.pane_pid()
+    if "lm-explorer" not in Path(f"/proc/{pid}/cmdline").read_text():
+        (pid,) = (int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    return pid
+
+
+def test_form_seeds_shown_runs_and_a_renamed_runs_number_survive_a_sigkill(tiny_corpus, tmp_path):
+    """The app's memory is saved as it changes: killed outright (no exit handler runs), the next launch has it all."""
+    from tests.conftest import write_hand_made_run
+    from tui.memory import MEMORY_FILE
+
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "alpha")  # run 1; forgetting it would number the renamed run 2
+    command = [console_script(), "--corpus", str(tiny_corpus), "--checkpoints", str(checkpoints), "--device", "cpu"]
+    tmux = Tmux(command, f"crash{os.getpid()}")
+    try:
+        tmux.wait_for(lambda s: "Ready: 1 run" in s and re.search(r"○\s+1\s+alpha\b", s), "the form and the saved run")
+        click_field(tmux, "Epochs")
+        tmux.keys("C-u")
+        tmux.type("7")
+        tmux.keys("F5", "Home", "Space", "n")  # alpha (run 1) shown, then renamed
+        tmux.wait_for(lambda s: "alpha" in s and "name" in s.lower() and "escape" in s.lower(), "the rename question")
+        tmux.keys("C-u")
+        tmux.type("alpha-best")
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: re.search(r"●\s+1\s+alpha-best\b", s), "the renamed run, shown")
+        tmux.keys("F4")
+        tmux.wait_for(lambda s: "Enter pins it" in s, "the Generate tab")
+        tmux.type(SEED_TEXT)
+        tmux.keys("Enter")
+
+        def saved() -> dict:
+            try:
+                return json.loads((checkpoints / MEMORY_FILE).read_text())
+            except (OSError, ValueError):
+                return {}
+
+        tmux.wait_for(
+            lambda _: (memory := saved()).get("seeds") == [SEED_TEXT] and memory.get("shown") == ["alpha-best"],
+            "the memory file to hold the seed and the renamed, shown run",
+        )
+        memory = saved()
+        assert memory["form"]["epochs"] == "7" and memory["numbers"]["alpha-best"] == 1 and "alpha" not in memory["numbers"]
+        os.kill(app_pid(tmux), signal.SIGKILL)
+        tmux.wait_for(lambda _: not tmux.alive(), "the killed app's pane to close", timeout=30)
+    finally:
+        tmux.kill()
+    again = Tmux(command, f"again{os.getpid()}")
+    try:
+        screen = again.wait_for(lambda s: re.search(r"●\s+1\s+alpha-best\b", s), "alpha-best shown as run 1")
+        assert re.search(r"Epochs\s+7\b", screen), screen
+        again.keys("F4")
+        again.wait_for(lambda s: SEED_TEXT in s, "the pinned seed")
+    finally:
+        again.kill()

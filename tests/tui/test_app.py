@@ -24,7 +24,7 @@ from tui.screens.run_detail import RunDetail
 from tui.session import Point
 from tui.widgets.generation import SEED_CELL_WIDTH
 from tui.widgets.plots import PANES
-from tui.widgets.runs_table import RunsTable
+from tui.widgets.runs_table import COLUMNS, RunsTable
 
 pytestmark = pytest.mark.asyncio
 
@@ -538,9 +538,9 @@ async def test_runs_list_filters_sorts_and_shows_only_one(tiny_corpus, tmp_path)
 
         await pilot.press("o")  # by name
         assert table.listed == sorted(names)
-        for _ in range(3):  # name → status → epoch → train loss
+        for _ in range(2):  # name → objective → weight
             await pilot.press("o")
-        assert table.sort_column == "train_loss" and table.listed == ["ce-plain", "kl-small", "kl-big"]
+        assert table.sort_column == "weight" and table.listed == ["ce-plain", "kl-small", "kl-big"]
         await pilot.press("O")
         assert table.listed == ["kl-big", "kl-small", "ce-plain"]
 
@@ -733,7 +733,8 @@ async def test_the_mouse_toggles_a_run_and_sorts_by_a_header(tiny_corpus, tmp_pa
         await pilot.click(RunsTable, offset=(2, row + 1))  # the header is line 0
         await wait_for(pilot, lambda: app.session.get("b").shown, "b to be shown")
         assert not app.session.get("a").shown
-        header_x = sum(column.get_render_width(table) for column in table.ordered_columns[:4]) + 2  # the train loss column
+        before = [key for key, _ in COLUMNS].index("train_loss")
+        header_x = sum(column.get_render_width(table) for column in table.ordered_columns[:before]) + 2  # the train loss column
         await pilot.click(RunsTable, offset=(header_x, 0))
         await wait_for(pilot, lambda: table.sort_column == "train_loss", "the sort")
         assert table.listed == ["b", "a"]
@@ -787,3 +788,14 @@ async def test_m_shows_accuracy_perplexity_and_distinct_predictions_panes(tiny_c
         await pilot.press("m")
         await redrawn(pilot)
         assert app.query_one("#plot-entropy").display and not app.query_one("#plot-accuracy").display
+
+
+async def test_the_runs_list_says_it_is_reading_the_folder_until_the_runs_are_listed(tiny_corpus, tmp_path):
+    from tui.app import READING_RUNS
+
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        box = app.query_one("#runs-box")
+        assert box.border_subtitle == READING_RUNS and not app.runs_table.rows  # torch and the folder take seconds
+        await wait_for(pilot, lambda: "a" in app.runs_table.rows, "the saved run")
+        assert box.border_subtitle == ""

@@ -71,3 +71,35 @@ def test_a_cuda_device_without_cuda_is_refused_at_launch(capsys):
     assert main(["--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Device 'cuda' was asked for but this machine has no CUDA GPU" in err
+
+
+@pytest.mark.parametrize(
+    ("word", "said"),
+    [
+        ("trian", "lm-explorer has no command 'trian'; did you mean 'train'? the commands are train, sweep,"),
+        ("serv", "did you mean 'serve'?"),
+        ("xyzzy", "lm-explorer has no command 'xyzzy'; the commands are "),
+    ],
+)
+def test_an_unknown_command_names_the_nearest_and_all_commands(word, said, capsys):
+    assert main([word]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "corpus-info" in err and "tui, serve" in err and len(err.splitlines()) == 1
+
+
+def test_a_listing_whose_reader_goes_ends_quietly(tmp_path):
+    """``lm-explorer runs | head -1``: the reader leaves after one line; no BrokenPipeError traceback, exit 141."""
+    for index in range(1000):  # unreadable runs, a line of 200 characters each: more than a pipe buffer holds
+        (tmp_path / f"run-{index}").mkdir()
+        (tmp_path / f"run-{index}" / "run.json").write_text("{}")
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "tui.launcher", "runs", "--checkpoints", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    listing.stdout.readline()
+    listing.stdout.close()
+    err = listing.stderr.read()
+    assert listing.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

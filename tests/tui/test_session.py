@@ -209,3 +209,31 @@ def test_the_metrics_export_skips_hostile_lines_and_writes_non_finite_values(tmp
         '{"kind": "epoch", "step": 2, "epoch": 1, "val_loss": "inf", "wall_s": 1.5}\n'
     )
     assert metrics_csv(tmp_path, ["r"]).splitlines() == ["run,kind,step,epoch,wall_s,val_loss", "r,epoch,2,1.0,1.5,inf"]
+
+
+def test_names_sort_naturally_and_what_tells_runs_apart_comes_first():
+    """``kl-2`` before ``kl-10`` (digits by value); objective and weight are the columns right after the name."""
+    from tui.widgets.runs_table import COLUMNS, natural_key
+
+    names = ["kl-w10", "kl-w2", "ce", "kl-w1e-05", "KL-w3", "kl-w100"]
+    assert sorted(names, key=natural_key) == ["ce", "kl-w1e-05", "kl-w2", "KL-w3", "kl-w10", "kl-w100"]
+    assert [key for key, _ in COLUMNS][:5] == ["mark", "name", "objective", "weight", "status"]
+
+
+def test_the_metrics_csv_gives_the_settings_that_differ_among_the_runs_as_columns(tmp_path):
+    import csv
+    import io
+
+    from tests.conftest import hand_made_metrics, write_hand_made_run
+    from tui.export import metrics_csv
+    from tui.widgets.setup_form import flat_settings
+
+    configs = {}
+    for name, weight in (("kl-2", 2.0), ("kl-10", 10.0)):
+        write_hand_made_run(tmp_path, name, epochs=1, objective__regularizer="kl", objective__weight=weight)
+        configs[name] = build_run_config(name, None, {"objective.regularizer": "kl", "objective.weight": weight})
+    text = metrics_csv(tmp_path, list(configs), {name: flat_settings(config) for name, config in configs.items()})
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0])[:6] == ["run", "objective.weight", "kind", "step", "epoch", "wall_s"]
+    assert [(row["run"], row["objective.weight"]) for row in rows] == [("kl-2", "2.0")] * 5 + [("kl-10", "10.0")] * 5
+    assert len(rows) == 2 * len(hand_made_metrics(1))

@@ -16,7 +16,7 @@ Reading the plots:
 
 - Each run is a line (braille, two points per cell) in its color, with its own marker at the
   cursor's point, or at its last point while there is no cursor (as TensorBoard marks lines). The
-  legend is a line above the panes: each run's number, objective and weight, in its color and
+  legend is a line above the panes: each run's number and name, in its color and
   with its marker, so runs are told apart without color too.
 - Every pane gets at least ``MIN_PANE_ROWS`` rows (:func:`tui.plotting.pane_grid`): where four do
   not fit (80×24 with a full runs list) two are shown side by side, and ``m`` pages through the
@@ -26,7 +26,7 @@ Reading the plots:
 - Tick labels are compact (``2.86e-4``, ``6.25``). The log y axis is drawn here, not by plotext:
   the panes plot log10(y) of the positive points and label the ticks with y itself.
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
-  the panes gives every shown run's value at that x in each pane (the point nearest to it).
+  the panes gives every shown run's value at that x in each pane (the point nearest to it), a line per run.
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`tui.plotting.ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
@@ -224,7 +224,7 @@ class MetricPlots(Vertical):
     DEFAULT_CSS = """
     MetricPlots #plot-legend { height: auto; max-height: 2; padding: 0 1; }
     MetricPlots #plot-panes { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
-    MetricPlots #plot-readout { height: auto; max-height: 3; padding: 0 1; display: none; }
+    MetricPlots #plot-readout { height: auto; max-height: 50%; padding: 0 1; display: none; }
     MetricPlots #plot-readout.-shown { display: block; }
     MetricPlots:focus #plot-panes { background-tint: $foreground 3%; }
     """
@@ -247,6 +247,8 @@ class MetricPlots(Vertical):
         self.y_zoom: dict[str, float] = {}  # pane id → share of the fitted y range shown (absent: all of it)
         self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
         self._signatures: dict[str, tuple[object, ...]] = {}
+        self._lines_shown: dict[str | None, Text] = {}  # the legend's and readout's text as last shown
+        self._line_rows: dict[str | None, int] = {}  # and their number of lines then
         self._dirty = True
         self.grid_shape = (2, 2)  # (columns, rows) of the panes' grid (:func:`tui.plotting.pane_grid`)
 
@@ -425,7 +427,11 @@ class MetricPlots(Vertical):
             self.notify("No run is shown: show one in the runs list (F5, space) to save its metrics.", severity="warning")
             return
         try:
-            path = write_atomically(export_path("metrics", "csv"), metrics_csv(self.checkpoints, [run.name for run in runs]))
+            from tui.widgets.setup_form import flat_settings
+
+            settings = {run.name: flat_settings(run.config) for run in runs}
+            text = metrics_csv(self.checkpoints, [run.name for run in runs], settings)
+            path = write_atomically(export_path("metrics", "csv"), text)
         except OSError as error:
             self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
@@ -514,13 +520,15 @@ class MetricPlots(Vertical):
         ]
 
     def readout_text(self) -> Text:
-        """``epoch 1.5 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``.
+        """``epoch 1.5 │ • #1 kl-best: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``,
+        then one such line per further shown run, under the first.
 
         The x is given with its unit: ``step 40``, ``wall time 42.5 s``.
         """
-        text = Text(f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}", style="bold")
-        for run, points in self.readout():
-            text.append(" │ ")
+        at_x = f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}"
+        text = Text(at_x, style="bold")
+        for index, (run, points) in enumerate(self.readout()):
+            text.append(" │ " if index == 0 else "\n" + " " * len(at_x) + " │ ")  # a line per run: every shown run is read
             text.append(f"{marker(run.number)} {self.legend(run)}:", style=run.color)
             values = []
             for pane in self.panes:
@@ -545,7 +553,7 @@ class MetricPlots(Vertical):
         readout = self.query_one("#plot-readout", Static)
         readout.set_class(self.cursor is not None and bool(runs), "-shown")
         if self.cursor is not None:
-            readout.update(self.readout_text())
+            self._update_line(readout, self.readout_text())
         for pane in self.panes:
             plot = self.query_one(f"#plot-{pane.id}", SafePlot)
             name = self.series_name(pane)
@@ -582,9 +590,23 @@ class MetricPlots(Vertical):
             if legend:
                 legend.append("   ")
             legend.append(f"{marker(run.number)} {self.legend(run)}", style=f"bold {run.color}")
-        self.query_one("#plot-legend", Static).update(
-            legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim")
+        self._update_line(
+            self.query_one("#plot-legend", Static),
+            legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim"),
         )
+
+    def _update_line(self, line: Static, text: Text) -> None:
+        """Show ``text`` in the legend or readout; lay the screen out again only when its number of lines changes.
+
+        A layout pass refreshes every widget on the screen, the runs list's table too: on a cursor move
+        under load it cost more than the rest of the frame.
+        """
+        if self._lines_shown.get(line.id) == text:
+            return
+        rows = len(text.wrap(self.app.console, max(1, line.content_region.width or line.size.width or 1)))
+        layout = rows != self._line_rows.get(line.id)
+        self._lines_shown[line.id], self._line_rows[line.id] = text, rows
+        line.update(text, layout=layout)
 
     def _draw(self, plot: SafePlot, pane: Pane, runs: list[RunState]) -> None:
         """Compute the pane's figure from the shown runs' points (:func:`tui.plotting.pane_figure`) and hand it over."""
@@ -610,11 +632,8 @@ class MetricPlots(Vertical):
 
     @staticmethod
     def legend(run: RunState) -> str:
-        """``#2 ce + kl 10``: the run's number in the runs list, its objective and weight."""
-        from engine.formatting import objective_label
-
-        weight = f" {run.config.objective.strength:g}" if run.config.objective.regularizer != "none" else ""
-        return f"#{run.number} {objective_label(run.config.objective)}{weight}"
+        """``#2 kl-best``: the run's number in the runs list and its name (two runs of one objective differ by it)."""
+        return f"#{run.number} {run.name}"
 
 
 def _definitions(kinds: list[str], names: dict[str, str]) -> str:

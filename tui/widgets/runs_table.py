@@ -1,11 +1,12 @@
 """The runs list: every run of this session and every saved one, one row each.
 
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
-status (with progress while training), epoch, the latest training loss, validation loss (and the
-best so far, hidden runs' too), entropy, KL and accuracy, distinct predictions
-(collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
-a training window's while it trains, the last epoch's, validation and checkpoint included, once
-it ends), objective and weight.
+objective and weight (what tells runs apart, first: 120 columns show them), status (with progress
+while training), epoch, the latest validation loss, distinct predictions (collapsed runs marked) and
+accuracy, the best validation loss so far (hidden runs' too), the latest training loss, entropy and
+KL, throughput (training pairs per second on the run's latest metrics line: a training window's
+while it trains, the last epoch's, validation and checkpoint included, once it ends). Names sort
+as read (``-2`` before ``-10``).
 
 ``i`` opens the highlighted run's settings, beside those of the other shown runs with their
 differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line: only runs whose name, objective or status contain every word typed
@@ -16,6 +17,7 @@ are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -29,19 +31,19 @@ from engine.metric_table import Metric, collapsed, metrics, number
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
-LATEST_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")
-"""The metrics a row shows at their latest values; the best validation loss sits after the latest."""
-COLUMNS = (
+LATEST_METRICS = metrics("val_loss", "distinct_predictions", "accuracy", "train_loss", "entropy", "kl")
+"""The metrics a row shows at their latest values; the best validation loss sits after the first three."""
+COLUMNS = (  # what tells runs apart first, so that 120 columns show it and `o` reaches it in a few presses
     ("mark", "#"),
     ("name", "run"),
-    ("status", "status"),
-    ("epoch", "epoch"),
-    *((metric.key, metric.label) for metric in LATEST_METRICS[:2]),
-    ("best_val_loss", "best val"),
-    *((metric.key, metric.label) for metric in LATEST_METRICS[2:]),
-    ("pairs_per_s", "pairs/s"),
     ("objective", "objective"),
     ("weight", "weight"),
+    ("status", "status"),
+    ("epoch", "epoch"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[:3]),
+    ("best_val_loss", "best val"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[3:]),
+    ("pairs_per_s", "pairs/s"),
 )
 STATUS_STYLES = {
     "training": "bold",
@@ -91,8 +93,13 @@ def sort_value(run: RunState, column: str) -> Any:
     if column == "objective":
         from engine.formatting import objective_label
 
-        return objective_label(run.config.objective)
-    return str(getattr(run, column, run.name))
+        return natural_key(objective_label(run.config.objective))
+    return natural_key(str(getattr(run, column, run.name)))
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Text sorted as people read it: runs of digits by their value, so ``kl-2`` comes before ``kl-10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in re.split(r"(\d+)", text) if part)
 
 
 def matches(run: RunState, text: str) -> bool:
@@ -268,16 +275,15 @@ class RunsTable(DataTable[Text | str]):
     def _cells(run: RunState) -> list[Text | str]:
         from engine.formatting import objective_label
 
-        latest = [_metric_cell(metric, run) for metric in LATEST_METRICS]
-        return [
-            Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
-            run.name,
-            Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
-            f"{run.epoch:.2f}/{run.config.train.epochs}",
-            *latest[:2],
-            number(run.best_val_loss),
-            *latest[2:],
-            rate_label(run.pairs_per_s),
-            objective_label(run.config.objective),
-            f"{run.config.objective.strength:g}",
-        ]
+        cells: dict[str, Text | str] = {
+            "mark": Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
+            "name": run.name,
+            "objective": objective_label(run.config.objective),
+            "weight": f"{run.config.objective.strength:g}",
+            "status": Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
+            "epoch": f"{run.epoch:.2f}/{run.config.train.epochs}",
+            **{metric.key: _metric_cell(metric, run) for metric in LATEST_METRICS},
+            "best_val_loss": number(run.best_val_loss),
+            "pairs_per_s": rate_label(run.pairs_per_s),
+        }
+        return [cells[key] for key, _ in COLUMNS]
