@@ -39,7 +39,8 @@ from bench.timing import synchronize
 from bench.workloads import DOCUMENT_BATCHING
 from engine.config.models import TrainConfig
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches
-from engine.lm.model import LanguageModel, parameter_count
+from engine.lm.model import LanguageModel
+from engine.lm.sizes import parameter_count
 from engine.lm.stacked_model import adam
 from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals

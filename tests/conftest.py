@@ -188,7 +188,8 @@ def write_hand_made_run(
     generation). ``overrides`` are config settings with dotted or ``__`` keys.
     """
     from engine.lm.model import LanguageModel
-    from engine.runs.checkpoint import RunDirectory, RunRecord
+    from engine.runs.checkpoint import RunDirectory
+    from engine.runs.record import RunRecord
 
     values = {
         "corpus.paths": ["lee-head.txt"],

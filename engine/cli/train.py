@@ -23,7 +23,7 @@ from engine.runs.names import check_name, default_run_name, sweep_member_name
 if TYPE_CHECKING:
     from engine.jobs.controller import Controller
     from engine.jobs.placement import Slot
-    from engine.runs.checkpoint import RunRecord
+    from engine.runs.record import RunRecord
     from engine.runs.view import RunView
 
 SUMMARY_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")

@@ -115,11 +115,3 @@ def gpt2_init_(body: Transformer, embedding: nn.Embedding, output: nn.Linear) ->
         if isinstance(module, Block):
             nn.init.normal_(module.attention.proj.weight, 0.0, residual_std)
             nn.init.normal_(module.contract.weight, 0.0, residual_std)
-
-
-def transformer_parameters(config: ModelConfig) -> int:
-    """Weights of :class:`Transformer`: positions ``P·C``; per block ``4C² + 4C`` (attention), ``2CF + F + C`` (feed-forward),
-    ``4C`` (two LayerNorms); the final LayerNorm ``2C``."""
-    width, feed = config.embedding_dim, config.hidden_size
-    block = 4 * width * width + 4 * width + 2 * width * feed + feed + width + 4 * width
-    return config.context * width + config.num_layers * block + 2 * width

@@ -25,104 +25,31 @@ import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 import engine
-from engine.config.models import MAX_VOCAB, RUN_NAME_PATTERN, RUN_NAME_RULE, RunConfig
 from engine.errors import UserError
-from engine.lm.model import LanguageModel, check_model_fits, parameter_count
+from engine.lm.model import LanguageModel
+from engine.lm.sizes import parameter_count
 from engine.runs import metrics_lines
-from engine.runs.metrics_lines import MAX_STEP
 from engine.runs.protocol import METRICS_FILE, RECORD_FILE
+from engine.runs.record import RunRecord, Status, check_folder, check_run_name, read_record
 from engine.safe_io import (
     append_text,
     atomic_write,
-    check_regular_or_absent,
     describe_os_error,
     is_plain_directory,
     read_regular,
     remove_orphan_temps,
 )
 
-FORMAT_VERSION = 1
-Status = Literal["training", "finished", "stopped", "diverged", "failed"]
-MAX_RECORD_BYTES = 256 * 2**20
-MAX_METRICS_BYTES = 1 * 2**30
-MAX_JSON_DEPTH = 64
-MAX_EPOCHS = 10**9 - 1  # as many digits as the tensor file names give the epoch
-WEIGHTS_FILE_PATTERN = r"^model-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
-OPTIMIZER_FILE_PATTERN = r"^optimizer-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
 SAVED_FILES = ("model-", "optimizer-", RECORD_FILE)  # what a save writes: its orphaned temp files are removed
-
-
-class RunRecord(BaseModel):
-    """Everything about a run except its tensors: enough to rebuild, resume and compare it.
-
-    Every field is bounded, so a hostile ``run.json`` is refused before it can make a reader
-    allocate or loop; metrics may be infinite or NaN and stay readable.
-    """
-
-    model_config = ConfigDict(ser_json_inf_nan="strings")
-
-    format_version: int = FORMAT_VERSION
-    name: str = Field(pattern=RUN_NAME_PATTERN.pattern)
-    config: RunConfig
-    vocab: list[str] = Field(min_length=2, max_length=MAX_VOCAB)
-    corpus_fingerprint: str = Field(max_length=128)
-    corpus_sources: list[str] = Field(max_length=100_000)
-    corpus_stats: dict[str, int]
-    prefix_width: int = Field(ge=0, le=1_000_000)
-    train_pairs: int = Field(ge=0)
-    val_pairs: int = Field(ge=0)
-    steps_per_epoch: int = Field(ge=1)
-    status: Status = "training"
-    epochs_completed: int = Field(default=0, ge=0, le=MAX_EPOCHS)
-    step: int = Field(default=0, ge=0, le=MAX_STEP)
-    batch_in_epoch: int = Field(default=0, ge=0, le=MAX_STEP)
-    partial_epoch: PartialEpoch | None = None
-    metrics: dict[str, float] = {}
-    message: str | None = None
-    weights_file: str | None = Field(default=None, pattern=WEIGHTS_FILE_PATTERN)
-    optimizer_file: str | None = Field(default=None, pattern=OPTIMIZER_FILE_PATTERN)
-    versions: dict[str, str] = {}
-    created: str = ""
-    updated: str = ""
-
-    @model_validator(mode="after")
-    def _partial_epoch_fits(self) -> RunRecord:
-        partial = self.partial_epoch
-        if (
-            partial is not None
-            and partial.count
-            and (len(partial.sums) != 5 or any(not 0 <= i < len(self.vocab) for i in partial.predicted))
-        ):
-            raise ValueError("the saved running totals do not fit the vocabulary")
-        return self
-
-    @property
-    def epoch_progress(self) -> float:
-        """Epochs trained, fractional when stopped mid-epoch."""
-        return self.epochs_completed + self.batch_in_epoch / max(self.steps_per_epoch, 1)
-
-
-class PartialEpoch(BaseModel):
-    """An epoch's running totals saved by a mid-epoch stop (see ``engine.objective.metrics.MetricTotals.state``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    count: int = Field(ge=0)
-    sums: list[float] = Field(default=[], max_length=16)
-    predicted: list[int] = Field(default=[], max_length=MAX_VOCAB)
-
-
-RunRecord.model_rebuild()
 
 
 def versions() -> dict[str, str]:
@@ -142,11 +69,7 @@ class RunDirectory:
     """One run's folder and its files, confined to that folder (module docstring)."""
 
     def __init__(self, checkpoints: Path, name: str):
-        if not RUN_NAME_PATTERN.fullmatch(name):
-            raise UserError(
-                f"{name!r} is not a run name: a run is a folder directly inside the checkpoints folder, named with "
-                f"{RUN_NAME_RULE}; 'lm-explorer runs' lists them."
-            )
+        check_run_name(name)
         self.path = Path(checkpoints) / name
         self.name = name
 
@@ -212,11 +135,7 @@ class RunDirectory:
         )
 
     def _check_folder(self) -> None:
-        if not is_plain_directory(self.path):
-            raise UserError(
-                f"Run {self.name!r} is not a plain folder ({str(self.path)!r} is a link or a file); "
-                "lm-explorer keeps each run in a real folder inside the checkpoints folder."
-            )
+        check_folder(self.path, self.name)
 
     def write_record(self, record: RunRecord) -> None:
         """Replace ``run.json`` (a disk that refuses is a :class:`UserError`)."""
@@ -253,44 +172,8 @@ class RunDirectory:
             raise self._save_refused(error) from None
 
     def read_record(self) -> RunRecord:
-        """The validated record; the folder's name is the run's name, whatever the record says."""
-        if not self.path.exists() and not self.path.is_symlink():
-            raise UserError(f"No run named {self.name!r} in {str(self.path.parent)!r}; 'lm-explorer runs' lists the saved runs.")
-        self._check_folder()
-        try:
-            data = read_regular(self.record_path, self._file(RECORD_FILE), MAX_RECORD_BYTES)
-        except FileNotFoundError:
-            raise UserError(
-                f"Run {self.name!r} has no {RECORD_FILE}; it is not a complete run, remove {str(self.path)!r}."
-            ) from None
-        try:
-            raw = json.loads(data.decode("utf-8"))
-            _check_depth(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as error:
-            raise UserError(
-                f"Run {self.name!r} is corrupt ({RECORD_FILE} is not valid JSON: {error}); remove or restore {str(self.path)!r}."
-            ) from None
-        version = raw.get("format_version") if isinstance(raw, dict) else None
-        if version != FORMAT_VERSION:
-            raise UserError(
-                f"Run {self.name!r} was saved in checkpoint format {version!r}, but this lm-explorer reads format {FORMAT_VERSION}; "
-                "open it with the lm-explorer version that wrote it."
-            )
-        raw = {**raw, "name": self.name}
-        if isinstance(raw.get("config"), dict):
-            raw["config"] = {**raw["config"], "name": self.name}
-        try:
-            record = RunRecord.model_validate(raw)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise UserError(
-                f"Run {self.name!r} is corrupt ({RECORD_FILE} field {where}: {first['msg']}); "
-                f"remove or restore {str(self.path)!r}."
-            ) from None
-        check_model_fits(len(record.vocab), record.config.model, f"Run {self.name!r}")
-        check_regular_or_absent(self.metrics_path, self._file(METRICS_FILE))
-        return record
+        """The validated record (:func:`engine.runs.record.read_record`)."""
+        return read_record(self.path.parent, self.name)
 
     def read_tensors(self, file_name: str | None, what: str, max_bytes: int) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         if not file_name:
@@ -324,25 +207,6 @@ class RunDirectory:
                 continue
             lines[(line["kind"], line["step"])] = line
         return sorted(lines.values(), key=lambda line: (line["step"], line["kind"] == "epoch"))
-
-
-JSON_CONTAINERS = frozenset({dict, list})
-
-
-def _check_depth(value: Any, depth: int = 0) -> None:
-    """Refuse JSON nested deeper than any record lm-explorer writes.
-
-    A flat list (the vocabulary: up to millions of words) is passed over by one C-level scan of its
-    element types; only containers are descended into (listing 1,000 runs spent a third of its time here).
-    """
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
-    if JSON_CONTAINERS.isdisjoint(map(type, children)):
-        return
-    for child in children:
-        if isinstance(child, (dict, list)):
-            _check_depth(child, depth + 1)
 
 
 @dataclass

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from engine.config.models import RunConfig
 from engine.errors import UserError
 from engine.runs import protocol
+from engine.runs.record import RunRecord, read_record
 
 if TYPE_CHECKING:
-    from engine.runs.checkpoint import RunRecord
+    from engine.runs.record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,6 @@ class RunReader:
 
     def _record(self, name: str) -> tuple[RunRecord | None, str | None]:
         """The saved record (re-read only when ``run.json`` changed), or why it cannot be read."""
-        from engine.runs.checkpoint import RunDirectory
-
         path = self.checkpoints / name / protocol.RECORD_FILE
         try:
             info = path.lstat()
@@ -165,7 +164,7 @@ class RunReader:
         if cached is not None and cached[0] == key:
             return cached[1], None
         try:
-            record = RunDirectory(self.checkpoints, name).read_record()
+            record = read_record(self.checkpoints, name)
         except UserError as error:
             return None, str(error)
         self._records[name] = (key, record)

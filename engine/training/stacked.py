@@ -75,13 +75,15 @@ from engine.config.models import RunConfig
 from engine.errors import UserError
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus
-from engine.lm.model import LanguageModel, check_inputs_fit, parameter_count
+from engine.lm.model import LanguageModel
+from engine.lm.sizes import check_inputs_fit, parameter_count
 from engine.lm.stacked_model import StackedModel, adam, load_member_adam, select_adam
 from engine.metric_table import line_fields
 from engine.objective.metrics import definitions_for
 from engine.objective.stacked import StackedObjective, StackedTotals
 from engine.runs import protocol
-from engine.runs.checkpoint import RunDirectory, RunRecord
+from engine.runs.checkpoint import RunDirectory
+from engine.runs.record import RunRecord
 from engine.training.events import (
     FINAL_EVENTS,
     Event,

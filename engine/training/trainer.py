@@ -23,15 +23,17 @@ from engine.devices import check_device, cuda_devices
 from engine.errors import UserError
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
-from engine.lm.model import LanguageModel, check_inputs_fit, check_model_fits
+from engine.lm.model import LanguageModel
+from engine.lm.sizes import check_inputs_fit, check_model_fits
 from engine.lm.stacked_model import adam
 from engine.metric_table import collapsed, line_fields
 from engine.objective.head import Fusion, compile_key, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
 from engine.runs import protocol
-from engine.runs.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
+from engine.runs.checkpoint import RunDirectory, build_model, load_optimizer_state, versions
 from engine.runs.metrics_lines import MAX_STEP
+from engine.runs.record import PartialEpoch, RunRecord
 from engine.training.events import (
     CheckpointSaved,
     EpochMetrics,

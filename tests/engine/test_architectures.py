@@ -11,7 +11,8 @@ from engine.cli.main import main
 from engine.config.models import ModelConfig
 from engine.errors import UserError
 from engine.generate import Strategy, generate
-from engine.lm.model import LanguageModel, parameter_count
+from engine.lm.model import LanguageModel
+from engine.lm.sizes import parameter_count
 from engine.objective.head import head_loss_and_metrics
 from engine.objective.metrics import Outputs
 from engine.runs.checkpoint import load_run

@@ -12,8 +12,9 @@ import torch
 import engine.runs.checkpoint as checkpoint
 from engine.errors import UserError
 from engine.lm.corpus import load_corpus
-from engine.runs.checkpoint import FORMAT_VERSION, RunDirectory, list_runs, load_run
+from engine.runs.checkpoint import RunDirectory, list_runs, load_run
 from engine.runs.protocol import PROTOCOL_FILES
+from engine.runs.record import FORMAT_VERSION, MAX_JSON_DEPTH
 from engine.training.events import CheckpointSaved, RunFailed, RunFinished
 from engine.training.trainer import Trainer
 from tests.conftest import record_json, tiny_config
@@ -341,7 +342,7 @@ def test_a_record_nested_deeper_than_any_written_is_refused_and_a_long_flat_voca
     path = tmp_path / "runs" / "base" / "run.json"
     raw = json.loads(path.read_text())
     deep: list = []
-    for _ in range(checkpoint.MAX_JSON_DEPTH + 2):
+    for _ in range(MAX_JSON_DEPTH + 2):
         deep = [deep]
     path.write_text(json.dumps({**raw, "corpus_sources": ["lee.txt", deep]}))
     with pytest.raises(UserError, match="nested deeper than"):
