@@ -58,3 +58,8 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
         return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 
     return "\n".join([line(headers), "|" + "|".join("---" for _ in headers) + "|", *(line(row) for row in rows)])
+
+
+def plus_minus(mean: float, sd: float) -> str:
+    """``mean ± sd`` in :func:`number`'s digits; the mean alone where there is no sd (one value)."""
+    return number(mean) if not math.isfinite(sd) else f"{number(mean)} ± {number(sd)}"

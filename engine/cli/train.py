@@ -1,4 +1,5 @@
-"""``lm-explorer train`` (one run in the foreground, or a saved one resumed) and ``lm-explorer sweep`` (one run per weight)."""
+"""``lm-explorer train`` (one run in the foreground, or a saved one resumed) and ``lm-explorer sweep`` (a grid of runs:
+weights × seeds × any ``--vary SETTING=V1,V2,…``)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from engine.cli.common import DEFAULT_CHECKPOINTS, ArgumentParser, StopOnSignals, checkpoints_folder
 from engine.cli.watch import watch
-from engine.config.models import RunConfig, parse_weights
+from engine.config.grid import WEIGHT, Axis, describe, grid_points, parse_vary, seed_axis, varying, weight_axis
+from engine.config.models import RunConfig
 from engine.config.presets import PRESETS, build_run_config
-from engine.config.settings import add_options, given_overrides, settings
+from engine.config.settings import add_options, given_overrides, setting, settings
 from engine.errors import UserError
 from engine.exit_codes import exit_code
 from engine.objective.terms import REGULARIZERS
-from engine.runs.names import default_run_name, sweep_member_name
+from engine.runs.names import default_run_name, grid_names
 
 if TYPE_CHECKING:
     from engine.jobs.controller import Controller, Slot
@@ -34,11 +36,19 @@ def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
 
     sweep = commands.add_parser(
         "sweep",
-        help="one run per regularizer weight, then a comparison",
-        description="Train one run per weight and compare them.",
+        help="a grid of runs (weights × seeds × --vary), then a comparison",
+        description="Train one run per combination of --weights, --seeds and each --vary, and compare them.",
     )
     _training_options(sweep, leave_out=("objective.weight", "objective.epsilon", "train.device"))
-    sweep.add_argument("--weights", required=True, metavar="W,W,…", help="comma-separated weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument("--weights", metavar="W,W,…", help="comma-separated regularizer weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument("--seeds", metavar="S,S-S,…", help="seeds as a list and ranges, e.g. 0-4 or 0,2,5 (default 0)")
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="SETTING=V,V,…",
+        help="one more setting's values, e.g. objective.regularizer=kl,entropy or train.lr=1e-3,3e-3 (repeatable)",
+    )
     sweep.add_argument(
         "--device", metavar="D", help="auto, cpu, cuda, cuda:N, or CUDA devices to spread the runs over: cuda:0,cuda:1"
     )
@@ -108,26 +118,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Queue one run per weight and start them through the controller, ``--parallel`` at once (or detached)."""
+    """Queue the grid's runs and start them through the controller, ``--parallel`` at once (or detached)."""
     from engine.formatting import objective_label, text_table
     from engine.jobs.controller import Controller, parse_parallel
 
-    weights = parse_weights(args.weights)
+    axes = sweep_axes(args)
+    points = grid_points(axes)
     checkpoints_folder(args.checkpoints, create=False)
     parallel = parse_parallel(args.parallel)
     device = args.device or "auto"
     given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
-    configs = []
-    for weight in weights:
-        config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
-        configs.append(
-            config.model_copy(update={"name": sweep_member_name(args.name, weight) if args.name else default_run_name(config)})
-        )
-    if configs[0].objective.regularizer == "none":
+    configs = [build_run_config("unnamed", args.preset, {**given, **point}) for point in points]
+    if WEIGHT in varying(axes) and any(config.objective.regularizer == "none" for config in configs):
         *others, last = [name for name in REGULARIZERS if name != "none"]
         raise UserError(
             f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}."
         )
+    names = grid_names(args.name, configs, varying(axes)) if len(configs) > 1 else [args.name or default_run_name(configs[0])]
+    configs = [config.model_copy(update={"name": name}) for config, name in zip(configs, names, strict=True)]
+    if not args.json:
+        print(f"sweep: {len(configs)} run{'s' * (len(configs) != 1)} ({describe(axes)}) into {args.checkpoints}", file=sys.stderr)
     controller = Controller(checkpoints_folder(args.checkpoints, create=True))
     names = controller.queue(configs, rename=not args.name)
     if args.detach:
@@ -163,6 +173,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(text_table(["run", "objective", "weight", "status", *SUMMARY_COLUMNS], rows))
     codes = [exit_code(status, hangup=signals.received == signal.SIGHUP) for status in statuses.values()]
     return max(codes, key=lambda code: (code == 1, code))
+
+
+def sweep_axes(args: argparse.Namespace) -> list[Axis]:
+    """The grid ``sweep``'s options ask for: ``--weights``, then each ``--vary``, then ``--seeds`` (a setting given
+    as an axis and as its own option is refused)."""
+    axes = [weight_axis(args.weights)] if args.weights is not None else []
+    axes += [parse_vary(text) for text in args.vary]
+    if args.seeds is not None:
+        axes.append(seed_axis(args.seeds))
+    fixed = given_overrides(args)
+    for axis in axes:
+        if axis.key in fixed:
+            raise UserError(f"{axis.key} is both varied and given as {setting(axis.key).flag}; give its values once.")
+    if not axes:
+        raise UserError("A sweep needs something to vary: give --weights, --seeds or --vary SETTING=V1,V2.")
+    return axes
 
 
 def _report_run(name: str, status: str, slot: Slot | None) -> None:
