@@ -37,7 +37,7 @@ from engine.config.models import RunConfig
 from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.jobs.controller import Controller
-from engine.runs.names import default_run_name, run_names
+from engine.runs.names import grid_names
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
 from tui.memory import load_memory, recall_view, remember, save_memory
@@ -281,23 +281,20 @@ class ExplorerApp(RunManagement, App[int]):
     # Actions ----------------------------------------------------------------------------------------
 
     def action_train(self) -> None:
-        """Start what the Setup form holds (one run, or one per weight)."""
+        """Start what the Setup form holds (one run, or a grid: one per weight and seed)."""
         self.form.request_train()
 
     @on(SetupForm.TrainRequested)
     def _train_requested(self, message: SetupForm.TrainRequested) -> None:
-        configs: list[RunConfig] = []
-        weights = [overrides["objective.weight"] for overrides in message.overrides]
-        stems = run_names(message.name, weights) if message.name else [None] * len(weights)
-        for overrides, stem in zip(message.overrides, stems, strict=True):
-            config = build_run_config("run", message.preset, overrides)
-            configs.append(config.model_copy(update={"name": stem or default_run_name(config)}))
+        built = [build_run_config("run", message.preset, overrides) for overrides in message.overrides]
+        names = grid_names(message.name, built, message.varying)
+        configs: list[RunConfig] = [config.model_copy(update={"name": name}) for config, name in zip(built, names, strict=True)]
         try:
             self.start_runs(configs)  # the controller makes each name unique on disk
         except UserError as error:
             self.notify(str(error), title="Not started", severity="error", timeout=10)
             return
-        what = f"run {configs[0].name}" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
+        what = f"run {configs[0].name}" if len(configs) == 1 else f"a grid of {len(configs)} runs"
         self.notify(f"Started {what}; the runs train on if the app quits.", title="Training")
         self.action_show_tab("plots")
 

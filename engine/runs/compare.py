@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.formatting import number, plus_minus
-from engine.runs.groups import GroupEpochs, SeedGroup, read_group_epochs
+from engine.runs.groups import GroupEpochs, M, SeedGroup, read_group_epochs
 from engine.runs.welch import MIN_SEEDS, Difference, welch_difference
 
 COMPARED = ("val_loss", "entropy", "kl", "accuracy", "perplexity")
@@ -98,7 +98,7 @@ def compare_groups(
     return GroupComparison(label_a, label_b, epoch, rows, objectives_differ)
 
 
-def compare_seed_groups(checkpoints: Path, a: SeedGroup, b: SeedGroup) -> GroupComparison:
+def compare_seed_groups(checkpoints: Path, a: SeedGroup[M], b: SeedGroup[M]) -> GroupComparison:
     """:func:`compare_groups` for two seed groups of run folders under ``checkpoints``."""
     objectives = [group.members[0].config.objective if group.members[0].config else None for group in (a, b)]
     return compare_groups(

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,12 +38,25 @@ def group_key(config: RunConfig) -> str:
     return json.dumps(config.model_dump(mode="json", exclude=NOT_DEFINING), sort_keys=True)
 
 
+class Member(Protocol):
+    """What grouping needs of a run: its name and config (a :class:`~engine.runs.view.RunView`, the app's run state)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> RunConfig | None: ...
+
+
+M = TypeVar("M", bound=Member)
+
+
 @dataclass(frozen=True)
-class SeedGroup:
+class SeedGroup(Generic[M]):
     """Runs that differ only in their seed, ordered by seed; ``label`` names the group (the members' name without ``-s<seed>``)."""
 
     label: str
-    members: tuple[RunView, ...]
+    members: tuple[M, ...]
 
     @property
     def names(self) -> list[str]:
@@ -58,23 +71,15 @@ class SeedGroup:
         return len(self.members)
 
 
-def seed_groups(views: Iterable[RunView]) -> list[SeedGroup]:
-    """The views grouped by :func:`group_key`, in the order each group's first member comes; a run without a readable config is alone."""
-    keyed: dict[str, list[RunView]] = {}
+def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
+    """The runs grouped by :func:`group_key`, in the order each group's first member comes; a run without a readable config is alone."""
+    keyed: dict[str, list[M]] = {}
     for view in views:
         keyed.setdefault(group_key(view.config) if view.config is not None else f"\0{view.name}", []).append(view)
     return [_group(members) for members in keyed.values()]
 
 
-def group_of(name: str, views: Sequence[RunView]) -> SeedGroup:
-    """The seed group among ``views`` that holds the run ``name`` (KeyError when none does)."""
-    for group in seed_groups(views):
-        if name in group.names:
-            return group
-    raise KeyError(name)
-
-
-def _group(members: list[RunView]) -> SeedGroup:
+def _group(members: list[M]) -> SeedGroup[M]:
     ordered = tuple(sorted(members, key=lambda view: (view.config.train.seed if view.config else 0, view.name)))
     stems = {SEED_SUFFIX.sub("", view.name) for view in ordered}
     label = stems.pop() if len(stems) == 1 and len(ordered) > 1 else ordered[0].name
@@ -137,6 +142,7 @@ class GroupSeries:
     mean: list[float]
     low: list[float]
     high: list[float]
+    sd: list[float]
     n: int
     interpolated: bool
 
@@ -153,7 +159,7 @@ def aggregate(
     """
     members = [_sorted(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in series if len(x)]
     if not members:
-        return GroupSeries([], [], [], [], 0, not align)
+        return GroupSeries([], [], [], [], [], 0, not align)
     if align:
         xs = sorted(set.intersection(*(set(x.tolist()) for x, _ in members)))
         columns = [[float(y[x == value][-1]) for x, y in members] for value in xs]
@@ -163,7 +169,7 @@ def aggregate(
         xs = [float(value) for value in union if start <= value <= end]
         interpolated = [np.interp(xs, x, y) for x, y in members]
         columns = [[float(values[i]) for values in interpolated] for i in range(len(xs))]
-    means, lows, highs = [], [], []
+    means, lows, highs, sds = [], [], [], []
     for column in columns:
         finite = [value for value in column if math.isfinite(value)]
         mean, sd = mean_sd(finite)
@@ -171,9 +177,10 @@ def aggregate(
         if not math.isfinite(sd) and band == "sd":
             low = high = mean
         means.append(mean)
+        sds.append(sd)
         lows.append(low)
         highs.append(high)
-    return GroupSeries([float(x) for x in xs], means, lows, highs, len(members), not align)
+    return GroupSeries([float(x) for x in xs], means, lows, highs, sds, len(members), not align)
 
 
 def _sorted(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -181,7 +188,7 @@ def _sorted(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[npt
     return x[order], y[order]
 
 
-def final_values(group: SeedGroup, metric: str) -> list[float]:
+def final_values(group: SeedGroup[RunView], metric: str) -> list[float]:
     """Each member's ``metric`` in its saved record (the last epoch it finished), members without one left out."""
     values = []
     for view in group.members:
@@ -191,7 +198,7 @@ def final_values(group: SeedGroup, metric: str) -> list[float]:
     return values
 
 
-def find_group(views: Sequence[RunView], text: str, checkpoints: Path) -> SeedGroup:
+def find_group(views: Sequence[RunView], text: str, checkpoints: Path) -> SeedGroup[RunView]:
     """The seed group labelled ``text``, or the one holding the run ``text``; one sentence when there is none."""
     groups = seed_groups(views)
     found = next((group for group in groups if group.label == text), None) or next(

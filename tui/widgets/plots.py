@@ -31,6 +31,11 @@ Reading the plots:
   geometry plotext drew), on the nearest x some shown run has a point at.
 - A pane that fails to draw says so in its place; the app and the other panes go on.
 - ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
+- Seed groups (shown runs that differ only in their seed, :func:`engine.runs.groups.seed_groups`) are
+  drawn as one mean line with a shaded band (:func:`engine.runs.groups.aggregate`): min–max, or ±1 sd
+  (``b`` toggles); ``g`` draws every run on its own again. On the epoch axis the members' points
+  align; by step or wall time each member is interpolated onto the others' x values, and the
+  pane's title says so. The readout gives a group's mean ± sd and n.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
+from textual_plotext.plot import Plot
 
+from engine.runs.groups import Band, GroupSeries, aggregate, seed_groups
 from tui.export import export_path, metrics_csv, write_atomically
 from tui.session import X_AXES, RunState, Session
 
@@ -92,6 +99,54 @@ QUALITY_PANES = (
     Pane("val-loss-2", "validation loss", None, "val_loss", None),
 )
 PANE_SETS = (PANES, QUALITY_PANES)  # m cycles them; four panes at a time so 80×24 still shows them all
+
+
+BAND_NAMES: dict[Band, str] = {"minmax": "min–max", "sd": "±1 sd"}
+BAND_MARKER = "·"
+
+
+@dataclass(frozen=True)
+class Line:
+    """What the panes draw as one line: a shown run, or a seed group of shown runs (its mean with a band)."""
+
+    runs: tuple[RunState, ...]
+
+    @property
+    def lead(self) -> RunState:
+        """The member whose color and marker the line takes (the lowest seed)."""
+        return self.runs[0]
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.runs) > 1
+
+    @property
+    def marker(self) -> str:
+        return MARKERS[(self.lead.number - 1) % len(MARKERS)]
+
+
+def band_path(xs: list[float], low: list[float], high: list[float], columns: int) -> tuple[list[float], list[float]]:
+    """A zigzag through the band: up at one x, along the top, down at the next, along the bottom, … ``columns`` x values
+    spread evenly over the band (low and high interpolated linearly), so drawn as one line it shades every column between them."""
+    if len(xs) < 2:
+        return list(xs) * 2, [*low, *high]
+    count = max(2, columns)
+    grid = [xs[0] + (xs[-1] - xs[0]) * i / (count - 1) for i in range(count)]
+    path_x: list[float] = []
+    path_y: list[float] = []
+    for i, x in enumerate(grid):
+        bottom, top = _interpolate(xs, low, x), _interpolate(xs, high, x)
+        path_x += [x, x]
+        path_y += [bottom, top] if i % 2 == 0 else [top, bottom]
+    return path_x, path_y
+
+
+def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
+    """``ys`` at ``x``, linear between the neighbouring points (xs sorted)."""
+    i = min(max(bisect_left(xs, x), 1), len(xs) - 1)
+    x0, x1 = xs[i - 1], xs[i]
+    share = 0.0 if x1 == x0 else (x - x0) / (x1 - x0)
+    return ys[i - 1] + share * (ys[i] - ys[i - 1])
 
 
 def downsample(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
@@ -254,6 +309,8 @@ class MetricPlots(Vertical):
         Binding("up", "zoom_y(0.5)", "Zoom the selected pane's y in", show=False),
         Binding("down", "zoom_y(2)", "Zoom the selected pane's y out", show=False),
         Binding("y", "zoom_y(0)", "Whole y range in the selected pane", show=False),
+        Binding("g", "toggle_groups", "Seed groups as mean + band ↔ every run", show=False),
+        Binding("b", "toggle_band", "Group band: min–max ↔ ±1 sd", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -272,6 +329,8 @@ class MetricPlots(Vertical):
     pane_set: reactive[int] = reactive(0, init=False)  # which of PANE_SETS is shown (compose hides the others)
     x_axis: reactive[str] = reactive("epoch")  # one of X_AXES
     selected: reactive[int] = reactive(0)  # the pane (index among the four shown) that ↑ / ↓ / y act on
+    grouped: reactive[bool] = reactive(True)  # seed groups drawn as one mean line with a band
+    band: reactive[Band] = reactive[Band]("minmax")
 
     def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -342,6 +401,12 @@ class MetricPlots(Vertical):
     def watch_selected(self) -> None:
         self._dirty = True
 
+    def watch_grouped(self) -> None:
+        self._dirty = True
+
+    def watch_band(self) -> None:
+        self._dirty = True
+
     def on_focus(self) -> None:
         self._dirty = True  # the selected pane's mark shows while the plots have focus
 
@@ -357,6 +422,26 @@ class MetricPlots(Vertical):
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
         self.notify(f"Plots: {'log' if self.log_scale else 'linear'} y axis.")
+
+    def action_toggle_groups(self) -> None:
+        self.grouped = not self.grouped
+        self.notify(f"Plots: {'seed groups as their mean with a band' if self.grouped else 'every run on its own'}.")
+
+    def action_toggle_band(self) -> None:
+        self.band = "sd" if self.band == "minmax" else "minmax"
+        self.notify(f"Group bands: {BAND_NAMES[self.band]}.")
+
+    def lines(self, runs: list[RunState]) -> list[Line]:
+        """The shown runs as the panes draw them: each seed group as one line while ``grouped``, else one per run."""
+        if not self.grouped:
+            return [Line((run,)) for run in runs]
+        return [Line(group.members) for group in seed_groups(runs)]
+
+    def group_series(self, line: Line, name: str) -> GroupSeries:
+        """A group's mean and band on series ``name`` along the x axis shown (epochs align; steps and wall time interpolate)."""
+        members = [run.points(name, self.x_axis) for run in line.runs]
+        series = [([x for x, _ in points], [y for _, y in points]) for points in members if points]
+        return aggregate(series, self.band, self.x_axis == "epoch")
 
     def action_toggle_validation(self) -> None:
         self.validation = not self.validation
@@ -501,6 +586,8 @@ class MetricPlots(Vertical):
         suffix += f" · x {compact(self.x_range[0])}–{compact(self.x_range[1])}" if self.x_range else ""
         suffix += f" · y ×{1 / self.y_zoom[pane.id]:g}" if pane.id in self.y_zoom else ""
         suffix += "" if runs else " · no run shown"
+        if self.x_axis != "epoch" and any(line.is_group for line in self.lines(runs)):
+            suffix += " · groups interpolated"
         full = (
             f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
             f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}"
@@ -521,13 +608,40 @@ class MetricPlots(Vertical):
             for run in runs
         ]
 
+    def group_readout(self, line: Line, pane: Pane) -> tuple[float, float, float, int] | None:
+        """A group's (x, mean, sd, n) at the x nearest to the cursor on ``pane``, or None without points there."""
+        series = self.group_series(line, self.series_name(pane))
+        if self.cursor is None or not series.x:
+            return None
+        i = min(range(len(series.x)), key=lambda j: abs(series.x[j] - (self.cursor or 0.0)))
+        return series.x[i], series.mean[i], series.sd[i], series.n
+
     def readout_text(self) -> Text:
         """``epoch 1.5 │ #1 ce + kl 10: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``.
 
         The x is given with its unit: ``step 40``, ``wall time 42.5 s``.
         """
+        from engine.formatting import plus_minus
+
         text = Text(f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}", style="bold")
+        for line in self.lines([run for run in self.session.shown if run.series]):
+            if not line.is_group:
+                continue
+            text.append(" │ ")
+            text.append(f"{line.marker} {self.group_legend(line)}:", style=line.lead.color)
+            values = []
+            for pane in self.panes:
+                at_cursor = self.group_readout(line, pane)
+                if at_cursor is None:
+                    continue
+                x, mean, sd, n = at_cursor
+                at = "" if math.isclose(x, self.cursor or 0.0) else f" (at {x_text(x, self.x_axis)})"
+                values.append(f"{pane.title} {plus_minus(mean, sd)} (n {n}){at}")
+            text.append(" " + " · ".join(values) if values else " no points")
+        grouped = {run.name for line in self.lines(self.session.shown) if line.is_group for run in line.runs}
         for run, points in self.readout():
+            if run.name in grouped:
+                continue
             text.append(" │ ")
             text.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}:", style=run.color)
             values = []
@@ -566,6 +680,8 @@ class MetricPlots(Vertical):
                 self.x_axis,
                 self.y_zoom.get(pane.id),
                 self.has_focus and self.panes.index(pane) == self.selected,
+                self.grouped,
+                self.band,
                 tuple(
                     (
                         run.name,
@@ -587,10 +703,11 @@ class MetricPlots(Vertical):
 
     def _draw_legend(self, runs: list[RunState]) -> None:
         legend = Text()
-        for run in runs:
+        for line in self.lines(runs):
             if legend:
                 legend.append("   ")
-            legend.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}", style=f"bold {run.color}")
+            label = self.group_legend(line) if line.is_group else self.legend(line.lead)
+            legend.append(f"{line.marker} {label}", style=f"bold {line.lead.color}")
         self.query_one("#plot-legend", Static).update(
             legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim")
         )
@@ -608,26 +725,34 @@ class MetricPlots(Vertical):
         self.drawn[pane.id] = {}
         ys: list[float] = []
         center: float | None = None  # the y that a y zoom centres on: the first run's at the cursor, or its latest
-        for run in runs:
-            low_x, high_x = self.x_range or (-math.inf, math.inf)
-            points = [
-                (x, y)
-                for x, y in run.points(name, self.x_axis)
-                if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x
-            ]
-            if not points:
-                continue
-            self.drawn[pane.id][self.legend(run)] = points = downsample(points, limit)
-            xs = [x for x, _ in points]
-            raw = [math.log10(y) if self.log_scale else y for _, y in points]
-            marker = MARKERS[(run.number - 1) % len(MARKERS)]
+        low_x, high_x = self.x_range or (-math.inf, math.inf)
+        for line in self.lines(runs):
+            run = line.lead
+            if line.is_group:
+                drawn = self._draw_group(plt, line, name, plot.size.width, (low_x, high_x))
+                if drawn is None:
+                    continue
+                self.drawn[pane.id][self.group_legend(line)], raw, band = drawn
+                ys.extend(raw + band)
+                xs = [x for x, _ in self.drawn[pane.id][self.group_legend(line)]]
+            else:
+                points = [
+                    (x, y)
+                    for x, y in run.points(name, self.x_axis)
+                    if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x
+                ]
+                if not points:
+                    continue
+                self.drawn[pane.id][self.legend(run)] = points = downsample(points, limit)
+                xs = [x for x, _ in points]
+                raw = [math.log10(y) if self.log_scale else y for _, y in points]
+                ys.extend(raw)
             if self.smoothing:
                 plt.plot(xs, raw, color=faint(run.color), marker="dot")
                 smooth = ema(raw, self.smoothing)
-                plt.plot(xs, smooth, color=hex_to_rgb(run.color), marker=marker)
+                plt.plot(xs, smooth, color=hex_to_rgb(run.color), marker=line.marker)
             else:
-                plt.plot(xs, raw, color=hex_to_rgb(run.color), marker=marker)
-            ys.extend(raw)
+                plt.plot(xs, raw, color=hex_to_rgb(run.color), marker=line.marker)
             if center is None:
                 at = nearest(list(zip(xs, raw, strict=True)), self.cursor) if self.cursor is not None else None
                 center = at[1] if at is not None else raw[-1]
@@ -646,6 +771,31 @@ class MetricPlots(Vertical):
             if self.cursor is not None:
                 plt.vertical_line(self.cursor, color="gray")
         plot.refresh()
+
+    def _draw_group(
+        self, plt: Plot, line: Line, name: str, width: int, x_range: tuple[float, float]
+    ) -> tuple[list[tuple[float, float]], list[float], list[float]] | None:
+        """Draw a group's band (shaded, :func:`band_path`) and return its mean's points, their drawn y and the band's drawn y."""
+        series = self.group_series(line, name)
+        keep = [
+            i
+            for i, x in enumerate(series.x)
+            if x_range[0] <= x <= x_range[1]
+            and all(math.isfinite(v) and (v > 0 or not self.log_scale) for v in (series.mean[i], series.low[i], series.high[i]))
+        ]
+        if not keep:
+            return None
+        scale = math.log10 if self.log_scale else float
+        xs = [series.x[i] for i in keep]
+        mean, low, high = ([scale(values[i]) for i in keep] for values in (series.mean, series.low, series.high))
+        band_x, band_y = band_path(xs, low, high, width)
+        plt.plot(band_x, band_y, color=faint(line.lead.color), marker=BAND_MARKER)
+        return list(zip(xs, [series.mean[i] for i in keep], strict=True)), mean, low + high
+
+    def group_legend(self, line: Line) -> str:
+        """``#1,2,3 ce + kl 10 · 3 seeds, min–max``: the members' numbers, what they share, n and the band."""
+        numbers = ",".join(str(run.number) for run in line.runs)
+        return f"#{numbers} {self.legend(line.lead).partition(' ')[2]} · {len(line.runs)} seeds, {BAND_NAMES[self.band]}"
 
     @staticmethod
     def legend(run: RunState) -> str:
