@@ -323,14 +323,23 @@ class ExplorerApp(RunManagement, App[int]):
         return run
 
     def action_toggle_run(self) -> None:
-        """Show or hide the highlighted run in the plots and the generation table."""
+        """Show or hide the highlighted run (on a group row: every member) in the plots and the generation table."""
+        group = self.runs_table.highlighted_group
+        if group is not None:
+            members, shown = set(group.names), {run.name for run in self.session.shown}
+            self._show_runs(shown - members if members <= shown else shown | members)
+            return
         run = self._highlighted()
         if run is None:
             return
         self._show_runs({shown.name for shown in self.session.shown} ^ {run.name})
 
     def action_show_only(self) -> None:
-        """Show the highlighted run alone in the plots and the generation table."""
+        """Show the highlighted run (on a group row: its members) alone in the plots and the generation table."""
+        group = self.runs_table.highlighted_group
+        if group is not None:
+            self._show_runs(set(group.names))
+            return
         run = self._highlighted()
         if run is not None:
             self._show_runs({run.name})

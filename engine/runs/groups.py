@@ -72,10 +72,19 @@ class SeedGroup(Generic[M]):
 
 
 def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
-    """The runs grouped by :func:`group_key`, in the order each group's first member comes; a run without a readable config is alone."""
+    """The runs grouped by :func:`group_key`, in the order each group's first member comes.
+
+    A group's seeds are distinct: a run repeating a seed already in its group (a rerun of the same
+    configuration) stands alone, as does a run without a readable config.
+    """
     keyed: dict[str, list[M]] = {}
     for view in views:
-        keyed.setdefault(group_key(view.config) if view.config is not None else f"\0{view.name}", []).append(view)
+        key = group_key(view.config) if view.config is not None else f"\0{view.name}"
+        if view.config is not None and any(
+            other.config and other.config.train.seed == view.config.train.seed for other in keyed.get(key, [])
+        ):
+            key = f"\0{view.name}"
+        keyed.setdefault(key, []).append(view)
     return [_group(members) for members in keyed.values()]
 
 

@@ -213,3 +213,11 @@ def test_grid_names_say_what_varies_seed_last():
     assert grid_names("g", configs[:1], ["train.seed"]) == ["g"]
     unnamed = grid_names(None, configs, ["train.seed"])
     assert unnamed[0].startswith("ce-kl-w10-") and unnamed[0].endswith("-s0")
+
+
+def test_a_rerun_of_the_same_seed_stands_alone(tmp_path):
+    for name in ("a", "b"):
+        write_hand_made_run(tmp_path, name)
+    write_hand_made_run(tmp_path, "c", train__seed=1)
+    groups = sorted((group.names for group in seed_groups(RunReader(tmp_path).views())), key=len)
+    assert [len(names) for names in groups] == [1, 2] and "c" in groups[1] and groups[0][0] in ("a", "b")

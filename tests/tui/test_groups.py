@@ -33,9 +33,21 @@ def grouped_app(tmp_path, tiny_corpus):
     return make_app(tiny_corpus, checkpoints)
 
 
+async def show_groups(pilot) -> None:
+    """Show both groups (space on their rows) and the lone run, and wait for every history."""
+    app = pilot.app
+    await wait_for(pilot, lambda: len(app.runs_table.groups) == 2, "the group rows")
+    await pilot.press("f5")
+    for key in ("group:g-w10", "group:g-w1"):
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(key))
+        await pilot.press("space")
+    await show_runs(pilot, "control")
+    await wait_for(pilot, lambda: all(app.session.get(name).series for name in KL10 + KL1), "the members' histories")
+
+
 async def test_a_seed_group_is_one_mean_line_with_a_band_and_a_readout(grouped_app):
     async with grouped_app.run_test(size=(160, 48)) as pilot:
-        await show_runs(pilot, *KL10, *KL1, "control")
+        await show_groups(pilot)
         await pilot.press("f3")
         await redrawn(pilot)
         plots = grouped_app.plots
@@ -62,3 +74,55 @@ async def test_a_seed_group_is_one_mean_line_with_a_band_and_a_readout(grouped_a
         await pilot.press("g")
         await redrawn(pilot)
         assert len(plots.drawn["val-loss"]) == 7  # every run on its own
+
+
+async def test_a_group_row_summarizes_its_members_and_expands_to_them(grouped_app):
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        table = grouped_app.runs_table
+        await wait_for(pilot, lambda: len(table.runs) == 7 and len(table.groups) == 2, "the runs and their groups")
+        assert sorted(table.listed) == ["control", "group:g-w1", "group:g-w10"]  # members folded into their rows
+        cells = [str(cell) for cell in table.get_row("group:g-w10")]
+        # validation loss at epoch 3: 7.0, 7.1, 7.2 − 1.5 + 0.25 → 5.85 ± 0.1
+        assert cells[1] == "g-w10 · 3 seeds" and cells[2] == "3 finished" and cells[5] == "5.85 ± 0.1"
+
+        await pilot.press("f5")
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: all(name in table.rows for name in KL10), "the members' rows")
+        listed = table.listed
+        assert listed[listed.index("group:g-w10") + 1 : listed.index("group:g-w10") + 4] == KL10  # under their group row
+
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space")  # shows every member
+        await wait_for(pilot, lambda: {run.name for run in grouped_app.session.shown} == set(KL10), "the members shown")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not any(name in table.rows for name in KL10), "the group folded again")
+
+
+async def test_the_details_of_two_groups_say_whether_they_differ(grouped_app):
+    from scipy import stats
+
+    from engine.formatting import number
+    from tui.screens.run_detail import RunDetail
+
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        await pilot.press("f5")
+        table = grouped_app.runs_table
+        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        await pilot.press("space")  # hide the lone run: the details then hold the two groups
+        await pilot.press("s")
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space")
+        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        await pilot.press("i")
+        await wait_for(
+            pilot, lambda: isinstance(grouped_app.screen, RunDetail) and grouped_app.screen.comparison, "the comparison"
+        )
+        shown = str(grouped_app.screen.query_one("#detail-comparison", Static).render())
+        # entropy at epoch 3: start − 1.5 − 0.25 per seed, kl 1 starting at 6.0, 6.1, 6.2 and kl 10 at 7.0, 7.1, 7.2
+        a, b = [4.25, 4.35, 4.45], [5.25, 5.35, 5.45]
+        interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+        sentence = f"entropy at epoch 3: g-w1 is lower than g-w10 by 1 (95 % CI {number(interval.low)} to {number(interval.high)}, Welch df 4.0, n = 3 + 3)."
+        assert sentence in shown
+        assert "val_loss is left out" in shown
