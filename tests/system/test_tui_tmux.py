@@ -189,16 +189,25 @@ def test_seed_groups_in_a_real_terminal(tiny_corpus, tmp_path):
         tmux.wait_for(lambda s: "5.85 ± 0.1" in s, "the kl-10 group's mean ± sd validation loss")
         for words, shown, hidden in (("w10-s", "g-w10", "g-w1"), ("w1-s", "g-w1", "g-w10")):
             tmux.keys("F5", "/")  # the filter leaves one group in the list, its row first: space shows its members
+            tmux.wait_for(lambda s: "filter: words" in s, "the filter line")
             tmux.type(words)
-            tmux.keys("Enter")
             tmux.wait_for(lambda s, a=shown, b=hidden: f"{a} · 3 seeds" in s and f"{b} · 3 seeds" not in s, f"{shown} alone")
-            tmux.keys("Space", "/", "Escape")
+            tmux.keys("Enter")
+            tmux.wait_for(lambda s: "␣ Show" in s, "the runs list's keys")
+            tmux.keys("Space")
+            tmux.wait_for(lambda s, a=shown: f"▸● 3  {a} · 3 seeds" in s, f"{shown}'s members shown")
+            tmux.keys("/", "Escape")
+            tmux.wait_for(lambda s: "g-w10 · 3 seeds" in s and "g-w1 · 3 seeds" in s, "the filter cleared")
         tmux.keys("F3")
         screen = tmux.wait_for(lambda s: s.count("3 seeds, min–max") == 2, "two group lines in the legend")
         assert "·····" in screen  # a shaded band
         tmux.keys("F5", "/")
+        tmux.wait_for(lambda s: "filter: words" in s, "the filter line")
         tmux.type("w1-s")
-        tmux.keys("Enter", "i")
+        tmux.wait_for(lambda s: "g-w10 · 3 seeds" not in s, "the kl-1 group alone")
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: "␣ Show" in s, "the runs list's keys")
+        tmux.keys("i")
         screen = tmux.wait_for(lambda s: "g-w1 is lower than g-w10" in s, "the comparison in the run details")
         assert "n = 3 + 3" in screen and "95 % CI" in screen
     finally:

@@ -794,7 +794,7 @@ class MetricPlots(Vertical):
 
     def group_legend(self, line: Line) -> str:
         """``#1,2,3 ce + kl 10 · 3 seeds, min–max``: the members' numbers, what they share, n and the band."""
-        numbers = ",".join(str(run.number) for run in line.runs)
+        numbers = ",".join(str(number) for number in sorted(run.number for run in line.runs))
         return f"#{numbers} {self.legend(line.lead).partition(' ')[2]} · {len(line.runs)} seeds, {BAND_NAMES[self.band]}"
 
     @staticmethod

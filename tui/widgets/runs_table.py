@@ -14,7 +14,7 @@ are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on 
 ``h`` (hide all), ``x``, ``r``, ``e`` (more epochs), ``n`` (rename) and ``d`` (delete) act through the app's actions.
 
 A seed group among the listed runs (runs that differ only in their seed,
-:func:`engine.runs.groups.seed_groups`) gets a group row: ``▸ n`` seeds, and each number column's
+:func:`engine.runs.groups.seed_groups`) gets a group row: ``▸● n`` seeds (● all shown), and each number column's
 mean ± sd over its members. Enter on it expands it to its members' rows (listed under it) and
 collapses it again; space shows or hides every member; ``i`` opens the members' details.
 """
@@ -355,7 +355,10 @@ class RunsTable(DataTable):
         name = f"{group.label} · {group.n} seeds"
         self.group_names[name] = GROUP_ROW + group.label
         return [
-            Text(f"{'▾' if expanded else '▸'} {group.n}", style=f"bold {lead.color}"),
+            Text(
+                f"{'▾' if expanded else '▸'}{'●' if all(run.shown for run in runs) else '○'} {group.n}",
+                style=f"bold {lead.color}",
+            ),
             name,
             Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
             f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
