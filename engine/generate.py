@@ -1,7 +1,8 @@
 """Continue seed texts word by word from a trained run: greedy, or top-k sampling as the study did.
 
 Each step scores the whole sequence so far (pre-padded to the run's width for prefix-trained
-runs, as the study's generator did) and appends one word. Padding and ``<unk>`` are never emitted.
+runs, as the study's generator did; a transformer reads at most its ``context`` last words) and
+appends one word. Padding and ``<unk>`` are never emitted.
 
 The next-word distribution follows the head: ``p = softmax(z / T)`` for a softmax head; for a
 linear head the raw outputs clipped at 0, ``w_j = max(z_j, 0)^(1/T)``, normalized — the weights
@@ -140,7 +141,11 @@ def generate(run: LoadedRun, seed_text: str, words: int = 10, strategy: Strategy
 
 
 def _model_input(run: LoadedRun, tokens: list[int]) -> torch.Tensor:
-    """The sequence as the run was trained to read it: pre-padded to its width for prefix runs."""
+    """The sequence as the run was trained to read it: pre-padded to its width for prefix runs, and no longer
+    than a transformer's positions (its last ``context`` words)."""
+    model = run.record.config.model
+    if model.arch == "transformer":
+        tokens = tokens[-model.context :]
     if run.record.config.train.batching == "prefix":
         width = run.record.prefix_width
         kept = tokens[-width:]

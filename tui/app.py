@@ -41,7 +41,7 @@ from engine.runs.names import grid_names
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
 from tui.memory import load_memory, recall_view, remember, save_memory
-from tui.run_actions import RunManagement
+from tui.run_actions import RunActions
 from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
 from tui.screens.run_detail import RunDetail
@@ -59,14 +59,15 @@ FOLLOW_AFTER_S = 0.2
 STOP_WAIT_S = 120.0
 
 
-class ExplorerApp(RunManagement, App[int]):
+class ExplorerApp(App[int]):
     """Choose an objective and weight, watch entropy, KL and losses live, compare runs' continuations."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     COMMANDS = App.COMMANDS | {ExplorerCommands}
     TITLE = "lm-explorer"
     AUTO_FOCUS = "#corpus"
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    # Textual declares it `ClassVar[...] | None`, which mypy reads as an instance variable.
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]  # type: ignore[misc]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+t", "train", "Train", priority=True),
@@ -93,6 +94,7 @@ class ExplorerApp(RunManagement, App[int]):
         self.session = Session()
         self.controller = Controller(self.checkpoints)
         self.follower = Follower(self.controller, self.post_message)
+        self.run_actions = RunActions(self)
         self._changed_rows: set[str] = set()
         self._attached = False
         self._shutting_down = False
@@ -190,14 +192,15 @@ class ExplorerApp(RunManagement, App[int]):
                 runs_changed = True
             before = (run.status, run.checkpoint_version)
             run.observe(view)
-            if update.restart:
+            if not update.followed:
+                run.note_summary(update.lines, update.restart)
+            elif update.restart:
                 run.load_history(update.lines, update.definitions)
             else:
                 if update.definitions and not run.definitions:
                     run.definitions = dict(update.definitions)
                 run.add_lines(update.lines)
-            run.note_latest(update.latest)
-            if update.lines or update.restart:
+            if update.followed and (update.lines or update.restart):
                 self.plots.mark_changed()
             if run.checkpoint_version != before[1]:
                 runs_changed = True
@@ -315,12 +318,24 @@ class ExplorerApp(RunManagement, App[int]):
         if widget.screen is self.screen:
             self.screen.set_focus(widget)
 
-    def _highlighted(self) -> Any:
+    def _highlighted(self) -> RunState | None:
         name = self.runs_table.highlighted_run
         run = self.session.get(name) if name else None
         if run is None:
             self.notify("No run is highlighted in the runs list (F5).", severity="warning")
         return run
+
+    def action_continue_run(self) -> None:
+        """Train the highlighted run further (asks how many epochs more)."""
+        self.run_actions.continue_run()
+
+    def action_rename_run(self) -> None:
+        """Rename the highlighted run (asks for the name)."""
+        self.run_actions.rename_run()
+
+    def action_delete_run(self) -> None:
+        """Delete the highlighted run and its folder (asks first)."""
+        self.run_actions.delete_run()
 
     def action_toggle_run(self) -> None:
         """Show or hide the highlighted run (on a group row: every member) in the plots and the generation table."""
@@ -396,7 +411,7 @@ class ExplorerApp(RunManagement, App[int]):
         except UserError as error:
             self.notify(str(error), severity="warning")
             return
-        self._follow_again(run)
+        self.run_actions.follow_again(run)
 
     async def action_quit(self) -> None:
         """Quit; while runs train, ask whether to leave them training (the default) or stop them with a checkpoint."""
@@ -492,8 +507,9 @@ class ExplorerApp(RunManagement, App[int]):
     def help_sections(self) -> list[Section]:
         """Every key, taken from the bindings themselves so the help cannot drift from them."""
 
-        def keys(bindings: Iterable[Binding]) -> list[tuple[str, str]]:
-            return [(self.get_key_display(binding), binding.description) for binding in bindings]
+        def keys(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+            shown = (binding if isinstance(binding, Binding) else Binding(*binding) for binding in bindings)
+            return [(self.get_key_display(binding), binding.description) for binding in shown]
 
         return [
             ("Everywhere", [*keys(self.BINDINGS), ("ctrl+p", "Command palette: the main actions by name")]),

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol, cast
+from typing import Protocol, TypeAlias, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from tui.widgets.generation import GenerationPanel
 from tui.widgets.plots import MetricPlots
 from tui.widgets.runs_table import RunsTable
+
+PaletteCommand: TypeAlias = tuple[str, str, Callable[[], object]]
+"""A palette command: its title, a line of help, and the action it runs."""
 
 
 class PaletteHost(Protocol):
@@ -38,10 +41,10 @@ class PaletteHost(Protocol):
     def action_show_tab(self, tab: str) -> None: ...
 
 
-def commands(app: PaletteHost) -> list[tuple[str, str, Callable[[], object]]]:
-    """(title, help, callback) for each palette command."""
+def commands(app: PaletteHost) -> list[PaletteCommand]:
+    """Each palette command."""
     plots, generation = app.plots, app.generation
-    listed = [
+    listed: list[PaletteCommand] = [
         ("Train", "Start the run (or sweep) the Setup form holds", app.action_train),
         ("Stop run", "Stop the highlighted run; its checkpoint is saved", app.action_stop_run),
         ("Resume run", "Resume the highlighted stopped run", app.action_resume_run),
@@ -62,7 +65,7 @@ def commands(app: PaletteHost) -> list[tuple[str, str, Callable[[], object]]]:
         ("Save generations as Markdown", "The seeds × runs table, to a file here", generation.action_export_markdown),
         ("Help", "List every key", app.action_help),
     ]
-    tabs = [
+    tabs: list[PaletteCommand] = [
         (f"{title} tab", f"Go to the {title} tab", partial(app.action_show_tab, tab))
         for tab, title in (("setup", "Setup"), ("plots", "Plots"), ("generate", "Generate"))
     ]

@@ -3,23 +3,23 @@
 Each export is one file in the folder the app was started from (the current directory), named
 ``lm-explorer-<what>-<date>-<time>.<ext>`` and never overwriting another; the app's toast names
 the path. Files are written atomically (temp file + rename). The CSV holds every line of each
-shown run's ``metrics.jsonl``, one row per line with the run's name in front, the values exactly
-as the file has them.
+shown run's ``metrics.jsonl``, one row per line with the run's name in front, the numbers as the
+file has them (non-finite ones as ``inf``, ``-inf``, ``nan``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.runs.protocol import MAX_METRICS_LINE_BYTES, METRICS_FILE
-from engine.safe_io import atomic_write, read_lines
+from engine.runs import metrics_lines
+from engine.runs.protocol import METRICS_FILE
+from engine.safe_io import atomic_write
 
 LEADING_COLUMNS = ("run", "kind", "step", "epoch", "wall_s")  # the run, then where each line sits on every x axis of the plots
 
@@ -47,24 +47,16 @@ def write_atomically(path: Path, text: str) -> Path:
 
 
 def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
-    """The lines of a run's ``metrics.jsonl`` in file order; a line cut short by a crash is skipped.
+    """The lines of a run's ``metrics.jsonl`` in file order, as :mod:`engine.runs.metrics_lines` reads them (a damaged
+    line is skipped, non-finite values are floats).
 
     The file must be a plain file inside the run's folder (a run folder is a trust boundary).
     """
     path = Path(checkpoints) / run_name / METRICS_FILE
     try:
-        texts = [text for _, text in read_lines(path, f"Run {run_name!r} file {METRICS_FILE!r}", MAX_METRICS_LINE_BYTES)]
-    except (FileNotFoundError, UserError):
+        return list(metrics_lines.read_lines(path, f"Run {run_name!r} file {METRICS_FILE!r}"))
+    except (OSError, UserError):
         return []
-    lines = []
-    for text in texts:
-        try:
-            line = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines
 
 
 def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
@@ -74,7 +66,5 @@ def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[*LEADING_COLUMNS, *metrics], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(
-        {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()} for row in rows
-    )
+    writer.writerows(rows)
     return out.getvalue()

@@ -5,15 +5,14 @@ controller how each run folder stands (:class:`engine.runs.view.RunView`: status
 device, progress) and reads what the *followed* runs appended to their ``metrics.jsonl`` since
 the last look. It posts one :class:`Observed` message per look that found something new. The
 runs it follows are the ones the app shows; a run newly followed is read from its first line. Of
-a run it does not follow it reads only the last line, when the run's view changed (for the runs
-list's throughput).
+a run it does not follow it reads the new lines only when the run's view changed, and the app
+keeps only what the runs list needs of them (throughput, best validation loss).
 Whoever trains a run (this app's sweep runner, a headless ``lm-explorer train`` in another shell,
 a trainer left by an earlier session) makes no difference: the folder is the only channel.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -25,13 +24,12 @@ from textual.message import Message
 
 from engine.errors import UserError
 from engine.jobs.controller import Controller
-from engine.runs import protocol
+from engine.runs import metrics_lines, protocol
 from engine.runs.view import RunView
 from engine.safe_io import open_regular
 
 FOLLOW_S = 0.25
 READ_LIMIT = 8 << 20
-LAST_LINE_LIMIT = 64 << 10  # a metrics line is a few hundred bytes
 
 
 @dataclass
@@ -42,7 +40,7 @@ class Update:
     lines: list[dict[str, Any]] = field(default_factory=list)
     restart: bool = False  # the lines are the run's whole history: replace what was shown
     definitions: dict[str, str] = field(default_factory=dict)
-    latest: dict[str, Any] | None = None  # the last metric line of a run not followed
+    followed: bool = True  # False: the lines of a run not followed, for the runs list only
 
 
 class Observed(Message):
@@ -61,7 +59,8 @@ class _Tail:
 
 
 def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]:
-    """Complete JSON lines appended to ``path`` since ``tail``; True when the file was replaced (read from its start)."""
+    """The metrics lines (:mod:`engine.runs.metrics_lines`) completed in ``path`` since ``tail``; True when the file
+    was replaced (read from its start)."""
     try:
         fd = open_regular(path, protocol.protocol_file(path))
     except (OSError, UserError):
@@ -74,35 +73,10 @@ def read_new_lines(path: Path, tail: _Tail) -> tuple[list[dict[str, Any]], bool]
         file.seek(tail.offset)
         data = file.read(READ_LIMIT)
     end = data.rfind(b"\n") + 1  # a line still being written waits for the next look
+    if not end and len(data) == READ_LIMIT:  # no end in sight: a line far over the limit, read past and skipped
+        end = len(data)
     tail.offset += end
-    lines = []
-    for raw in data[:end].splitlines():
-        try:
-            line = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines, restart
-
-
-def read_last_line(path: Path) -> dict[str, Any] | None:
-    """The last complete JSON line of ``path`` (looked for in its last ``LAST_LINE_LIMIT`` bytes), or None."""
-    try:
-        fd = open_regular(path, protocol.protocol_file(path))
-    except (OSError, UserError):
-        return None
-    with os.fdopen(fd, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        file.seek(max(0, size - LAST_LINE_LIMIT))
-        data = file.read(LAST_LINE_LIMIT)
-    for raw in reversed(data[: data.rfind(b"\n") + 1].splitlines()):
-        try:
-            line = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
-        return line if isinstance(line, dict) else None
-    return None
+    return metrics_lines.parse_lines(data[:end]), restart
 
 
 class Follower:
@@ -112,8 +86,9 @@ class Follower:
         self.controller = controller
         self.post = post
         self._followed: set[str] = set()
-        self._tails: dict[str, _Tail] = {}
-        self._last: dict[str, tuple] = {}
+        self._tails: dict[str, _Tail] = {}  # the followed runs'
+        self._summary_tails: dict[str, _Tail] = {}  # the others'
+        self._last: dict[str, tuple[object, ...]] = {}  # run → what its last Update showed of its status
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._poke = threading.Event()
@@ -157,10 +132,13 @@ class Follower:
             if not lines and not restart and self._last.get(name) == key:
                 continue
             self._last[name] = key
-            updates.append(Update(view, lines, restart, self._definitions(view), None if tail else read_last_line(path)))
+            if tail is None:
+                lines, restart = read_new_lines(path, self._summary_tails.setdefault(name, _Tail()))
+            updates.append(Update(view, lines, restart, self._definitions(view), followed=tail is not None))
         gone = [name for name in self._last if name not in views]
         for name in gone:
             del self._last[name]
+            self._summary_tails.pop(name, None)
         if updates or gone:
             self.post(Observed(updates, gone))
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import UserError
 from engine.safe_io import read_regular
@@ -65,7 +65,7 @@ def load_memory(checkpoints: Path) -> Memory:
     path = memory_path(checkpoints)
     try:
         return Memory.model_validate(json.loads(read_regular(path, "The app's memory file", MAX_BYTES))).bounded()
-    except (OSError, UserError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValidationError):
+    except (OSError, UserError, ValueError, RecursionError):  # ValueError: bad JSON or UTF-8, a 4300+ digit number, invalid
         return Memory()
 
 

@@ -1,7 +1,9 @@
 """The runs list's management keys: ``e`` trains a run more epochs, ``n`` renames it, ``d`` deletes it.
 
-Mixed into :class:`tui.app.ExplorerApp`; each asks in a small modal (:mod:`tui.screens.ask`) and
-then acts through the engine, as the CLI does: more epochs through the controller
+:class:`RunActions` does them for the app (:class:`tui.app.ExplorerApp`, whose ``action_continue_run``,
+``action_rename_run`` and ``action_delete_run`` call it); it reaches the app only through
+:class:`RunActionsHost`. Each asks in a small modal (:mod:`tui.screens.ask`) and then acts through the
+engine, as the CLI does: more epochs through the controller
 (:meth:`engine.jobs.controller.Controller.train_further`, a detached trainer), renaming and deleting
 through :mod:`engine.runs.manage` (which refuses a run that trains, and never follows a link). The app
 then follows the change: a renamed run keeps its number, color, shown state, history and
@@ -10,27 +12,64 @@ generations under its new name; a deleted one leaves the list, the plots and the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from textual.notifications import SeverityLevel
 
 from engine.errors import UserError
 from tui.screens.ask import AskText, ConfirmDelete
 
 if TYPE_CHECKING:
-    from tui.session import RunState
+    from collections.abc import Callable
+
+    from textual.screen import Screen
+
+    from engine.jobs.controller import Controller
+    from tui.follow import Follower
+    from tui.session import RunState, Session
+    from tui.widgets.generation import GenerationPanel
+    from tui.widgets.runs_table import RunsTable
+
+Answer = TypeVar("Answer")
 
 
-class RunManagement:
-    """``action_continue_run``, ``action_rename_run`` and ``action_delete_run`` for the app (``self`` is the ExplorerApp)."""
+class RunActionsHost(Protocol):
+    """What the run actions act on: the app's folder, controller, session, follower and widgets."""
 
-    def _settled_highlighted(self: Any, when: str) -> RunState | None:
+    checkpoints: Path
+    device: str
+    controller: Controller
+    session: Session
+    follower: Follower
+    generation: GenerationPanel
+    runs_table: RunsTable
+
+    def notify(
+        self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None
+    ) -> None: ...
+    def push_screen(self, screen: Screen[Answer], callback: Callable[[Answer | None], None]) -> object: ...
+    def _highlighted(self) -> RunState | None: ...
+    def _row_changed(self, name: str) -> None: ...
+    def _refresh_rows(self) -> None: ...
+    def _runs_changed(self) -> None: ...
+
+
+class RunActions:
+    """More epochs, rename and delete for the highlighted run of ``host``'s runs list."""
+
+    def __init__(self, host: RunActionsHost) -> None:
+        self.host = host
+
+    def _settled_highlighted(self, when: str) -> RunState | None:
         """The highlighted run, unless none is or it is queued or training (then a warning saying ``when`` it can be done)."""
-        run: RunState | None = self._highlighted()
+        run = self.host._highlighted()
         if run is not None and run.alive:
-            self.notify(f"Run {run.name} is {run.status}; {when}.", severity="warning")
+            self.host.notify(f"Run {run.name} is {run.status}; {when}.", severity="warning")
             return None
         return run
 
-    def action_continue_run(self: Any) -> None:
+    def continue_run(self) -> None:
         """Ask how many more epochs, then train the highlighted saved run on to its planned epochs plus that many."""
         run = self._settled_highlighted("it can get more epochs once it has stopped or finished")
         if run is None:
@@ -40,27 +79,27 @@ class RunManagement:
             f"It has trained {run.epoch:.3g} of its {planned} planned epochs. How many epochs more than its {planned}? "
             f"It trains on from its last checkpoint to that total (as 'lm-explorer train --resume {run.name} --epochs TOTAL')."
         )
-        self.push_screen(
+        self.host.push_screen(
             AskText(f"Train {run.name} further", prompt, str(planned), _whole_number, integer=True),
             lambda answer: self._continue(run, answer),
         )
 
-    def _continue(self: Any, run: RunState, answer: str | None) -> None:
+    def _continue(self, run: RunState, answer: str | None) -> None:
         if answer is None:
             return
         try:
-            self.notify(self.controller.train_further(run.name, int(answer), self.device), title="More epochs")
+            self.host.notify(self.host.controller.train_further(run.name, int(answer), self.host.device), title="More epochs")
         except UserError as error:
-            self.notify(str(error), severity="warning", timeout=10)
+            self.host.notify(str(error), severity="warning", timeout=10)
             return
-        self._follow_again(run)
+        self.follow_again(run)
 
-    def action_rename_run(self: Any) -> None:
+    def rename_run(self) -> None:
         """Ask for a new name, then rename the highlighted run (its folder) in place."""
         run = self._settled_highlighted("rename it once it has stopped or finished")
         if run is None:
             return
-        self.push_screen(
+        self.host.push_screen(
             AskText(
                 f"Rename {run.name}",
                 "New name (letters, digits, '.', '_' or '-'; the run's folder takes it):",
@@ -70,78 +109,78 @@ class RunManagement:
             lambda answer: self._rename(run, answer),
         )
 
-    def _name_problem(self: Any, old: str, new: str) -> str | None:
+    def _name_problem(self, old: str, new: str) -> str | None:
         from engine.runs.names import check_name
 
         try:
             check_name(new, "New run name")
         except UserError as error:
             return str(error)
-        if new != old and (self.checkpoints / new).exists():
+        if new != old and (self.host.checkpoints / new).exists():
             return f"A run named {new!r} already exists; choose another name."
         return None
 
-    def _rename(self: Any, run: RunState, answer: str | None) -> None:
+    def _rename(self, run: RunState, answer: str | None) -> None:
         from engine.runs.manage import rename_run
 
         if answer is None or answer == run.name:
             return
         old = run.name
         try:
-            self.notify(rename_run(self.checkpoints, old, answer), title="Renamed")
+            self.host.notify(rename_run(self.host.checkpoints, old, answer), title="Renamed")
         except UserError as error:
-            self.notify(str(error), severity="warning", timeout=10)
+            self.host.notify(str(error), severity="warning", timeout=10)
             return
-        self.session.rename(old, answer)
-        self.generation.rename_run(old, answer)
+        self.host.session.rename(old, answer)
+        self.host.generation.rename_run(old, answer)
         if run.shown:
-            self.follower.unfollow(old)
-            self.follower.follow(answer)
-        self.runs_table.drop_run(old)
-        self._row_changed(answer)
-        self._refresh_rows()
-        self.runs_table.move_cursor(row=self.runs_table.get_row_index(answer))
-        self._runs_changed()
+            self.host.follower.unfollow(old)
+            self.host.follower.follow(answer)
+        self.host.runs_table.drop_run(old)
+        self.host._row_changed(answer)
+        self.host._refresh_rows()
+        self.host.runs_table.highlight(answer)
+        self.host._runs_changed()
 
-    def action_delete_run(self: Any) -> None:
+    def delete_run(self) -> None:
         """Ask, then delete the highlighted run and its folder (refused while it trains)."""
         from engine.runs.manage import describe, run_folder
 
-        run = self._highlighted()
+        run = self.host._highlighted()
         if run is None:
             return
         try:
-            what = describe(run_folder(self.checkpoints, run.name))
+            what = describe(run_folder(self.host.checkpoints, run.name))
         except UserError as error:
-            self.notify(str(error), severity="warning", timeout=10)
+            self.host.notify(str(error), severity="warning", timeout=10)
             return
-        self.push_screen(ConfirmDelete(run.name, what), lambda answer: self._delete(run, answer))
+        self.host.push_screen(ConfirmDelete(run.name, what), lambda answer: self._delete(run, answer))
 
-    def _delete(self: Any, run: RunState, answer: bool | None) -> None:
+    def _delete(self, run: RunState, answer: bool | None) -> None:
         from engine.runs.manage import delete_run
 
         if not answer:
             return
         try:
-            self.notify(delete_run(self.checkpoints, run.name), title="Deleted")
+            self.host.notify(delete_run(self.host.checkpoints, run.name), title="Deleted")
         except UserError as error:
-            self.notify(str(error), severity="warning", timeout=10)
+            self.host.notify(str(error), severity="warning", timeout=10)
             return
-        self.follower.unfollow(run.name)
-        self.generation.forget_run(run.name)
-        self.session.remove(run.name)
-        self._row_changed(run.name)
-        self._refresh_rows()
-        self._runs_changed()
+        self.host.follower.unfollow(run.name)
+        self.host.generation.forget_run(run.name)
+        self.host.session.remove(run.name)
+        self.host._row_changed(run.name)
+        self.host._refresh_rows()
+        self.host._runs_changed()
 
-    def _follow_again(self: Any, run: RunState) -> None:
+    def follow_again(self, run: RunState) -> None:
         """A run that trains again is shown and followed (as ``r`` does)."""
         if not run.shown:
             run.shown = True
-            self.follower.follow(run.name)
-            self._runs_changed()
-        self._row_changed(run.name)
-        self.follower.look_now()
+            self.host.follower.follow(run.name)
+            self.host._runs_changed()
+        self.host._row_changed(run.name)
+        self.host.follower.look_now()
 
 
 def _whole_number(text: str) -> str | None:

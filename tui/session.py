@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, TypeGuard, get_args
 
 from engine.config.models import RunConfig
 from engine.runs.view import RunView
@@ -50,7 +50,7 @@ class Point(NamedTuple):
     value: float
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -60,7 +60,8 @@ class RunState:
 
     ``series`` maps a metric name to its points, in the order the run recorded them
     (:meth:`points` gives them as (x, value) on one axis); ``pairs_per_s`` is the throughput on
-    the latest line that gave one;
+    the latest line that gave one, ``best_val_loss`` the lowest finite validation loss of the lines read
+    (the history of a shown run, the summary of a hidden one: :meth:`note_summary`);
     ``checkpoint_version`` grows each time a newer checkpoint lands on disk, so the generation
     table knows when to regenerate.
     """
@@ -77,6 +78,7 @@ class RunState:
     definitions: dict[str, str] = field(default_factory=dict)
     series: dict[str, list[Point]] = field(default_factory=dict)
     pairs_per_s: float | None = None
+    best_val_loss: float | None = None
     message: str | None = None
     checkpoint_version: int = 0
     history_loaded: bool = True
@@ -130,16 +132,27 @@ class RunState:
             self._rewind(int(step), names)
             wall = line.get("wall_s")
             self._add_points(Point(int(step), float(epoch), float(wall) if _number(wall) else None, 0.0), line, names)
-            rate = line.get("pairs_per_s")
-            if _number(rate):
-                self.pairs_per_s = float(rate)
+            self._note(line)
             self.epoch = max(self.epoch, float(epoch))
 
-    def note_latest(self, line: dict[str, Any] | None) -> None:
-        """The last metrics line of a run whose history is not followed: its throughput, for the runs list."""
-        rate = (line or {}).get("pairs_per_s")
+    def note_summary(self, lines: list[dict[str, Any]], restart: bool) -> None:
+        """New lines of a run whose history is not kept (it is not shown): only what the runs list needs of them.
+
+        ``restart``: the lines are the whole file again (it was replaced), so the best so far is forgotten.
+        """
+        if restart:
+            self.best_val_loss = None
+        for line in lines:
+            self._note(line)
+
+    def _note(self, line: dict[str, Any]) -> None:
+        """A line's throughput, and its validation loss towards the best."""
+        rate = line.get("pairs_per_s")
         if _number(rate):
             self.pairs_per_s = float(rate)
+        value = line.get("val_loss") if line.get("kind") == "epoch" else None
+        if _number(value):
+            self.best_val_loss = value if self.best_val_loss is None else min(self.best_val_loss, value)
 
     def points(self, name: str, axis: str = "epoch") -> list[tuple[float, float]]:
         """The series ``name`` as (x, value) on ``axis`` (one of :data:`X_AXES`); points without that x are left out."""
@@ -149,16 +162,21 @@ class RunState:
     def load_history(self, lines: list[dict[str, Any]], definitions: dict[str, str]) -> None:
         """Replace the series with a run's whole ``metrics.jsonl``."""
         self.series = {}
-        self.pairs_per_s = None
+        self.pairs_per_s = self.best_val_loss = None
         self.definitions = dict(definitions)
         self.add_lines(lines)
         self.history_loaded = True
 
     def _rewind(self, step: int, names: tuple[str, ...]) -> None:
         """Drop the points a line at ``step`` supersedes: any at a later step, and its own kind's at this step."""
+        dropped = False
         for name, points in self.series.items():
             while points and (points[-1].step > step or (points[-1].step == step and name in names)):
                 points.pop()
+                dropped = True
+        if dropped:  # the best may have been among them
+            kept = [point.value for point in self.series.get("val_loss", []) if math.isfinite(point.value)]
+            self.best_val_loss = min(kept, default=None)
 
     def _add_points(self, where: Point, metrics: dict[str, Any], names: tuple[str, ...]) -> None:
         for name in names:

@@ -45,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     strategy = Strategy(top_k=args.top_k, temperature=args.temperature, seed=args.seed)
     device = resolve_device(args.device)
     checkpoints = checkpoints_folder(args.checkpoints, create=False)
-    runs = [load_run(checkpoints, name, device) for name in args.runs]
+    runs = [load_run(checkpoints, name, device, with_metrics=False) for name in args.runs]
     table = {(seed, run.name): generate(run, seed, args.words, strategy) for seed in args.text for run in runs}
     if args.json:
         print(

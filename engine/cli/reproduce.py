@@ -1,6 +1,6 @@
 """``lm-explorer reproduce``: the study's grid trained (or reused), its figures redrawn, its findings measured.
 
-One call trains every run of :data:`engine.study.grid.GRID` with the ``paper`` preset for each seed
+One call trains every run of a study's grid (:data:`engine.study.grid.STUDIES`, chosen by ``--arch``) for each seed
 into ``OUT/runs`` (one folder per run and seed, ``<key>-s<seed>``), then writes into ``OUT``:
 ``figures/fig1.png … fig7.png`` (when matplotlib is installed), ``tables.md`` (greedy and the
 study's top-5 sampler on its six seed texts), ``report.md`` (every number, the study's beside
@@ -22,7 +22,7 @@ from engine.cli.watch import watch
 from engine.config.models import RunConfig
 from engine.errors import UserError
 from engine.exit_codes import EXIT_STOPPED
-from engine.study.grid import GRID, GRID_KEYS
+from engine.study.grid import GRID, STUDIES
 from engine.study.reproduce import (
     DEFAULT_OUT,
     RUNS_FOLDER,
@@ -58,7 +58,20 @@ def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     parser.add_argument(
         "--out", default=DEFAULT_OUT, metavar="DIR", help=f"where runs, figures and the report go (default ./{DEFAULT_OUT})"
     )
-    parser.add_argument("--runs", metavar="KEY,…", help=f"only these grid entries (default all): {', '.join(GRID_KEYS)}")
+    parser.add_argument(
+        "--arch",
+        choices=tuple(STUDIES),
+        default="lstm",
+        help="lstm: the study's grid on the paper preset (default); transformer: "
+        + STUDIES["transformer"].summary
+        + ", on the transformer preset",
+    )
+    parser.add_argument(
+        "--runs",
+        metavar="KEY,…",
+        help="only these grid entries (default all): "
+        + "; ".join(f"--arch {arch}: {', '.join(study.keys)}" for arch, study in STUDIES.items()),
+    )
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -118,14 +131,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     seeds = parse_seeds(args.seeds)
-    grid = select_grid(args.runs)
+    study = STUDIES[args.arch]
+    grid = select_grid(args.runs, study)
     device = args.device or "auto"
-    planned = plan(grid, seeds, args.corpus or [], args.column, device, args.epochs)
+    planned = plan(grid, seeds, args.corpus or [], args.column, device, args.epochs, study.preset)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out!r} is a file, not a folder; give a folder for the runs, figures and report.")
     corpus = load_corpus(planned[0][2].corpus)
-    if not args.corpus:
+    if not args.corpus and study.preset == "paper":
         print(
             f"note: no --corpus given, so this trains on the embedded Lee news corpus; the study trained on {STUDY_FILE} "
             f"(pass --corpus path/to/{STUDY_FILE} to compare with its printed numbers).",

@@ -18,7 +18,7 @@ from engine.config.settings import add_options, given_overrides, setting, settin
 from engine.errors import UserError
 from engine.exit_codes import exit_code
 from engine.objective.terms import REGULARIZERS
-from engine.runs.names import default_run_name, grid_names
+from engine.runs.names import check_name, default_run_name, grid_names
 
 if TYPE_CHECKING:
     from engine.jobs.controller import Controller, Slot
@@ -71,7 +71,9 @@ def _training_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...
     """The options train and sweep share: one per setting (:mod:`engine.config.settings`) but ``leave_out``, then the run's own."""
     add_options(parser, [item.key for item in settings() if item.key not in leave_out])
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="paper: the study's exact model, batching, split and Keras defaults"
+        "--preset",
+        choices=sorted(PRESETS),
+        help="paper: the study's exact model, batching, split and Keras defaults; transformer: a small transformer where objectives can differ",
     )
     parser.add_argument(
         "--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved (default ./checkpoints)"
@@ -84,7 +86,9 @@ def _config_for(args: argparse.Namespace, name: str | None, extra: dict[str, Any
     """The run's config from the options; without a ``name``, a default one whose folder is reserved at once."""
     from engine.runs.protocol import reserve
 
-    config = build_run_config(name or "unnamed", args.preset, {**given_overrides(args), **(extra or {})})
+    config = build_run_config(
+        "unnamed" if name is None else check_name(name, "--name"), args.preset, {**given_overrides(args), **(extra or {})}
+    )
     if name is None:
         checkpoints = checkpoints_folder(args.checkpoints, create=True)
         config = config.model_copy(update={"name": reserve(checkpoints, default_run_name(config))})
@@ -98,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = given_overrides(args)
         fixed = sorted(item.flag for item in settings() if item.key in given and not item.resumable)
-        fixed += ["--preset"] * bool(args.preset) + ["--name"] * bool(args.name)
+        fixed += ["--preset"] * bool(args.preset) + ["--name"] * (args.name is not None)
         if fixed:
             *others, last = [item.flag for item in settings() if item.resumable]
             allowed = f"{', '.join(others)} and {last}"
@@ -128,18 +132,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     parallel = parse_parallel(args.parallel)
     device = args.device or "auto"
     given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
+    stem = None if args.name is None else check_name(args.name, "--name")
     configs = [build_run_config("unnamed", args.preset, {**given, **point}) for point in points]
     if WEIGHT in varying(axes) and any(config.objective.regularizer == "none" for config in configs):
         *others, last = [name for name in REGULARIZERS if name != "none"]
         raise UserError(
             f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}."
         )
-    names = grid_names(args.name, configs, varying(axes)) if len(configs) > 1 else [args.name or default_run_name(configs[0])]
+    names = grid_names(stem, configs, varying(axes)) if len(configs) > 1 else [stem or default_run_name(configs[0])]
     configs = [config.model_copy(update={"name": name}) for config, name in zip(configs, names, strict=True)]
     if not args.json:
         print(f"sweep: {len(configs)} run{'s' * (len(configs) != 1)} ({describe(axes)}) into {args.checkpoints}", file=sys.stderr)
     controller = Controller(checkpoints_folder(args.checkpoints, create=True))
-    names = controller.queue(configs, rename=not args.name)
+    names = controller.queue(configs, rename=stem is None)
     if args.detach:
         controller.launch_runner(names, parallel, device, args.stack)
         print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")

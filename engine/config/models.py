@@ -81,7 +81,7 @@ class CorpusConfig(_Strict):
     cut, which only makes sense with ``prefix`` batching).
     """
 
-    paths: list[str] = option(
+    paths: list[Annotated[str, Field(pattern=r"\S")]] = option(
         list,
         "a .txt, .csv or folder of them; repeat to add more (default: the embedded Lee news corpus)",
         flag="--corpus",
@@ -104,21 +104,67 @@ class CorpusConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Embedding → LSTM → Dropout → Linear over the vocabulary.
+    """Embedding → a network over the sequence (``arch``) → Linear over the vocabulary.
 
+    ``arch``: the study's ``lstm``, a ``gru``, or a small decoder-only ``transformer``
+    (:mod:`engine.lm.transformer`): its residual width is ``embedding_dim``, its feed-forward
+    width ``hidden_size``, ``num_layers`` blocks of ``heads`` heads, positions learned up to
+    ``context``. ``output_embedding`` ``tied`` makes the output layer reuse the word vectors
+    (Press & Wolf 2017), which needs the output's input to be ``embedding_dim`` wide.
     ``head`` says what the model's prediction is: ``linear`` uses the raw outputs as they are
     (the study's Dense layer without activation), ``softmax`` normalizes them. ``init`` is
-    ``keras`` (Keras 2 defaults, as the study had) or ``pytorch`` (PyTorch's defaults).
+    ``keras`` (Keras 2 defaults, as the study had) or ``pytorch`` (PyTorch's defaults) for the
+    recurrent networks; the transformer starts as GPT-2 does.
     """
 
-    embedding_dim: int = option(64, "word vector size", ge=1, le=4096)
-    hidden_size: int = option(128, "LSTM units per layer", ge=1, le=8192)
-    num_layers: int = option(1, "stacked LSTM layers", flag="--layers", ge=1, le=8)
-    dropout: float = option(0.1, "dropout before the output layer (and between LSTM layers)", metavar="P", ge=0.0, lt=1.0)
+    arch: Literal["lstm", "gru", "transformer"] = option(
+        "lstm", "the network over the sequence: lstm (the study's), gru, or a small decoder-only transformer"
+    )
+    embedding_dim: int = option(64, "word vector size (the transformer's width)", ge=1, le=4096)
+    hidden_size: int = option(128, "recurrent units per layer (the transformer's feed-forward width)", ge=1, le=8192)
+    num_layers: int = option(1, "stacked recurrent layers or transformer blocks", flag="--layers", ge=1, le=8)
+    heads: int = option(4, "the transformer's attention heads; they must divide --embedding-dim", ge=1, le=64)
+    context: int = option(
+        128, "the transformer's longest input (learned positions); generation keeps the last this many words", ge=1, le=8192
+    )
+    dropout: float = option(
+        0.1,
+        "dropout before the output layer and between recurrent layers (transformer: on embeddings, attention and residuals)",
+        metavar="P",
+        ge=0.0,
+        lt=1.0,
+    )
+    output_embedding: Literal["untied", "tied"] = option(
+        "untied", "tied: the output layer reuses the word vectors (a recurrent net then needs --hidden-size = --embedding-dim)"
+    )
     head: Literal["linear", "softmax"] = option(
         "softmax", "linear: raw outputs are the prediction (the study's); softmax: probabilities"
     )
-    init: Literal["keras", "pytorch"] = option("pytorch", "whose weight initialization defaults to copy (keras: the study's)")
+    init: Literal["keras", "pytorch"] = option(
+        "pytorch", "whose weight initialization the recurrent nets copy (keras: the study's); the transformer starts as GPT-2"
+    )
+
+    @model_validator(mode="after")
+    def _sizes_fit_arch(self) -> ModelConfig:
+        if self.arch == "transformer":
+            if self.embedding_dim % self.heads:
+                raise ValueError(
+                    f"the transformer's {self.heads} heads must divide --embedding-dim {self.embedding_dim}; "
+                    "change --heads or --embedding-dim"
+                )
+            if self.init == "keras":
+                raise ValueError("--init keras is the study's LSTM's; the transformer starts as GPT-2, so drop --init")
+        elif self.output_embedding == "tied" and self.hidden_size != self.embedding_dim:
+            raise ValueError(
+                f"a tied output embedding needs --hidden-size ({self.hidden_size}) equal to --embedding-dim "
+                f"({self.embedding_dim}) in a recurrent network ({self.arch})"
+            )
+        return self
+
+    @property
+    def feature_size(self) -> int:
+        """The width of what the output layer reads: ``embedding_dim`` for the transformer, else ``hidden_size``."""
+        return self.embedding_dim if self.arch == "transformer" else self.hidden_size
 
 
 class ObjectiveConfig(_Strict):

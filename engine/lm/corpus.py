@@ -13,6 +13,7 @@ import csv
 import hashlib
 import importlib.util
 import re
+import stat
 import string
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -195,8 +196,23 @@ def _expand(paths: list[str]) -> list[Path]:
         if path.is_dir():
             files.extend(_folder_files(path))
         else:
+            _check_not_empty(path)
             files.append(path)
     return files
+
+
+def _check_not_empty(path: Path) -> None:
+    """Refuse a regular file that says it holds nothing: an empty file, or a kernel file (``/proc``, ``/sys``) whose
+    size reads 0 whatever it yields."""
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise UserError(f"Corpus file {str(path)!r} cannot be read ({error.strerror}); check its permissions.") from None
+    if stat.S_ISREG(info.st_mode) and info.st_size == 0:  # FIFOs and devices are refused when opened
+        raise UserError(
+            f"Corpus file {str(path)!r} is 0 bytes on disk (empty, or a kernel file such as /proc's, which is not text); "
+            "give a .txt or .csv file of the text to train on."
+        )
 
 
 def _folder_files(folder: Path) -> list[Path]:

@@ -34,6 +34,13 @@ per parameter.
   (it would need recurrent weights near float32's range) would reach the others.
   Used only when the LSTM has one layer or no dropout between layers (the kernel's own dropout
   between layers would draw other masks than the solo runs').
+
+GRU and transformer stacks always take the per-member form: it needs nothing of the architecture
+but the solo forward, so its members equal their solo twins as an LSTM's do (tested). A wide
+block-diagonal GRU would follow the LSTM's construction with 3 gates; a transformer has no single
+recurrent kernel to widen (its members' products could be batched with ``bmm`` instead). Neither
+was built: on this project's CPU the per-member form is the fastest one measured, and no GPU was
+at hand to measure what the other forms would save there.
 """
 
 from __future__ import annotations
@@ -121,7 +128,7 @@ class StackedModel:
         offsets = torch.arange(members, device=tokens.device).view(-1, 1, 1) * vocab
         inputs = F.embedding(tokens.unsqueeze(0) + offsets, embedding.reshape(members * vocab, -1))  # (R, B, T, E)
         inputs = inputs.permute(1, 2, 0, 3).flatten(2)  # (B, T, R·E): member r's features in block r
-        lstm = self.shell.lstm
+        lstm = _lstm(self.shell)
         big = {name: _block_diagonal(weights.pop(f"lstm.{name}")) for name, _ in lstm.named_parameters()}
         hidden, _ = functional_call(_wide_lstm(lstm, members), big, (inputs,), strict=True)
         if hidden.requires_grad:
@@ -147,13 +154,23 @@ class StackedModel:
 
 
 def recurrent_form(device: torch.device, shell: LanguageModel, members: int) -> str:
-    """``block-diagonal`` on CUDA when the LSTM has one layer or no dropout between layers and the wide LSTM stays
-    within :data:`WIDE_HIDDEN_LIMIT` units, else ``per-member`` (module docstring)."""
-    lstm = shell.lstm
+    """``block-diagonal`` on CUDA when the model is an LSTM with one layer or no dropout between layers and the wide
+    LSTM stays within :data:`WIDE_HIDDEN_LIMIT` units, else ``per-member`` (module docstring; GRU and transformer
+    stacks are always per-member)."""
+    if shell.config.arch != "lstm":
+        return "per-member"
+    lstm = _lstm(shell)
     narrow = members * lstm.hidden_size <= WIDE_HIDDEN_LIMIT
     if device.type == "cuda" and (lstm.num_layers == 1 or lstm.dropout == 0) and narrow:
         return "block-diagonal"
     return "per-member"
+
+
+def _lstm(shell: LanguageModel) -> nn.LSTM:
+    lstm = shell.recurrent
+    if not isinstance(lstm, nn.LSTM):
+        raise TypeError(f"the block-diagonal form is an LSTM's, not a {shell.config.arch}'s")
+    return lstm
 
 
 def _block_diagonal(stacked: torch.Tensor) -> torch.Tensor:

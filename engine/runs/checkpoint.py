@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 from dataclasses import dataclass
@@ -39,14 +38,15 @@ import engine
 from engine.config.models import MAX_VOCAB, RUN_NAME_PATTERN, RUN_NAME_RULE, RunConfig
 from engine.errors import UserError
 from engine.lm.model import LanguageModel, check_model_fits, parameter_count
-from engine.runs.protocol import MAX_METRICS_LINE_BYTES, METRICS_FILE, RECORD_FILE
+from engine.runs import metrics_lines
+from engine.runs.metrics_lines import MAX_STEP
+from engine.runs.protocol import METRICS_FILE, RECORD_FILE
 from engine.safe_io import (
     append_text,
     atomic_write,
     check_regular_or_absent,
     describe_os_error,
     is_plain_directory,
-    read_lines,
     read_regular,
     remove_orphan_temps,
 )
@@ -56,10 +56,10 @@ Status = Literal["training", "finished", "stopped", "diverged", "failed"]
 MAX_RECORD_BYTES = 256 * 2**20
 MAX_METRICS_BYTES = 1 * 2**30
 MAX_JSON_DEPTH = 64
+MAX_EPOCHS = 10**9 - 1  # as many digits as the tensor file names give the epoch
 WEIGHTS_FILE_PATTERN = r"^model-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
 OPTIMIZER_FILE_PATTERN = r"^optimizer-e[0-9]{1,9}-s[0-9]{1,12}\.safetensors$"
 SAVED_FILES = ("model-", "optimizer-", RECORD_FILE)  # what a save writes: its orphaned temp files are removed
-NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
 class RunRecord(BaseModel):
@@ -83,9 +83,9 @@ class RunRecord(BaseModel):
     val_pairs: int = Field(ge=0)
     steps_per_epoch: int = Field(ge=1)
     status: Status = "training"
-    epochs_completed: int = Field(default=0, ge=0)
-    step: int = Field(default=0, ge=0)
-    batch_in_epoch: int = Field(default=0, ge=0)
+    epochs_completed: int = Field(default=0, ge=0, le=MAX_EPOCHS)
+    step: int = Field(default=0, ge=0, le=MAX_STEP)
+    batch_in_epoch: int = Field(default=0, ge=0, le=MAX_STEP)
     partial_epoch: PartialEpoch | None = None
     metrics: dict[str, float] = {}
     message: str | None = None
@@ -198,16 +198,17 @@ class RunDirectory:
                     (self.path / name).unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     self.path.rmdir()  # only when empty: a writer's lock keeps it, and the writer removes it when done
-            raise self._save_refused(error) from None
+            raise self._save_refused(error, first) from None
         keep |= {record.weights_file, record.optimizer_file}
         for stale in self.path.glob("*.safetensors"):
             if stale.name not in keep:
                 stale.unlink(missing_ok=True)
 
-    def _save_refused(self, error: OSError) -> UserError:
+    def _save_refused(self, error: OSError, first: bool = False) -> UserError:
+        kept = "nothing was saved" if first else "the previous checkpoint is kept"
         return UserError(
             f"Run {self.name!r} could not be saved in {str(self.path)!r}: {describe_os_error(error)}; "
-            "free some space or fix the folder's permissions (the previous checkpoint is kept)."
+            f"free some space or fix the folder's permissions ({kept})."
         )
 
     def _check_folder(self) -> None:
@@ -245,7 +246,7 @@ class RunDirectory:
 
     def append_metrics(self, line: dict[str, Any]) -> None:
         """Append one metrics line; non-finite values become ``"inf"``, ``"-inf"`` or ``"nan"``."""
-        text = json.dumps({key: _finite_or_name(value) for key, value in line.items()}, allow_nan=False) + "\n"
+        text = metrics_lines.format_line(line)
         try:
             append_text(self.metrics_path, self._file(METRICS_FILE), text)
         except OSError as error:
@@ -311,45 +312,18 @@ class RunDirectory:
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
         """The metric lines, last one winning for a repeated (kind, step), up to ``epochs_completed``.
 
-        Lines that are not a metrics object (cut short by a crash, damaged, mistyped) are skipped.
+        Lines that are not a metrics object are skipped (:mod:`engine.runs.metrics_lines`).
         """
         try:
-            numbered = list(read_lines(self.metrics_path, self._file(METRICS_FILE), MAX_METRICS_LINE_BYTES))
+            parsed = list(metrics_lines.read_lines(self.metrics_path, self._file(METRICS_FILE)))
         except FileNotFoundError:
             return []
         lines: dict[tuple[str, int], dict[str, Any]] = {}
-        for _, text in numbered:
-            line = _metrics_line(text)
-            if line is None or (epochs_completed is not None and line["epoch"] > epochs_completed + 1):
+        for line in parsed:
+            if epochs_completed is not None and line["epoch"] > epochs_completed + 1:
                 continue
             lines[(line["kind"], line["step"])] = line
         return sorted(lines.values(), key=lambda line: (line["step"], line["kind"] == "epoch"))
-
-
-def _finite_or_name(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _metrics_line(text: bytes) -> dict[str, Any] | None:
-    """One ``metrics.jsonl`` line as a dict of numbers (``kind`` aside), or None when it is not one."""
-    try:
-        raw = json.loads(text.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    if not isinstance(raw, dict) or raw.get("kind") not in ("step", "epoch"):
-        return None
-    line: dict[str, Any] = {"kind": raw["kind"]}
-    for key, value in raw.items():
-        if isinstance(value, str) and value in NON_FINITE:
-            value = NON_FINITE[value]
-        if key != "kind" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            line[key] = value
-    step, epoch = line.get("step"), line.get("epoch")
-    if not isinstance(step, int) or step < 0 or not isinstance(epoch, (int, float)) or not 0 <= epoch < math.inf:
-        return None
-    return line
 
 
 def _check_depth(value: Any, depth: int = 0) -> None:
@@ -375,13 +349,17 @@ class LoadedRun:
         return self.record.name
 
 
-def load_run(checkpoints: Path, name: str, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild a saved run from its folder; :class:`UserError` when it is missing, corrupt or foreign."""
+def load_run(checkpoints: Path, name: str, device: str | torch.device = "cpu", with_metrics: bool = True) -> LoadedRun:
+    """Rebuild a saved run from its folder; :class:`UserError` when it is missing, corrupt or foreign.
+
+    Without ``with_metrics`` (generation needs none) ``metrics.jsonl`` is not read at all.
+    """
     directory = RunDirectory(checkpoints, name)
     record = directory.read_record()
     model = build_model(directory, record)
     model.to(device).eval()
-    return LoadedRun(record=record, model=model, metrics=directory.read_metrics(record.epochs_completed))
+    metrics = directory.read_metrics(record.epochs_completed) if with_metrics else []
+    return LoadedRun(record=record, model=model, metrics=metrics)
 
 
 TENSOR_HEADER_BYTES = 2**20  # safetensors' JSON header: names, shapes and offsets
@@ -443,7 +421,17 @@ def list_runs(checkpoints: Path) -> list[RunListing]:
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: value.detach().contiguous().cpu() for key, value in state.items()}
+    """The tensors as safetensors takes them: contiguous, on the CPU, none sharing memory (a tied output layer's
+    weight is its embedding's: it is written under both names, as a copy)."""
+    seen: set[int] = set()
+    tensors = {}
+    for key, value in state.items():
+        tensor = value.detach().contiguous().cpu()
+        if tensor.data_ptr() in seen:
+            tensor = tensor.clone()
+        seen.add(tensor.data_ptr())
+        tensors[key] = tensor
+    return tensors
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:

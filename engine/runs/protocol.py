@@ -170,7 +170,7 @@ def occupied(folder: Path) -> bool:
 def discard_unsaved(folder: Path) -> None:
     """Remove a run folder that never got past its first save (only protocol files in it); anything else stays."""
     for name in (LOCK_FILE, HEARTBEAT_FILE, STOP_FILE, LOG_FILE, RUNNER_LOG_FILE):
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+        with contextlib.suppress(OSError):  # gone, a directory, or the folder refuses
             (folder / name).unlink()
     with contextlib.suppress(OSError):  # not empty: it holds something that is not ours to delete
         folder.rmdir()
@@ -248,7 +248,7 @@ class RunLock:
     def release(self) -> None:
         """Remove the lock file, then let go (in this order, see :meth:`acquire`)."""
         if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or the folder refuses: a lock file nobody flocks is free
                 (self.folder / LOCK_FILE).unlink()
             os.close(self._fd)  # closing drops the flock
             self._fd = None
@@ -357,11 +357,13 @@ class Writer:
         self._thread.start()
 
     def close(self) -> None:
+        """Let go of everything, even where the folder has become unwritable (the training's own error says so):
+        the flock ends with its descriptor, and a heartbeat left behind goes stale."""
         self._done.set()
         self._thread.join()
-        with contextlib.suppress(FileNotFoundError):
-            (self.folder / HEARTBEAT_FILE).unlink()
-        clear_stop(self.folder)
+        for leftover in (HEARTBEAT_FILE, STOP_FILE):
+            with contextlib.suppress(OSError):
+                (self.folder / leftover).unlink()
         self.lock.release()
 
     def progress(self, step: int, total_steps: int, device: str | None = None) -> None:

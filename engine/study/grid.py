@@ -58,6 +58,46 @@ GRID: tuple[GridRun, ...] = (
 )
 GRID_KEYS = tuple(run.key for run in GRID)
 
+# The same questions where objectives can differ: a softmax head on a cross-entropy base (the ``transformer``
+# preset). With p = softmax(z) the study's entropy is H(p) (so + weight × it rewards confidence, the opposite of
+# the confidence penalty) and its KL against a one-hot target is −log p_k plus terms within (V−1)·ε·log ε of 0:
+# ce + w × kl is about (1 + w) × ce, a rescaled loss that Adam's update all but ignores.
+CE = {"objective.loss": "ce"}
+SOFTMAX_GRID: tuple[GridRun, ...] = (
+    GridRun("ce", "benchmark", CE),
+    *(_weighted("ce-entropy", "entropy", w, "study", **CE) for w in (0.1, 1.0)),
+    *(_weighted("ce-kl", "kl", w, "study", **CE) for w in (1.0, 10.0)),
+    _weighted("ce-confidence", "confidence", 0.1, "standard", **CE),
+    _weighted("ce-label-smoothing", "label-smoothing", 0.1, "standard", **CE),
+)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A grid and the preset its runs use: ``reproduce --arch`` picks one."""
+
+    preset: str
+    grid: tuple[GridRun, ...]
+    summary: str
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(run.key for run in self.grid)
+
+
+STUDIES: dict[str, Study] = {
+    "lstm": Study(
+        "paper",
+        GRID,
+        "control, entropy and KL sweeps, Bansal's softmax + cross-entropy model, confidence penalty and label smoothing",
+    ),
+    "transformer": Study(
+        "transformer",
+        SOFTMAX_GRID,
+        "cross-entropy alone and with the study's entropy and KL penalties, the confidence penalty and label smoothing",
+    ),
+}
+
 # The seed texts of the study's generation tables, and its sampler: top 5, weights ∝ the raw outputs.
 STUDY_SEED_TEXTS = ("United States", "President Trump", "Donald Trump", "India and China", "New York", "Science and Technology")
 STUDY_TOP_K = 5

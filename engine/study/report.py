@@ -246,7 +246,7 @@ def _header(r: Reproduction) -> str:
             else "; **not** the study's (ArticlesApril2018.csv), so its printed numbers are a reference only."
         ),
         f"- Seeds: {', '.join(map(str, r.seeds))}; epochs: {r.runs[0].config.train.epochs}; device: {r.device}; "
-        f"preset `paper` for every run.",
+        f"preset `{r.runs[0].config.preset}` for every run.",
         f"- This call: {len(trained)} run(s) trained or resumed, {len(r.actions) - len(trained)} reused; "
         f"{r.wall_seconds:.0f} s wall time in all. Training time of the grid's runs, as recorded when each trained, summed: "
         f"{sum(seconds):.0f} s over {len(seconds)} run(s).",

@@ -2,7 +2,8 @@
 
 ``lm-explorer reproduce`` (:mod:`engine.cli.reproduce`) trains the plan.
 
-One call trains every run of :data:`engine.study.grid.GRID` with the ``paper`` preset for each seed
+One call trains every run of a study's grid (:data:`engine.study.grid.STUDIES`: the study's ``GRID`` with the
+``paper`` preset, or with ``--arch transformer`` the ``SOFTMAX_GRID`` with the ``transformer`` preset) for each seed
 into ``OUT/runs`` (one folder per run and seed, ``<key>-s<seed>``), then writes into ``OUT``:
 ``figures/fig1.png … fig7.png`` (when matplotlib is installed), ``tables.md`` (greedy and the
 study's top-5 sampler on its six seed texts), ``report.md`` (every number, the study's beside
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from engine.config.models import RunConfig
 from engine.config.presets import build_run_config
 from engine.errors import UserError
-from engine.study.grid import GRID, GRID_KEYS, GridRun
+from engine.study.grid import STUDIES, GridRun, Study
 
 if TYPE_CHECKING:  # imported where used, as the functions below do
     pass
@@ -33,26 +34,32 @@ TIMINGS_FILE = "timings.json"
 STUDY_FILE = "ArticlesApril2018.csv"
 
 
-def select_grid(text: str | None) -> list[GridRun]:
+def select_grid(text: str | None, study: Study = STUDIES["lstm"]) -> list[GridRun]:
     if text is None:
-        return list(GRID)
+        return list(study.grid)
     keys = [key.strip() for key in text.split(",") if key.strip()]
-    unknown = [key for key in keys if key not in GRID_KEYS]
+    unknown = [key for key in keys if key not in study.keys]
     if unknown or not keys:
         what = f"has no grid entry named {', '.join(map(repr, unknown))}" if unknown else "is empty"
-        raise UserError(f"--runs {text!r} {what}; choose among: {', '.join(GRID_KEYS)}.")
-    return [run for run in GRID if run.key in keys]
+        raise UserError(f"--runs {text!r} {what}; choose among: {', '.join(study.keys)}.")
+    return [run for run in study.grid if run.key in keys]
 
 
 def plan(
-    grid: list[GridRun], seeds: list[int], corpus_paths: list[str], column: str | None, device: str, epochs: int | None
+    grid: list[GridRun],
+    seeds: list[int],
+    corpus_paths: list[str],
+    column: str | None,
+    device: str,
+    epochs: int | None,
+    preset: str = "paper",
 ) -> list[tuple[GridRun, int, RunConfig]]:
-    """One ``paper``-preset configuration per grid entry and seed, named ``<key>-s<seed>``."""
+    """One configuration of ``preset`` per grid entry and seed, named ``<key>-s<seed>``."""
     base: dict[str, Any] = {"corpus.paths": corpus_paths, "corpus.column": column, "train.device": device}
     if epochs is not None:
         base["train.epochs"] = epochs
     return [
-        (run, seed, build_run_config(f"{run.key}-s{seed}", "paper", {**base, "train.seed": seed, **run.overrides}))
+        (run, seed, build_run_config(f"{run.key}-s{seed}", preset, {**base, "train.seed": seed, **run.overrides}))
         for run in grid
         for seed in seeds
     ]

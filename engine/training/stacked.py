@@ -105,7 +105,7 @@ from engine.config.models import RunConfig
 from engine.errors import UserError
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus
-from engine.lm.model import LanguageModel
+from engine.lm.model import LanguageModel, check_inputs_fit, parameter_count
 from engine.lm.stacked_model import StackedModel, adam, load_member_adam, select_adam
 from engine.objective.metrics import definitions_for
 from engine.objective.stacked import StackedObjective, StackedTotals
@@ -136,6 +136,7 @@ from engine.training.trainer import (
 
 VOCAB_TENSORS = 12
 LSTM_TENSORS = 8
+BLOCK_TENSORS = 12
 DEFAULT_BUDGET_SHARE = 0.5
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 HEAP_THRESHOLD = 2**30
@@ -153,11 +154,12 @@ def activation_bytes(config: RunConfig, corpus: Corpus) -> int:
     steps = max(longest - 1, 1)
     positions = train.batch_size if train.batching == "prefix" else train.batch_size * steps
     vocab_bytes = 4 * vocab * positions * VOCAB_TENSORS
-    lstm_bytes = 4 * train.batch_size * steps * model.hidden_size * model.num_layers * LSTM_TENSORS
-    parameters = vocab * model.embedding_dim + vocab * (model.hidden_size + 1)
-    parameters += 4 * model.hidden_size * (model.embedding_dim + model.hidden_size + 2)
-    parameters += 4 * model.hidden_size * (2 * model.hidden_size + 2) * (model.num_layers - 1)
-    return vocab_bytes + lstm_bytes + 4 * 4 * parameters
+    if model.arch == "transformer":  # per block: tensors of the residual width, the feed-forward's, T × T scores per head
+        per_position = BLOCK_TENSORS * model.embedding_dim + 2 * model.hidden_size + 3 * model.heads * steps
+        body_bytes = 4 * train.batch_size * steps * per_position * model.num_layers
+    else:
+        body_bytes = 4 * train.batch_size * steps * model.hidden_size * model.num_layers * LSTM_TENSORS
+    return vocab_bytes + body_bytes + 4 * 4 * parameter_count(vocab, model)
 
 
 def reuse_large_allocations() -> bool:
@@ -351,6 +353,7 @@ class StackedTrainer:
         split = make_split(first, corpus)
         vocab_size = self._vocab_size = len(corpus.vocab)
         self._device = device
+        check_inputs_fit(first.model, corpus.stats.longest - 1, f"Run {first.name!r}")
         if device.type == "cpu":
             reuse_large_allocations()
         torch.manual_seed(first.train.seed)

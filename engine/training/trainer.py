@@ -24,12 +24,13 @@ from engine.errors import UserError
 from engine.formatting import is_collapsed
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
-from engine.lm.model import LanguageModel, check_model_fits
+from engine.lm.model import LanguageModel, check_inputs_fit, check_model_fits
 from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
 from engine.runs import protocol
 from engine.runs.checkpoint import PartialEpoch, RunDirectory, RunRecord, build_model, load_optimizer_state, versions
+from engine.runs.metrics_lines import MAX_STEP
 from engine.training.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -53,8 +54,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The shuffling and dropout seed of one epoch, so a resumed run replays the same order."""
-    return seed * 1_000_003 + epoch
+    """The shuffling and dropout seed of one epoch, so a resumed run replays the same order.
+
+    ``(seed · 1000003 + epoch) mod 2⁶³``: unchanged for every seed below about 9.2e12, and within
+    what ``torch.manual_seed`` and numpy take for every seed up to :data:`~engine.config.models.MAX_SEED`.
+    """
+    return (seed * 1_000_003 + epoch) % 2**63
 
 
 @dataclass
@@ -106,6 +111,8 @@ class Trainer:
         self.directory = RunDirectory(Path(checkpoints), config.name)
         self._corpus = corpus
         self._resuming = resuming
+        # read before anything is written: a resume refused later must leave the record as it was
+        self._start_wall_s = self._recorded_wall_time(resuming.step) if resuming is not None else 0.0
         self._stop = threading.Event()
         self._started = False  # set once setup is done: only then may a fault mark the saved run failed
         self._writer: protocol.Writer  # set by events() before training starts
@@ -159,6 +166,12 @@ class Trainer:
         if record.status == "finished" and config.train.epochs <= record.epochs_completed:
             raise UserError(
                 f"Run {name!r} already finished its {record.epochs_completed} epochs; give --epochs above that to train it further."
+            )
+        last_step = record.step + max(0, config.train.epochs - record.epochs_completed) * record.steps_per_epoch
+        if last_step > MAX_STEP:
+            raise UserError(
+                f"Run {name!r} would reach step {last_step:,}, beyond the {MAX_STEP:,} a checkpoint's name can hold; "
+                "give fewer --epochs, or remove or restore the run if its run.json says more steps than it trained."
             )
         return cls(config, checkpoints, corpus, record)
 
@@ -222,7 +235,7 @@ class Trainer:
             run.definitions,
             run.fusion.description,
         )
-        clock = WallClock(self._recorded_wall_time(run.record.step))
+        clock = WallClock(self._start_wall_s)
         for epoch in range(run.record.epochs_completed, config.train.epochs):
             clock.start_epoch()
             totals = yield from self._train_epoch(run, epoch, clock)
@@ -243,6 +256,7 @@ class Trainer:
         split = make_split(config, corpus)
         vocab_size = len(corpus.vocab)
         check_model_fits(vocab_size, config.model, f"Run {config.name!r}")
+        check_inputs_fit(config.model, corpus.stats.longest - 1, f"Run {config.name!r}")
         torch.manual_seed(config.train.seed)
         if self._resuming is None:
             model = LanguageModel(vocab_size, config.model).to(device)
@@ -361,8 +375,8 @@ class Trainer:
         return None
 
     def _recorded_wall_time(self, step: int) -> float:
-        """The wall time the run's record reached by ``step`` (0 for a new run), so that a resumed run's clock goes on from it."""
-        lines = self.directory.read_metrics() if self._resuming is not None else []
+        """The wall time the run's record reached by ``step``, so that a resumed run's clock goes on from it."""
+        lines = self.directory.read_metrics()
         return max((line.get("wall_s", 0.0) for line in lines if line.get("step", 0) <= step), default=0.0)
 
     def _diverge(self, record: RunRecord, step: int) -> RunDiverged:

@@ -432,7 +432,7 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
 
 BAD_TRAIN = [
     (["--corpus", "{tmp}/missing.txt"], "does not exist; check the path given to --corpus"),
-    (["--corpus", "{empty}"], "has no document of 2 or more words"),
+    (["--corpus", "{empty}"], "is 0 bytes on disk (empty"),
     (["--corpus", "{short}"], "has no document of 2 or more words"),
     (["--corpus", "{binary}"], "is binary, not text"),
     (["--corpus", "{latin1}"], "is not UTF-8 text"),

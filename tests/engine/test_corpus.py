@@ -280,7 +280,7 @@ def test_missing_path(tmp_path):
 
 def test_empty_corpus(tmp_path):
     path = write(tmp_path / "empty.txt", "")
-    with pytest.raises(UserError, match=rf"The corpus {path} has no document of 2 or more words"):
+    with pytest.raises(UserError, match=rf"Corpus file '{path}' is 0 bytes on disk \(empty"):
         load(path)
 
 

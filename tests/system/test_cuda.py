@@ -147,3 +147,13 @@ def test_a_sweep_on_cuda_is_one_stacked_job_by_default(small_corpus, tmp_path, c
     # one trainer process served the three runs: the job's log (the first run's) names them all
     log = (tmp_path / names[0] / "trainer.log").read_text()
     assert all(f"{name}: training on cuda" in log for name in names), log
+
+
+@pytest.mark.parametrize("arch", ["gru", "transformer"])
+def test_gru_and_transformer_stacks_on_cuda_match_their_solo_twins(arch, small_corpus, tmp_path):
+    """The per-member form on a GPU (cuDNN's GRU, SDPA's fused attention kernels), at the wide kernel's bar."""
+    objective = {"objective__loss": "ce", "objective__regularizer": "confidence", "model__arch": arch, "model__heads": 2}
+    configs = sweep(small_corpus, objective, [0.0, 1.0], arch, train__device="cuda")
+    events = list(StackedTrainer.new(configs, tmp_path).events())
+    for config in configs:
+        assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path), WIDE_KERNEL_RELATIVE)

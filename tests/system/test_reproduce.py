@@ -284,3 +284,30 @@ def test_the_report_states_distinguishable_differences_over_seeds():
     row = next(line for line in section.splitlines() if line.startswith("| kl-10 − control | perplexity |"))
     assert f"{number(interval.low)} to {number(interval.high)}" in row and row.endswith("| 3 + 3 | distinguishable |")
     assert "Here: 1 distinguishable, 3 not distinguishable." in section
+
+
+def test_reproduce_arch_transformer_trains_the_softmax_grid_with_seed_groups(small_corpus, tmp_path):
+    """The transformer preset's grid, two seeds; with a softmax head ``ce + w·kl`` is ``(1 + w)·ce`` up to ε terms, which
+    Adam's scale-free step all but ignores: the KL run ends where cross-entropy alone does."""
+    out = tmp_path / "out"
+    args = ["--corpus", str(small_corpus), "--arch", "transformer", "--runs", "ce,ce-kl-1", "--seeds", "0,1", "--epochs", "1"]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["reproduce", *args, "--out", str(out), "--device", "cpu"])
+    assert code == 0, stderr.getvalue()
+    assert "4 runs (2 grid entries × 2 seed(s))" in stderr.getvalue()
+    records = {name: RunDirectory(out / "runs", name).read_record() for name in ("ce-s0", "ce-s1", "ce-kl-1-s0", "ce-kl-1-s1")}
+    assert {(r.config.preset, r.config.model.arch, r.config.model.head, r.config.train.seed) for r in records.values()} == {
+        ("transformer", "transformer", "softmax", seed) for seed in (0, 1)
+    }
+    for seed in (0, 1):
+        alone, with_kl = records[f"ce-s{seed}"].metrics, records[f"ce-kl-1-s{seed}"].metrics
+        assert with_kl["perplexity"] == pytest.approx(alone["perplexity"], rel=1e-2)
+        assert with_kl["val_loss"] == pytest.approx(2 * alone["val_loss"], rel=1e-2)
+    report = (out / "report.md").read_text()
+    assert "preset `transformer` for every run" in report
+    perplexities = [records[f"ce-s{seed}"].metrics["perplexity"] for seed in (0, 1)]
+    assert f"{number(sum(perplexities) / 2)} ({number(min(perplexities))}–{number(max(perplexities))})" in report
+    with contextlib.redirect_stderr(stderr):
+        assert main(["reproduce", *args[:4], "--runs", "kl-10", "--out", str(out)]) == 2
+    assert "--runs 'kl-10' has no grid entry named 'kl-10'; choose among: ce, ce-entropy-0.1" in stderr.getvalue()

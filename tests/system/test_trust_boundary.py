@@ -149,6 +149,53 @@ def test_sizes_and_counts_from_run_json_are_bounded_before_allocation(runs, chan
     one_sentence(err, "Run 'base'", fragment)
 
 
+def test_a_step_no_checkpoint_name_can_hold_is_refused_and_the_record_kept(runs, capsys):
+    """A step of 10¹³ would make a resume write a tensor file whose name fails the record's own pattern."""
+    edit_record(runs, "base", step=10**13)
+    before = snapshot(runs / "base")
+    for args in (("generate", "base", "--text", "the"), ("train", "--resume", "base", "--epochs", "2")):
+        code, out, err = run_cli(capsys, *args, "--checkpoints", runs)
+        assert code == 2 and out == ""
+        one_sentence(err, "Run 'base' is corrupt (run.json field step: Input should be less than or equal to 999999999999")
+    assert snapshot(runs / "base") == before
+
+
+def test_a_resume_that_would_pass_the_last_nameable_step_is_refused_before_any_write(runs, capsys):
+    edit_record(runs, "base", step=10**12 - 2)
+    before = snapshot(runs / "base")
+    code, out, err = run_cli(capsys, "train", "--resume", "base", "--epochs", "2", "--checkpoints", runs)
+    assert code == 2 and out == ""
+    one_sentence(err, "Run 'base' would reach step", "beyond the 999,999,999,999 a checkpoint's name can hold")
+    assert snapshot(runs / "base") == before
+
+
+HUGE_INTEGER = "9" * 5000
+HOSTILE_METRICS_LINES = {
+    "a 5000-digit integer": '{"kind": "step", "step": 1, "epoch": 0.5, "train_loss": ' + HUGE_INTEGER + "}",
+    "a 5000-digit step": '{"kind": "step", "step": ' + HUGE_INTEGER + ', "epoch": 0.5}',
+    "an integer too large for a float": '{"kind": "step", "step": 1, "epoch": 0.5, "train_loss": 1' + "0" * 400 + "}",
+    "a line over 1 MiB": '{"kind": "step", "step": 1, "epoch": 0.5, "pad": "' + "x" * (2 << 20) + '"}',
+}
+
+
+@pytest.mark.parametrize("line", HOSTILE_METRICS_LINES.values(), ids=HOSTILE_METRICS_LINES.keys())
+def test_hostile_metrics_lines_are_skipped_and_read_only_commands_rewrite_nothing(runs, line, capsys):
+    with (runs / "base" / "metrics.jsonl").open("a") as file:
+        file.write(line + "\n")
+    good = load_run(runs, "base").metrics
+    assert good and all(entry.get("step") != 1 or entry["epoch"] != 0.5 for entry in good)
+    before = snapshot(runs / "base")
+    for args in (("runs",), ("generate", "base", "--text", "the"), ("train", "--resume", "base")):  # the last: refused
+        code, _, err = run_cli(capsys, *args, "--checkpoints", runs)
+        assert code == (2 if args[0] == "train" else 0), err
+        assert "Traceback" not in err
+    one_sentence(err, "Run 'base' already finished its 1 epochs")
+    assert snapshot(runs / "base") == before
+    code, _, err = run_cli(capsys, "train", "--resume", "base", "--epochs", "2", "--checkpoints", runs, "--json")
+    assert code == 0, err
+    assert load_run(runs, "base").record.epochs_completed == 2
+
+
 def test_deeply_nested_run_json(runs, capsys):
     (runs / "base" / "run.json").write_text('{"format_version": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     code, _, err = run_cli(capsys, "generate", "base", "--text", "the", "--checkpoints", runs)
@@ -244,6 +291,9 @@ BAD_ARGUMENTS = [
     (["train", "--checkpoints", "/dev/null"], "is not a folder"),
     (["train", "--checkpoints", "/proc/nope"], "cannot be made"),
     (["train", "--resume", ""], "'' is not a run name"),
+    (["train", "--name", ""], "--name '' is not a plain folder name"),
+    (["sweep", "--name", "", "--regularizer", "kl", "--weights", "1,2"], "--name '' is not a plain folder name"),
+    (["train", "--corpus", ""], "--corpus must be file or folder paths, not ''"),
     (["generate", "../other/run", "--text", "the"], "'../other/run' is not a run name"),
     (["generate", "base", "--text", "the", "--device", "nonsense"], "Device 'nonsense' is not a device lm-explorer trains on"),
     (["generate", "base", "--text", "the", "--device", "meta"], "Device 'meta' is not a device"),
@@ -259,9 +309,9 @@ def test_bad_arguments_are_one_sentence_and_exit_2(args, fragment, runs, small_c
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     args = [arg.format(file=a_file) for arg in args]
-    if args[0] == "train" and "--checkpoints" not in args:
+    if args[0] in ("train", "sweep") and "--checkpoints" not in args:
         args += ["--checkpoints", str(tmp_path / "fresh")]
-    if args[0] == "train" and "--resume" not in args:
+    if args[0] in ("train", "sweep") and "--resume" not in args:
         args = [args[0], "--corpus", str(small_corpus), *TINY, *args[1:]]  # the case's own values come last and win
     if "--checkpoints" not in args:
         args += ["--checkpoints", str(runs)]
@@ -281,7 +331,7 @@ def test_repeated_corpus_flags_add_up(small_corpus, tiny_corpus, capsys):
 # -- hostile corpora -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/urandom", "long line"])
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/urandom", "/proc/self/status", "long line"])
 def test_a_corpus_that_is_not_a_bounded_text_file_is_refused_at_once(kind, tmp_path, capsys):
     if kind == "fifo":
         path = tmp_path / "corpus.txt"
@@ -291,6 +341,8 @@ def test_a_corpus_that_is_not_a_bounded_text_file_is_refused_at_once(kind, tmp_p
         path = tmp_path / "corpus.txt"
         path.write_text("a few words\n" + "word " * 500_000 + "\n")
         fragment = "line 2 is longer than 1,048,576 bytes"
+    elif kind.startswith("/proc"):
+        path, fragment = Path(kind), "is 0 bytes on disk"
     else:
         path, fragment = Path(kind), "is a character device"
     done = subprocess.run([SCRIPT, "corpus-info", "--corpus", str(path)], capture_output=True, text=True, timeout=60)
@@ -328,7 +380,8 @@ def test_disk_full_at_the_first_save_leaves_no_folder(small_tmpfs, small_corpus,
         capsys, "train", "--corpus", small_corpus, *TINY, "--epochs", "1", "--checkpoints", checkpoints, "--name", "full"
     )
     assert code == 2 and out == ""
-    one_sentence(err, "Run 'full' could not be saved", "the disk is full", "previous checkpoint is kept")
+    one_sentence(err, "Run 'full' could not be saved", "the disk is full", "nothing was saved")
+    assert "previous checkpoint" not in err
     assert list(checkpoints.iterdir()) == []
 
 
@@ -339,7 +392,7 @@ def test_disk_full_at_a_later_save_keeps_the_previous_checkpoint(small_tmpfs, sa
     before = load_run(checkpoints, "base")
     code, out, err = run_cli(capsys, "train", "--resume", "base", "--epochs", "3", "--checkpoints", checkpoints)
     assert code == 2 and out == ""
-    one_sentence(err, "Run 'base' could not be saved", "the disk is full")
+    one_sentence(err, "Run 'base' could not be saved", "the disk is full", "the previous checkpoint is kept")
     after = load_run(checkpoints, "base")
     assert after.record.weights_file == before.record.weights_file and after.record.epochs_completed == 1
     assert not [path.name for path in (checkpoints / "base").iterdir() if path.name.endswith(".tmp")]
@@ -350,6 +403,38 @@ def test_a_read_only_checkpoints_folder(small_tmpfs, small_corpus, capsys):
     code, _, err = run_cli(capsys, "train", "--corpus", small_corpus, *TINY, "--checkpoints", checkpoints, "--name", "ro")
     assert code == 2
     one_sentence(err, "is not writable")
+
+
+def test_a_folder_made_read_only_mid_training_ends_in_one_sentence_and_nothing_else(small_tmpfs, small_corpus, tmp_path):
+    """The run's folder becomes a read-only bind mount of itself while the trainer holds files in it open."""
+    checkpoints = small_tmpfs("16m")
+    folder = checkpoints / "ro-later"
+    process = start_training(checkpoints, "ro-later", small_corpus)
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        wait_until_training(process)
+        for command in (["mount", "--bind", folder, folder], ["mount", "-o", "remount,bind,ro", folder]):
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        _out, err = process.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+        subprocess.run(["umount", folder], capture_output=True)
+    assert process.returncode == 2, err
+    assert "Exception ignored" not in err and "PermissionError" not in err and "OSError" not in err, err
+    one_sentence(err, "Run 'ro-later'", "the file system is read-only")
+
+
+def test_the_documented_largest_seed_trains(small_corpus, tmp_path, capsys):
+    """``epoch_seed`` of the largest seed used to overflow what ``torch.manual_seed`` takes, leaving the run failed."""
+    largest = str(2**63 - 1)
+    args = ["--corpus", small_corpus, *TINY, "--epochs", "1", "--checkpoints", tmp_path, "--json"]
+    code, out, err = run_cli(capsys, "train", *args, "--seed", largest, "--name", "big-seed")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "finished" and load_run(tmp_path, "big-seed").record.config.train.seed == 2**63 - 1
 
 
 # -- signals and kills -------------------------------------------------------------------------------------------

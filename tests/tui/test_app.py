@@ -49,6 +49,20 @@ def make_app(corpus, checkpoints) -> ExplorerApp:
     return ExplorerApp(corpus_paths=[str(corpus)], checkpoints=str(checkpoints), device="cpu")
 
 
+async def continue_in_app(pilot, run_name: str, seed_text: str) -> Continuation:
+    """Type a seed text on the Generate tab and wait for the run's continuation of it."""
+    await pilot.press("f4")
+    await pilot.press(*seed_text, "enter")
+    panel = pilot.app.generation
+    await wait_for(
+        pilot,
+        lambda: isinstance(panel.results.get((seed_text, run_name), (None, None))[1], Continuation),
+        "the continuation",
+    )
+    continuation: Continuation = panel.results[(seed_text, run_name)][1]
+    return continuation
+
+
 async def start_long_run(pilot, app: ExplorerApp, corpus, name: str) -> None:
     """A run far longer than the test, started through the public API, seen training."""
     app.start_runs([tiny_config(name, corpus, train__epochs=500)])
@@ -81,15 +95,8 @@ async def test_form_run_reaches_plots_and_generation(tiny_corpus, tmp_path):
         entropy_pane = next(pane for pane in PANES if pane.id == "entropy")
         assert app.plots.pane_title(entropy_pane, [run]) == "entropy (softmax) · training windows"
 
-        await pilot.press("f4")
-        await pilot.press(*"the government", "enter")
+        continuation = await continue_in_app(pilot, run.name, "the government")
         panel = app.generation
-        await wait_for(
-            pilot,
-            lambda: isinstance(panel.results.get(("the government", run.name), (None, None))[1], Continuation),
-            "the continuation",
-        )
-        continuation = panel.results[("the government", run.name)][1]
         assert len(continuation.words) == 10
         assert set(continuation.words) <= set(saved.record.vocab)
         cell = str(panel.query_one("#continuations").get_cell("the government", run.name))

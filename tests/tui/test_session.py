@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+
+import pytest
 
 from engine.config.presets import build_run_config
 from engine.generate import Alternative, Continuation, GenerationStep
@@ -133,17 +136,76 @@ def test_points_sit_on_each_x_axis_and_a_resumed_runs_lines_supersede_the_lost_o
     assert run.points("train_loss") == [(0.5, 4.1)] and run.points("val_loss") == [] and run.pairs_per_s == 600.0
 
 
-def test_the_last_metrics_line_of_an_unfollowed_run_is_its_last_complete_one(tmp_path):
-    from tui.follow import LAST_LINE_LIMIT, read_last_line
+def test_a_hidden_run_keeps_its_throughput_and_best_validation_loss_but_no_series(tmp_path):
+    from tui.follow import _Tail, read_new_lines
 
     path = tmp_path / "r" / "metrics.jsonl"
     path.parent.mkdir()
-    lines = [{"kind": "step", "step": step, "pairs_per_s": 100.0 * step, "pad": "x" * 200} for step in range(1, 1000)]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"kind": "step", "ste')  # a line still being written
-    assert path.stat().st_size > LAST_LINE_LIMIT and read_last_line(path) == lines[-1]
-    path.write_text("")
-    assert read_last_line(path) is None and read_last_line(tmp_path / "r" / "absent.jsonl") is None
+    epochs = [{"kind": "epoch", "step": 10 * e, "epoch": e, "val_loss": loss} for e, loss in ((1, 5.0), (2, 4.5), (3, 4.75))]
+    steps = [{"kind": "step", "step": 25, "epoch": 2.5, "pairs_per_s": 120, "train_loss": 1.0}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in epochs + steps) + '{"kind": "step", "ste')  # being written
+    tail = _Tail()
+    run = Session().add("r", CONFIG, shown=False)
+    run.note_summary(*read_new_lines(path, tail))
+    assert (run.best_val_loss, run.pairs_per_s, run.series) == (4.5, 120.0, {})
+    with path.open("a") as file:
+        file.write('ep": 40, "epoch": 4, "val_loss": 4.25}\n{"kind": "epoch", "step": 50, "epoch": 5, "val_loss": "nan"}\n')
+    run.note_summary(*read_new_lines(path, tail))  # the line that was being written is damaged now: skipped
+    assert run.best_val_loss == 4.5
+    path.write_text(json.dumps({"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 6.0}) + "\n")  # replaced: start over
+    run.note_summary(*read_new_lines(path, tail))
+    assert run.best_val_loss == 6.0
+
+
+def test_the_best_validation_loss_follows_a_rewind(tmp_path):
     run = Session().add("r", CONFIG)
-    run.note_latest(lines[-1])
-    run.note_latest(None)
-    assert run.pairs_per_s == 99900.0
+    run.add_lines([{"kind": "epoch", "step": s, "epoch": s / 10, "val_loss": v} for s, v in ((10, 5.0), (20, 3.0))])
+    assert run.best_val_loss == 3.0
+    run.add_lines([{"kind": "epoch", "step": 20, "epoch": 2.0, "val_loss": 4.0}])  # resumed from epoch 1: epoch 2 again
+    assert run.best_val_loss == 4.0
+
+
+def test_non_finite_values_on_disk_reach_the_series_as_floats(tmp_path):
+    """``metrics.jsonl`` stores them as "inf"/"-inf"/"nan"; the app's reader used to drop them."""
+    from tui.follow import _Tail, read_new_lines
+
+    path = tmp_path / "r" / "metrics.jsonl"
+    path.parent.mkdir()
+    path.write_text(
+        '{"kind": "epoch", "step": 10, "epoch": 1, "val_loss": 2.5, "kl": 0.1}\n'
+        '{"kind": "epoch", "step": 20, "epoch": 2, "val_loss": "inf", "kl": "nan"}\n'
+    )
+    lines, restart = read_new_lines(path, _Tail())
+    run = Session().add("r", CONFIG)
+    run.add_lines(lines)
+    assert restart and run.points("val_loss") == [(1.0, 2.5), (2.0, math.inf)]
+    (_, first), (_, second) = run.points("kl")
+    assert first == 0.1 and math.isnan(second)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"smoothing": ' + "9" * 5000 + "}",
+        '{"seeds": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"numbers": {"a": ' + "9" * 400 + "}}",
+        "\ufeff{} not json",
+    ],
+    ids=["5000-digit number", "deep nesting", "huge count", "not json"],
+)
+def test_a_hostile_memory_file_gives_a_fresh_memory(tmp_path, text):
+    from tui.memory import MEMORY_FILE, Memory, load_memory
+
+    (tmp_path / MEMORY_FILE).write_text(text)
+    assert load_memory(tmp_path) == Memory()
+
+
+def test_the_metrics_export_skips_hostile_lines_and_writes_non_finite_values(tmp_path):
+    from tui.export import metrics_csv
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text(
+        '{"kind": "step", "step": 1, "epoch": 0.5, "train_loss": ' + "9" * 5000 + "}\n"
+        '{"kind": "epoch", "step": 2, "epoch": 1, "val_loss": "inf", "wall_s": 1.5}\n'
+    )
+    assert metrics_csv(tmp_path, ["r"]).splitlines() == ["run,kind,step,epoch,wall_s,val_loss", "r,epoch,2,1.0,1.5,inf"]

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 QuitChoice = Literal["leave", "stop"]
+BUTTON_CHOICES: dict[str, QuitChoice] = {"leave": "leave", "stop": "stop"}
 
 
 class ConfirmQuit(ModalScreen["QuitChoice | None"]):
@@ -56,4 +57,4 @@ class ConfirmQuit(ModalScreen["QuitChoice | None"]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss({"leave": "leave", "stop": "stop"}.get(event.button.id or ""))
+        self.dismiss(BUTTON_CHOICES.get(event.button.id or ""))

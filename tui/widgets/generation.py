@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeAlias, TypeVar
 
 from rich.table import Table
 from rich.text import Text
@@ -29,6 +29,14 @@ from textual.worker import Worker, get_current_worker
 from engine.errors import UserError
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
+
+if TYPE_CHECKING:
+    from engine.generate import Continuation
+    from engine.runs.checkpoint import LoadedRun
+
+Result: TypeAlias = "Continuation | str"
+"""A cell's result: the continuation, or the sentence saying why there is none."""
+Stored = TypeVar("Stored")
 
 DEFAULT_WORDS = 10
 MAX_WORDS = 100
@@ -49,6 +57,14 @@ class Column:
     version: int
 
 
+class CellToken(NamedTuple):
+    """What a cell's result depends on besides its seed: the checkpoint's version, the words to generate, the strategy."""
+
+    version: int
+    words: int
+    top_k: int | None
+
+
 def shorten(text: str, width: int = SEED_CELL_WIDTH) -> str:
     """``text``, or its first ``width - 1`` characters and an ellipsis."""
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -66,7 +82,7 @@ def epoch_label(epoch: float) -> str:
     return f"{epoch:g}" if float(epoch).is_integer() else f"{epoch:.2f}"
 
 
-def cell_text(result: Any, epoch: float | None = None) -> Text:
+def cell_text(result: Result | None, epoch: float | None = None) -> Text:
     """A continuation as a table cell: the weights' epoch, unknown seed words flagged, errors in red."""
     if result is None:
         return PENDING
@@ -79,7 +95,7 @@ def cell_text(result: Any, epoch: float | None = None) -> Text:
     return text
 
 
-def markdown_cell(result: Any, epoch: float | None = None) -> str:
+def markdown_cell(result: Result | None, epoch: float | None = None) -> str:
     if result is None:
         return ""
     if isinstance(result, str):
@@ -88,7 +104,7 @@ def markdown_cell(result: Any, epoch: float | None = None) -> str:
     return unknown + result.text + (f" (epoch {epoch_label(epoch)})" if epoch is not None else "")
 
 
-class ContinuationsTable(DataTable):
+class ContinuationsTable(DataTable[Text | str]):
     """Seeds × runs; ``d`` unpins the seed under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -106,7 +122,8 @@ class ContinuationsTable(DataTable):
         """Unpin the seed of the row under the cursor."""
         if self.row_count:
             seed = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-            self.post_message(self.SeedRemoved(seed))
+            if seed is not None:
+                self.post_message(self.SeedRemoved(seed))
 
 
 class GenerationPanel(Vertical):
@@ -122,7 +139,7 @@ class GenerationPanel(Vertical):
     class ContinuationReady(Message):
         """One cell computed: a ``Continuation`` or the sentence saying why there is none, and the weights' epoch."""
 
-        def __init__(self, seed: str, run: str, token: tuple, result: Any, epoch: float | None) -> None:
+        def __init__(self, seed: str, run: str, token: CellToken, result: Result, epoch: float | None) -> None:
             super().__init__()
             self.seed = seed
             self.run = run
@@ -146,9 +163,9 @@ class GenerationPanel(Vertical):
         self.checkpoints = Path(checkpoints)
         self.seeds: list[str] = []
         self.columns: list[Column] = []
-        self.results: dict[tuple[str, str], tuple[tuple, Any]] = {}
+        self.results: dict[tuple[str, str], tuple[CellToken, Result]] = {}  # (seed, run) → the cell's token and result
         self.epochs: dict[tuple[str, str], float] = {}  # (seed, run) → epoch of the weights that wrote the cell
-        self._workers: dict[str, Worker] = {}
+        self._workers: dict[str, Worker[None]] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="seed-row"):
@@ -203,9 +220,9 @@ class GenerationPanel(Vertical):
     def strategy_name(self) -> str:
         return "greedy" if self.top_k is None else f"top-{self.top_k} sampling (seed 0)"
 
-    def token(self, column: Column) -> tuple:
-        """What a cell's result depends on besides its seed: checkpoint, words, strategy."""
-        return column.version, self.words, self.top_k
+    def token(self, column: Column) -> CellToken:
+        """What the cells of ``column`` depend on besides their seeds."""
+        return CellToken(column.version, self.words, self.top_k)
 
     def show_runs(self, runs: list[RunState]) -> None:
         """Make the columns the given runs (those with a checkpoint), regenerating what is stale."""
@@ -223,9 +240,8 @@ class GenerationPanel(Vertical):
 
     def rename_run(self, old: str, new: str) -> None:
         """A shown run is called ``new`` now: its cells stay (the next :meth:`show_runs` names its column)."""
-        for store in (self.results, self.epochs):
-            for seed in [seed for seed, run in store if run == old]:
-                store[(seed, new)] = store.pop((seed, old))
+        _rename_cells(self.results, old, new)
+        _rename_cells(self.epochs, old, new)
         worker = self._workers.pop(old, None)
         if worker is not None:
             worker.cancel()  # it loads the old folder's name: the next show_runs generates what is missing
@@ -263,10 +279,10 @@ class GenerationPanel(Vertical):
     def _cell(self, seed: str, column: Column) -> Text:
         return cell_text(self._current(seed, column), self.epochs.get((seed, column.name)))
 
-    def _current(self, seed: str, column: Column) -> Any:
+    def _current(self, seed: str, column: Column) -> Result | None:
         """The cell's result if it is up to date, else None."""
-        token, result = self.results.get((seed, column.name), (None, None))
-        return result if token == self.token(column) else None
+        stored = self.results.get((seed, column.name))
+        return stored[1] if stored is not None and stored[0] == self.token(column) else None
 
     def _update_hint(self) -> None:
         if not self.columns:
@@ -282,7 +298,9 @@ class GenerationPanel(Vertical):
     def _generate_stale(self) -> None:
         for column in self.columns:
             token = self.token(column)
-            stale = [seed for seed in self.seeds if self.results.get((seed, column.name), (None,))[0] != token]
+            stale = [
+                seed for seed in self.seeds if (stored := self.results.get((seed, column.name))) is None or stored[0] != token
+            ]
             if stale:
                 previous = self._workers.pop(column.name, None)
                 if previous is not None:
@@ -290,12 +308,11 @@ class GenerationPanel(Vertical):
                 self._workers[column.name] = self._generate(column.name, token, stale)
 
     @work(thread=True, group="generate", exit_on_error=False)
-    def _generate(self, run_name: str, token: tuple, seeds: list[str]) -> None:
+    def _generate(self, run_name: str, token: CellToken, seeds: list[str]) -> None:
         """Worker thread: load the run's latest checkpoint and continue each seed, posting each cell."""
         from engine.generate import Strategy, generate
 
         worker = get_current_worker()
-        _, words, top_k = token
         try:
             run = self._load(run_name)
         except UserError as error:
@@ -306,22 +323,21 @@ class GenerationPanel(Vertical):
             if worker.is_cancelled:
                 return
             try:
-                result: Any = generate(run, seed, words, Strategy(top_k=top_k))
+                result: Result = generate(run, seed, token.words, Strategy(top_k=token.top_k))
             except UserError as error:
                 result = str(error)
             self.post_message(self.ContinuationReady(seed, run_name, token, result, run.record.epoch_progress))
 
-    def _load(self, run_name: str):
+    def _load(self, run_name: str) -> LoadedRun:
         """Load a run, retrying briefly: a save that lands between reading run.json and its weights file is not an error."""
         from engine.runs.checkpoint import load_run
 
-        for attempt in range(LOAD_ATTEMPTS):
+        for _ in range(LOAD_ATTEMPTS - 1):
             try:
-                return load_run(self.checkpoints, run_name)
+                return load_run(self.checkpoints, run_name, with_metrics=False)
             except UserError:
-                if attempt == LOAD_ATTEMPTS - 1:
-                    raise
                 time.sleep(LOAD_RETRY_S)
+        return load_run(self.checkpoints, run_name)
 
     @on(ContinuationReady)
     def _continuation_ready(self, message: ContinuationReady) -> None:
@@ -335,8 +351,10 @@ class GenerationPanel(Vertical):
             self.epochs[(message.seed, message.run)] = message.epoch
         table = self.query_one(ContinuationsTable)
         table.update_cell(message.seed, message.run, self._cell(message.seed, column), update_width=True)
-        if table.row_count and table.coordinate_to_cell_key(table.cursor_coordinate) == (message.seed, message.run):
-            self._show_steps(message.seed, message.run)
+        if table.row_count:
+            cursor = table.coordinate_to_cell_key(table.cursor_coordinate)
+            if cursor.row_key == message.seed and cursor.column_key == message.run:
+                self._show_steps(message.seed, message.run)
 
     # Events ------------------------------------------------------------------------------------
 
@@ -406,7 +424,13 @@ class GenerationPanel(Vertical):
         return markdown_table(["seed", *(column.name for column in self.columns)], rows)
 
 
-def steps_table(continuation: Any, epoch: float | None = None) -> Table:
+def _rename_cells(store: dict[tuple[str, str], Stored], old: str, new: str) -> None:
+    """The entries of run ``old`` in a (seed, run) → value store, under ``new``."""
+    for seed in [seed for seed, run in store if run == old]:
+        store[(seed, new)] = store.pop((seed, old))
+
+
+def steps_table(continuation: Continuation, epoch: float | None = None) -> Table:
     """Each generated word with its probability, the entropy of its distribution and the top 3.
 
     The title names the run, the weights' epoch and the seed (cut when long: the caption then gives it whole).

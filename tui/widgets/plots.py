@@ -261,7 +261,7 @@ class SafePlot(PlotextPlot):
         except Exception as error:  # a drawing error must never end the app
             self.canvas = None
             return Text(f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red")
-        monitor = self.plt.monitor
+        monitor = self.plt.monitor  # type: ignore[attr-defined]  # plotext's untyped figure sets it in __init__, unseen by mypy
         columns, (left, right) = monitor.matrix.Cols_canvas, monitor.xlim[0]
         self.canvas = (columns.start, len(columns), left, right) if len(columns) and None not in (left, right) else None
         return rendered
@@ -339,7 +339,7 @@ class MetricPlots(Vertical):
         self.drawn: dict[str, dict[str, list[tuple[float, float]]]] = {}  # pane id → legend → raw points, as last drawn
         self.y_zoom: dict[str, float] = {}  # pane id → share of the fitted y range shown (absent: all of it)
         self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
-        self._signatures: dict[str, tuple] = {}
+        self._signatures: dict[str, tuple[object, ...]] = {}
         self._dirty = True
 
     def compose(self) -> ComposeResult:
@@ -535,10 +535,11 @@ class MetricPlots(Vertical):
         positions = self.cursor_positions()
         if not positions:
             return
-        if self.cursor is None:
+        cursor = self.cursor
+        if cursor is None:
             self.cursor = positions[-1 if step < 0 else 0]
             return
-        here = min(range(len(positions)), key=lambda i: abs(positions[i] - self.cursor))
+        here = min(range(len(positions)), key=lambda i: abs(positions[i] - cursor))
         self.cursor = positions[max(0, min(len(positions) - 1, here + step))]
 
     def action_cursor_to(self, index: int) -> None:
@@ -686,7 +687,7 @@ class MetricPlots(Vertical):
                     (
                         run.name,
                         len(run.series.get(name, ())),
-                        (run.series.get(name) or [None])[-1],
+                        run.series[name][-1] if run.series.get(name) else None,
                         tuple(run.definitions.items()),
                     )
                     for run in runs

@@ -2,7 +2,7 @@
 
 Columns: the run's number in its plot color (● shown in plots and generation, ○ hidden), name,
 status (with progress while training), epoch, the latest training loss, validation loss (and the
-best so far, once the run's history is loaded), entropy, KL and accuracy, distinct predictions
+best so far, hidden runs' too), entropy, KL and accuracy, distinct predictions
 (collapsed runs marked), throughput (training pairs per second on the run's latest metrics line:
 a training window's while it trains, the last epoch's, validation and checkpoint included, once
 it ends), objective and weight.
@@ -62,12 +62,6 @@ MISSING = float("inf")
 GROUP_ROW = "group:"  # a group row's key: this and the group's label (no run name holds a colon)
 
 
-def best_val_loss(run: RunState) -> float | None:
-    """The lowest validation loss of the run's loaded history, or None before it is loaded."""
-    values = [point.value for point in run.series.get("val_loss", [])]
-    return min(values) if values else None
-
-
 def rate_label(pairs_per_s: float | None) -> str:
     """A throughput in three significant digits: ``850/s``, ``12.3k/s``, ``1.25M/s``; ``–`` when unknown."""
     if pairs_per_s is None:
@@ -78,16 +72,21 @@ def rate_label(pairs_per_s: float | None) -> str:
     return f"{pairs_per_s:.3g}/s"
 
 
+def _latest(key: str) -> Callable[[RunState], float | None]:
+    """The run's latest value of the metric ``key``, or None before it has one."""
+    return lambda run: run.metrics.get(key)
+
+
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
         "mark": lambda r: r.number,
         "epoch": lambda r: r.epoch,
         "weight": lambda r: r.config.objective.strength,
-        "best_val_loss": best_val_loss,
+        "best_val_loss": lambda r: r.best_val_loss,
         "distinct": lambda r: r.metrics.get("distinct_predictions"),
         "pairs_per_s": lambda r: r.pairs_per_s,
-        **{key: (lambda r, key=key: r.metrics.get(key)) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
+        **{key: _latest(key) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
     }
     if column in numbers:
         value = numbers[column](run)
@@ -132,7 +131,7 @@ class RunsFilter(OrderedInput):
         self.screen.set_focus(self.screen.query_one(RunsTable))
 
 
-class RunsTable(DataTable):
+class RunsTable(DataTable[Text | str]):
     """A row per run; space shows or hides the highlighted run, x stops it, r resumes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -197,7 +196,12 @@ class RunsTable(DataTable):
     @property
     def listed(self) -> list[str]:
         """The names of the listed runs, top to bottom."""
-        return [row.key.value for row in self.ordered_rows]
+        return [name for row in self.ordered_rows if (name := row.key.value) is not None]
+
+    def highlight(self, name: str) -> None:
+        """Put the cursor on ``name``'s row, if the filter lists it."""
+        if name in self.rows:
+            self.move_cursor(row=self.get_row_index(name))
 
     def show_run(self, run: RunState) -> None:
         """Add the run's row or bring its cells up to date (a run the filter leaves out, or a collapsed group holds, gets no row)."""
@@ -272,8 +276,8 @@ class RunsTable(DataTable):
         for run in self.runs.values():
             self._put_row(run)
         self._sort()
-        if highlighted in self.rows:
-            self.move_cursor(row=self.get_row_index(highlighted))
+        if highlighted is not None:
+            self.highlight(highlighted)
 
     async def _on_click(self, event: events.Click) -> None:
         """A click on a run's ● / ○ shows or hides it; elsewhere DataTable's own click handling goes on."""
@@ -363,7 +367,7 @@ class RunsTable(DataTable):
             Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
             f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
             *(spread([run.metrics.get(column) for run in runs]) for column in ("train_loss", "val_loss")),
-            spread([best_val_loss(run) for run in runs]),
+            spread([run.best_val_loss for run in runs]),
             *(spread([run.metrics.get(column) for run in runs]) for column in ("entropy", "kl", "accuracy")),
             spread([run.metrics.get("distinct_predictions") for run in runs]),
             "–",
@@ -386,7 +390,7 @@ class RunsTable(DataTable):
             f"{run.epoch:.2f}/{run.config.train.epochs}",
             number(metrics.get("train_loss")),
             number(metrics.get("val_loss")),
-            number(best_val_loss(run)),
+            number(run.best_val_loss),
             number(metrics.get("entropy")),
             number(metrics.get("kl")),
             number(metrics.get("accuracy")),

@@ -1,4 +1,4 @@
-"""The Setup panel: corpus, preset, objective, weight and seed (or a grid's weights and seeds) and training settings.
+"""The Setup panel: corpus, preset, architecture, objective, weight and seed (or a grid's weights and seeds) and training settings.
 
 Every field is checked as it is typed against its own pydantic field (type and bounds, read from
 the engine's config models, so a bound added there is enforced here), without touching the
@@ -177,6 +177,11 @@ class SetupForm(VerticalScroll):
             "preset",
         )
         yield from _field(
+            "Architecture",
+            Select(_options("model.arch"), value=defaults.model.arch, allow_blank=False, compact=True, id="arch"),
+            "arch",
+        )
+        yield from _field(
             "Base loss",
             Select(_options("objective.loss"), value=defaults.objective.loss, allow_blank=False, compact=True, id="loss"),
             "loss",
@@ -234,6 +239,7 @@ class SetupForm(VerticalScroll):
             **self.extra,
             "corpus.paths": corpus_paths(self.query_one("#corpus", Input).value),
             "corpus.column": self._column,
+            "model.arch": str(self.query_one("#arch", Select).value),
             "objective.loss": loss,
             "objective.regularizer": str(self.query_one("#regularizer", Select).value),
             "train.device": self._device,
@@ -271,7 +277,7 @@ class SetupForm(VerticalScroll):
             points = grid_points(axes)
         except UserError as error:
             return FormReading(preset, [], errors, str(error))
-        name = self.query_one("#run-name", Input).value.strip() or None
+        run_name = self.query_one("#run-name", Input).value.strip() or None
         if errors:
             return FormReading(preset, [], errors)
         overrides = [{**base, **point} for point in points]
@@ -279,12 +285,14 @@ class SetupForm(VerticalScroll):
             configs = [build_run_config("form", preset, values) for values in overrides]
         except UserError as error:
             return FormReading(preset, [], {}, str(error))
-        if name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in grid_names(name, configs, varying(axes))):
+        if run_name is not None and not all(
+            RUN_NAME_PATTERN.fullmatch(run) for run in grid_names(run_name, configs, varying(axes))
+        ):
             errors["run-name"] = (
-                f"Run name {name!r} is not a plain name: use {RUN_NAME_RULE} (a grid adds -w<weight> and -s<seed>)."
+                f"Run name {run_name!r} is not a plain name: use {RUN_NAME_RULE} (a grid adds -w<weight> and -s<seed>)."
             )
             return FormReading(preset, [], errors)
-        return FormReading(preset, overrides, {}, name=name, varying=tuple(varying(axes)), grid=describe(axes))
+        return FormReading(preset, overrides, {}, name=run_name, varying=tuple(varying(axes)), grid=describe(axes))
 
     def revalidate(self) -> None:
         """Re-read the form; show reasons, the summary line and the Train button's state."""
@@ -389,6 +397,7 @@ class SetupForm(VerticalScroll):
     def _apply_preset(self, preset: str | None) -> None:
         """Show the preset's loss and training settings in the fields (they override it when sent)."""
         config = build_run_config("preset", preset)
+        self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         for name, (_, key) in NUMBER_FIELDS.items():
             section, _, setting = key.partition(".")
@@ -397,11 +406,17 @@ class SetupForm(VerticalScroll):
 
     # Remembering the form ----------------------------------------------------------------------
 
-    FIELDS = ("corpus", "preset", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "train-seed", "run-name")
+    FIELDS = ("corpus", "preset", "arch", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "train-seed", "run-name")
 
     def values(self) -> dict[str, str]:
         """Each field's text or choice, by field id."""
-        return {name: str(self.query_one(f"#{name}").value) for name in self.FIELDS}
+        return {name: str(self._control(name).value) for name in self.FIELDS}
+
+    def _control(self, name: str) -> Input | Select[Any]:
+        """The field ``name`` of :attr:`FIELDS`: its Input or Select."""
+        control = self.query_one(f"#{name}")
+        assert isinstance(control, (Input, Select)), f"#{name} is a {type(control).__name__}"
+        return control
 
     def restore(self, values: dict[str, str], extra: dict[str, Any]) -> None:
         """Put back what :meth:`values` gave (unknown ids and choices not offered are skipped)."""
@@ -411,9 +426,8 @@ class SetupForm(VerticalScroll):
         for name, value in values.items():
             if name not in self.FIELDS:
                 continue
-            field = self.query_one(f"#{name}")
             try:
-                field.value = value
+                self._control(name).value = value
             except InvalidSelectValueError:
                 continue  # a choice this version no longer offers
         self.extra = dict(extra)
@@ -434,6 +448,7 @@ class SetupForm(VerticalScroll):
         self.query_one("#preset", Select).value = config.preset or NO_PRESET
         self._column = config.corpus.column
         self.query_one("#corpus", Input).value = ", ".join(config.corpus.paths)
+        self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         self.query_one("#loss-param", Input).value = (
             "" if config.objective.loss_param is None else f"{config.objective.loss_param:g}"
@@ -450,6 +465,7 @@ class SetupForm(VerticalScroll):
         shown = {
             "corpus.paths",
             "corpus.column",
+            "model.arch",
             "objective.loss",
             "objective.loss_param",
             "objective.regularizer",
