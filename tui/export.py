@@ -4,7 +4,9 @@ Each export is one file in the folder the app was started from (the current dire
 ``lm-explorer-<what>-<date>-<time>.<ext>`` and never overwriting another; the app's toast names
 the path. Files are written atomically (temp file + rename). The CSV holds every line of each
 shown run's ``metrics.jsonl``, one row per line with the run's name in front, the numbers as the
-file has them (non-finite ones as ``inf``, ``-inf``, ``nan``).
+file has them (non-finite ones as ``inf``, ``-inf``, ``nan``). Each seed group among them adds a row
+per epoch all its members finished (run ``group:<label>``, kind ``group``): ``n``, each metric's mean
+over the members, and beside it ``<metric>_sd``, their sample standard deviation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.runs import metrics_lines
+from engine.runs.groups import M, SeedGroup, read_group_epochs
 from engine.runs.protocol import METRICS_FILE
+from engine.runs.welch import mean_sd
 from engine.safe_io import atomic_write
 
 LEADING_COLUMNS = ("run", "kind", "step", "epoch", "wall_s")  # the run, then where each line sits on every x axis of the plots
@@ -59,12 +63,29 @@ def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
         return []
 
 
-def metrics_csv(checkpoints: Path, run_names: Iterable[str]) -> str:
-    """One CSV row per metrics line of each run: run, kind, step, epoch, wall_s, then every metric (sorted by name)."""
-    rows = [{"run": name, **line} for name in run_names for line in metric_lines(checkpoints, name)]
+def metrics_csv(checkpoints: Path, run_names: Iterable[str], groups: Iterable[SeedGroup[M]] = ()) -> str:
+    """One CSV row per metrics line of each run: run, kind, step, epoch, wall_s, then every metric (sorted by name);
+    then each group's rows (:func:`group_rows`)."""
+    rows: list[dict[str, Any]] = [{"run": name, **line} for name in run_names for line in metric_lines(checkpoints, name)]
+    rows += [row for group in groups for row in group_rows(checkpoints, group)]
     metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[*LEADING_COLUMNS, *metrics], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def group_rows(checkpoints: Path, group: SeedGroup[M]) -> list[dict[str, Any]]:
+    """A seed group's rows: per epoch every member finished, ``n`` and each metric's mean and ``<metric>_sd``."""
+    epochs = read_group_epochs(checkpoints, group.names)
+    rows = []
+    for epoch in epochs.common_epochs:
+        row: dict[str, Any] = {"run": f"group:{group.label}", "kind": "group", "epoch": epoch, "n": group.n}
+        metrics = sorted({key for lines in epochs.lines for line in lines for key in line} - {*LEADING_COLUMNS, "n"})
+        for metric in metrics:
+            values = epochs.at(metric, epoch)
+            if values:
+                row[metric], row[f"{metric}_sd"] = mean_sd(values)
+        rows.append(row)
+    return rows

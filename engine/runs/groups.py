@@ -134,7 +134,9 @@ def read_group_epochs(checkpoints: Path, names: Sequence[str]) -> GroupEpochs:
 
 
 def _epochs(lines: list[dict[str, Any]]) -> list[int]:
-    return [int(line["epoch"]) for line in lines if isinstance(line.get("epoch"), int)]
+    """The whole epochs the lines end (an epoch line's ``epoch`` may read back as ``3`` or ``3.0``)."""
+    epochs = [line.get("epoch") for line in lines]
+    return [int(epoch) for epoch in epochs if isinstance(epoch, (int, float)) and float(epoch).is_integer()]
 
 
 def _value(lines: list[dict[str, Any]], metric: str, epoch: int) -> float:

@@ -134,6 +134,13 @@ def test_compare_at_the_last_common_epoch_against_scipy(grouped):
     assert "val_loss" not in [row.metric for row in comparison.rows]  # their objectives differ
 
 
+def test_epoch_lines_read_back_as_floats_still_align():
+    from engine.runs.groups import GroupEpochs
+
+    epochs = GroupEpochs(["a", "b"], [[{"epoch": 1.0, "kl": 1.0}, {"epoch": 2.0, "kl": 2.0}], [{"epoch": 1, "kl": 3.0}]])
+    assert epochs.common_epochs == [1] and epochs.at("kl", 1) == [1.0, 3.0]
+
+
 def test_compare_command_prints_the_interval_and_the_sentence(grouped, capsys):
     assert main(["compare", "g-w1-s0", "g-w10", "--checkpoints", str(grouped)]) == 0
     out = capsys.readouterr().out

@@ -126,3 +126,19 @@ async def test_the_details_of_two_groups_say_whether_they_differ(grouped_app):
         sentence = f"entropy at epoch 3: g-w1 is lower than g-w10 by 1 (95 % CI {number(interval.low)} to {number(interval.high)}, Welch df 4.0, n = 3 + 3)."
         assert sentence in shown
         assert "val_loss is left out" in shown
+
+
+async def test_the_csv_export_holds_a_row_per_group_and_epoch(grouped_app, tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        await pilot.press("f3", "c")
+        await wait_for(pilot, lambda: any(tmp_path.glob("lm-explorer-metrics-*.csv")), "the CSV file")
+        (path,) = tmp_path.glob("lm-explorer-metrics-*.csv")
+        with path.open(newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row["kind"] == "group"]
+        assert sorted({row["run"] for row in rows}) == ["group:g-w1", "group:g-w10"]
+        last = next(row for row in rows if row["run"] == "group:g-w10" and row["epoch"] == "3")
+        assert (last["n"], float(last["val_loss"]), float(last["val_loss_sd"])) == ("3", pytest.approx(5.85), pytest.approx(0.1))

@@ -511,11 +511,14 @@ class MetricPlots(Vertical):
             self.notify("No run is shown: show one in the runs list (F5, space) to save its metrics.", severity="warning")
             return
         try:
-            path = write_atomically(export_path("metrics", "csv"), metrics_csv(self.checkpoints, [run.name for run in runs]))
+            groups = [group for group in seed_groups(runs) if group.n > 1]
+            text = metrics_csv(self.checkpoints, [run.name for run in runs], groups)
+            path = write_atomically(export_path("metrics", "csv"), text)
         except OSError as error:
             self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
-        self.notify(f"Saved the metrics of {len(runs)} run(s) to {path}", title="Export")
+        grouped = f" and {len(groups)} seed group(s)" if groups else ""
+        self.notify(f"Saved the metrics of {len(runs)} run(s){grouped} to {path}", title="Export")
 
     def action_export_svg(self) -> None:
         """Save the screen, plots and legend as they are drawn now, as an SVG file."""
