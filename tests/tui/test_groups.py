@@ -142,3 +142,38 @@ async def test_the_csv_export_holds_a_row_per_group_and_epoch(grouped_app, tmp_p
         assert sorted({row["run"] for row in rows}) == ["group:g-w1", "group:g-w10"]
         last = next(row for row in rows if row["run"] == "group:g-w10" and row["epoch"] == "3")
         assert (last["n"], float(last["val_loss"]), float(last["val_loss_sd"])) == ("3", pytest.approx(5.85), pytest.approx(0.1))
+
+
+async def test_generations_show_each_member_and_mark_where_they_agree(grouped_app, monkeypatch):
+    import dataclasses
+
+    import engine.generate
+    from tests.conftest import stub_continuation
+
+    def by_seed(run, seed_text, words, strategy=None):
+        """The stub's words, but the third differs for training seed 2: members agree on all words but that one."""
+        continuation = stub_continuation(run, seed_text, words, strategy)
+        if run.record.config.train.seed == 2:
+            continuation.steps[2] = dataclasses.replace(continuation.steps[2], word="differs")
+        return continuation
+
+    monkeypatch.setattr(engine.generate, "generate", by_seed)
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: len(grouped_app.runs_table.groups) == 2, "the group rows")
+        await pilot.press("f5")
+        table = grouped_app.runs_table
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space", "f4", *"the government", "enter")
+        panel = grouped_app.generation
+        await wait_for(
+            pilot,
+            lambda: all(panel._current("the government", c) is not None for c in panel.columns) and len(panel.columns) == 3,
+            "the members' continuations",
+        )
+        assert [column.name for column in panel.columns] == KL10  # one column per member, side by side
+        cells = {column.name: panel._cell("the government", column) for column in panel.columns}
+        for name, cell in cells.items():
+            underlined = [span for span in cell.spans if "underline" in str(span.style)]
+            assert not cell.plain.startswith("≡")  # they disagree on one word
+            assert len(underlined) == 9, name  # the other nine words agree
+        assert "differs" in cells["g-w10-s2"].plain
