@@ -17,7 +17,7 @@ def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
     """The ``compare`` subcommand."""
     compare = commands.add_parser(
         "compare",
-        help="whether two seed groups differ (difference of means, 95 % interval, n)",
+        help="whether two seed groups differ (difference of means, 95 %% interval, n)",
         description="Compare two seed groups (runs that differ only in their seed) at their last common epoch; "
         "name each by its group label or any of its runs.",
     )

@@ -57,7 +57,7 @@ def parse_seeds(text: str, what: str = "--seeds") -> list[int]:
             try:
                 seeds.append(setting(SEED).convert(part))
             except UserError:
-                raise UserError(f"{what} {part!r} is not a seed: give whole numbers ≥ 0 or ranges, {example}.") from None
+                raise UserError(f"{what} {part!r} is not {setting(SEED).wanted}.") from None
     for seed in seeds:
         setting(SEED).convert(str(seed))
     if len(set(seeds)) != len(seeds):

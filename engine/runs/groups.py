@@ -14,15 +14,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from engine.config.models import RunConfig
 from engine.errors import UserError
 from engine.runs.view import RunView
 from engine.runs.welch import mean_sd
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the app imports this module before its first frame
+    import numpy as np
+    import numpy.typing as npt
 
 NOT_DEFINING: dict[str, Any] = {
     "name": True,
@@ -168,6 +169,8 @@ def aggregate(
     the union of the members' x values inside the range they all cover, and the result says
     ``interpolated``. Non-finite values are left out of a point's statistics.
     """
+    import numpy as np
+
     members = [_sorted(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in series if len(x)]
     if not members:
         return GroupSeries([], [], [], [], [], 0, not align)
@@ -195,6 +198,8 @@ def aggregate(
 
 
 def _sorted(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    import numpy as np
+
     order = np.argsort(x, kind="stable")
     return x[order], y[order]
 

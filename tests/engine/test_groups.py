@@ -180,7 +180,7 @@ def test_seed_lists_and_ranges(text, seeds):
         ("", "is empty"),
         ("4-1", "runs backwards"),
         ("1,1", "names a seed twice"),
-        ("a", "'a' is not a seed"),
+        ("a", "'a' is not a whole number from 0 to "),
         ("0-9999", "more than"),
     ],
 )

@@ -6,7 +6,7 @@ epochs and steps trained, library versions, times. With two or more runs, a row 
 differ is marked ``≠`` and drawn bold; ``d`` shows only those rows. ``c`` closes the view and
 puts the first run's settings into the Setup form (its clone), escape just closes it.
 
-When the runs are two seed groups (:func:`engine.runs.groups.seed_groups`), a comparison stands
+When the runs are two seed groups (:func:`engine.runs.groups.seed_groups`), one of them of several seeds, a comparison stands
 above the settings: per validation metric at the groups' last common epoch, the means ± sd, the
 difference, its 95 % Welch interval with its df, n per side and the plain sentence
 (:func:`engine.runs.compare.compare_seed_groups`, as ``lm-explorer compare`` prints it).
@@ -109,7 +109,7 @@ class RunDetail(ModalScreen[RunConfig | None]):
         self._fill()
         self._read_records()
         groups = seed_groups(self.runs)
-        if len(groups) == 2:
+        if len(groups) == 2 and max(group.n for group in groups) > 1:  # two single runs: the settings say it all
             self._compare(groups[0], groups[1])
 
     def rows(self) -> dict[str, list[str]]:
