@@ -26,8 +26,10 @@ from bench import (
     memory,
     overhead,
     peer,
+    ray_grid,
     stacked,
     startup,
+    thousand_runs,
     tui_cost,
     tui_latency,
 )
@@ -36,7 +38,21 @@ from bench.table import Row, markdown_table, text_table
 from bench.workloads import DEFAULT_DATA, build_workloads
 
 # The TUI rows run last: they share the machine with a live training run.
-MEASURES = [peer, batching_speed, overhead, hardware, startup, memory, generation, stacked, tui_cost, tui_latency, concurrency]
+MEASURES = [
+    peer,
+    batching_speed,
+    overhead,
+    hardware,
+    startup,
+    memory,
+    generation,
+    stacked,
+    tui_cost,
+    tui_latency,
+    concurrency,
+    thousand_runs,
+    ray_grid,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

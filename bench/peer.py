@@ -12,7 +12,8 @@ one after the other, on W1 (``ArticlesApril2017.csv``) and W2 (all nine NYT file
   ``metrics.jsonl``, epochs after the first, validation and checkpoint included (the compile
   happens before the first epoch; its time is in the process's total, not in the epochs).
 
-Peak RSS is each process's own (:mod:`bench.peak_rss`). Ratios: Keras epoch ÷ lm-explorer epoch
+Beside them, per workload, one training step phase by phase against this machine's floor
+(:mod:`bench.breakdown`). Peak RSS is each process's own (:mod:`bench.peak_rss`). Ratios: Keras epoch ÷ lm-explorer epoch
 (the speed-up) and lm-explorer peak ÷ Keras peak. Targets on W2: ≥ 3× with the paper preset,
 ≥ 6× with document batching, peak RSS ≤ 1/20 of Keras's.
 """
@@ -27,6 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import breakdown
 from bench.context import Bench
 from bench.memory import peak_rss
 from bench.table import Row, mib, seconds, skipped
@@ -58,6 +60,7 @@ def measure(bench: Bench) -> list[Row]:
             keras_epoch, keras_peak = keras_run(bench, key, files)
         except RuntimeError as error:
             rows.append(skipped(key, MEASURE, f"the Keras pipeline did not run: {error}"))
+            rows.extend(breakdown.measure(bench, key))
             continue
         for setting, options in SETTINGS.items():
             epoch, first, peak = lm_explorer_run(bench, key, workload.paths, options)
@@ -85,6 +88,7 @@ def measure(bench: Bench) -> list[Row]:
                     peak / keras_peak <= RSS_SHARE if rss_target else None,
                 )
             )
+        rows.extend(breakdown.measure(bench, key))
     return rows
 
 

@@ -12,6 +12,7 @@ reading its first full-screen write, recognized by the cursor move to the last r
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.context import Bench
@@ -82,6 +84,14 @@ def _run_to_exit(command: list[str]) -> float:
 
 def first_frame(module: list[str]) -> float:
     """Seconds from spawning ``python -m MODULE [ARGS]`` on a pseudo-terminal to reading its first full frame."""
+    with app_on_pty(module) as (_, _, seconds_to_frame):
+        return seconds_to_frame
+
+
+@contextlib.contextmanager
+def app_on_pty(module: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+    """``python -m MODULE [ARGS]`` on a pseudo-terminal, once it painted its first full frame: the process, the
+    terminal's reading end (keep reading it, or the app blocks on a full terminal) and the seconds to that frame."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color"}
@@ -103,7 +113,8 @@ def first_frame(module: list[str]) -> float:
             except OSError:
                 break
             if LAST_ROW in seen:
-                return time.perf_counter() - start
+                yield child, master, time.perf_counter() - start
+                return
         raise RuntimeError(f"python -m {module[0]} painted no frame within {FRAME_TIMEOUT:g} s (exit code {child.poll()})")
     finally:
         if child.poll() is None:

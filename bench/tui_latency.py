@@ -15,6 +15,7 @@ import asyncio
 import random
 import statistics
 import time
+from pathlib import Path
 
 from bench.context import Bench
 from bench.table import Row, skipped
@@ -58,16 +59,21 @@ def percentile(values: list[float], quantile: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(quantile * 100) - 1]
 
 
-async def latencies(bench: Bench, configs: list[RunConfig], presses: int) -> list[float]:
-    """Key → frame latencies of ``presses`` keys, while ``configs`` train (or with no run)."""
+async def latencies(
+    bench: Bench, configs: list[RunConfig], presses: int, checkpoints: Path | None = None, listed: int = 0
+) -> list[float]:
+    """Key → frame latencies of ``presses`` keys, while ``configs`` train (or with no run); ``checkpoints``: the folder
+    the app opens (default a fresh one), once it lists ``listed`` runs."""
     from tui.app import ExplorerApp
     from tui.widgets.plots import MetricPlots
     from tui.widgets.runs_table import RunsTable
 
-    app = ExplorerApp(checkpoints=str(bench.scratch / bench.run_name("tui-checkpoints")), device=bench.device)
+    folder = checkpoints or bench.scratch / bench.run_name("tui-checkpoints")
+    app = ExplorerApp(checkpoints=str(folder), device=bench.device)
     rng = random.Random(0)
     async with app.run_test(size=APP_SIZE) as pilot:
         clock = FrameClock(app)
+        await wait_until(lambda: len(app.session.runs) >= listed, f"the app to list {listed} runs")
         await pilot.press("f3")
         if configs:
             app.start_runs(configs)

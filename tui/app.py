@@ -37,6 +37,8 @@ from engine.config.models import RunConfig
 from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.jobs.controller import Controller
+from engine.jobs.executor import Executor
+from engine.metric_table import COLLAPSE_SIGN, collapsed
 from engine.runs.names import grid_names
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
@@ -85,6 +87,7 @@ class ExplorerApp(App[int]):
         column: str | None = None,
         checkpoints: str = "checkpoints",
         device: str = "auto",
+        executor: Executor | None = None,
     ) -> None:
         super().__init__()
         self.corpus_paths = list(corpus_paths or [])
@@ -92,7 +95,7 @@ class ExplorerApp(App[int]):
         self.checkpoints = Path(checkpoints)
         self.device = device
         self.session = Session()
-        self.controller = Controller(self.checkpoints)
+        self.controller = Controller(self.checkpoints, executor)
         self.follower = Follower(self.controller, self.post_message)
         self.run_actions = RunActions(self)
         self._changed_rows: set[str] = set()
@@ -246,17 +249,13 @@ class ExplorerApp(App[int]):
                 severity="warning",
                 timeout=10,
             )
-        distinct = run.metrics.get("distinct_predictions")
-        if run.status == "finished" and distinct is not None:
-            from engine.formatting import is_collapsed
-
-            if is_collapsed(int(distinct)):
-                self.notify(
-                    f"Run {run.name} predicts only {int(distinct)} distinct words on validation: it has collapsed.",
-                    title="Collapsed",
-                    severity="warning",
-                    timeout=8,
-                )
+        if run.status == "finished" and collapsed(run.metrics):
+            self.notify(
+                f"Run {run.name} predicts only {int(run.metrics[COLLAPSE_SIGN.key])} distinct words on validation: it has collapsed.",
+                title="Collapsed",
+                severity="warning",
+                timeout=8,
+            )
 
     # Drawing ----------------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ``lm-explorer train|sweep|generate|runs|corpus-info …`` and ``--help`` run ``engine.cli.main`` without
 importing Textual. ``lm-explorer`` alone, or ``lm-explorer tui``, opens the app; its options are
-``--corpus PATH…``, ``--column``, ``--checkpoints DIR`` and ``--device``. ``lm-explorer serve``
+``--corpus PATH…``, ``--column``, ``--checkpoints DIR``, ``--device`` and ``--executor``/``--address`` (runs it
+starts train on a Ray cluster). ``lm-explorer serve``
 serves the same app to a web browser (textual-serve, the ``serve`` extra, guarded by a token and an
 Origin check in ``tui.web_server``): each browser tab that connects gets its own app process. A bad
 option is one sentence on stderr and exit code 2, as on the CLI.
@@ -21,6 +22,8 @@ from engine.cli.main import main as cli_main
 from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.exit_codes import EXIT_USER_ERROR
+from engine.jobs.executor import Executor
+from engine.jobs.executors import add_executor_options, executor_for
 
 APP_COMMAND = "tui"
 SERVE_COMMAND = "serve"
@@ -54,6 +57,7 @@ def app_parser(
         "--checkpoints", default=DEFAULT_CHECKPOINTS, metavar="DIR", help="where runs are saved and found (default ./checkpoints)"
     )
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_executor_options(parser)
     return parser
 
 
@@ -64,8 +68,11 @@ def print_help() -> None:
     parser.print_help()
 
 
-def check_app_options(corpus: list[str] | None, checkpoints: str, device: str) -> None:
-    """Refuse what the app could only report after it opened: missing corpus paths, a bad device or folder."""
+def check_app_options(options: argparse.Namespace) -> Executor:
+    """Refuse what the app could only report after it opened: missing corpus paths, a bad device, folder or executor;
+    the executor its runs train on."""
+    corpus, checkpoints, device = options.corpus, options.checkpoints, options.device
+    executor = executor_for(options.executor, options.address)
     build_run_config("check", overrides={"train.device": device})
     for path in corpus or []:
         if not Path(path).expanduser().exists():
@@ -75,6 +82,7 @@ def check_app_options(corpus: list[str] | None, checkpoints: str, device: str) -
 
         resolve_device(device)
     checkpoints_folder(checkpoints, create=True)  # last: it creates the folder
+    return executor
 
 
 def serve_parser() -> ArgumentParser:
@@ -104,6 +112,7 @@ def app_command(options: argparse.Namespace) -> str:
         options.checkpoints,
         "--device",
         options.device,
+        *executor_for(options.executor, options.address).options(),
     ]
     if options.corpus:
         command += ["--corpus", *options.corpus]
@@ -117,7 +126,7 @@ def serve(args: list[str]) -> int:
     options = serve_parser().parse_args(args)
     if not 1 <= options.port <= 65535:
         raise UserError(f"--port {options.port} is not a port; give a number from 1 to 65535, such as 8000.")
-    check_app_options(options.corpus, options.checkpoints, options.device)
+    check_app_options(options)
     try:
         import textual_serve.server  # noqa: F401  (the serve extra)
     except ImportError:
@@ -170,14 +179,20 @@ def main(argv: list[str] | None = None) -> int:
         args = args[1:]
     try:
         options = app_parser().parse_args(args)
-        check_app_options(options.corpus, options.checkpoints, options.device)
+        executor = check_app_options(options)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
 
     from tui.app import ExplorerApp
 
-    app = ExplorerApp(corpus_paths=options.corpus, column=options.column, checkpoints=options.checkpoints, device=options.device)
+    app = ExplorerApp(
+        corpus_paths=options.corpus,
+        column=options.column,
+        checkpoints=options.checkpoints,
+        device=options.device,
+        executor=executor,
+    )
     app.run()
     return app.return_code or 0
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import UserError
 from engine.safe_io import read_regular
+from tui.plotting import MIN_Y_ZOOM
 from tui.session import XAxis
-from tui.widgets.plots import MIN_Y_ZOOM
 
 MEMORY_FILE = ".lm-explorer-app.json"
 MAX_BYTES = 1_000_000

@@ -16,20 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeGuard, get_args
 
 from engine.config.models import RunConfig
+from engine.metric_table import METRICS
 from engine.runs.view import RunView
 
 PALETTE = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292", "#a1887f", "#90a4ae")
 
-# Series drawn in the plots, by the kind of metrics line they come from.
-STEP_SERIES = (
-    "train_entropy",
-    "train_kl",
-    "train_loss",
-    "train_accuracy",
-    "train_perplexity",
-    "train_distinct_predictions",
-)  # step lines: rolling training windows
-EPOCH_SERIES = ("entropy", "kl", "val_loss", "accuracy", "perplexity", "distinct_predictions")  # epoch lines: validation
+# Series drawn in the plots, by the kind of metrics line they come from: step lines' training
+# windows, epoch lines' validation (an epoch line's own training means are not drawn).
+STEP_SERIES = tuple(metric.key for metric in METRICS if metric.source == "training")
+EPOCH_SERIES = tuple(metric.key for metric in METRICS if metric.source == "validation")
 
 # The x axes a series can be drawn over: the fields of :class:`Point` that locate it.
 XAxis = Literal["epoch", "step", "wall"]

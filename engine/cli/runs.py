@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 
 from engine.cli.common import DEFAULT_CHECKPOINTS, ArgumentParser, checkpoints_folder
+from engine.metric_table import cells, metrics
+
+RUNS_METRICS = metrics("val_loss", "accuracy", "distinct_predictions")
+"""The latest metrics each row of ``lm-explorer runs`` shows."""
 
 
 def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
@@ -31,7 +35,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from engine.formatting import distinct_label, number, objective_label, text_table
+    from engine.formatting import objective_label, text_table
     from engine.runs.view import RunReader
 
     views = RunReader(checkpoints_folder(args.checkpoints, create=False)).views()
@@ -63,7 +67,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
         record, config = view.record, view.config
         if config is None:
             rows.append(
-                [view.name, "–", "–", str(view.status or "unreadable"), "–", "–", "–", "–", "–", view.problem or view.trainer]
+                [
+                    view.name,
+                    "–",
+                    "–",
+                    str(view.status or "unreadable"),
+                    "–",
+                    *cells({}, RUNS_METRICS),
+                    "–",
+                    view.problem or view.trainer,
+                ]
             )
             continue
         m = record.metrics if record else {}
@@ -75,16 +88,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 f"{config.objective.strength:g}",
                 str(view.status),
                 f"{epochs:.3g}/{config.train.epochs}",
-                number(m.get("val_loss")),
-                number(m.get("accuracy")),
-                distinct_label(m.get("distinct_predictions")),
+                *cells(m, RUNS_METRICS),
                 record.updated if record else "–",
                 view.trainer,
             ]
         )
     print(
         text_table(
-            ["run", "objective", "weight", "status", "epochs", "val_loss", "accuracy", "distinct", "updated", "trainer"], rows
+            ["run", "objective", "weight", "status", "epochs", *(metric.header for metric in RUNS_METRICS), "updated", "trainer"],
+            rows,
         )
     )
     return 0

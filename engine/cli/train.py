@@ -17,15 +17,19 @@ from engine.config.presets import PRESETS, build_run_config
 from engine.config.settings import add_options, given_overrides, setting, settings
 from engine.errors import UserError
 from engine.exit_codes import exit_code
+from engine.jobs.executors import add_executor_options, executor_for
+from engine.metric_table import cells, metrics
 from engine.objective.terms import REGULARIZERS
 from engine.runs.names import check_name, default_run_name, grid_names
 
 if TYPE_CHECKING:
-    from engine.jobs.controller import Controller, Slot
+    from engine.jobs.controller import Controller
+    from engine.jobs.placement import Slot
     from engine.runs.checkpoint import RunRecord
     from engine.runs.view import RunView
 
-SUMMARY_COLUMNS = ["epochs", "train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct"]
+SUMMARY_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")
+SUMMARY_COLUMNS = ["epochs", *(metric.header for metric in SUMMARY_METRICS)]
 
 
 def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
@@ -65,6 +69,12 @@ def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
         help="train runs that differ only in their objective as one stacked model (default: on CUDA only)",
     )
     sweep.add_argument("--detach", action="store_true", help="queue the runs, start them in the background and return at once")
+    sweep.add_argument(
+        "--resume-queue",
+        action="store_true",
+        help="instead of new runs: start the queued runs whose runner died and resume the interrupted ones",
+    )
+    add_executor_options(sweep)
 
 
 def _training_options(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
@@ -122,15 +132,71 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Queue the grid's runs and start them through the controller, ``--parallel`` at once (or detached)."""
-    from engine.formatting import objective_label, text_table
-    from engine.jobs.controller import Controller, parse_parallel
+    """Queue one run per weight and start them through the controller, ``--parallel`` at once (or detached)."""
+    from engine.jobs.controller import Controller
+    from engine.jobs.placement import parse_parallel
 
-    axes = sweep_axes(args)
-    points = grid_points(axes)
     checkpoints_folder(args.checkpoints, create=False)
     parallel = parse_parallel(args.parallel)
     device = args.device or "auto"
+    executor = executor_for(args.executor, args.address)
+    if args.resume_queue:
+        if args.weights is not None or args.seeds is not None or args.vary or args.detach:
+            raise UserError(
+                "--resume-queue starts the runs already in --checkpoints; give it without --weights, --seeds, --vary and --detach."
+            )
+        controller = Controller(checkpoints_folder(args.checkpoints, create=False), executor)
+        names = controller.orphans()
+        if not names:
+            print(f"no queued or interrupted runs in {args.checkpoints}", file=sys.stderr)
+            return 0
+    else:
+        configs = _sweep_configs(args)
+        controller = Controller(checkpoints_folder(args.checkpoints, create=True), executor)
+        names = controller.queue(configs, rename=args.name is None)
+    if args.detach:
+        controller.launch_runner(names, parallel, device, args.stack)
+        print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")
+        return 0
+    with StopOnSignals(lambda: None) as signals:
+
+        def stopping() -> bool:
+            return signals.received is not None
+
+        report = None if args.json else _report_run
+        if args.resume_queue:
+            statuses = controller.resume_queue(parallel, device, report, stopping)
+        else:
+            statuses = controller.run_queue(names, parallel, device, report=report, stopping=stopping, stack=args.stack)
+    views = [controller.runs.view(name) for name in names]
+    refused = [view for view in views if view.record is None and view.status == "failed"]
+    if refused and len(refused) == len(views):
+        raise UserError(refused[0].message or f"Run {refused[0].name} did not start.")
+    if args.json:
+        print(json.dumps({"runs": [_run_json(controller, view) for view in views]}))
+    else:
+        from engine.formatting import objective_label, text_table
+
+        rows = [
+            [
+                view.name,
+                objective_label(view.config.objective) if view.config else "–",
+                f"{view.config.objective.strength:g}" if view.config else "–",
+                str(view.status),
+                *_summary_cells(view.record),
+            ]
+            for view in views
+        ]
+        print(text_table(["run", "objective", "weight", "status", *SUMMARY_COLUMNS], rows))
+    codes = [exit_code(status, hangup=signals.received == signal.SIGHUP) for status in statuses.values()]
+    return max(codes, key=lambda code: (code == 1, code))
+
+
+def _sweep_configs(args: argparse.Namespace) -> list[RunConfig]:
+    """One config per point of the grid (:func:`sweep_axes`), named after what varies (``--name`` or by default); the count
+    and what makes it are said on stderr before anything is queued."""
+    axes = sweep_axes(args)
+    points = grid_points(axes)
     given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
     stem = None if args.name is None else check_name(args.name, "--name")
     configs = [build_run_config("unnamed", args.preset, {**given, **point}) for point in points]
@@ -140,44 +206,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}."
         )
     names = grid_names(stem, configs, varying(axes)) if len(configs) > 1 else [stem or default_run_name(configs[0])]
-    configs = [config.model_copy(update={"name": name}) for config, name in zip(configs, names, strict=True)]
     if not args.json:
         print(f"sweep: {len(configs)} run{'s' * (len(configs) != 1)} ({describe(axes)}) into {args.checkpoints}", file=sys.stderr)
-    controller = Controller(checkpoints_folder(args.checkpoints, create=True))
-    names = controller.queue(configs, rename=stem is None)
-    if args.detach:
-        controller.launch_runner(names, parallel, device, args.stack)
-        print(json.dumps({"runs": names}) if args.json else f"queued {', '.join(names)}; 'lm-explorer runs' shows them")
-        return 0
-    with StopOnSignals(lambda: None) as signals:
-        statuses = controller.run_queue(
-            names,
-            parallel,
-            device,
-            report=None if args.json else _report_run,
-            stopping=lambda: signals.received is not None,
-            stack=args.stack,
-        )
-    views = [controller.runs.view(name) for name in names]
-    refused = [view for view in views if view.record is None and view.status == "failed"]
-    if refused and len(refused) == len(views):
-        raise UserError(refused[0].message or f"Run {refused[0].name} did not start.")
-    if args.json:
-        print(json.dumps({"runs": [_run_json(controller, view) for view in views]}))
-    else:
-        rows = [
-            [
-                view.name,
-                objective_label(configs[i].objective),
-                f"{configs[i].objective.strength:g}",
-                str(view.status),
-                *_summary_cells(view.record),
-            ]
-            for i, view in enumerate(views)
-        ]
-        print(text_table(["run", "objective", "weight", "status", *SUMMARY_COLUMNS], rows))
-    codes = [exit_code(status, hangup=signals.received == signal.SIGHUP) for status in statuses.values()]
-    return max(codes, key=lambda code: (code == 1, code))
+    return [config.model_copy(update={"name": name}) for config, name in zip(configs, names, strict=True)]
 
 
 def sweep_axes(args: argparse.Namespace) -> list[Axis]:
@@ -192,7 +223,9 @@ def sweep_axes(args: argparse.Namespace) -> list[Axis]:
         if axis.key in fixed:
             raise UserError(f"{axis.key} is both varied and given as {setting(axis.key).flag}; give its values once.")
     if not axes:
-        raise UserError("A sweep needs something to vary: give --weights, --seeds or --vary SETTING=V1,V2.")
+        raise UserError(
+            "A sweep needs something to vary: give --weights, --seeds or --vary SETTING=V1,V2 (or --resume-queue to start the queued runs)."
+        )
     return axes
 
 
@@ -226,15 +259,4 @@ def _run_json(controller: Controller, view: RunView) -> dict[str, Any]:
 
 
 def _summary_cells(record: RunRecord | None) -> list[str]:
-    from engine.formatting import distinct_label, number
-
-    m = record.metrics if record else {}
-    return [
-        str(record.epochs_completed if record else 0),
-        number(m.get("train_loss")),
-        number(m.get("val_loss")),
-        number(m.get("entropy")),
-        number(m.get("kl")),
-        number(m.get("accuracy")),
-        distinct_label(m.get("distinct_predictions")),
-    ]
+    return [str(record.epochs_completed if record else 0), *cells(record.metrics if record else {}, SUMMARY_METRICS)]

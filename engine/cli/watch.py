@@ -11,10 +11,15 @@ from engine.cli.common import StopOnSignals
 from engine.config.models import RunConfig
 from engine.errors import UserError
 from engine.exit_codes import exit_code
+from engine.metric_table import COLLAPSE_SIGN, EPOCH_SUMMARY, cells, metrics
 
 if TYPE_CHECKING:
     from engine.training.events import EpochMetrics, RunStarted
     from engine.training.trainer import Trainer
+
+
+PROGRESS_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")
+"""What the progress line says at each epoch's end."""
 
 
 class Outcome:
@@ -40,22 +45,10 @@ class Outcome:
         }
 
     def table(self) -> str:
-        from engine.formatting import distinct_label, number, text_table
+        from engine.formatting import text_table
 
-        headers = ["epoch", "train_loss", "val_loss", "entropy", "kl", "accuracy", "perplexity", "distinct"]
-        rows = [
-            [
-                str(e["epoch"]),
-                number(e["train_loss"]),
-                number(e["val_loss"]),
-                number(e["entropy"]),
-                number(e["kl"]),
-                number(e["accuracy"]),
-                number(e["perplexity"]),
-                distinct_label(e["distinct_predictions"]),
-            ]
-            for e in self.epochs
-        ]
+        headers = ["epoch", *(metric.header for metric in EPOCH_SUMMARY)]
+        rows = [[str(e["epoch"]), *cells(e, EPOCH_SUMMARY)] for e in self.epochs]
         lines = [f"run {self.name}: {self.status}" + (f" — {self.message}" if self.message else "")]
         if self.definitions:
             lines.append(f"entropy and kl on validation, definition: {self.definitions['entropy']}")
@@ -128,20 +121,14 @@ class Progress:
         )
 
     def epoch(self, event: EpochMetrics) -> None:
-        from engine.formatting import distinct_label, number
-
         if not self.enabled:
             return
         m = event.metrics
-        print(
-            f"\r{self.name} epoch {event.epoch}: train_loss {number(m['train_loss'])}  val_loss {number(m['val_loss'])}  "
-            f"entropy {number(m['entropy'])}  kl {number(m['kl'])}  accuracy {number(m['accuracy'])}  "
-            f"distinct {distinct_label(m['distinct_predictions'])}" + " " * 10,
-            file=sys.stderr,
-        )
+        shown = "  ".join(f"{metric.header} {metric.render(m[metric.key])}" for metric in PROGRESS_METRICS)
+        print(f"\r{self.name} epoch {event.epoch}: {shown}" + " " * 10, file=sys.stderr)
         if event.collapsed:
             print(
-                f"warning: {self.name} predicts only {int(m['distinct_predictions'])} distinct words on validation: it has collapsed.",
+                f"warning: {self.name} predicts only {int(m[COLLAPSE_SIGN.key])} distinct words on validation: it has collapsed.",
                 file=sys.stderr,
             )
 

@@ -233,7 +233,7 @@ class TrainConfig(_Strict):
     ``batch_size`` counts sequences: documents with ``document`` batching, (prefix, next word)
     pairs with ``prefix`` batching. ``log_every`` is how many batches a live-metrics window spans.
     ``compile``: fuse the output head's element-wise math with ``torch.compile`` (see
-    :func:`engine.objective.head.plan_fusion`; ``auto`` is on for CUDA, off on a CPU).
+    :func:`engine.objective.head.plan_fusion`; ``auto`` is on for CUDA, and on a CPU once the compile cache is warm).
     """
 
     epochs: int = option(5, "epochs to train (with --resume: train further)", resumable=True, ge=1, le=100_000)
@@ -254,7 +254,7 @@ class TrainConfig(_Strict):
     batching: Literal["document", "prefix"] = option("document", "document (fast) or prefix (the study's n-grams)")
     log_every: int = option(10, "batches per live-metrics window", ge=1, le=1_000_000)
     compile: Literal["auto", "on", "off"] = option(
-        "auto", "fuse the output head's math with torch.compile: auto (on CUDA only), on, off"
+        "auto", "fuse the output head's math with torch.compile: auto (on CUDA; on a CPU with a warm cache), on, off"
     )
 
 

@@ -13,9 +13,9 @@ Placement (:func:`plan_slots`): on CUDA every job of a sweep at once, spread ove
 given (``cuda:0,cuda:1``) or found (``auto``); on CPU one job per ``CPU_THREADS_PER_RUN`` cores,
 so runs never oversubscribe them. A job is one trainer process: one run, or (stacking, the
 default on CUDA: :func:`should_stack`) a stack of queued runs that differ only in their objective,
-trained as one model (:mod:`engine.training.stacked`), cut into groups that fit the device's memory. Measured on a 2-core CPU, W1 paper preset, one epoch, two
-weights: two runs side by side with 1 thread each took 39 s, the same two one after the other with
-2 threads each 61 s.
+trained as one model (:mod:`engine.training.stacked`), cut into groups that fit the device's memory.
+Why CPU runs go side by side with a thread each rather than one after another with all the cores,
+measured: ``docs/design/threads.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,63 +36,13 @@ from engine.config.models import RunConfig
 from engine.devices import cuda_devices, parse_devices
 from engine.errors import UserError
 from engine.jobs.executor import Executor, Job, JobSpec, LocalExecutor, spawn_detached
+from engine.jobs.executors import add_executor_options, executor_for
+from engine.jobs.placement import Slot, parse_parallel, should_stack
 from engine.runs import protocol
 from engine.runs.view import RunReader, RunView, iso_time, read_request, request_config
 from engine.safe_io import atomic_write
 
 POLL_S = 0.2
-CPU_THREADS_PER_RUN = 1
-
-
-# Placement -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where one trainer runs: a device and the torch CPU threads it may use."""
-
-    device: str
-    threads: int
-
-
-def parse_parallel(text: str | int | None) -> int | None:
-    """``auto`` (None) or a whole number ≥ 1."""
-    if text is None or text == "auto":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"--parallel must be auto or a whole number of at least 1, not {text!r}.")
-    return value
-
-
-def should_stack(stack: bool | None, device: str) -> bool:
-    """Whether a sweep's runs stack: as asked, else on CUDA only.
-
-    On a CPU a stack of N runs costs about N runs (measured, :mod:`engine.training.stacked`: the recurrent
-    work is compute-bound and the ``positions × V`` passes are per member), while separate runs use
-    the cores side by side; on a launch-bound GPU one stacked model keeps the device busy.
-    """
-    if stack is not None:
-        return stack
-    return device != "cpu" and parse_devices(device, cuda_devices()) != ["cpu"]
-
-
-def plan_slots(
-    device: str, parallel: int | None, runs: int, cpus: int | None = None, cuda_count: int | None = None
-) -> list[Slot]:
-    """The slots a sweep of ``runs`` runs on: as many as run at once, each with its device and threads."""
-    cpus = cpus or os.cpu_count() or 1
-    if cuda_count is None:
-        cuda_count = cuda_devices() if device != "cpu" else 0
-    devices = parse_devices(device, cuda_count)
-    if parallel is None:
-        parallel = runs if devices != ["cpu"] else max(1, cpus // CPU_THREADS_PER_RUN)
-    parallel = max(1, min(parallel, runs))
-    threads = max(1, cpus // parallel)
-    return [Slot(devices[index % len(devices)], threads) for index in range(parallel)]
 
 
 class Controller:
@@ -129,7 +78,9 @@ class Controller:
             self.launch_runner(names, parallel, device)
         return names
 
-    def launch_runner(self, names: list[str], parallel: int | None, device: str, stack: bool | None = None) -> None:
+    def launch_runner(
+        self, names: list[str], parallel: int | None, device: str, stack: bool | None = None, epochs: int | None = None
+    ) -> None:
         """``python -m engine.jobs.controller`` in its own session: it outlives this process and its terminal."""
         stacking = [] if stack is None else ["--stack" if stack else "--no-stack"]
         command = [
@@ -143,6 +94,8 @@ class Controller:
             "--parallel",
             str(parallel or "auto"),
             *stacking,
+            *(["--epochs", str(epochs)] if epochs is not None else []),
+            *self.executor.options(),
             *names,
         ]
         self.reap()
@@ -175,18 +128,20 @@ class Controller:
         stopping: Callable[[], bool] | None = None,
         stack: bool | None = None,
         cpus: int | None = None,
+        epochs: int | None = None,
     ) -> dict[str, protocol.Status | None]:
         """The sweep runner: start the queued ``names`` in turn, at most ``len(slots)`` jobs at once; wait for all to end.
 
         ``report(name, status, slot)`` hears each start and end; once ``stopping()`` is true every run
         is asked to stop (the training ones save a checkpoint, the waiting ones do not start).
         ``stack``: train runs that can stack as one model (None: :func:`should_stack` decides);
-        ``cpus``: the cores the runs share (default: all of this machine's).
+        ``cpus``: the cores the runs share (default: all of this machine's, or the cluster's);
+        ``epochs``: saved runs train on to this many epochs in all.
         """
         try:
-            stacked = should_stack(stack, device)
+            stacked = should_stack(stack, self.executor.slots(device, parallel, len(names), cpus)[0].device)
             jobs = self.plan_jobs(names, stacked, device)
-            slots = plan_slots(device, parallel, len(jobs), cpus=cpus)
+            slots = self.executor.slots(device, parallel, len(jobs), cpus)
         except UserError as error:
             for name in names:
                 request = read_request(self.checkpoints / name)
@@ -210,7 +165,7 @@ class Controller:
                 if not job_names:
                     continue
                 slot = free.pop(0)
-                spec = JobSpec(job_names, self.checkpoints, slot.device, slot.threads, stacked=len(job_names) > 1)
+                spec = JobSpec(job_names, self.checkpoints, slot.device, slot.threads, stacked=len(job_names) > 1, epochs=epochs)
                 running[self.executor.launch(spec)] = (job_names, slot)
                 for name in job_names:
                     if report:
@@ -297,18 +252,45 @@ class Controller:
 
     def _relaunch(self, name: str, view: RunView, device: str, epochs: int | None = None) -> str:
         """Queue a saved (or once queued) run again and start its trainer, detached; ``epochs``: its new total."""
+        if view.record is None and request_config(read_request(self.checkpoints / name)) is None:
+            raise UserError(f"Run {name!r} never saved a checkpoint and holds no queued config, so it cannot be resumed.")
+        self.requeue(name)
+        device = device if device != "auto" or view.config is None else view.config.train.device
+        if self.executor.outlives_caller:
+            slot = self.executor.slots(device, 1, 1)[0]
+            self.executor.launch(JobSpec((name,), self.checkpoints, slot.device, slot.threads, epochs=epochs))
+            where = slot.device
+        else:  # its jobs end with the process that launched them: a detached runner launches it
+            self.launch_runner([name], 1, device, epochs=epochs)
+            where = "the cluster"
+        if epochs is not None:
+            return f"Run {name!r} trains on to epoch {epochs} on {where}."
+        return f"Run {name!r} resumes on {where}."
+
+    def requeue(self, name: str) -> None:
+        """Mark a run that is not alive queued again (by this process), its stop request cleared."""
         folder = self.checkpoints / name
         request = read_request(folder) or {}
-        if view.record is None and not isinstance(request.get("config"), dict):
-            raise UserError(f"Run {name!r} never saved a checkpoint and holds no queued config, so it cannot be resumed.")
         protocol.clear_stop(folder)
         request.update(status="queued", message=None)
         self._write_request(name, request)
-        slot = plan_slots(device if device != "auto" or view.config is None else view.config.train.device, 1, 1)[0]
-        self.executor.launch(JobSpec((name,), self.checkpoints, slot.device, slot.threads, epochs=epochs))
-        if epochs is not None:
-            return f"Run {name!r} trains on to epoch {epochs} on {slot.device}."
-        return f"Run {name!r} resumes on {slot.device}."
+
+    def orphans(self) -> list[str]:
+        """Runs whose runner or trainer died: queued ones never started and interrupted ones (oldest first)."""
+        return [view.name for view in reversed(self.runs.views()) if view.status == "interrupted"]
+
+    def resume_queue(
+        self,
+        parallel: int | None = None,
+        device: str = "auto",
+        report: Callable[[str, str, Slot | None], None] | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> dict[str, protocol.Status | None]:
+        """The sweep runner for :meth:`orphans`: each is queued again by this process and started (or resumed) in turn."""
+        names = self.orphans()
+        for name in names:
+            self.requeue(name)
+        return self.run_queue(names, parallel, device, report, stopping)
 
     def reap(self) -> None:
         """Collect the detached sweep runners this process started that have ended, so none lingers as a zombie."""
@@ -316,7 +298,8 @@ class Controller:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The detached sweep runner: ``python -m engine.jobs.controller --checkpoints DIR [--parallel N] [--device D] RUN…``."""
+    """The detached sweep runner: ``python -m engine.jobs.controller --checkpoints DIR [--parallel N] [--device D]
+    [--executor ray --address A] RUN…``."""
     parser = argparse.ArgumentParser(
         prog="python -m engine.jobs.controller", description="Start queued runs in turn (a detached sweep runner)."
     )
@@ -324,19 +307,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--epochs", type=int, help="saved runs train on to this many epochs in all")
+    add_executor_options(parser)
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args(argv)
     stop: list[int] = []
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
     try:
-        statuses = Controller(args.checkpoints).run_queue(
+        statuses = Controller(args.checkpoints, executor_for(args.executor, args.address)).run_queue(
             args.runs,
             parse_parallel(args.parallel),
             args.device,
             report=lambda name, status, slot: print(f"{name}: {status}", flush=True),
             stopping=lambda: bool(stop),
             stack=args.stack,
+            epochs=args.epochs,
         )
     except UserError as error:
         print(f"error: {error}", flush=True)

@@ -8,6 +8,7 @@ Exit code: the worst of its runs' (0 finished, 130 stopped, 3 diverged, 2 refuse
 
 A job of several runs trains them one after the other, or, with ``--stacked``, side by side as
 one stacked model (:class:`engine.training.stacked.StackedTrainer`), each still writing its own folder.
+A stacked job run again after its first save (a cluster node lost mid-run) resumes its runs one after the other.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def train_job(checkpoints: Path, names: list[str], device: str, stacked: bool = 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    if stacked:
+    if stacked and not any((checkpoints / name / protocol.RECORD_FILE).exists() for name in names):
         return max(train_stack(checkpoints, names, device, trainers), key=SEVERITY.__getitem__)
     codes = []
     for name in names:

@@ -34,15 +34,19 @@ class Batch:
     """``inputs`` (B, T) token ids; ``targets`` the next word for each scored position.
 
     ``last_only``: score only the last position (prefix batching, targets (B,)); else every
-    position where ``targets`` (B, T) is not padding.
+    position where ``targets`` (B, T) is not padding. ``pads``: prefix batching's count of
+    leading columns that are padding in every row (known here, so the model need not read the
+    tokens back from the device).
     """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     last_only: bool
+    pads: int | None = None
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True), self.last_only)
+        inputs, targets = self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True)
+        return Batch(inputs, targets, self.last_only, self.pads)
 
 
 class DocumentBatches:
@@ -125,7 +129,7 @@ class PrefixBatches:
             doc = self.corpus.documents[doc_index]
             inputs[row, self.width - position :] = torch.tensor(doc[:position], dtype=torch.long)
             targets[row] = doc[position]
-        return Batch(inputs, targets, last_only=True)
+        return Batch(inputs, targets, last_only=True, pads=self.width - int(rows[:, 1].max()))
 
 
 def iterate(batches: DocumentBatches | PrefixBatches, seed: int | None, skip: int = 0) -> Iterator[Batch]:

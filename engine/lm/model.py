@@ -9,6 +9,7 @@ from torch import nn
 
 from engine.config.models import ModelConfig
 from engine.errors import UserError
+from engine.lm.prefix_lstm import last_hidden
 from engine.lm.transformer import Transformer, gpt2_init_, transformer_parameters
 
 KERAS_EMBEDDING_RANGE = 0.05
@@ -68,23 +69,32 @@ class LanguageModel(nn.Module):
         outputs: torch.Tensor = self.output(self.features(tokens, last_only, scored))
         return outputs
 
-    def features(self, tokens: torch.Tensor, last_only: bool = False, scored: torch.Tensor | None = None) -> torch.Tensor:
+    def features(
+        self, tokens: torch.Tensor, last_only: bool = False, scored: torch.Tensor | None = None, pads: int | None = None
+    ) -> torch.Tensor:
         """What the output layer reads at the scored positions (after dropout), chosen as in :meth:`forward`.
 
         ``last_only`` inputs are the left-padded ones (prefix batching, generation), which the
         transformer masks (:mod:`engine.lm.transformer`); the others are padded on the right.
         Training and validation hand these to the fused head (:mod:`engine.objective.head`) with
         ``output.weight`` and ``output.bias``, so the (n, vocab) outputs are never built whole.
+        With ``last_only`` an LSTM runs the columns of padding that lead every row once, on one row
+        (:mod:`engine.lm.prefix_lstm`; ``pads`` their count, when the caller knows it).
         """
-        embedded = self.embedding(tokens)
-        if self.config.arch == "transformer":
-            hidden = self.transformer(embedded, tokens, left_padded=last_only)
+        if last_only and self.config.arch == "lstm":
+            lstm = self.recurrent
+            assert isinstance(lstm, nn.LSTM)
+            hidden = last_hidden(lstm, self.embedding, tokens, pads)
         else:
-            hidden, _ = self.recurrent(embedded)
-        if last_only:
-            hidden = hidden[:, -1]
-        elif scored is not None:
-            hidden = hidden[scored]
+            embedded = self.embedding(tokens)
+            if self.config.arch == "transformer":
+                hidden = self.transformer(embedded, tokens, left_padded=last_only)
+            else:
+                hidden, _ = self.recurrent(embedded)
+            if last_only:
+                hidden = hidden[:, -1]
+            elif scored is not None:
+                hidden = hidden[scored]
         dropped: torch.Tensor = self.dropout(hidden)
         return dropped
 

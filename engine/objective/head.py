@@ -39,9 +39,12 @@ Returns the mean loss; under ``torch.no_grad()`` it only evaluates, in larger ch
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeAlias, overload
 
 import torch
@@ -123,8 +126,8 @@ class Fusion:
     about a missing CUDA runtime on a CPU-only machine is silenced (it is not a problem here).
     """
 
-    def __init__(self, compiled: bool, description: str):
-        self.compiled, self.description = compiled, description
+    def __init__(self, compiled: bool, description: str, warm_key: str | None = None):
+        self.compiled, self.description, self.warm_key = compiled, description, warm_key
 
     @overload
     def __call__(
@@ -158,25 +161,65 @@ class Fusion:
             self.compiled = False
             self.description = f"plain torch (torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:160]})"
             return
-        self.description += f", compiled in {time.perf_counter() - started:.1f} s"
+        self.description += f", compiled in {time.perf_counter() - started:.1f} s (cache: {inductor_cache()})"
+        if self.warm_key is not None:
+            marker = warm_marker(self.warm_key)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
 
 
 PLAIN = Fusion(False, "plain torch")
 
 
-def plan_fusion(device: torch.device, setting: str = "auto") -> Fusion:
-    """How this run's chunks run: ``setting`` ``on`` compiles, ``off`` does not, ``auto`` compiles on CUDA only.
+def plan_fusion(device: torch.device, setting: str = "auto", warm_key: str | None = None) -> Fusion:
+    """How this run's chunks run: ``setting`` ``on`` compiles, ``off`` does not; ``auto`` compiles on
+        CUDA, and on a CPU when Inductor's on-disk cache already holds this chunk (``warm_key``, from
+        :func:`compile_key`: a compile of the same objective and head finished with this cache before).
 
-    On a CPU compiling pays only in long runs: measured on the shared 2-core box (W2's shape,
-    190 × 100 → 11,265), a compiled chunk step takes 81–89 ms against 160 ms in plain torch (the
-    matmuls alone: 59 ms), but Inductor takes 11 s (warm cache) to about 70 s (cold) per objective
-    and head, which is several W2 epochs' saving, and minutes in a test suite.
+    <<<<<<< HEAD
+        On a CPU compiling pays only in long runs: a compiled chunk step is about twice as fast as plain
+        torch, but Inductor's compile time per objective and head is several W2 epochs' saving, and
+        minutes in a test suite (measured: ``docs/design/fused-head.md``).
+    =======
+        On a CPU a cold compile costs more than most runs save: measured on the shared 2-core box (W2's
+        shape, 190 × 100 → 11,265), a compiled chunk step takes 81–89 ms against 160 ms in plain torch
+        (the matmuls alone: 59 ms); Inductor took about 70 s cold against 11 s with a warm cache on the
+        idle box (at the lowest priority under a load of 11–14: 625 s cold, 80 s warm). A warm start is
+        repaid within one W2 epoch (about 1,300 chunks, some 70 ms saved each); a cold one takes
+        several. So ``auto`` compiles on a CPU only with a warm cache; ``--compile on`` warms it.
+
+        Compiled code is kept between runs in :func:`inductor_cache`.
+    >>>>>>> speed
     """
     compiler = "Triton" if device.type == "cuda" else "C++"
-    if setting == "on" or (setting == "auto" and device.type == "cuda"):
-        return Fusion(True, f"torch.compile (Inductor, {compiler})")
-    reason = "--compile off" if setting == "off" else "on a CPU compiling pays only in long runs: --compile on"
+    warm = warm_key is not None and warm_marker(warm_key).is_file()
+    if setting == "on" or (setting == "auto" and (device.type == "cuda" or warm)):
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache()))
+        why = ", the cache is warm" if setting == "auto" and device.type != "cuda" else ""
+        return Fusion(True, f"torch.compile (Inductor, {compiler}{why})", warm_key)
+    reason = "--compile off" if setting == "off" else "on a CPU auto compiles only with a warm cache: --compile on warms it"
     return Fusion(False, f"plain torch ({reason})")
+
+
+def inductor_cache() -> Path:
+    """Where Inductor keeps compiled code between runs: ``$TORCHINDUCTOR_CACHE_DIR`` when set, else
+    ``$XDG_CACHE_HOME/lm-explorer/inductor`` (``~/.cache/lm-explorer/inductor``), not Inductor's
+    default under ``/tmp``, which a reboot empties."""
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lm-explorer" / "inductor"
+
+
+def compile_key(objective: Objective, head: str, device: torch.device) -> str:
+    """Names one compiled chunk: the torch build, the device type, the head and the objective's settings."""
+    text = f"{torch.__version__}|{device.type}|{head}|{objective.config!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def warm_marker(key: str) -> Path:
+    """The file a finished compile of ``key`` leaves in the cache, so the next run knows it is warm."""
+    return inductor_cache() / f"lm-explorer-{key}.warm"
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""Every number lm-explorer plots or tabulates, each defined once here.
+"""Every number lm-explorer plots or tabulates, each defined once here (named and rendered in :mod:`engine.metric_table`).
 
 Notation, per prediction: ``z`` the raw outputs over a vocabulary of V words, ``p = softmax(z)``,
 ``t`` the target distribution (one-hot on the next word), ``y`` the head's prediction (``z`` for a
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar, overload
 
 import torch
+
+from engine.metric_table import Quantity
 
 EPSILON = 1e-7
 
@@ -241,14 +243,15 @@ class MetricTotals:
             totals._predicted[state["predicted"]] = True
         return totals
 
-    def summary(self, prefix: str = "") -> dict[str, float]:
+    def summary(self) -> dict[Quantity, float]:
+        """The means by quantity; :func:`engine.metric_table.line_fields` gives them their keys in a metrics line."""
         n = max(self.count, 1)
         loss, entropy, kl, correct, ce = self._sums.tolist() if self._sums is not None else [0.0] * 5
         return {
-            f"{prefix}loss": loss / n,
-            f"{prefix}entropy": entropy / n,
-            f"{prefix}kl": kl / n,
-            f"{prefix}accuracy": correct / n,
-            f"{prefix}perplexity": math.exp(min(ce / n, 700.0)),
-            f"{prefix}distinct_predictions": int(self._predicted.sum()) if self._predicted is not None else 0,
+            "loss": loss / n,
+            "entropy": entropy / n,
+            "kl": kl / n,
+            "accuracy": correct / n,
+            "perplexity": math.exp(min(ce / n, 700.0)),
+            "distinct_predictions": int(self._predicted.sum()) if self._predicted is not None else 0,
         }

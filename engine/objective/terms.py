@@ -9,8 +9,8 @@ chains them to ``∂loss/∂z``.
 :data:`BASE_LOSSES` and :data:`REGULARIZERS` are the one list of names: the configuration's
 ``objective.loss`` and ``objective.regularizer`` accept their keys, and the CLI's choices, the
 app's form and the README's table list them. So that the configuration reads them without
-loading torch (2 s and 600 MB, which the app's first frame and ``lm-explorer runs`` must not
-wait for), this module does not import torch: the terms use tensor methods
+loading torch (seconds and hundreds of MB, ``docs/design/startup.md``, which the app's first
+frame and ``lm-explorer runs`` must not wait for), this module does not import torch: the terms use tensor methods
 (``x.logsumexp(-1)``, ``x.where(mask, 0.0)``); a test imports the configuration and checks.
 
 Adding a regularizer is a value function, its derivative and one entry in :data:`REGULARIZERS`

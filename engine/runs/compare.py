@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.formatting import number, plus_minus
+from engine.metric_table import number, plus_minus
 from engine.runs.groups import GroupEpochs, M, SeedGroup, read_group_epochs
 from engine.runs.welch import MIN_SEEDS, Difference, welch_difference
 

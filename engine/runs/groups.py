@@ -31,7 +31,7 @@ NOT_DEFINING: dict[str, Any] = {
     "train": {"seed", "device", "compile", "epochs", "log_every"},  # epochs: groups are compared at a common epoch
 }
 SEED_SUFFIX = re.compile(r"-s\d+$")
-Band = Literal["minmax", "sd"]
+BandKind = Literal["minmax", "sd"]
 
 
 def group_key(config: RunConfig) -> str:
@@ -160,7 +160,7 @@ class GroupSeries:
 
 
 def aggregate(
-    series: Sequence[tuple[Sequence[float], Sequence[float]]], band: Band = "minmax", align: bool = True
+    series: Sequence[tuple[Sequence[float], Sequence[float]]], band: BandKind = "minmax", align: bool = True
 ) -> GroupSeries:
     """The members' ``(x, y)`` series as one mean line with a band: min–max, or mean ± one sample sd (:func:`mean_sd`).
 

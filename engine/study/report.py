@@ -4,7 +4,7 @@
 :func:`write_outputs` draws and writes everything. Every number in the report is read from the
 runs' ``metrics.jsonl`` epoch lines (validation entropy, KL, accuracy, perplexity, distinct
 predictions; epoch-mean training loss) or measured here on the saved models, and formatted by
-:func:`engine.formatting.number`; with several seeds a cell reads ``mean (min–max)``.
+:func:`engine.metric_table.number`; with several seeds a cell reads ``mean (min–max)``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import engine
 from engine.config.models import RunConfig
-from engine.formatting import distinct_label, is_collapsed, markdown_table, number
+from engine.formatting import markdown_table
 from engine.lm.corpus import Corpus
+from engine.metric_table import EPOCH_SUMMARY, Metric, distinct_label, is_collapsed, metrics, number
 from engine.runs.groups import GroupEpochs
 from engine.study.grid import (
     FIGURES,
@@ -38,8 +39,9 @@ if TYPE_CHECKING:  # imported where used, as the functions below do (findings lo
     from engine.study.findings import Continuations, KLCheck, Predictions
     from engine.study.reproduce import GridResult
 
-METRICS = ("train_loss", "val_loss", "entropy", "kl", "accuracy", "perplexity", "distinct_predictions")
 GENERATED_WORDS = 10
+SUMMARY_METRICS = metrics("val_loss", "accuracy", "perplexity", "distinct_predictions")
+"""The last epoch's validation metrics in the report's summary table."""
 
 
 @dataclass
@@ -334,10 +336,7 @@ def _summary_section(r: Reproduction) -> str:
             [
                 e.grid.key,
                 e.grid.description,
-                cell(e.final("val_loss")),
-                cell(e.final("accuracy")),
-                cell(e.final("perplexity")),
-                _distinct_cell(e.final("distinct_predictions")),
+                *(_seeds_cell(metric, e.final(metric.key)) for metric in SUMMARY_METRICS),
                 top,
             ]
         )
@@ -345,8 +344,13 @@ def _summary_section(r: Reproduction) -> str:
         "## Accuracy, perplexity and distinct predictions (last epoch, validation)\n\n"
         '"distinct": how many different words the argmax names over the validation set (COLLAPSED at 5 or fewer). '
         '"most predicted": the argmax words with their share of validation predictions (first seed).\n\n'
-        + markdown_table(["run", "objective", "val_loss", "accuracy", "perplexity", "distinct", "most predicted"], rows)
+        + markdown_table(["run", "objective", *(metric.header for metric in SUMMARY_METRICS), "most predicted"], rows)
     )
+
+
+def _seeds_cell(metric: Metric, values: list[float]) -> str:
+    """``metric``'s values over the seeds, a collapse flagged where the metric flags one."""
+    return _distinct_cell(values) if metric.collapse else cell(values)
 
 
 def _distinct_cell(values: list[float]) -> str:
@@ -514,11 +518,13 @@ def _differences_section(r: Reproduction) -> str:
 
 
 def _epochs_section(r: Reproduction) -> str:
-    headers = ["run", "epoch", *METRICS]
+    headers = ["run", "epoch", *(metric.key for metric in EPOCH_SUMMARY)]
     rows = []
     for e in r.runs:
         for index, epoch in enumerate(e.common_epochs):
-            rows.append([e.grid.key, str(epoch), *(cell([seed[index] for seed in e.values(metric)]) for metric in METRICS)])
+            rows.append(
+                [e.grid.key, str(epoch), *(cell([seed[index] for seed in e.values(metric.key)]) for metric in EPOCH_SUMMARY)]
+            )
     return (
         "## Per-epoch numbers for every run\n\n"
         "Validation metrics at each epoch end; `train_loss` is the mean over the epoch's batches, as Keras printed it.\n\n"

@@ -34,55 +34,40 @@ at the peak of the backward pass), its LSTM activations and 4 float32 copies of 
 size × (longest document − 1) with document batching, an upper bound (batches are bucketed by
 length). Evaluation batches are :data:`~engine.training.trainer.EVAL_BATCH_FACTOR` times larger, so a
 stack scores that many fewer members at a time there and needs no more. :func:`stack_groups`
-cuts a stack into the fewest groups whose members' estimates fit the budget. Measured on W2
-(peak RSS, :mod:`bench.stacked`): a 4-member stack peaks at 1.5× one run's peak with document
-batching over a whole epoch, at 1.21× with the paper's prefix batching (1.27× and 1.08× before
-:func:`reuse_large_allocations`, which keeps freed memory in the heap).
+cuts a stack into the fewest groups whose members' estimates fit the budget.
 
+<<<<<<< HEAD
+**Exactness.** Each member's forward is the solo model's own code on its own parameter slices
+(:mod:`engine.lm.stacked_model`), so outputs and dropout masks are those of the solo run. Gradients
+agree to float rounding, not bit for bit: the solo trainer's output layer is the fused head
+(:mod:`engine.objective.head`), whose ``∂loss/∂z`` is computed in closed form chunk by chunk, while a
+stack differentiates its members' ``(R, n, V)`` outputs with autograd. Other places where reduction
+order can differ on another build or device: the loss and metric reductions over ``(R, n[, V])``
+and Adam's element-wise kernels over ``(R, …)`` tensors. None of these lets one member's values
+reach another's.
+=======
 **Exactness and the choice of the recurrent form.** Each member's forward is the solo model's
 own code on its own parameter slices (:mod:`engine.lm.stacked_model`), so outputs and dropout
 masks are those of the solo run. Gradients agree to float rounding, not bit for bit: the solo
 trainer's output layer is the fused head (:mod:`engine.objective.head`), whose ``∂loss/∂z`` is computed
 in closed form chunk by chunk, while a stack differentiates its members' ``(R, n, V)`` outputs
 with autograd. Measured in ``tests/engine/test_stacked.py`` after 2 epochs: per-epoch metrics within
-1e-4 relative (the issue's bar), weights within 1e-4 absolute (Adam turns rounding-level
+1e-4 relative (the issue's bar; 3e-4 for the prefix-batched MSE + KL runs since Adam is fused), weights within 1e-4 absolute (Adam turns rounding-level
 gradient differences into differences of order ``lr · 1e-2`` where a gradient is near zero).
 Before the fused head, every weight and metric matched bit for bit (torch 2.14, one thread).
 Other places where reduction order can differ on another build or device: the loss and metric
 reductions over ``(R, n[, V])`` and Adam's element-wise kernels over ``(R, …)`` tensors. None of
 these lets one member's values reach another's.
+>>>>>>> speed
 
-Measured on this project's 2-core shared CPU (torch 2.14 CPU, 1 thread, paper model: batch
-32, 18 steps, E=10, H=100), LSTM forward + backward for R members, ms per batch:
+**The recurrent form.** On a CPU the recurrent work is compute-bound, so no stacked form beats R
+solo kernels: the stack runs the solo kernel per member there, and shares everything else (batch
+building, the one-hot targets, the loss and metrics over ``(R, n, V)`` in one pass per term, Adam's
+per-tensor overhead, evaluation batches). On a launch-bound GPU it runs the block-diagonal form as
+one wide kernel call, with the guards that keep a non-finite member's NaN out of the others.
 
-    ===================================  =====  ======  ======
-    form                                 R = 1  R = 4   R = 8
-    ===================================  =====  ======  ======
-    solo fused kernel, once per member    7.6    34.4    58.7
-    per-step grouped bmm, autograd       14.2    55.8   109.4
-    per-step bmm, hand-written BPTT      18.3    58.7    83.3
-    block-diagonal fused LSTM (R·H)       7.9    67.2   227.6
-    ===================================  =====  ======  ======
-
-``torch.func.vmap`` over the LSTM module fails in torch 2.14 (no batching rule for
-``aten::lstm``, and no fallback); a compiled cell was not tried (compiling on this machine
-takes minutes, and it would still be a per-step loop on a CPU).
-On a CPU the recurrent work is compute-bound, so no form beats R solo kernels, and only they
-were bitwise exact: the stack runs the solo kernel per member there. What a stack shares on a CPU is
-everything else: batch building, the one-hot targets, the loss and metrics over
-``(R, n, V)`` in one pass per term (for R = 4 on W1's shapes, 25.9 ms against 37.1 ms for four
-separate passes), Adam's per-tensor overhead, evaluation batches. On a GPU, where one run of
-this model is launch-bound, the per-member form cost R runs' launches (H100: 8 members 5.3× one
-run's epoch), so CUDA runs the block-diagonal form as one wide kernel call, with the guards that
-keep a non-finite member's NaN out of the others (:mod:`engine.lm.stacked_model`): 8 members 2.21×,
-16 members 2.47× one run's epoch (targets 1.5× and 2×: not met; what is left is the wide
-kernel's ``R²``-sized products and the per-member output and objective passes).
-
-Whole sweeps (``python -m bench --only 9``, same CPU, 1 thread, runs interleaved): W1, paper
-preset, 4 KL weights, 5 epochs: the stack takes 3.07× one run's time, 0.755× the four run one
-after another. W2, document batching, 1 epoch: 4.17× one run, about the four in sequence: its
-``positions × V`` element-wise passes (loss, metrics, their gradients) are per member and
-memory-bound on a CPU, and a stack only saves their per-call overhead.
+The measurements behind these choices (peak memory, the agreement with solo runs, the recurrent
+forms timed against each other, whole sweeps on a CPU and an H100) are in ``docs/design/stacking.md``.
 """
 
 from __future__ import annotations
@@ -107,6 +92,7 @@ from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus
 from engine.lm.model import LanguageModel, check_inputs_fit, parameter_count
 from engine.lm.stacked_model import StackedModel, adam, load_member_adam, select_adam
+from engine.metric_table import line_fields
 from engine.objective.metrics import definitions_for
 from engine.objective.stacked import StackedObjective, StackedTotals
 from engine.runs import protocol
@@ -123,8 +109,7 @@ from engine.training.events import (
 from engine.training.trainer import (
     EVAL_BATCH_FACTOR,
     WallClock,
-    _train_summary,
-    _val_summary,
+    _epoch_summary,
     close_epoch,
     divergence_message,
     epoch_seed,
@@ -167,10 +152,8 @@ def reuse_large_allocations() -> bool:
 
     glibc gives each allocation above its mmap threshold (at most 32 MiB) fresh pages from the
     kernel and returns them on free, so a tensor that size is page-faulted in anew at every
-    batch. A stack's ``(R, n, V)`` tensors pass that size where a solo run's do not (W2 with
-    document batching: 72 MiB for 4 members, 18 MiB alone), and measured on this project's
-    CPU, 15 steps of a 4-member W2 stack took 1.5 M page faults and 25.7 s with the default,
-    no page faults and 13.7 s with this setting. It holds for the whole process.
+    batch. A stack's ``(R, n, V)`` tensors pass that size where a solo run's do not; what that
+    costs, measured, is in ``docs/design/stacking.md``. It holds for the whole process.
     """
     if platform.libc_ver()[0] != "glibc":
         return False
@@ -433,7 +416,7 @@ class StackedTrainer:
             self._keep([r for r in range(len(self._active)) if r not in diverged])
         timing = self._clock.line(self._window.count)  # the members share every batch, so its time and pairs
         for r, member in enumerate(self._active):
-            live = self._window.member(r).summary("train_")
+            live = line_fields(self._window.member(r).summary(), "training")
             member.directory.append_metrics({"kind": "step", "step": step, "epoch": epoch, **live, **timing})
             self._writers[member.name].progress(step, total_steps, str(self._device))
             yield StepMetrics(member.name, step, total_steps, epoch, live)
@@ -463,7 +446,7 @@ class StackedTrainer:
         timing = self._clock.epoch_line()
         stopped = []
         for r, member in enumerate(self._active):
-            metrics = {**_train_summary(self._epoch_totals.member(r)), **_val_summary(validation.member(r))}
+            metrics = _epoch_summary(self._epoch_totals.member(r), validation.member(r))
             yield from close_epoch(
                 member.record,
                 member.directory,

@@ -21,11 +21,12 @@ import torch
 from engine.config.models import CorpusConfig, RunConfig, TrainConfig
 from engine.devices import check_device, cuda_devices
 from engine.errors import UserError
-from engine.formatting import is_collapsed
 from engine.lm.batching import Batch, DocumentBatches, PrefixBatches, iterate
 from engine.lm.corpus import Corpus, load_corpus, split_documents, split_pairs
 from engine.lm.model import LanguageModel, check_inputs_fit, check_model_fits
-from engine.objective.head import Fusion, head_loss_and_metrics, plan_fusion
+from engine.lm.stacked_model import adam
+from engine.metric_table import collapsed, line_fields
+from engine.objective.head import Fusion, compile_key, head_loss_and_metrics, plan_fusion
 from engine.objective.metrics import MetricTotals, definitions_for
 from engine.objective.total import Objective
 from engine.runs import protocol
@@ -262,7 +263,7 @@ class Trainer:
             model = LanguageModel(vocab_size, config.model).to(device)
         else:
             model = build_model(self.directory, self._resuming).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, eps=config.train.adam_eps)
+        optimizer = adam(model.parameters(), config.train.lr, config.train.adam_eps)
         steps_per_epoch = len(split.train)
         if self._resuming is None:
             record = new_record(config, corpus, split)
@@ -276,7 +277,7 @@ class Trainer:
         definitions = definitions_for(config.model.head)
         total_steps = steps_per_epoch * config.train.epochs
         objective = Objective(config.objective)
-        fusion = plan_fusion(device, config.train.compile)
+        fusion = plan_fusion(device, config.train.compile, compile_key(objective, config.model.head, device))
         fusion.warm_up(objective, config.model.head, vocab_size, device)
         self._started = True
         self._writer.progress(record.step, total_steps, str(device))
@@ -309,7 +310,7 @@ class Trainer:
                     yield self._diverge(record, diverged)
                     return None
                 fraction = epoch + record.batch_in_epoch / steps_per_epoch
-                live = window.summary("train_")
+                live = line_fields(window.summary(), "training")
                 self.directory.append_metrics(
                     {"kind": "step", "step": record.step, "epoch": fraction, **live, **clock.line(window.count)}
                 )
@@ -332,7 +333,7 @@ class Trainer:
     def _end_epoch(self, run: _Training, epoch: int, totals: MetricTotals, clock: WallClock) -> Iterator[Event]:
         """Validate, write the epoch's line and save; a stop asked for during the epoch ends the run here."""
         validation = evaluate(run.model, run.split.val, run.objective, run.device, run.fusion)
-        metrics = {**_train_summary(totals), **_val_summary(validation)}
+        metrics = _epoch_summary(totals, validation)
         yield from close_epoch(
             run.record,
             self.directory,
@@ -442,9 +443,7 @@ def close_epoch(
     if stop_requested and epoch + 1 < record.config.train.epochs:
         record.status = "stopped"
     save()
-    yield EpochMetrics(
-        name, epoch + 1, record.step, total_steps, metrics, definitions, is_collapsed(int(metrics["distinct_predictions"]))
-    )
+    yield EpochMetrics(name, epoch + 1, record.step, total_steps, metrics, definitions, collapsed(metrics))
     yield CheckpointSaved(name, directory.path, float(epoch + 1))
     if record.status == "stopped":
         yield RunStopped(name, record.step, record.epoch_progress)
@@ -486,7 +485,7 @@ def forward(
 ) -> torch.Tensor:
     """The batch's mean loss through the fused head (:mod:`engine.objective.head`), its metrics added to ``totals``."""
     if batch.last_only:
-        features, target_index = model.features(batch.inputs, last_only=True), batch.targets
+        features, target_index = model.features(batch.inputs, last_only=True, pads=batch.pads), batch.targets
     else:
         scored = batch.targets > 0
         features, target_index = model.features(batch.inputs, scored=scored), batch.targets[scored]
@@ -514,12 +513,6 @@ def evaluate(
     return totals
 
 
-def _train_summary(totals: MetricTotals) -> dict[str, float]:
-    return totals.summary("train_")
-
-
-def _val_summary(totals: MetricTotals) -> dict[str, float]:
-    """Validation metrics carry the plain names (``entropy``, ``kl``, …), the loss is ``val_loss``."""
-    summary = totals.summary("")
-    summary["val_loss"] = summary.pop("loss")
-    return summary
+def _epoch_summary(training: MetricTotals, validation: MetricTotals) -> dict[str, float]:
+    """An epoch line's metrics: the epoch's training batches and the validation split, under their keys (:mod:`engine.metric_table`)."""
+    return {**line_fields(training.summary(), "training"), **line_fields(validation.summary(), "validation")}

@@ -172,3 +172,17 @@ def test_settings_that_do_not_fit_the_architecture_are_refused_in_one_sentence(s
     assert "more than the transformer's 5 positions; give --context 11 or more." in capsys.readouterr().err
     with pytest.raises(UserError, match="--init keras is the study's LSTM's"):
         tiny_config("x", small_corpus, preset="paper", model__arch="transformer")
+
+
+def test_a_transformer_members_memory_estimate_counts_its_attention_scores(small_corpus):
+    from engine.lm.corpus import load_corpus
+    from engine.training.stacked import activation_bytes
+
+    config = tiny_config("m", small_corpus, model__arch="transformer", model__heads=2)
+    corpus = load_corpus(config.corpus)
+    more_heads = config.model_copy(update={"model": config.model.model_copy(update={"heads": 8})})
+    assert (
+        activation_bytes(more_heads, corpus)
+        > activation_bytes(config, corpus)
+        > 16 * parameter_count(len(corpus.vocab), config.model)
+    )

@@ -332,3 +332,19 @@ def test_list_runs_newest_first(runs):
     (runs / "linear" / "run.json").write_text(json.dumps(data))
     assert [item.name for item in list_runs(runs)] == ["linear", "base"]
     assert list_runs(runs / "absent") == []
+
+
+def test_a_record_nested_deeper_than_any_written_is_refused_and_a_long_flat_vocabulary_is_read(saved_runs, tmp_path):
+    import shutil
+
+    shutil.copytree(saved_runs, tmp_path / "runs")
+    path = tmp_path / "runs" / "base" / "run.json"
+    raw = json.loads(path.read_text())
+    deep: list = []
+    for _ in range(checkpoint.MAX_JSON_DEPTH + 2):
+        deep = [deep]
+    path.write_text(json.dumps({**raw, "corpus_sources": ["lee.txt", deep]}))
+    with pytest.raises(UserError, match="nested deeper than"):
+        RunDirectory(tmp_path / "runs", "base").read_record()
+    path.write_text(json.dumps({**raw, "vocab": raw["vocab"] + [f"w{i}" for i in range(100_000)]}))
+    assert len(RunDirectory(tmp_path / "runs", "base").read_record().vocab) == len(raw["vocab"]) + 100_000

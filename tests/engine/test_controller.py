@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from engine.errors import UserError
-from engine.jobs.controller import Controller, Slot, parse_parallel, plan_slots
+from engine.jobs.controller import Controller
 from engine.jobs.executor import JobSpec, LocalExecutor
+from engine.jobs.placement import Slot, parse_parallel, plan_slots
 from engine.runs import protocol
 from engine.runs.checkpoint import RunDirectory
 from engine.training.trainer import Trainer

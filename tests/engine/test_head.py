@@ -18,7 +18,16 @@ from engine.config.models import ObjectiveConfig
 from engine.lm.batching import iterate
 from engine.lm.corpus import load_corpus
 from engine.lm.model import LanguageModel
-from engine.objective.head import CPU_CHUNK_ELEMENTS, Fusion, chunk_rows, head_loss_and_metrics, plan_fusion
+from engine.objective.head import (
+    CPU_CHUNK_ELEMENTS,
+    Fusion,
+    chunk_rows,
+    compile_key,
+    head_loss_and_metrics,
+    inductor_cache,
+    plan_fusion,
+    warm_marker,
+)
 from engine.objective.metrics import MetricTotals, Outputs
 from engine.objective.total import Objective
 from engine.training.trainer import evaluate, forward, make_split
@@ -221,6 +230,22 @@ def test_compiling_is_on_for_cuda_and_asked_for_on_a_cpu():
     assert not plan_fusion(cuda, "off").compiled
     assert plan_fusion(cuda).compiled and "Triton" in plan_fusion(cuda).description
     assert plan_fusion(cpu, "on").compiled and "C++" in plan_fusion(cpu, "on").description
+
+
+def test_auto_compiles_on_a_cpu_once_the_cache_holds_that_chunk(tmp_path, monkeypatch):
+    """The warm marker is per objective and head, in the cache folder that Inductor is pointed at."""
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    key = compile_key(objective_for("mse", None, "kl", 10.0), "linear", cpu)
+    assert key != compile_key(objective_for("mse", None, "kl", 1.0), "linear", cpu)
+    assert not plan_fusion(cpu, "auto", key).compiled
+    warm_marker(key).parent.mkdir(parents=True)
+    warm_marker(key).touch()
+    assert plan_fusion(cpu, "auto", key).compiled and "warm" in plan_fusion(cpu, "auto", key).description
+    assert not plan_fusion(cpu, "off", key).compiled
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert inductor_cache() == tmp_path / "xdg" / "lm-explorer" / "inductor"
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.formatting import COLLAPSE_THRESHOLD, is_collapsed
+from engine.metric_table import COLLAPSE_THRESHOLD, QUANTITIES, is_collapsed, line_fields
 from engine.objective.metrics import (
     DEFINITIONS,
     MetricTotals,
@@ -60,8 +60,10 @@ def test_summary_of_a_softmax_batch():
     assert summary["entropy"] == pytest.approx(expected_entropy, abs=1e-12)
 
 
-def test_summary_prefix_names_every_metric():
-    assert set(totals_for("softmax").summary("train_")) == {
+def test_line_fields_name_a_summary_as_the_metric_table_does():
+    summary = totals_for("softmax").summary()
+    assert set(summary) == set(QUANTITIES)
+    assert set(line_fields(summary, "training")) == {
         "train_loss",
         "train_entropy",
         "train_kl",
@@ -69,6 +71,9 @@ def test_summary_prefix_names_every_metric():
         "train_perplexity",
         "train_distinct_predictions",
     }
+    validation = line_fields(summary, "validation")
+    assert set(validation) == {"val_loss", "entropy", "kl", "accuracy", "perplexity", "distinct_predictions"}
+    assert validation["val_loss"] == summary["loss"]
 
 
 def test_a_linear_head_uses_the_study_definitions_but_perplexity_stays_softmax():

@@ -212,3 +212,23 @@ def test_a_killed_trainer_reads_as_interrupted_and_resumes(tiny_corpus, tmp_path
     trainer = Trainer.resume(checkpoints, "killed", epochs=1 + RunDirectory(checkpoints, "killed").read_record().epochs_completed)
     assert isinstance(list(trainer.events())[-1], RunFinished)
     assert record_json(checkpoints, "killed")["status"] == "finished"
+
+
+def test_a_settled_runs_view_is_kept_until_its_files_change(saved_runs, tmp_path, monkeypatch):
+    import shutil
+
+    import engine.runs.view as view_module
+
+    checkpoints = tmp_path / "runs"
+    shutil.copytree(saved_runs, checkpoints)
+    reader = RunReader(checkpoints)
+    first = reader.view("base")
+    assert first.status == "finished" and reader.view("base") is first  # nothing changed: the same view
+    protocol.request_stop(checkpoints / "base")  # a new file in the folder
+    assert reader.view("base") is not first
+    record = checkpoints / "base" / protocol.RECORD_FILE
+    record.write_text(record.read_text().replace('"status": "finished"', '"status": "stopped"', 1))  # in place
+    assert reader.view("base").status == "stopped"
+    again = reader.view("base")
+    monkeypatch.setattr(view_module, "SETTLED_REFRESH_S", 0.0)
+    assert reader.view("base") is not again  # re-read once its time is up

@@ -139,7 +139,12 @@ def test_a_mixed_stack_matches_its_solo_twins_two_layers_prefix_batching(small_c
 
 
 def test_the_block_diagonal_form_with_prefix_batching_matches_the_solo_twins(small_corpus, tmp_path, form):
-    """The last position of each prefix (dropout on a strided view in the solo run), one layer, mixed terms."""
+    """The last position of each prefix (dropout on a strided view in the solo run), one layer, mixed terms.
+
+    Within 3e-4: with fused Adam the MSE + KL prefix runs' training loss and KL came out 1.15e-4
+    apart after 2 epochs (rounding of the fused head against the stack's autograd, which Adam
+    amplifies where a gradient is near zero); with the for-loop Adam within 1e-4.
+    """
     shared = {"model__head": "linear", "train__batching": "prefix", "train__batch_size": 64}
     configs = [
         config_for(
@@ -149,7 +154,7 @@ def test_the_block_diagonal_form_with_prefix_batching_matches_the_solo_twins(sma
     ]
     events = list(StackedTrainer.new(configs, tmp_path).events())
     for config in configs:
-        assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path))
+        assert_same_run(of_member(events, config.name), solo_twin(config, tmp_path), relative=3e-4)
 
 
 def test_the_recurrent_form_is_block_diagonal_on_cuda_unless_dropout_sits_between_layers(small_corpus):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.cli.main import main
-from engine.jobs.controller import Controller, should_stack
+from engine.jobs.controller import Controller
+from engine.jobs.placement import should_stack
 from engine.runs.checkpoint import RunDirectory
 from engine.training.trainer import Trainer
 from tests.conftest import tiny_config

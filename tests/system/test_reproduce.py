@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.cli.main import main
-from engine.formatting import number
+from engine.metric_table import number
 from engine.objective.metrics import Outputs, study_kl
 from engine.runs.checkpoint import RunDirectory
 from engine.study.findings import kl_decomposed

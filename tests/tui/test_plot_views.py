@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
 from tests.tui.test_app import hand_made_app, make_app, on_plots, redrawn, show_runs, wait_for_exit
-from tui.widgets.plots import MIN_Y_ZOOM
+from tui.plotting import MIN_Y_ZOOM, compact
 from tui.widgets.runs_table import rate_label
 
 pytestmark = pytest.mark.asyncio
@@ -221,3 +221,77 @@ async def test_a_click_in_a_pane_puts_the_cursor_at_its_x_and_selects_the_pane(t
         await wait_for(pilot, lambda: plots.cursor == 125.0, "the cursor at the pane's last wall time")
         await pilot.click("#plot-train-loss", offset=(start, row))
         await wait_for(pilot, lambda: plots.cursor == 10.0, "the cursor at the first wall time")
+
+
+def tick_labels(plot) -> list[float]:
+    """The y tick labels the pane shows now, top to bottom, read off its rendered frame."""
+    rows = str(plot.render()).splitlines()
+    return [float(row.split("┤")[0]) for row in rows if "┤" in row and row.split("┤")[0].strip()]
+
+
+async def test_at_80x24_each_pane_gets_eight_rows_and_m_pages_through_them(tiny_corpus, tmp_path):
+    app = hand_made_app(tmp_path, tiny_corpus, *(f"run-{i}" for i in range(6)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_plots(pilot, "run-0")
+        plots = app.plots
+        seen = []
+        for _ in range(4):
+            await redrawn(pilot)
+            assert len(plots.panes) == 2 and plots.grid_shape == (2, 1)
+            assert all(app.query_one(f"#plot-{pane.id}").size.height >= 8 for pane in plots.panes)
+            assert all(len(tick_labels(app.query_one(f"#plot-{pane.id}"))) >= 2 for pane in plots.panes)
+            seen.append([pane.id for pane in plots.panes])
+            await pilot.press("m")
+        assert seen == [["entropy", "kl"], ["train-loss", "val-loss"], ["accuracy", "perplexity"], ["distinct", "val-loss-2"]]
+        await redrawn(pilot)
+        assert [pane.id for pane in plots.panes] == ["entropy", "kl"]  # round again
+        await pilot.resize_terminal(120, 48)
+        await redrawn(pilot)
+        await redrawn(pilot)
+        assert plots.grid_shape == (2, 2) and len(plots.panes) == 4
+
+
+async def test_no_frame_after_toggling_log_y_mixes_ticks_of_two_scales(tiny_corpus, tmp_path):
+    """Lines arrive between toggles, as while runs train; every frame's ticks must fall top to bottom and be the
+    ticks of the scale its points are drawn on."""
+    app = hand_made_app(tmp_path, tiny_corpus, "a", metrics=hand_made_metrics(2, start=1200.0, drop=400.0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await on_plots(pilot, "a")
+        run, plots = app.session.get("a"), app.plots
+        step = max(point.step for point in run.series["train_loss"])
+        for toggle in range(6):
+            step += 2
+            run.add_lines([{"kind": "step", "step": step, "epoch": 2 + toggle / 10, "train_loss": 9.0 + toggle}])
+            plots.mark_changed()
+            await pilot.press("l")
+            for _ in range(3):  # the frame right after the key, and the ones after the redraw tick
+                await pilot.pause()
+                for pane in plots.panes:
+                    plot = app.query_one(f"#plot-{pane.id}")
+                    labels = tick_labels(plot)
+                    assert labels == sorted(labels, reverse=True) and len(set(labels)) == len(labels), (pane.id, labels)
+                    if plot.figure is not None and plot.figure.y_limits is not None:
+                        assert [compact(value) for value in labels] == [
+                            label for label in reversed(plot.figure.ticks[1]) if float(label) in labels
+                        ]
+            await redrawn(pilot)
+            assert plots.log_scale == (toggle % 2 == 0)
+
+
+async def test_runs_are_lines_with_their_marker_at_the_readout(tiny_corpus, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "a")
+    write_hand_made_run(checkpoints, "b", metrics=hand_made_metrics(3, start=9.0))
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await on_plots(pilot, "a", "b")
+        plots = app.plots
+        figure = app.query_one("#plot-train-loss").figure
+        assert {line.marker for line in figure.lines} == {"braille"}  # drawn as lines
+        assert [(mark.marker, mark.xs) for mark in figure.marks] == [("•", [3.0]), ("x", [3.0])]  # at each run's last point
+        await pilot.press("home", "right")
+        await redrawn(pilot)
+        figure = app.query_one("#plot-train-loss").figure
+        assert plots.cursor == 0.5 and [mark.xs for mark in figure.marks] == [[0.5], [0.5]]
+        frame = str(app.query_one("#plot-train-loss").render())
+        assert frame.count("•") == 1 and frame.count("x") == 1  # one marker per run; the rest are braille dots

@@ -10,9 +10,9 @@ import pytest
 from engine.config.presets import build_run_config
 from engine.generate import Alternative, Continuation, GenerationStep
 from engine.runs.view import RunView
+from tui.plotting import downsample
 from tui.session import PALETTE, Session
 from tui.widgets.generation import cell_text, markdown_cell
-from tui.widgets.plots import downsample
 
 CONFIG = build_run_config("r", overrides={"model.head": "linear", "objective.loss": "mse", "train.epochs": 2})
 STUDY = {"entropy": "study", "kl": "study"}

@@ -30,8 +30,10 @@ def checkpoints(tmp_path):
 async def show_saved_run(pilot) -> None:
     """Wait for the saved run to be listed, show it (space in the runs list), wait for its history."""
     app = pilot.app
-    await wait_for(pilot, lambda: app.session.get(RUN) is not None and app.runs_table.row_count == 1, "the saved run")
-    await pilot.press("f5", "space")
+    await wait_for(pilot, lambda: app.session.get(RUN) is not None, "the saved run")
+    await pilot.press("f5")
+    app.runs_table.highlight(RUN)
+    await pilot.press("space")
     await wait_for(pilot, lambda: bool(app.session.get(RUN).series), "the run's metric history")
     await wait_for(
         pilot, lambda: str(app.runs_table.get_cell(RUN, "best_val_loss")) != "–", "the runs list to show the history's best"
@@ -42,8 +44,17 @@ async def on_plots(pilot) -> None:
     await show_saved_run(pilot)
     await pilot.press("f3")
     plots = pilot.app.plots
-    await wait_for(pilot, lambda: all(plots.drawn.get(pane) for pane in ("entropy", "kl", "train-loss", "val-loss")), "the plots")
+    await wait_for(pilot, lambda: all(plots.drawn.get(pane.id) for pane in plots.panes) and not plots.pending, "the plots")
     await pilot.pause()
+
+
+async def on_plots_at_80x24(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.runs_table.row_count == 6, "the saved runs")
+    await on_plots(pilot)
+    assert app.plots.grid_shape == (2, 1) and all(
+        pilot.app.query_one(f"#plot-{pane.id}").size.height >= 8 for pane in app.plots.panes
+    )
 
 
 async def on_generate(pilot) -> None:
@@ -92,7 +103,10 @@ def make_app(tiny_corpus, checkpoints) -> ExplorerApp:
 
 
 def test_plots_at_80x24(snap_compare, tiny_corpus, checkpoints):
-    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(80, 24), run_before=on_plots)
+    """The default SSH terminal, with a full runs list: two panes side by side, each tall enough to read (``m`` pages)."""
+    for weight in (1.0, 2.0, 3.0, 4.0, 5.0):
+        write_hand_made_run(checkpoints, f"kl-{weight:g}", epochs=3, objective__regularizer="kl", objective__weight=weight)
+    assert snap_compare(make_app(tiny_corpus, checkpoints), terminal_size=(80, 24), run_before=on_plots_at_80x24)
 
 
 def test_plots_at_160x48(snap_compare, tiny_corpus, checkpoints):

@@ -14,18 +14,25 @@ timer only when its own points changed, so drawing stays cheap however long a ru
 
 Reading the plots:
 
-- The legend is a line above the panes: each run's number, objective and weight, in its color
-  and with its own marker, so runs are told apart without color too.
+- Each run is a line (braille, two points per cell) in its color, with its own marker at the
+  cursor's point, or at its last point while there is no cursor (as TensorBoard marks lines). The
+  legend is a line above the panes: each run's number, objective and weight, in its color and
+  with its marker, so runs are told apart without color too.
+- Every pane gets at least ``MIN_PANE_ROWS`` rows (:func:`tui.plotting.pane_grid`): where four do
+  not fit (80×24 with a full runs list) two are shown side by side, and ``m`` pages through the
+  set, then on to the next set.
+- The maths (what each pane shows, from points alone) is :mod:`tui.plotting`; a pane draws one
+  :class:`~tui.plotting.Figure` per frame, so ticks and points always share a scale.
 - Tick labels are compact (``2.86e-4``, ``6.25``). The log y axis is drawn here, not by plotext:
   the panes plot log10(y) of the positive points and label the ticks with y itself.
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
   the panes gives every shown run's value at that x in each pane (the point nearest to it).
-- ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`ema`); the raw line stays, faint.
+- ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`tui.plotting.ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
 - ``[`` / ``]`` (or a click) select a pane, marked ▸ while the plots have focus; ↑ / ↓ zoom its
   y range in / out by 2 around its first run's value at the cursor (or its latest value),
-  ``y`` fits it again (:func:`zoom_window`). Each pane keeps its own zoom; a log y axis zooms
+  ``y`` fits it again (:func:`tui.plotting.zoom_window`). Each pane keeps its own zoom; a log y axis zooms
   in log10 units.
 - A click in a pane puts the cursor at the x under the mouse (:meth:`SafePlot.x_at`, from the
   geometry plotext drew), on the nearest x some shown run has a point at.
@@ -41,7 +48,6 @@ Reading the plots:
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -55,24 +61,33 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
-from textual_plotext.plot import Plot
 
-from engine.runs.groups import Band, GroupSeries, aggregate, seed_groups
+from engine.metric_table import Quantity, Source, measured
+from engine.runs.groups import BandKind, GroupSeries, aggregate, seed_groups
 from tui.export import export_path, metrics_csv, write_atomically
+from tui.plotting import (
+    MIN_Y_ZOOM,
+    Band,
+    Figure,
+    Series,
+    compact,
+    marker,
+    nearest,
+    pane_figure,
+    pane_grid,
+    tick_count,
+    translate_x,
+    x_text,
+    zoom_x,
+)
 from tui.session import X_AXES, RunState, Session
 
 REDRAW_INTERVAL_S = 0.5
-MIN_POINTS = 40
-Y_TICKS = 5
 DEFINITION_NAMES = {"study": "study-clipped outputs", "softmax": "softmax"}
 TITLE_MARGIN = 10  # plotext drops a title wider than the plot minus its y tick labels
-MARKERS = ("•", "x", "+", "o", "*", "■", "◆", "▲", "#", "@")
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
-FAINT = 0.4  # the raw line's color under smoothing: this share of the run's color
 X_AXIS_LABELS = {"epoch": "epoch", "step": "step", "wall": "training wall time (s)"}  # the x label under tall panes
 X_AXIS_NAMES = {"epoch": "epoch", "step": "step", "wall": "wall time"}  # in the readout and short titles
-Y_ZOOM_STEP = 2.0
-MIN_Y_ZOOM = Y_ZOOM_STEP**-12  # the narrowest y window, a share of the fitted range: finer, the 3-digit ticks would repeat
 
 
 @dataclass(frozen=True)
@@ -86,27 +101,34 @@ class Pane:
     definition: str | None
 
 
+def _pane(id: str, title: str, quantity: Quantity, sources: tuple[Source, ...], definition: str | None = None) -> Pane:
+    """A pane drawing ``quantity`` from the given sources (:mod:`engine.metric_table`)."""
+    train = measured(quantity, "training").key if "training" in sources else None
+    val = measured(quantity, "validation").key if "validation" in sources else None
+    return Pane(id, title, train, val, definition)
+
+
+BOTH: tuple[Source, ...] = ("training", "validation")
 PANES = (
-    Pane("entropy", "entropy", "train_entropy", "entropy", "entropy"),
-    Pane("kl", "KL", "train_kl", "kl", "kl"),
-    Pane("train-loss", "training loss", "train_loss", None, None),
-    Pane("val-loss", "validation loss", None, "val_loss", None),
+    _pane("entropy", "entropy", "entropy", BOTH, "entropy"),
+    _pane("kl", "KL", "kl", BOTH, "kl"),
+    _pane("train-loss", "training loss", "loss", ("training",)),
+    _pane("val-loss", "validation loss", "loss", ("validation",)),
 )
 QUALITY_PANES = (
-    Pane("accuracy", "accuracy", "train_accuracy", "accuracy", None),
-    Pane("perplexity", "perplexity", "train_perplexity", "perplexity", None),
-    Pane("distinct", "distinct predictions", "train_distinct_predictions", "distinct_predictions", None),
-    Pane("val-loss-2", "validation loss", None, "val_loss", None),
+    _pane("accuracy", "accuracy", "accuracy", BOTH),
+    _pane("perplexity", "perplexity", "perplexity", BOTH),
+    _pane("distinct", "distinct predictions", "distinct_predictions", BOTH),
+    _pane("val-loss-2", "validation loss", "loss", ("validation",)),
 )
-PANE_SETS = (PANES, QUALITY_PANES)  # m cycles them; four panes at a time so 80×24 still shows them all
+PANE_SETS = (PANES, QUALITY_PANES)  # m cycles them, and the pages of a set when the size shows fewer than its four
 
 
-BAND_NAMES: dict[Band, str] = {"minmax": "min–max", "sd": "±1 sd"}
-BAND_MARKER = "·"
+BAND_NAMES: dict[BandKind, str] = {"minmax": "min–max", "sd": "±1 sd"}
 
 
 @dataclass(frozen=True)
-class Line:
+class Shown:
     """What the panes draw as one line: a shown run, or a seed group of shown runs (its mean with a band)."""
 
     runs: tuple[RunState, ...]
@@ -122,119 +144,7 @@ class Line:
 
     @property
     def marker(self) -> str:
-        return MARKERS[(self.lead.number - 1) % len(MARKERS)]
-
-
-def band_path(xs: list[float], low: list[float], high: list[float], columns: int) -> tuple[list[float], list[float]]:
-    """A zigzag through the band: up at one x, along the top, down at the next, along the bottom, … ``columns`` x values
-    spread evenly over the band (low and high interpolated linearly), so drawn as one line it shades every column between them."""
-    if len(xs) < 2:
-        return list(xs) * 2, [*low, *high]
-    count = max(2, columns)
-    grid = [xs[0] + (xs[-1] - xs[0]) * i / (count - 1) for i in range(count)]
-    path_x: list[float] = []
-    path_y: list[float] = []
-    for i, x in enumerate(grid):
-        bottom, top = _interpolate(xs, low, x), _interpolate(xs, high, x)
-        path_x += [x, x]
-        path_y += [bottom, top] if i % 2 == 0 else [top, bottom]
-    return path_x, path_y
-
-
-def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
-    """``ys`` at ``x``, linear between the neighbouring points (xs sorted)."""
-    i = min(max(bisect_left(xs, x), 1), len(xs) - 1)
-    x0, x1 = xs[i - 1], xs[i]
-    share = 0.0 if x1 == x0 else (x - x0) / (x1 - x0)
-    return ys[i - 1] + share * (ys[i] - ys[i - 1])
-
-
-def downsample(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
-    """At most ``limit`` points spread evenly over the series, the first and last kept."""
-    if len(points) <= limit or limit < 2:
-        return points
-    step = (len(points) - 1) / (limit - 1)
-    return [points[round(i * step)] for i in range(limit)]
-
-
-def ema(values: list[float], alpha: float) -> list[float]:
-    """Exponential moving average, debiased as TensorBoard does.
-
-    s_t = α·s_{t−1} + (1 − α)·y_t with s_0 = 0, reported as s_t / (1 − α^t), so the first
-    points are not pulled towards 0. α = 0 returns the values unchanged.
-    """
-    if alpha <= 0:
-        return list(values)
-    smoothed, state = [], 0.0
-    for t, value in enumerate(values, 1):
-        state = alpha * state + (1 - alpha) * value
-        smoothed.append(state / (1 - alpha**t))
-    return smoothed
-
-
-def compact(value: float) -> str:
-    """A short number: three significant digits, scientific outside [1e-3, 1e4) (``2.86e-4``, ``1.2e5``)."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    text = f"{value:.3g}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    return f"{mantissa.rstrip('0').rstrip('.') if '.' in mantissa else mantissa}e{int(exponent)}"
-
-
-def y_ticks(low: float, high: float, log: bool, count: int = Y_TICKS) -> tuple[list[float], list[str]]:
-    """``count`` evenly spaced positions over [low, high] (log10 units when ``log``) and their compact labels."""
-    if high <= low or count < 2:
-        return [low], [compact(10**low if log else low)]
-    positions = [low + (high - low) * i / (count - 1) for i in range(count)]
-    return positions, [compact(10**p if log else p) for p in positions]
-
-
-def x_text(x: float, axis: str) -> str:
-    """An x value with its unit: ``1.5`` (epoch), ``40`` (step), ``42.5 s`` (wall time)."""
-    if axis == "step":
-        return f"{x:.0f}"
-    if axis == "wall":
-        return f"{x:.4g} s" if abs(x) < 1e4 else f"{x:.0f} s"
-    return compact(x)
-
-
-def zoom_window(low: float, high: float, factor: float, center: float) -> tuple[float, float]:
-    """The part of [low, high] ``factor`` as tall (0 < factor ≤ 1), centred on ``center`` as far as it stays inside.
-
-    With h = factor·(high − low)/2 the window is [c − h, c + h], shifted up or down into [low, high].
-    """
-    half = (high - low) * factor / 2
-    start = min(max(low, center - half), high - 2 * half)
-    return start, start + 2 * half
-
-
-def tick_count(height: int, with_xlabel: bool) -> int:
-    """As many y ticks as fit two rows apart in a pane ``height`` rows high (title, frame, x ticks and label off).
-
-    Ticks closer than that would share a row, and plotext would then show one of them at random.
-    """
-    rows = height - 4 - int(with_xlabel)
-    return max(2, min(Y_TICKS, (rows + 1) // 2))
-
-
-def nearest(points: list[tuple[float, float]], x: float) -> tuple[float, float] | None:
-    """The point whose x is nearest to ``x`` (points sorted by x), the earlier one on a tie."""
-    if not points:
-        return None
-    xs = [px for px, _ in points]
-    i = bisect_left(xs, x)
-    candidates = [points[j] for j in (i - 1, i) if 0 <= j < len(points)]
-    return min(candidates, key=lambda point: abs(point[0] - x))
-
-
-def hex_to_rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-def faint(color: str) -> tuple[int, int, int]:
-    return tuple(round(channel * FAINT) for channel in hex_to_rgb(color))  # type: ignore[return-value]
+        return marker(self.lead.number)
 
 
 class SafePlot(PlotextPlot):
@@ -254,9 +164,39 @@ class SafePlot(PlotextPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.canvas: tuple[int, int, float, float] | None = None  # first column, width, x at its left and right ends
+        self.figure: Figure | None = None
+        self.heading = ""
+        self.x_label = ""
+
+    def show(self, figure: Figure | None, heading: str, x_label: str = "") -> None:
+        """Draw ``figure`` (None: only the heading) under ``heading`` from the next frame on."""
+        self.figure, self.heading, self.x_label = figure, heading, x_label
+        self.refresh()
+
+    def _apply(self) -> None:
+        """Put the figure into plotext, all of it at once: every frame's ticks and points share one scale."""
+        plt, figure = self.plt, self.figure
+        plt.clear_figure()
+        plt.title(self.heading)
+        if self.x_label:
+            plt.xlabel(self.x_label)
+        if figure is None:
+            return
+        for line in figure.lines:
+            plt.plot(line.xs, line.ys, color=line.color, marker=line.marker)
+        for mark in figure.marks:
+            plt.scatter(mark.xs, mark.ys, color=mark.color, marker=mark.marker)
+        if figure.x_limits is not None:
+            plt.xlim(*figure.x_limits)
+        if figure.y_limits is not None:
+            plt.ylim(*figure.y_limits)
+            plt.yticks(*figure.ticks)
+            if figure.cursor is not None:
+                plt.vertical_line(figure.cursor, color="gray")
 
     def render(self) -> RenderResult:
         try:
+            self._apply()
             rendered = super().render()
         except Exception as error:  # a drawing error must never end the app
             self.canvas = None
@@ -280,7 +220,7 @@ class SafePlot(PlotextPlot):
 
 
 class MetricPlots(Vertical):
-    """Legend, the 2×2 grid of plots and the cursor's readout.
+    """Legend, the grid of plots (2×2, or fewer panes a page where a pane would get under 8 rows) and the cursor's readout.
 
     ``l`` toggles a log y axis, ``v`` entropy/KL between training windows and validation,
     ``e`` cycles smoothing, ``x`` the x axis, ←/→ move the cursor, ↑/↓ zoom the selected pane's y.
@@ -292,7 +232,7 @@ class MetricPlots(Vertical):
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
         Binding("e", "cycle_smoothing", "Smooth"),
-        Binding("m", "cycle_panes", "Panes: entropy, KL, losses ↔ accuracy, perplexity, distinct", show=False),
+        Binding("m", "cycle_panes", "Next panes: entropy, KL, losses → accuracy, perplexity, distinct", show=False),
         Binding("c", "export_csv", "Save CSV", show=False),
         Binding("p", "export_svg", "Save SVG", show=False),
         Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
@@ -327,10 +267,11 @@ class MetricPlots(Vertical):
     cursor: reactive[float | None] = reactive(None)
     x_range: reactive[tuple[float, float] | None] = reactive(None)  # None: every x
     pane_set: reactive[int] = reactive(0, init=False)  # which of PANE_SETS is shown (compose hides the others)
+    page: reactive[int] = reactive(0, init=False)  # which of the set's pages, when the size shows fewer than four panes
     x_axis: reactive[str] = reactive("epoch")  # one of X_AXES
     selected: reactive[int] = reactive(0)  # the pane (index among the four shown) that ↑ / ↓ / y act on
     grouped: reactive[bool] = reactive(True)  # seed groups drawn as one mean line with a band
-    band: reactive[Band] = reactive[Band]("minmax")
+    band: reactive[BandKind] = reactive[BandKind]("minmax")
 
     def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -341,6 +282,7 @@ class MetricPlots(Vertical):
         self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
         self._signatures: dict[str, tuple[object, ...]] = {}
         self._dirty = True
+        self.grid_shape = (2, 2)  # (columns, rows) of the panes' grid (:func:`tui.plotting.pane_grid`)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="plot-legend")
@@ -374,20 +316,53 @@ class MetricPlots(Vertical):
     def watch_validation(self) -> None:
         self._dirty = True
 
-    def watch_pane_set(self, index: int) -> None:
-        for number, panes in enumerate(PANE_SETS):
+    def watch_pane_set(self) -> None:
+        self._show_panes()
+
+    def watch_page(self) -> None:
+        self._show_panes()
+
+    def _show_panes(self) -> None:
+        shown = {pane.id for pane in self.panes}
+        for panes in PANE_SETS:
             for pane in panes:
-                self.query_one(f"#plot-{pane.id}", SafePlot).display = number == index
+                self.query_one(f"#plot-{pane.id}", SafePlot).display = pane.id in shown
+        self.selected = min(self.selected, len(self.panes) - 1)
         self._dirty = True
 
     @property
+    def per_page(self) -> int:
+        columns, rows = self.grid_shape
+        return columns * rows
+
+    @property
     def panes(self) -> tuple[Pane, ...]:
-        """The four panes shown now."""
-        return PANE_SETS[self.pane_set]
+        """The panes shown now: the set's page that fits (all four when each gets ``MIN_PANE_ROWS`` rows)."""
+        start = self.page * self.per_page
+        return PANE_SETS[self.pane_set][start : start + self.per_page]
 
     def action_cycle_panes(self) -> None:
-        self.pane_set = (self.pane_set + 1) % len(PANE_SETS)
+        """The set's next page of panes, after its last page the next set."""
+        if (self.page + 1) * self.per_page < len(PANE_SETS[self.pane_set]):
+            self.page += 1
+        else:
+            self.page = 0
+            self.pane_set = (self.pane_set + 1) % len(PANE_SETS)
+            self._show_panes()
         self.notify(f"Panes: {', '.join(pane.title for pane in self.panes)}.")
+
+    def _fit_grid(self) -> None:
+        """Show as many panes as the area gives ``MIN_PANE_ROWS`` rows each (a 2×2, 2×1 or 1×1 grid)."""
+        grid = self.query_one("#plot-panes", Grid)
+        if not grid.size.height:
+            return  # not laid out (its tab is hidden): keep the grid as it was
+        shape = pane_grid(grid.size.width, grid.size.height, len(PANE_SETS[self.pane_set]))
+        if shape == self.grid_shape:
+            return
+        self.grid_shape = shape
+        grid.styles.grid_size_columns, grid.styles.grid_size_rows = shape
+        self.page = min(self.page, (len(PANE_SETS[self.pane_set]) - 1) // self.per_page)
+        self._show_panes()
 
     def watch_smoothing(self) -> None:
         self._dirty = True
@@ -431,13 +406,13 @@ class MetricPlots(Vertical):
         self.band = "sd" if self.band == "minmax" else "minmax"
         self.notify(f"Group bands: {BAND_NAMES[self.band]}.")
 
-    def lines(self, runs: list[RunState]) -> list[Line]:
+    def lines(self, runs: list[RunState]) -> list[Shown]:
         """The shown runs as the panes draw them: each seed group as one line while ``grouped``, else one per run."""
         if not self.grouped:
-            return [Line((run,)) for run in runs]
-        return [Line(group.members) for group in seed_groups(runs)]
+            return [Shown((run,)) for run in runs]
+        return [Shown(group.members) for group in seed_groups(runs)]
 
-    def group_series(self, line: Line, name: str) -> GroupSeries:
+    def group_series(self, line: Shown, name: str) -> GroupSeries:
         """A group's mean and band on series ``name`` along the x axis shown (epochs align; steps and wall time interpolate)."""
         members = [run.points(name, self.x_axis) for run in line.runs]
         series = [([x for x, _ in points], [y for _, y in points]) for points in members if points]
@@ -474,8 +449,7 @@ class MetricPlots(Vertical):
             for pane in self.panes
             for point in run.series.get(self.series_name(pane), [])
         ]
-        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-        return float(min(pairs, key=lambda pair: abs(pair[0] - x))[1]) if pairs else None
+        return translate_x([(a, b) for a, b in pairs if a is not None and b is not None], x)
 
     def action_select_pane(self, step: int) -> None:
         """The next or previous pane becomes the one ↑ / ↓ / y act on (its title is marked ▸)."""
@@ -552,15 +526,7 @@ class MetricPlots(Vertical):
 
     def action_zoom(self, factor: float) -> None:
         """Scale the x range by ``factor`` around the cursor (or the latest x); 0 shows the whole range."""
-        positions = self.cursor_positions()
-        if factor == 0 or len(positions) < 2:
-            self.x_range = None
-            return
-        low, high = self.x_range or (positions[0], positions[-1])
-        center = self.cursor if self.cursor is not None else high
-        half = (high - low) * factor / 2
-        low, high = max(positions[0], center - half), min(positions[-1], center + half)
-        self.x_range = None if (low, high) == (positions[0], positions[-1]) or high <= low else (low, high)
+        self.x_range = zoom_x(self.cursor_positions(), self.x_range, self.cursor, factor)
 
     def action_hide_cursor(self) -> None:
         self.cursor = None
@@ -612,7 +578,7 @@ class MetricPlots(Vertical):
             for run in runs
         ]
 
-    def group_readout(self, line: Line, pane: Pane) -> tuple[float, float, float, int] | None:
+    def group_readout(self, line: Shown, pane: Pane) -> tuple[float, float, float, int] | None:
         """A group's (x, mean, sd, n) at the x nearest to the cursor on ``pane``, or None without points there."""
         series = self.group_series(line, self.series_name(pane))
         if self.cursor is None or not series.x:
@@ -625,7 +591,7 @@ class MetricPlots(Vertical):
 
         The x is given with its unit: ``step 40``, ``wall time 42.5 s``.
         """
-        from engine.formatting import plus_minus
+        from engine.metric_table import plus_minus
 
         text = Text(f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}", style="bold")
         for line in self.lines([run for run in self.session.shown if run.series]):
@@ -647,7 +613,7 @@ class MetricPlots(Vertical):
             if run.name in grouped:
                 continue
             text.append(" │ ")
-            text.append(f"{MARKERS[(run.number - 1) % len(MARKERS)]} {self.legend(run)}:", style=run.color)
+            text.append(f"{marker(run.number)} {self.legend(run)}:", style=run.color)
             values = []
             for pane in self.panes:
                 point = points[pane.id]
@@ -665,6 +631,7 @@ class MetricPlots(Vertical):
         if not self._dirty:
             return
         self._dirty = False
+        self._fit_grid()
         runs = [run for run in self.session.shown if run.series]
         self._draw_legend(runs)
         readout = self.query_one("#plot-readout", Static)
@@ -701,9 +668,7 @@ class MetricPlots(Vertical):
                 try:
                     self._draw(plot, pane, runs)
                 except Exception as error:  # contain it in the pane, as SafePlot.render does
-                    plot.plt.clear_figure()
-                    plot.plt.title(f"{pane.title}: not drawn ({type(error).__name__})")
-                    plot.refresh()
+                    plot.show(None, f"{pane.title}: not drawn ({type(error).__name__})")
 
     def _draw_legend(self, runs: list[RunState]) -> None:
         legend = Text()
@@ -716,87 +681,38 @@ class MetricPlots(Vertical):
             legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim")
         )
 
-    def _draw(self, plot: PlotextPlot, pane: Pane, runs: list[RunState]) -> None:
-        plt = plot.plt
-        plt.clear_figure()
+    def _draw(self, plot: SafePlot, pane: Pane, runs: list[RunState]) -> None:
+        """Compute the pane's figure from the shown runs' points (:func:`tui.plotting.pane_figure`) and hand it over."""
         mark = "▸ " if self.has_focus and self.panes.index(pane) == self.selected else ""  # the pane ↑ / ↓ / y act on
-        plt.title(mark + self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN - len(mark)))
         with_xlabel = plot.size.height >= 14
-        if with_xlabel:
-            plt.xlabel(X_AXIS_LABELS[self.x_axis])
-        limit = max(plot.size.width, MIN_POINTS // 2)  # one marker per cell
         name = self.series_name(pane)
-        self.drawn[pane.id] = {}
-        ys: list[float] = []
-        center: float | None = None  # the y that a y zoom centres on: the first run's at the cursor, or its latest
-        low_x, high_x = self.x_range or (-math.inf, math.inf)
-        for line in self.lines(runs):
-            run = line.lead
-            if line.is_group:
-                drawn = self._draw_group(plt, line, name, plot.size.width, (low_x, high_x))
-                if drawn is None:
-                    continue
-                self.drawn[pane.id][self.group_legend(line)], raw, band = drawn
-                ys.extend(raw + band)
-                xs = [x for x, _ in self.drawn[pane.id][self.group_legend(line)]]
-            else:
-                points = [
-                    (x, y)
-                    for x, y in run.points(name, self.x_axis)
-                    if math.isfinite(y) and (y > 0 or not self.log_scale) and low_x <= x <= high_x
-                ]
-                if not points:
-                    continue
-                self.drawn[pane.id][self.legend(run)] = points = downsample(points, limit)
-                xs = [x for x, _ in points]
-                raw = [math.log10(y) if self.log_scale else y for _, y in points]
-                ys.extend(raw)
-            if self.smoothing:
-                plt.plot(xs, raw, color=faint(run.color), marker="dot")
-                smooth = ema(raw, self.smoothing)
-                plt.plot(xs, smooth, color=hex_to_rgb(run.color), marker=line.marker)
-            else:
-                plt.plot(xs, raw, color=hex_to_rgb(run.color), marker=line.marker)
-            if center is None:
-                at = nearest(list(zip(xs, raw, strict=True)), self.cursor) if self.cursor is not None else None
-                center = at[1] if at is not None else raw[-1]
-        if self.x_range is not None:
-            plt.xlim(*self.x_range)
+        figure = pane_figure(
+            [self.series(line, name) for line in self.lines(runs)],
+            log=self.log_scale,
+            smoothing=self.smoothing,
+            x_range=self.x_range,
+            cursor=self.cursor,
+            y_zoom=self.y_zoom.get(pane.id),
+            width=plot.size.width,
+            tick_rows=tick_count(plot.size.height, with_xlabel),
+        )
+        self.drawn[pane.id] = figure.drawn
         self.y_limits.pop(pane.id, None)
-        if ys:
-            low, high = min(ys), max(ys)
-            if high - low < 1e-12:
-                low, high = low - 0.5, high + 0.5
-            if pane.id in self.y_zoom and center is not None:
-                low, high = zoom_window(low, high, self.y_zoom[pane.id], center)
-            self.y_limits[pane.id] = (low, high)
-            plt.ylim(low, high)
-            plt.yticks(*y_ticks(low, high, self.log_scale, tick_count(plot.size.height, with_xlabel)))
-            if self.cursor is not None:
-                plt.vertical_line(self.cursor, color="gray")
-        plot.refresh()
+        if figure.y_limits is not None:
+            self.y_limits[pane.id] = figure.y_limits
+        title = mark + self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN - len(mark))
+        plot.show(figure, title, X_AXIS_LABELS[self.x_axis] if with_xlabel else "")
 
-    def _draw_group(
-        self, plt: Plot, line: Line, name: str, width: int, x_range: tuple[float, float]
-    ) -> tuple[list[tuple[float, float]], list[float], list[float]] | None:
-        """Draw a group's band (shaded, :func:`band_path`) and return its mean's points, their drawn y and the band's drawn y."""
-        series = self.group_series(line, name)
-        keep = [
-            i
-            for i, x in enumerate(series.x)
-            if x_range[0] <= x <= x_range[1]
-            and all(math.isfinite(v) and (v > 0 or not self.log_scale) for v in (series.mean[i], series.low[i], series.high[i]))
-        ]
-        if not keep:
-            return None
-        scale = math.log10 if self.log_scale else float
-        xs = [series.x[i] for i in keep]
-        mean, low, high = ([scale(values[i]) for i in keep] for values in (series.mean, series.low, series.high))
-        band_x, band_y = band_path(xs, low, high, width)
-        plt.plot(band_x, band_y, color=faint(line.lead.color), marker=BAND_MARKER)
-        return list(zip(xs, [series.mean[i] for i in keep], strict=True)), mean, low + high
+    def series(self, line: Shown, name: str) -> Series:
+        """A line's points on series ``name``: a run's own, or a group's mean with its band (:meth:`group_series`)."""
+        run = line.lead
+        if not line.is_group:
+            return Series(self.legend(run), run.color, line.marker, run.points(name, self.x_axis))
+        group = self.group_series(line, name)
+        points = list(zip(group.x, group.mean, strict=True))
+        return Series(self.group_legend(line), run.color, line.marker, points, Band(group.x, group.low, group.high))
 
-    def group_legend(self, line: Line) -> str:
+    def group_legend(self, line: Shown) -> str:
         """``#1,2,3 ce + kl 10 · 3 seeds, min–max``: the members' numbers, what they share, n and the band."""
         numbers = ",".join(str(number) for number in sorted(run.number for run in line.runs))
         return f"#{numbers} {self.legend(line.lead).partition(' ')[2]} · {len(line.runs)} seeds, {BAND_NAMES[self.band]}"

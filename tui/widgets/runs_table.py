@@ -30,22 +30,21 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from engine.metric_table import Metric, collapsed, metrics, number
 from engine.runs.groups import SeedGroup, seed_groups
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
+LATEST_METRICS = metrics("train_loss", "val_loss", "entropy", "kl", "accuracy", "distinct_predictions")
+"""The metrics a row shows at their latest values; the best validation loss sits after the latest."""
 COLUMNS = (
     ("mark", "#"),
     ("name", "run"),
     ("status", "status"),
     ("epoch", "epoch"),
-    ("train_loss", "train loss"),
-    ("val_loss", "val loss"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[:2]),
     ("best_val_loss", "best val"),
-    ("entropy", "entropy"),
-    ("kl", "KL"),
-    ("accuracy", "accuracy"),
-    ("distinct", "distinct"),
+    *((metric.key, metric.label) for metric in LATEST_METRICS[2:]),
     ("pairs_per_s", "pairs/s"),
     ("objective", "objective"),
     ("weight", "weight"),
@@ -77,6 +76,12 @@ def _latest(key: str) -> Callable[[RunState], float | None]:
     return lambda run: run.metrics.get(key)
 
 
+def _metric_cell(metric: Metric, run: RunState) -> Text | str:
+    """The run's latest value of ``metric``; a collapse in bold red."""
+    text = metric.render(run.metrics.get(metric.key))
+    return Text(text, style="bold red" if collapsed(run.metrics) else "") if metric.collapse else text
+
+
 def sort_value(run: RunState, column: str) -> Any:
     """What a column sorts by: numbers as numbers (missing last), the rest as text."""
     numbers: dict[str, Callable[[RunState], float | None]] = {
@@ -84,9 +89,8 @@ def sort_value(run: RunState, column: str) -> Any:
         "epoch": lambda r: r.epoch,
         "weight": lambda r: r.config.objective.strength,
         "best_val_loss": lambda r: r.best_val_loss,
-        "distinct": lambda r: r.metrics.get("distinct_predictions"),
         "pairs_per_s": lambda r: r.pairs_per_s,
-        **{key: _latest(key) for key in ("train_loss", "val_loss", "entropy", "kl", "accuracy")},
+        **{metric.key: _latest(metric.key) for metric in LATEST_METRICS},
     }
     if column in numbers:
         value = numbers[column](run)
@@ -345,7 +349,8 @@ class RunsTable(DataTable[Text | str]):
 
     def _group_cells(self, group: SeedGroup[RunState], expanded: bool) -> list[Text | str]:
         """A group row: n seeds, the members' statuses, and each number column's mean ± sd over the members."""
-        from engine.formatting import objective_label, plus_minus
+        from engine.formatting import objective_label
+        from engine.metric_table import plus_minus
         from engine.runs.welch import mean_sd
 
         runs = list(group.members)
@@ -356,6 +361,7 @@ class RunsTable(DataTable[Text | str]):
             return plus_minus(*mean_sd(present)) if present else "–"
 
         statuses = sorted({run.status for run in runs})
+        latest = [spread([run.metrics.get(metric.key) for run in runs]) for metric in LATEST_METRICS]
         name = f"{group.label} · {group.n} seeds"
         self.group_names[name] = GROUP_ROW + group.label
         return [
@@ -366,10 +372,9 @@ class RunsTable(DataTable[Text | str]):
             name,
             Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
             f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
-            *(spread([run.metrics.get(column) for run in runs]) for column in ("train_loss", "val_loss")),
+            *latest[:2],
             spread([run.best_val_loss for run in runs]),
-            *(spread([run.metrics.get(column) for run in runs]) for column in ("entropy", "kl", "accuracy")),
-            spread([run.metrics.get("distinct_predictions") for run in runs]),
+            *latest[2:],
             "–",
             objective_label(lead.config.objective),
             f"{lead.config.objective.strength:g}",
@@ -377,24 +382,17 @@ class RunsTable(DataTable[Text | str]):
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
-        from engine.formatting import distinct_label, is_collapsed, number, objective_label
+        from engine.formatting import objective_label
 
-        metrics = run.metrics
-        distinct = metrics.get("distinct_predictions")
-        collapsed = distinct is not None and is_collapsed(int(distinct))
-        distinct_cell = Text(distinct_label(distinct), style="bold red" if collapsed else "")
+        latest = [_metric_cell(metric, run) for metric in LATEST_METRICS]
         return [
             Text(f"{'●' if run.shown else '○'} {run.number}", style=run.color),
             run.name,
             Text(run.status_text, style=STATUS_STYLES.get(run.status, "")),
             f"{run.epoch:.2f}/{run.config.train.epochs}",
-            number(metrics.get("train_loss")),
-            number(metrics.get("val_loss")),
+            *latest[:2],
             number(run.best_val_loss),
-            number(metrics.get("entropy")),
-            number(metrics.get("kl")),
-            number(metrics.get("accuracy")),
-            distinct_cell,
+            *latest[2:],
             rate_label(run.pairs_per_s),
             objective_label(run.config.objective),
             f"{run.config.objective.strength:g}",
