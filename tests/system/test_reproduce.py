@@ -116,7 +116,7 @@ def test_report_numbers_are_the_runs_metrics(reproduced):
         epochs = [m for m in RunDirectory(out / "runs", f"{key}-s0").read_metrics() if m["kind"] == "epoch"]
         assert [m["epoch"] for m in epochs] == list(range(1, EPOCHS + 1))
         for m in epochs:
-            row = "| " + " | ".join([key, str(m["epoch"]), *(number(float(m[name])) for name in REPORT_METRICS)]) + " |"
+            row = "| " + " | ".join([key, str(int(m["epoch"])), *(number(float(m[name])) for name in REPORT_METRICS)]) + " |"
             assert row in report, row
     finding = report[report.index("## Finding 4") : report.index("## Per-epoch")]
     for key in GRID:

@@ -102,7 +102,7 @@ async def test_a_group_row_summarizes_its_members_and_expands_to_them(grouped_ap
 async def test_the_details_of_two_groups_say_whether_they_differ(grouped_app):
     from scipy import stats
 
-    from engine.formatting import number
+    from engine.metric_table import number
     from tui.screens.run_detail import RunDetail
 
     async with grouped_app.run_test(size=(160, 48)) as pilot:
