@@ -4,7 +4,8 @@ FLOPs are counted from the model's shapes (one multiply-add = 2 FLOPs), E the em
 H the hidden size, V the vocabulary, L the LSTM layers:
 
 - embedding lookups: free;
-- LSTM forward, per computed position (padding included, since it is computed) and layer ``l``:
+- LSTM forward, per computed position (padding included, since it is computed; prefix rows'
+  shared leading padding once per batch) and layer ``l``:
   ``2 · 4H · (E_l + H)`` (input and recurrent products of the four gates; ``E_1 = E``, ``E_l = H``
   above); gate nonlinearities, O(H), are left out;
 - output layer forward, per scored position (one per training pair): ``2 · H · V``;
@@ -70,7 +71,10 @@ def training_flops(timing: TrainerTiming, corpus: Corpus) -> tuple[float, int]:
     positions = pairs = 0
     for members in order:
         rows = len(members)
-        width = max(len(batches.docs[i]) for i in members) - 1 if isinstance(batches, DocumentBatches) else batches.width
-        positions += rows * width
+        if isinstance(batches, DocumentBatches):
+            positions += rows * (max(len(batches.docs[i]) for i in members) - 1)
+        else:  # the padding every row leads with runs once, on one row (engine/lm/prefix_lstm.py)
+            pads = batches.width - int(batches.pair_rows[members][:, 1].max())
+            positions += pads + rows * (batches.width - pads)
         pairs += batch_pairs(batches, members)
     return 3.0 * (positions * lstm_per_position + pairs * 2 * hidden * vocab), pairs

@@ -173,23 +173,12 @@ PLAIN = Fusion(False, "plain torch")
 
 def plan_fusion(device: torch.device, setting: str = "auto", warm_key: str | None = None) -> Fusion:
     """How this run's chunks run: ``setting`` ``on`` compiles, ``off`` does not; ``auto`` compiles on
-        CUDA, and on a CPU when Inductor's on-disk cache already holds this chunk (``warm_key``, from
-        :func:`compile_key`: a compile of the same objective and head finished with this cache before).
+    CUDA, and on a CPU when Inductor's on-disk cache already holds this chunk (``warm_key``, from
+    :func:`compile_key`: a compile of the same objective and head finished with this cache before).
 
-    <<<<<<< HEAD
-        On a CPU compiling pays only in long runs: a compiled chunk step is about twice as fast as plain
-        torch, but Inductor's compile time per objective and head is several W2 epochs' saving, and
-        minutes in a test suite (measured: ``docs/design/fused-head.md``).
-    =======
-        On a CPU a cold compile costs more than most runs save: measured on the shared 2-core box (W2's
-        shape, 190 × 100 → 11,265), a compiled chunk step takes 81–89 ms against 160 ms in plain torch
-        (the matmuls alone: 59 ms); Inductor took about 70 s cold against 11 s with a warm cache on the
-        idle box (at the lowest priority under a load of 11–14: 625 s cold, 80 s warm). A warm start is
-        repaid within one W2 epoch (about 1,300 chunks, some 70 ms saved each); a cold one takes
-        several. So ``auto`` compiles on a CPU only with a warm cache; ``--compile on`` warms it.
-
-        Compiled code is kept between runs in :func:`inductor_cache`.
-    >>>>>>> speed
+    On a CPU a cold compile costs more than most runs save, a warm one is repaid within a W2 epoch:
+    so ``auto`` compiles on a CPU only with a warm cache, and ``--compile on`` warms it (measured:
+    ``docs/design/fused-head.md``). Compiled code is kept between runs in :func:`inductor_cache`.
     """
     compiler = "Triton" if device.type == "cuda" else "C++"
     warm = warm_key is not None and warm_marker(warm_key).is_file()

@@ -36,7 +36,6 @@ length). Evaluation batches are :data:`~engine.training.trainer.EVAL_BATCH_FACTO
 stack scores that many fewer members at a time there and needs no more. :func:`stack_groups`
 cuts a stack into the fewest groups whose members' estimates fit the budget.
 
-<<<<<<< HEAD
 **Exactness.** Each member's forward is the solo model's own code on its own parameter slices
 (:mod:`engine.lm.stacked_model`), so outputs and dropout masks are those of the solo run. Gradients
 agree to float rounding, not bit for bit: the solo trainer's output layer is the fused head
@@ -45,20 +44,6 @@ stack differentiates its members' ``(R, n, V)`` outputs with autograd. Other pla
 order can differ on another build or device: the loss and metric reductions over ``(R, n[, V])``
 and Adam's element-wise kernels over ``(R, …)`` tensors. None of these lets one member's values
 reach another's.
-=======
-**Exactness and the choice of the recurrent form.** Each member's forward is the solo model's
-own code on its own parameter slices (:mod:`engine.lm.stacked_model`), so outputs and dropout
-masks are those of the solo run. Gradients agree to float rounding, not bit for bit: the solo
-trainer's output layer is the fused head (:mod:`engine.objective.head`), whose ``∂loss/∂z`` is computed
-in closed form chunk by chunk, while a stack differentiates its members' ``(R, n, V)`` outputs
-with autograd. Measured in ``tests/engine/test_stacked.py`` after 2 epochs: per-epoch metrics within
-1e-4 relative (the issue's bar; 3e-4 for the prefix-batched MSE + KL runs since Adam is fused), weights within 1e-4 absolute (Adam turns rounding-level
-gradient differences into differences of order ``lr · 1e-2`` where a gradient is near zero).
-Before the fused head, every weight and metric matched bit for bit (torch 2.14, one thread).
-Other places where reduction order can differ on another build or device: the loss and metric
-reductions over ``(R, n[, V])`` and Adam's element-wise kernels over ``(R, …)`` tensors. None of
-these lets one member's values reach another's.
->>>>>>> speed
 
 **The recurrent form.** On a CPU the recurrent work is compute-bound, so no stacked form beats R
 solo kernels: the stack runs the solo kernel per member there, and shares everything else (batch

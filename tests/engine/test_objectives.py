@@ -297,7 +297,10 @@ def test_a_regularizer_added_to_the_registry_is_configurable_with_nothing_else(m
 
 def test_the_configuration_reads_the_registries_without_loading_torch():
     # the app's first frame and `lm-explorer runs` build configurations; torch takes seconds to load
-    probe = "import sys, engine.config.models, engine.config.settings, engine.objective.terms\nprint('torch' in sys.modules)"
+    probe = (
+        "import sys, engine.config.models, engine.config.settings, engine.objective.terms, engine.metric_table, engine.formatting\n"
+        "print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bench import hardware, overhead
+from bench import breakdown, hardware, overhead
 from bench.context import Bench
 from bench.timing import MatmulRun, Repetition, TrainerTiming
 from bench.workloads import STUDY_OBJECTIVE, Workload
@@ -53,7 +53,10 @@ def test_training_flops_count_the_batches_the_trainer_trains_first(small_corpus,
     corpus = load_corpus(config.corpus)
     steps = 3
     first = list(itertools.islice(iterate(make_split(config, corpus).train, epoch_seed(config.train.seed, 0)), steps))
-    positions = sum(batch.inputs.numel() for batch in first)
+    positions = sum(
+        batch.inputs.numel() if batch.pads is None else batch.pads + len(batch.inputs) * (batch.inputs.shape[1] - batch.pads)
+        for batch in first
+    )
     pairs = sum(len(batch.targets) if batch.last_only else int((batch.targets > 0).sum()) for batch in first)
     e, h, v = config.model.embedding_dim, config.model.hidden_size, len(corpus.vocab)
     lstm = 2 * 4 * h * (e + h) + 2 * 4 * h * (h + h)
@@ -61,3 +64,22 @@ def test_training_flops_count_the_batches_the_trainer_trains_first(small_corpus,
 
     timing = TrainerTiming(config, train_pairs=0, steps_per_epoch=0, steps=steps)
     assert hardware.training_flops(timing, corpus) == (pytest.approx(expected), pairs)
+
+
+def test_the_step_breakdown_times_every_phase_of_the_trainers_own_steps(small_corpus):
+    """Phases of real steps, the token steps as the padding trajectory runs them, and positive floor rates."""
+    config = tiny_config("phases", small_corpus, preset="paper")
+    corpus = load_corpus(config.corpus)
+    from engine.lm.model import LanguageModel
+    from engine.objective.total import Objective
+
+    split = make_split(config, corpus)
+    cpu = resolve_device("cpu")
+    phases = breakdown.time_phases(
+        LanguageModel(len(corpus.vocab), config.model), split.train, Objective(config.objective), config.train, cpu, 3
+    )
+    assert min(phases.data, phases.lstm, phases.head, phases.optimizer) > 0
+    assert phases.total == pytest.approx(phases.data + phases.lstm + phases.head + phases.optimizer)
+    assert phases.scored == pytest.approx(config.train.batch_size, rel=0.5)
+    assert 0 < phases.token_steps <= config.train.batch_size * split.train.width
+    assert breakdown.matmul_rate(8, 16, 32, cpu, repeats=3) > 0 and breakdown.copy_bandwidth(cpu, repeats=2) > 0
