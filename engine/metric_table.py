@@ -45,6 +45,11 @@ def number(value: float | int | None) -> str:
     return f"{value:.4g}"
 
 
+def plus_minus(mean: float, sd: float) -> str:
+    """``mean ± sd`` in :func:`number`'s digits; the mean alone where there is no sd (one value)."""
+    return number(mean) if not math.isfinite(sd) else f"{number(mean)} ± {number(sd)}"
+
+
 def distinct_label(distinct: int | float | None) -> str:
     """The distinct-predictions count, marked when the model has collapsed onto a handful of words."""
     if distinct is None:

@@ -39,7 +39,7 @@ from engine.errors import UserError
 from engine.jobs.controller import Controller
 from engine.jobs.executor import Executor
 from engine.metric_table import COLLAPSE_SIGN, collapsed
-from engine.runs.names import default_run_name, run_names
+from engine.runs.names import grid_names
 from tui.client_gone import watch_input_hangup
 from tui.commands import ExplorerCommands
 from tui.follow import Follower, Observed
@@ -305,23 +305,20 @@ class ExplorerApp(App[int]):
     # Actions ----------------------------------------------------------------------------------------
 
     def action_train(self) -> None:
-        """Start what the Setup form holds (one run, or one per weight)."""
+        """Start what the Setup form holds (one run, or a grid: one per weight and seed)."""
         self.form.request_train()
 
     @on(SetupForm.TrainRequested)
     def _train_requested(self, message: SetupForm.TrainRequested) -> None:
-        configs: list[RunConfig] = []
-        weights = [overrides["objective.weight"] for overrides in message.overrides]
-        stems = run_names(message.name, weights) if message.name else [None] * len(weights)
-        for overrides, stem in zip(message.overrides, stems, strict=True):
-            config = build_run_config("run", message.preset, overrides)
-            configs.append(config.model_copy(update={"name": stem or default_run_name(config)}))
+        built = [build_run_config("run", message.preset, overrides) for overrides in message.overrides]
+        names = grid_names(message.name, built, message.varying)
+        configs: list[RunConfig] = [config.model_copy(update={"name": name}) for config, name in zip(built, names, strict=True)]
         try:
             self.start_runs(configs)  # the controller makes each name unique on disk
         except UserError as error:
             self.notify(str(error), title="Not started", severity="error", timeout=10)
             return
-        what = f"run {configs[0].name}" if len(configs) == 1 else f"a sweep of {len(configs)} runs"
+        what = f"run {configs[0].name}" if len(configs) == 1 else f"a grid of {len(configs)} runs"
         self.notify(f"Started {what}; the runs train on if the app quits.", title="Training")
         self.action_show_tab("plots")
 
@@ -362,14 +359,23 @@ class ExplorerApp(App[int]):
         self.run_actions.delete_run()
 
     def action_toggle_run(self) -> None:
-        """Show or hide the highlighted run in the plots and the generation table."""
+        """Show or hide the highlighted run (on a group row: every member) in the plots and the generation table."""
+        group = self.runs_table.highlighted_group
+        if group is not None:
+            members, shown = set(group.names), {run.name for run in self.session.shown}
+            self._show_runs(shown - members if members <= shown else shown | members)
+            return
         run = self._highlighted()
         if run is None:
             return
         self._show_runs({shown.name for shown in self.session.shown} ^ {run.name})
 
     def action_show_only(self) -> None:
-        """Show the highlighted run alone in the plots and the generation table."""
+        """Show the highlighted run (on a group row: its members) alone in the plots and the generation table."""
+        group = self.runs_table.highlighted_group
+        if group is not None:
+            self._show_runs(set(group.names))
+            return
         run = self._highlighted()
         if run is not None:
             self._show_runs({run.name})

@@ -5,7 +5,9 @@ Each export is one file in the folder the app was started from (the current dire
 the path. Files are written atomically (temp file + rename). The CSV holds every line of each
 shown run's ``metrics.jsonl``, one row per line with the run's name in front, then the settings
 that differ among the runs (the weight of a sweep, a seed), the numbers as the file has them
-(non-finite ones as ``inf``, ``-inf``, ``nan``).
+(non-finite ones as ``inf``, ``-inf``, ``nan``). Each seed group among them adds a row per epoch
+all its members finished (run ``group:<label>``, kind ``group``): ``n``, each metric's mean over
+the members, and beside it ``<metric>_sd``, their sample standard deviation.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.runs import metrics_lines
+from engine.runs.groups import M, SeedGroup, read_group_epochs
 from engine.runs.protocol import METRICS_FILE
+from engine.runs.welch import mean_sd
 from engine.safe_io import atomic_write
 
 LEADING_COLUMNS = ("run", "kind", "step", "epoch", "wall_s")  # the run, then where each line sits on every x axis of the plots
@@ -67,16 +71,23 @@ def varied(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [key for key in keys if len({json.dumps(values.get(key), default=str) for values in settings.values()}) > 1]
 
 
-def metrics_csv(checkpoints: Path, run_names: Iterable[str], settings: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+def metrics_csv(
+    checkpoints: Path,
+    run_names: Iterable[str],
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    groups: Iterable[SeedGroup[M]] = (),
+) -> str:
     """One CSV row per metrics line of each run: run, the settings that differ among the runs (``settings``: run name →
-    dotted key → value), kind, step, epoch, wall_s, then every metric (sorted by name)."""
+    dotted key → value), kind, step, epoch, wall_s, then every metric (sorted by name); then each group's rows
+    (:func:`group_rows`)."""
     settings = settings or {}
     differing = varied(settings)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"run": name, **{key: settings[name].get(key) for key in differing}, **line}
         for name in run_names
         for line in metric_lines(checkpoints, name)
     ]
+    rows += [row for group in groups for row in group_rows(checkpoints, group)]
     metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS) - set(differing))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["run", *differing, *LEADING_COLUMNS[1:], *metrics], lineterminator="\n")
@@ -85,3 +96,18 @@ def metrics_csv(checkpoints: Path, run_names: Iterable[str], settings: Mapping[s
         {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()} for row in rows
     )
     return out.getvalue()
+
+
+def group_rows(checkpoints: Path, group: SeedGroup[M]) -> list[dict[str, Any]]:
+    """A seed group's rows: per epoch every member finished, ``n`` and each metric's mean and ``<metric>_sd``."""
+    epochs = read_group_epochs(checkpoints, group.names)
+    rows = []
+    for epoch in epochs.common_epochs:
+        row: dict[str, Any] = {"run": f"group:{group.label}", "kind": "group", "epoch": epoch, "n": group.n}
+        metrics = sorted({key for lines in epochs.lines for line in lines for key in line} - {*LEADING_COLUMNS, "n"})
+        for metric in metrics:
+            values = epochs.at(metric, epoch)
+            if values:
+                row[metric], row[f"{metric}_sd"] = mean_sd(values)
+        rows.append(row)
+    return rows

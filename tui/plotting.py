@@ -154,13 +154,65 @@ def faint(color: str) -> RGB:
 
 
 @dataclass(frozen=True)
+class Band:
+    """A seed group's spread around its mean line: the low and high y at each x (raw values)."""
+
+    xs: list[float]
+    low: list[float]
+    high: list[float]
+
+
+@dataclass(frozen=True)
 class Series:
-    """One run's points in a pane (x on the pane's axis, raw y), with how the run is drawn."""
+    """One run's points in a pane (x on the pane's axis, raw y), with how the run is drawn; a seed group's mean, with
+    its ``band``."""
 
     legend: str
     color: str
     marker: str
     points: Points
+    band: Band | None = None
+
+
+BAND_MARKER = "·"
+
+
+def band_path(xs: list[float], low: list[float], high: list[float], columns: int) -> tuple[list[float], list[float]]:
+    """A zigzag through the band: up at one x, along the top, down at the next, along the bottom, … ``columns`` x values
+    spread evenly over the band (low and high interpolated linearly), so drawn as one line it shades every column between them."""
+    if len(xs) < 2:
+        return list(xs) * 2, [*low, *high]
+    count = max(2, columns)
+    grid = [xs[0] + (xs[-1] - xs[0]) * i / (count - 1) for i in range(count)]
+    path_x: list[float] = []
+    path_y: list[float] = []
+    for i, x in enumerate(grid):
+        bottom, top = _interpolate(xs, low, x), _interpolate(xs, high, x)
+        path_x += [x, x]
+        path_y += [bottom, top] if i % 2 == 0 else [top, bottom]
+    return path_x, path_y
+
+
+def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
+    """``ys`` at ``x``, linear between the neighbouring points (xs sorted)."""
+    i = min(max(bisect_left(xs, x), 1), len(xs) - 1)
+    x0, x1 = xs[i - 1], xs[i]
+    share = 0.0 if x1 == x0 else (x - x0) / (x1 - x0)
+    return ys[i - 1] + share * (ys[i] - ys[i - 1])
+
+
+def _band_line(band: Band, color: str, log: bool, x_range: tuple[float, float], width: int) -> tuple[Line, list[float]] | None:
+    """The band's shaded zigzag (:func:`band_path`) inside ``x_range`` in the faint ``color``, and the y values it spans."""
+    keep = [
+        i
+        for i, x in enumerate(band.xs)
+        if x_range[0] <= x <= x_range[1] and all(math.isfinite(v) and (v > 0 or not log) for v in (band.low[i], band.high[i]))
+    ]
+    if not keep:
+        return None
+    low, high = ([math.log10(values[i]) if log else values[i] for i in keep] for values in (band.low, band.high))
+    xs, ys = band_path([band.xs[i] for i in keep], low, high, width)
+    return Line(xs, ys, faint(color), BAND_MARKER), low + high
 
 
 @dataclass(frozen=True)
@@ -200,7 +252,7 @@ def pane_figure(
     """The figure of one pane ``width`` cells wide: each run's finite points inside ``x_range`` (positive ones under
     ``log``), downsampled to :data:`LINE_RESOLUTION` per cell, as a line (under smoothing, a faint raw line and the
     :func:`ema` in the run's color), the run's marker at its point nearest to ``cursor`` (else its last), and y
-    fitted to the points drawn: [min, max] (±0.5 when flat), then the ``y_zoom`` share of it (:func:`zoom_window`)
+    fitted to the points drawn (a group's band too, shaded first): [min, max] (±0.5 when flat), then the ``y_zoom`` share of it (:func:`zoom_window`)
     centred on the first run's value at the cursor (or its latest).
     """
     figure = Figure(x_limits=x_range, cursor=cursor)
@@ -211,6 +263,11 @@ def pane_figure(
         points = [(x, y) for x, y in run.points if math.isfinite(y) and (y > 0 or not log) and low_x <= x <= high_x]
         if not points:
             continue
+        if run.band is not None:
+            band = _band_line(run.band, run.color, log, (low_x, high_x), width)
+            if band is not None:
+                figure.lines.insert(0, band[0])  # under every line, so each mean stays visible
+                ys.extend(band[1])
         figure.drawn[run.legend] = points = downsample(points, max(2, LINE_RESOLUTION * width))
         xs = [x for x, _ in points]
         raw = [math.log10(y) if log else y for _, y in points]

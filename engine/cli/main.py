@@ -1,4 +1,4 @@
-"""The headless commands: train, sweep, generate, runs, stop, delete, rename, corpus-info, reproduce.
+"""The headless commands: train, sweep, generate, runs, compare, stop, delete, rename, corpus-info, reproduce.
 
 Each group of commands is a module of this package with its ``add_parsers`` and ``cmd_*``
 functions; this one assembles them. Mistakes in the input, and faults of the disk (full,
@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from engine.cli import corpus, generate, manage, reproduce, runs, train
+from engine.cli import compare, corpus, generate, manage, reproduce, runs, train
 from engine.cli.common import ArgumentParser
 from engine.errors import UserError
 from engine.exit_codes import EXIT_BROKEN_PIPE, EXIT_STOPPED, EXIT_USER_ERROR
@@ -29,6 +29,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "rename": manage.cmd_rename,
     "corpus-info": corpus.cmd_corpus_info,
     "reproduce": reproduce.cmd_reproduce,
+    "compare": compare.cmd_compare,
 }
 
 
@@ -37,7 +38,7 @@ def build_parser() -> ArgumentParser:
         prog="lm-explorer", description="Train word-level LSTM language models under entropy-based objectives, and compare them."
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for group in (train, runs, manage, generate, corpus, reproduce):
+    for group in (train, runs, compare, manage, generate, corpus, reproduce):
         group.add_parsers(commands)
     return parser
 

@@ -1,4 +1,5 @@
-"""``lm-explorer train`` (one run in the foreground, or a saved one resumed) and ``lm-explorer sweep`` (one run per weight)."""
+"""``lm-explorer train`` (one run in the foreground, or a saved one resumed) and ``lm-explorer sweep`` (a grid of runs:
+weights × seeds × any ``--vary SETTING=V1,V2,…``)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from engine.cli.common import DEFAULT_CHECKPOINTS, ArgumentParser, StopOnSignals, checkpoints_folder
 from engine.cli.watch import watch
-from engine.config.models import RunConfig, parse_weights
+from engine.config.grid import WEIGHT, Axis, describe, grid_points, parse_vary, seed_axis, varying, weight_axis
+from engine.config.models import RunConfig
 from engine.config.presets import PRESETS, build_run_config
-from engine.config.settings import add_options, given_overrides, settings
+from engine.config.settings import add_options, given_overrides, setting, settings
 from engine.errors import UserError
 from engine.exit_codes import exit_code
 from engine.jobs.executors import add_executor_options, executor_for
 from engine.metric_table import cells, metrics
 from engine.objective.terms import REGULARIZERS
-from engine.runs.names import check_name, default_run_name, sweep_member_name
+from engine.runs.names import check_name, default_run_name, grid_names
 
 if TYPE_CHECKING:
     from engine.jobs.controller import Controller
@@ -38,11 +40,19 @@ def add_parsers(commands: argparse._SubParsersAction[ArgumentParser]) -> None:
 
     sweep = commands.add_parser(
         "sweep",
-        help="one run per regularizer weight, then a comparison",
-        description="Train one run per weight and compare them.",
+        help="a grid of runs (weights × seeds × --vary), then a comparison",
+        description="Train one run per combination of --weights, --seeds and each --vary, and compare them.",
     )
     _training_options(sweep, leave_out=("objective.weight", "objective.epsilon", "train.device"))
-    sweep.add_argument("--weights", metavar="W,W,…", help="comma-separated weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument("--weights", metavar="W,W,…", help="comma-separated regularizer weights, e.g. 1e-7,1,10,100")
+    sweep.add_argument("--seeds", metavar="S,S-S,…", help="seeds as a list and ranges, e.g. 0-4 or 0,2,5 (default 0)")
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="SETTING=V,V,…",
+        help="one more setting's values, e.g. objective.regularizer=kl,entropy or train.lr=1e-3,3e-3 (repeatable)",
+    )
     sweep.add_argument(
         "--device", metavar="D", help="auto, cpu, cuda, cuda:N, or CUDA devices to spread the runs over: cuda:0,cuda:1"
     )
@@ -131,16 +141,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     device = args.device or "auto"
     executor = executor_for(args.executor, args.address)
     if args.resume_queue:
-        if args.weights is not None or args.detach:
-            raise UserError("--resume-queue starts the runs already in --checkpoints; give it without --weights and --detach.")
+        if args.weights is not None or args.seeds is not None or args.vary or args.detach:
+            raise UserError(
+                "--resume-queue starts the runs already in --checkpoints; give it without --weights, --seeds, --vary and --detach."
+            )
         controller = Controller(checkpoints_folder(args.checkpoints, create=False), executor)
         names = controller.orphans()
         if not names:
             print(f"no queued or interrupted runs in {args.checkpoints}", file=sys.stderr)
             return 0
     else:
-        if args.weights is None:
-            raise UserError("sweep needs --weights (such as 1e-7,1,10,100), or --resume-queue to start the queued runs.")
         configs = _sweep_configs(args)
         controller = Controller(checkpoints_folder(args.checkpoints, create=True), executor)
         names = controller.queue(configs, rename=args.name is None)
@@ -183,22 +193,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_configs(args: argparse.Namespace) -> list[RunConfig]:
-    """One config per ``--weights`` entry, named after it (``--name``) or by default."""
-    weights = parse_weights(args.weights)
+    """One config per point of the grid (:func:`sweep_axes`), named after what varies (``--name`` or by default); the count
+    and what makes it are said on stderr before anything is queued."""
+    axes = sweep_axes(args)
+    points = grid_points(axes)
     given = {key: value for key, value in given_overrides(args).items() if key != "train.device"}  # placed per job instead
     stem = None if args.name is None else check_name(args.name, "--name")
-    configs = []
-    for weight in weights:
-        config = build_run_config("unnamed", args.preset, {**given, "objective.weight": weight})
-        configs.append(
-            config.model_copy(update={"name": default_run_name(config) if stem is None else sweep_member_name(stem, weight)})
-        )
-    if configs[0].objective.regularizer == "none":
+    configs = [build_run_config("unnamed", args.preset, {**given, **point}) for point in points]
+    if WEIGHT in varying(axes) and any(config.objective.regularizer == "none" for config in configs):
         *others, last = [name for name in REGULARIZERS if name != "none"]
         raise UserError(
             f"A sweep varies the regularizer's weight, and --regularizer is none; give --regularizer {', '.join(others)} or {last}."
         )
-    return configs
+    names = grid_names(stem, configs, varying(axes)) if len(configs) > 1 else [stem or default_run_name(configs[0])]
+    if not args.json:
+        print(f"sweep: {len(configs)} run{'s' * (len(configs) != 1)} ({describe(axes)}) into {args.checkpoints}", file=sys.stderr)
+    return [config.model_copy(update={"name": name}) for config, name in zip(configs, names, strict=True)]
+
+
+def sweep_axes(args: argparse.Namespace) -> list[Axis]:
+    """The grid ``sweep``'s options ask for: ``--weights``, then each ``--vary``, then ``--seeds`` (a setting given
+    as an axis and as its own option is refused)."""
+    axes = [weight_axis(args.weights)] if args.weights is not None else []
+    axes += [parse_vary(text) for text in args.vary]
+    if args.seeds is not None:
+        axes.append(seed_axis(args.seeds))
+    fixed = given_overrides(args)
+    for axis in axes:
+        if axis.key in fixed:
+            raise UserError(f"{axis.key} is both varied and given as {setting(axis.key).flag}; give its values once.")
+    if not axes:
+        raise UserError(
+            "A sweep needs something to vary: give --weights, --seeds or --vary SETTING=V1,V2 (or --resume-queue to start the queued runs)."
+        )
+    return axes
 
 
 def _report_run(name: str, status: str, slot: Slot | None) -> None:

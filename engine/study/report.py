@@ -13,13 +13,14 @@ import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import engine
 from engine.config.models import RunConfig
 from engine.formatting import markdown_table
 from engine.lm.corpus import Corpus
 from engine.metric_table import EPOCH_SUMMARY, Metric, distinct_label, is_collapsed, metrics, number
+from engine.runs.groups import GroupEpochs
 from engine.study.grid import (
     FIGURES,
     NOTEBOOK,
@@ -45,24 +46,26 @@ SUMMARY_METRICS = metrics("val_loss", "accuracy", "perplexity", "distinct_predic
 
 @dataclass
 class RunResult:
-    """One grid entry over its seeds: run names, statuses and epoch records per seed."""
+    """One grid entry over its seeds, a seed group (:class:`engine.runs.groups.GroupEpochs`): run names, statuses and
+    epoch records per seed."""
 
     grid: GridRun
     config: RunConfig
-    names: list[str]
     statuses: list[str]
-    epochs: list[list[dict[str, Any]]]  # per seed, the epoch lines in order
+    group: GroupEpochs
+
+    @property
+    def names(self) -> list[str]:
+        return self.group.names
 
     @property
     def common_epochs(self) -> list[int]:
         """The epochs every seed completed."""
-        count = min((len(lines) for lines in self.epochs), default=0)
-        return [line["epoch"] for line in self.epochs[0][:count]] if count else []
+        return self.group.common_epochs
 
     def values(self, metric: str) -> list[list[float]]:
         """``values[seed][epoch]`` over the common epochs."""
-        count = len(self.common_epochs)
-        return [[float(line[metric]) for line in lines[:count]] for lines in self.epochs]
+        return self.group.values(metric)
 
     def final(self, metric: str) -> list[float]:
         return [column[-1] for column in self.values(metric)] if self.common_epochs else []
@@ -116,10 +119,10 @@ def collect(
         directory = RunDirectory(runs_dir, config.name)
         record = directory.read_record()
         lines = [line for line in directory.read_metrics(record.epochs_completed) if line.get("kind") == "epoch"]
-        entry = by_key.setdefault(grid.key, RunResult(grid, config, [], [], []))
-        entry.names.append(config.name)
+        entry = by_key.setdefault(grid.key, RunResult(grid, config, [], GroupEpochs([])))
+        entry.group.names.append(config.name)
         entry.statuses.append(record.status)
-        entry.epochs.append(lines)
+        entry.group.lines.append(lines)
     reproduction = Reproduction(corpus, seeds, device, list(by_key.values()), {r.name: r.action for r in results}, timings)
     trained = [entry for entry in reproduction.runs if entry.common_epochs]
     for entry in trained:
@@ -221,6 +224,7 @@ def render_report(reproduction: Reproduction, with_png: bool) -> str:
         _finding_collapse(reproduction),
         _finding_sampler(reproduction),
         _finding_standard(reproduction),
+        _differences_section(reproduction),
         _epochs_section(reproduction),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
@@ -479,6 +483,38 @@ def _finding_standard(r: Reproduction) -> str:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+DIFFERENCE_METRICS = ("perplexity", "accuracy", "entropy", "kl")
+"""What the differences section compares: metrics every objective shares (each run's own loss is not one)."""
+
+
+def _differences_section(r: Reproduction) -> str:
+    """Each entry against its baseline (the study's runs against ``control``, the standard ones against ``ce``) at their
+    last common epoch: the difference of seed means with its 95 % Welch interval (:mod:`engine.runs.compare`)."""
+    from engine.runs.compare import TABLE_HEADERS, compare_groups
+
+    rows, verdicts = [], {"distinguishable": 0, "not distinguishable": 0, "too few seeds": 0}
+    for e in r.runs:
+        baseline = r.run("control" if e.grid.group == "study" else "ce")
+        if baseline is None or baseline is e or not e.common_epochs or not baseline.common_epochs:
+            continue
+        comparison = compare_groups(e.grid.key, e.group, baseline.grid.key, baseline.group, True, DIFFERENCE_METRICS)
+        for row in comparison.rows:
+            cells = row.cells()
+            verdicts[cells[-1]] += 1
+            rows.append([f"{e.grid.key} − {baseline.grid.key}", *cells])
+    if not rows:
+        return ""
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in verdicts.items() if count)
+    return (
+        "## Which differences are distinguishable\n\n"
+        "Each run against its baseline (the study's against `control`, the standard objectives against `ce`) at their last "
+        "common epoch: the difference of the seed means, its 95 % interval by Welch's t (with its degrees of freedom) and n "
+        "per side. A difference is distinguishable when its interval excludes 0; with one seed a side nothing is, "
+        f"whatever the two numbers say (`--seeds 0,1,2` gives three a side). Here: {counts}.\n\n"
+        + markdown_table(["runs", *TABLE_HEADERS], rows)
+    )
 
 
 def _epochs_section(r: Reproduction) -> str:

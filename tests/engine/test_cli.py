@@ -652,3 +652,31 @@ def test_paper_preset_with_document_batching_needs_the_document_split(small_corp
     code, out, _ = run_cli(capsys, *common, "--batching", "document", "--split", "document", "--name", "documents")
     assert code == 0
     assert json.loads(out)["config"]["corpus"]["split"] == "document"
+
+
+def test_a_sweep_over_seeds_is_one_grid_with_a_confirmation_line(small_corpus, tmp_path, capsys):
+    code, out, err = run_cli(
+        capsys, "sweep", "--regularizer", "kl", "--weights", "10", "--seeds", "0-1", "--corpus", small_corpus, *TINY,
+        "--checkpoints", tmp_path, "--name", "g",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err.splitlines()[0] == f"sweep: 2 runs (1 weight × 2 seeds) into {tmp_path}"
+    assert [record_json(tmp_path, name)["config"]["train"]["seed"] for name in ("g-s0", "g-s1")] == [0, 1]
+    assert "g-s0" in out and "g-s1" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--weights", "1,2,3", "--seeds", "0-99"], "The grid holds 300 runs (3 weights × 100 seeds), more than the 256"),
+        (["--vary", "train.lr=1e-3", "--lr", "0.01"], "train.lr is both varied and given as --lr"),
+        ([], "A sweep needs something to vary"),
+        (["--vary", "train.lr=0"], "--lr must be a finite number > 0, not '0'"),
+    ],
+)
+def test_bad_grids_are_one_sentence(options, message, small_corpus, tmp_path, capsys):
+    code, out, err = run_cli(
+        capsys, "sweep", "--regularizer", "kl", *options, "--corpus", small_corpus, "--checkpoints", tmp_path / "ck"
+    )
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "ck").exists()

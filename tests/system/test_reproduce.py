@@ -116,7 +116,7 @@ def test_report_numbers_are_the_runs_metrics(reproduced):
         epochs = [m for m in RunDirectory(out / "runs", f"{key}-s0").read_metrics() if m["kind"] == "epoch"]
         assert [m["epoch"] for m in epochs] == list(range(1, EPOCHS + 1))
         for m in epochs:
-            row = "| " + " | ".join([key, str(m["epoch"]), *(number(float(m[name])) for name in REPORT_METRICS)]) + " |"
+            row = "| " + " | ".join([key, str(int(m["epoch"])), *(number(float(m[name])) for name in REPORT_METRICS)]) + " |"
             assert row in report, row
     finding = report[report.index("## Finding 4") : report.index("## Per-epoch")]
     for key in GRID:
@@ -254,6 +254,36 @@ def test_several_seeds_draw_the_mean_with_a_min_max_band():
     (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]  # only the line with two seeds has one
     low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
     assert (low, high) == (6.0, 11.0)
+
+
+def test_with_one_seed_the_report_says_no_difference_is_distinguishable(reproduced):
+    report = (reproduced["out"] / "report.md").read_text()
+    section = report.split("## Which differences are distinguishable")[1].split("\n## ")[0]
+    assert "| kl-10 − control | perplexity | 2 |" in section and "too few seeds" in section
+    assert "distinguishable |" not in section.replace("not distinguishable |", "")
+
+
+def test_the_report_states_distinguishable_differences_over_seeds():
+    from scipy import stats
+
+    from engine.config.presets import build_run_config
+    from engine.runs.groups import GroupEpochs
+    from engine.study.grid import grid_run
+    from engine.study.report import Reproduction, RunResult, _differences_section
+
+    def entry(key: str, perplexities: list[float]) -> RunResult:
+        lines = [
+            [{"kind": "epoch", "epoch": 1, "perplexity": p, "accuracy": 0.1, "entropy": 1.0, "kl": 2.0}] for p in perplexities
+        ]
+        names = [f"{key}-s{seed}" for seed in range(len(perplexities))]
+        return RunResult(grid_run(key), build_run_config(names[0], "paper"), ["finished"] * 3, GroupEpochs(names, lines))
+
+    control, kl = [100.0, 102.0, 101.0], [90.0, 91.0, 93.0]
+    section = _differences_section(Reproduction(None, [0, 1, 2], "cpu", [entry("control", control), entry("kl-10", kl)], {}, {}))
+    interval = stats.ttest_ind(kl, control, equal_var=False).confidence_interval()
+    row = next(line for line in section.splitlines() if line.startswith("| kl-10 − control | perplexity |"))
+    assert f"{number(interval.low)} to {number(interval.high)}" in row and row.endswith("| 3 + 3 | distinguishable |")
+    assert "Here: 1 distinguishable, 3 not distinguishable." in section
 
 
 def test_reproduce_arch_transformer_trains_the_softmax_grid_with_seed_groups(small_corpus, tmp_path):

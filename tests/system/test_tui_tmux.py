@@ -226,3 +226,50 @@ def test_form_seeds_shown_runs_and_a_renamed_runs_number_survive_a_sigkill(tiny_
         again.wait_for(lambda s: SEED_TEXT in s, "the pinned seed")
     finally:
         again.kill()
+
+
+def test_seed_groups_in_a_real_terminal(tiny_corpus, tmp_path):
+    """Two hand-made 3-seed groups: their rows in the runs list, their band lines on the Plots tab, their comparison."""
+    from tests.conftest import hand_made_metrics, write_hand_made_run
+
+    checkpoints = tmp_path / "checkpoints"
+    for seed in range(3):
+        for weight, start in ((10.0, 7.0), (1.0, 6.0)):
+            write_hand_made_run(
+                checkpoints,
+                f"g-w{weight:g}-s{seed}",
+                metrics=hand_made_metrics(3, start=start + 0.1 * seed),
+                objective__regularizer="kl",
+                objective__weight=weight,
+                train__seed=seed,
+            )
+    command = [console_script(), "--corpus", str(tiny_corpus), "--checkpoints", str(checkpoints), "--device", "cpu"]
+    tmux = Tmux(command, f"groups{os.getpid()}")
+    try:
+        tmux.wait_for(lambda s: "g-w10 · 3 seeds" in s and "g-w1 · 3 seeds" in s, "the two group rows")
+        tmux.wait_for(lambda s: "5.85 ± 0.1" in s, "the kl-10 group's mean ± sd validation loss")
+        for words, shown, hidden in (("w10-s", "g-w10", "g-w1"), ("w1-s", "g-w1", "g-w10")):
+            tmux.keys("F5", "/")  # the filter leaves one group in the list, its row first: space shows its members
+            tmux.wait_for(lambda s: "filter: words" in s, "the filter line")
+            tmux.type(words)
+            tmux.wait_for(lambda s, a=shown, b=hidden: f"{a} · 3 seeds" in s and f"{b} · 3 seeds" not in s, f"{shown} alone")
+            tmux.keys("Enter")
+            tmux.wait_for(lambda s: "␣ Show" in s, "the runs list's keys")
+            tmux.keys("Space")
+            tmux.wait_for(lambda s, a=shown: f"▸● 3  {a} · 3 seeds" in s, f"{shown}'s members shown")
+            tmux.keys("/", "Escape")
+            tmux.wait_for(lambda s: "g-w10 · 3 seeds" in s and "g-w1 · 3 seeds" in s, "the filter cleared")
+        tmux.keys("F3")
+        screen = tmux.wait_for(lambda s: s.count("3 seeds, min–max") == 2, "two group lines in the legend")
+        assert "·····" in screen  # a shaded band
+        tmux.keys("F5", "/")
+        tmux.wait_for(lambda s: "filter: words" in s, "the filter line")
+        tmux.type("w1-s")
+        tmux.wait_for(lambda s: "g-w10 · 3 seeds" not in s, "the kl-1 group alone")
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: "␣ Show" in s, "the runs list's keys")
+        tmux.keys("i")
+        screen = tmux.wait_for(lambda s: "g-w1 is lower than g-w10" in s, "the comparison in the run details")
+        assert "n = 3 + 3" in screen and "95 % CI" in screen
+    finally:
+        tmux.kill()

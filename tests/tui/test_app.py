@@ -125,7 +125,7 @@ async def test_invalid_weights_keep_train_disabled_with_the_reason(tiny_corpus, 
         await pilot.pause()
         assert not train.disabled
         assert not reason.has_class("-shown")
-        assert "sweep of 4 runs" in str(app.query_one("#form-status").render())
+        assert "grid of 4 runs (4 weights × 1 seed)" in str(app.query_one("#form-status").render())
 
         await type_into(pilot, "#epochs", "0")
         await pilot.pause()
@@ -170,7 +170,25 @@ async def test_a_weight_list_needs_a_regularizer(tiny_corpus, tmp_path):
         assert app.session.runs == {}
         app.query_one("#regularizer", Select).value = "kl"
         await pilot.pause()
-        assert "sweep of 3 runs" in str(app.query_one("#form-status").render())
+        assert "grid of 3 runs (3 weights × 1 seed)" in str(app.query_one("#form-status").render())
+
+
+async def test_weights_times_seeds_is_one_form_entry(tiny_corpus, tmp_path):
+    app = make_app(tiny_corpus, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        app.query_one("#regularizer", Select).value = "kl"
+        await type_into(pilot, "#weight", "1, 10, 100")
+        await type_into(pilot, "#train-seed", "0-2")
+        await pilot.pause()
+        assert "Ready: a grid of 9 runs (3 weights × 3 seeds)" in str(app.query_one("#form-status").render())
+        points = [(o["objective.weight"], o["train.seed"]) for o in app.form.reading.overrides]
+        assert points == [(w, s) for w in (1.0, 10.0, 100.0) for s in (0, 1, 2)]
+        assert app.form.reading.varying == ("objective.weight", "train.seed")
+        await type_into(pilot, "#train-seed", "2-0")
+        await pilot.pause()
+        assert app.query_one("#train", Button).disabled
+        assert "Training seed range '2-0' runs backwards" in str(app.query_one("#train-seed-reason").render())
 
 
 async def test_a_missing_corpus_is_said_once_and_train_says_why(tiny_corpus, tmp_path):

@@ -5,6 +5,11 @@ Rows are every setting (``objective.weight``, ``model.hidden_size``…) and what
 epochs and steps trained, library versions, times. With two or more runs, a row whose values
 differ is marked ``≠`` and drawn bold; ``d`` shows only those rows. ``c`` closes the view and
 puts the first run's settings into the Setup form (its clone), escape just closes it.
+
+When the runs are two seed groups (:func:`engine.runs.groups.seed_groups`), one of them of several seeds, a comparison stands
+above the settings: per validation metric at the groups' last common epoch, the means ± sd, the
+difference, its 95 % Welch interval with its df, n per side and the plain sentence
+(:func:`engine.runs.compare.compare_seed_groups`, as ``lm-explorer compare`` prints it).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config.models import RunConfig
+from engine.runs.compare import TABLE_HEADERS, GroupComparison, compare_seed_groups
+from engine.runs.groups import SeedGroup, seed_groups
 from tui.session import RunState
 from tui.widgets.setup_form import flat_settings
 
@@ -69,6 +76,8 @@ class RunDetail(ModalScreen[RunConfig | None]):
     RunDetail > Vertical { width: 95%; height: 90%; border: round $primary; background: $surface; padding: 0 1; }
     RunDetail #detail-table { height: 1fr; }
     RunDetail #detail-hint { color: $text-muted; height: auto; }
+    RunDetail #detail-comparison { height: auto; max-height: 50%; display: none; }
+    RunDetail #detail-comparison.-shown { display: block; }
     """
 
     def __init__(self, runs: list[RunState], checkpoints: Path) -> None:
@@ -76,12 +85,14 @@ class RunDetail(ModalScreen[RunConfig | None]):
         self.runs = runs
         self.checkpoints = Path(checkpoints)
         self.records: dict[str, dict[str, str]] = {}  # run name → its record's rows, once read
+        self.comparison: GroupComparison | None = None  # two seed groups' comparison, once read
         self.only_differences = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             names = " vs ".join(f"#{run.number} {run.name}" for run in self.runs)
             box.border_title = f"{'Run' if len(self.runs) == 1 else 'Runs compared'}: {names} · escape closes"
+            yield Static("", id="detail-comparison")
             yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
             hint = (
                 "d: only the differences · c: clone the first run into the Setup form"
@@ -97,6 +108,9 @@ class RunDetail(ModalScreen[RunConfig | None]):
             table.add_column(Text(f"#{run.number} {run.name}", style=f"bold {run.color}"), key=run.name)
         self._fill()
         self._read_records()
+        groups = seed_groups(self.runs)
+        if len(groups) == 2 and max(group.n for group in groups) > 1:  # two single runs: the settings say it all
+            self._compare(groups[0], groups[1])
 
     def rows(self) -> dict[str, list[str]]:
         """Setting → one value per run (``–`` where a run has none), in order."""
@@ -138,11 +152,32 @@ class RunDetail(ModalScreen[RunConfig | None]):
                 records[run.name] = {"status": f"unreadable: {error}"}
         return records
 
+    @work(thread=True, exit_on_error=False)
+    def _compare(self, a: SeedGroup[RunState], b: SeedGroup[RunState]) -> GroupComparison:
+        """The two groups' comparison, read from their metrics files."""
+        return compare_seed_groups(self.checkpoints, a, b)
+
     @on(Worker.StateChanged)
     def _records_read(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.SUCCESS and isinstance(event.worker.result, dict):
+        if event.state != WorkerState.SUCCESS:
+            return
+        if isinstance(event.worker.result, dict):
             self.records = event.worker.result
             self._fill()
+        elif isinstance(event.worker.result, GroupComparison):
+            self.comparison = event.worker.result
+            self._show_comparison(self.comparison)
+
+    def _show_comparison(self, comparison: GroupComparison) -> None:
+        from engine.formatting import text_table
+
+        text = Text(f"A: {comparison.label_a}   B: {comparison.label_b}\n", style="bold")
+        if comparison.rows:
+            text.append(text_table(TABLE_HEADERS, [row.cells() for row in comparison.rows]) + "\n")
+        text.append("\n".join(comparison.sentences()))
+        panel = self.query_one("#detail-comparison", Static)
+        panel.update(text)
+        panel.add_class("-shown")
 
     def action_toggle_differences(self) -> None:
         self.only_differences = not self.only_differences

@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Input, Label, Static, Switch
 from textual.worker import Worker, get_current_worker
 
 from engine.errors import UserError
+from engine.runs.groups import seed_groups
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
@@ -46,6 +47,7 @@ LOAD_RETRY_S = 0.2
 PENDING = Text("…", style="dim")
 SEED_CELL_WIDTH = 40
 UNKNOWN_SHOWN = 3
+AGREE_MARK = "≡ "
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Column:
     name: str
     header: Text
     version: int
+    group: tuple[str, ...] = ()  # the shown members of its seed group, itself among them (empty: not in a group)
 
 
 class CellToken(NamedTuple):
@@ -82,8 +85,14 @@ def epoch_label(epoch: float) -> str:
     return f"{epoch:g}" if float(epoch).is_integer() else f"{epoch:.2f}"
 
 
-def cell_text(result: Result | None, epoch: float | None = None) -> Text:
-    """A continuation as a table cell: the weights' epoch, unknown seed words flagged, errors in red."""
+def agreement(words: list[str], others: list[list[str]]) -> list[bool]:
+    """For each of ``words``, whether every other member of its seed group has the same word at that position."""
+    return [all(i < len(other) and other[i] == word for other in others) for i, word in enumerate(words)]
+
+
+def cell_text(result: Result | None, epoch: float | None = None, agreed: list[bool] | None = None) -> Text:
+    """A continuation as a table cell: the weights' epoch, unknown seed words flagged, errors in red; in a seed group
+    (``agreed``, per word) the words every member continues with are underlined, and ``≡`` marks a continuation all agree on."""
     if result is None:
         return PENDING
     if isinstance(result, str):
@@ -91,7 +100,13 @@ def cell_text(result: Result | None, epoch: float | None = None) -> Text:
     text = Text(f"ep {epoch_label(epoch)} · ", style="dim") if epoch is not None else Text()
     if result.unknown_words:
         text.append(f"⚠ unknown: {unknown_label(result.unknown_words)} ", style="yellow")
-    text.append(result.text)
+    if agreed is None:
+        text.append(result.text)
+        return text
+    if agreed and all(agreed):
+        text.append(AGREE_MARK, style="bold green")
+    for i, (word, same) in enumerate(zip(result.words, agreed, strict=True)):
+        text.append(" " * (i > 0) + word, style="underline" if same else "")
     return text
 
 
@@ -226,11 +241,17 @@ class GenerationPanel(Vertical):
 
     def show_runs(self, runs: list[RunState]) -> None:
         """Make the columns the given runs (those with a checkpoint), regenerating what is stale."""
+        with_checkpoint = [run for run in runs if run.has_checkpoint]
         columns = [
-            Column(run.name, Text(f"#{run.number} {run.name}", style=f"bold {run.color}"), run.checkpoint_version)
-            for run in runs
-            if run.has_checkpoint
-        ]
+            Column(
+                run.name,
+                Text(f"#{run.number} {run.name}", style=f"bold {run.color}"),
+                run.checkpoint_version,
+                tuple(group.names) if group.n > 1 else (),
+            )
+            for group in seed_groups(with_checkpoint)
+            for run in group.members
+        ]  # a seed group's members side by side
         if [c.name for c in columns] != [c.name for c in self.columns]:
             self.columns = columns
             self._rebuild_table()
@@ -277,7 +298,17 @@ class GenerationPanel(Vertical):
         self._update_hint()
 
     def _cell(self, seed: str, column: Column) -> Text:
-        return cell_text(self._current(seed, column), self.epochs.get((seed, column.name)))
+        return cell_text(self._current(seed, column), self.epochs.get((seed, column.name)), self._agreed(seed, column))
+
+    def _agreed(self, seed: str, column: Column) -> list[bool] | None:
+        """Per word of the column's continuation, whether its group's other members continue alike (None: no group yet)."""
+        mine = self._current(seed, column)
+        if not column.group or mine is None or isinstance(mine, str):
+            return None
+        others = [self._current(seed, other) for other in self.columns if other.name in column.group and other is not column]
+        if any(other is None or isinstance(other, str) for other in others):
+            return None  # until every member has one
+        return agreement(mine.words, [other.words for other in others if other is not None and not isinstance(other, str)])
 
     def _current(self, seed: str, column: Column) -> Result | None:
         """The cell's result if it is up to date, else None."""
@@ -350,7 +381,8 @@ class GenerationPanel(Vertical):
         else:
             self.epochs[(message.seed, message.run)] = message.epoch
         table = self.query_one(ContinuationsTable)
-        table.update_cell(message.seed, message.run, self._cell(message.seed, column), update_width=True)
+        for member in [c for c in self.columns if c.name in column.group] or [column]:  # its group's agreement changed too
+            table.update_cell(message.seed, member.name, self._cell(message.seed, member), update_width=True)
         if table.row_count:
             cursor = table.coordinate_to_cell_key(table.cursor_coordinate)
             if cursor.row_key == message.seed and cursor.column_key == message.run:

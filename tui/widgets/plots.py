@@ -38,6 +38,11 @@ Reading the plots:
   geometry plotext drew), on the nearest x some shown run has a point at.
 - A pane that fails to draw says so in its place; the app and the other panes go on.
 - ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
+- Seed groups (shown runs that differ only in their seed, :func:`engine.runs.groups.seed_groups`) are
+  drawn as one mean line with a shaded band (:func:`engine.runs.groups.aggregate`): min–max, or ±1 sd
+  (``b`` toggles); ``g`` draws every run on its own again. On the epoch axis the members' points
+  align; by step or wall time each member is interpolated onto the others' x values, and the
+  pane's title says so. The readout gives a group's mean ± sd and n.
 """
 
 from __future__ import annotations
@@ -58,9 +63,11 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from engine.metric_table import Quantity, Source, measured
+from engine.runs.groups import BandKind, GroupSeries, aggregate, seed_groups
 from tui.export import export_path, metrics_csv, write_atomically
 from tui.plotting import (
     MIN_Y_ZOOM,
+    Band,
     Figure,
     Series,
     compact,
@@ -115,6 +122,29 @@ QUALITY_PANES = (
     _pane("val-loss-2", "validation loss", "loss", ("validation",)),
 )
 PANE_SETS = (PANES, QUALITY_PANES)  # m cycles them, and the pages of a set when the size shows fewer than its four
+
+
+BAND_NAMES: dict[BandKind, str] = {"minmax": "min–max", "sd": "±1 sd"}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the panes draw as one line: a shown run, or a seed group of shown runs (its mean with a band)."""
+
+    runs: tuple[RunState, ...]
+
+    @property
+    def lead(self) -> RunState:
+        """The member whose color and marker the line takes (the lowest seed)."""
+        return self.runs[0]
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.runs) > 1
+
+    @property
+    def marker(self) -> str:
+        return marker(self.lead.number)
 
 
 class SafePlot(PlotextPlot):
@@ -219,6 +249,8 @@ class MetricPlots(Vertical):
         Binding("up", "zoom_y(0.5)", "Zoom the selected pane's y in", show=False),
         Binding("down", "zoom_y(2)", "Zoom the selected pane's y out", show=False),
         Binding("y", "zoom_y(0)", "Whole y range in the selected pane", show=False),
+        Binding("g", "toggle_groups", "Seed groups as mean + band ↔ every run", show=False),
+        Binding("b", "toggle_band", "Group band: min–max ↔ ±1 sd", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -238,6 +270,8 @@ class MetricPlots(Vertical):
     page: reactive[int] = reactive(0, init=False)  # which of the set's pages, when the size shows fewer than four panes
     x_axis: reactive[str] = reactive("epoch")  # one of X_AXES
     selected: reactive[int] = reactive(0)  # the pane (index among the four shown) that ↑ / ↓ / y act on
+    grouped: reactive[bool] = reactive(True)  # seed groups drawn as one mean line with a band
+    band: reactive[BandKind] = reactive[BandKind]("minmax")
 
     def __init__(self, session: Session, checkpoints: Path, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -344,6 +378,12 @@ class MetricPlots(Vertical):
     def watch_selected(self) -> None:
         self._dirty = True
 
+    def watch_grouped(self) -> None:
+        self._dirty = True
+
+    def watch_band(self) -> None:
+        self._dirty = True
+
     def on_focus(self) -> None:
         self._dirty = True  # the selected pane's mark shows while the plots have focus
 
@@ -359,6 +399,26 @@ class MetricPlots(Vertical):
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
         self.notify(f"Plots: {'log' if self.log_scale else 'linear'} y axis.")
+
+    def action_toggle_groups(self) -> None:
+        self.grouped = not self.grouped
+        self.notify(f"Plots: {'seed groups as their mean with a band' if self.grouped else 'every run on its own'}.")
+
+    def action_toggle_band(self) -> None:
+        self.band = "sd" if self.band == "minmax" else "minmax"
+        self.notify(f"Group bands: {BAND_NAMES[self.band]}.")
+
+    def lines(self, runs: list[RunState]) -> list[Shown]:
+        """The shown runs as the panes draw them: each seed group as one line while ``grouped``, else one per run."""
+        if not self.grouped:
+            return [Shown((run,)) for run in runs]
+        return [Shown(group.members) for group in seed_groups(runs)]
+
+    def group_series(self, line: Shown, name: str) -> GroupSeries:
+        """A group's mean and band on series ``name`` along the x axis shown (epochs align; steps and wall time interpolate)."""
+        members = [run.points(name, self.x_axis) for run in line.runs]
+        series = [([x for x, _ in points], [y for _, y in points]) for points in members if points]
+        return aggregate(series, self.band, self.x_axis == "epoch")
 
     def action_toggle_validation(self) -> None:
         self.validation = not self.validation
@@ -430,12 +490,14 @@ class MetricPlots(Vertical):
             from tui.widgets.setup_form import flat_settings
 
             settings = {run.name: flat_settings(run.config) for run in runs}
-            text = metrics_csv(self.checkpoints, [run.name for run in runs], settings)
+            groups = [group for group in seed_groups(runs) if group.n > 1]
+            text = metrics_csv(self.checkpoints, [run.name for run in runs], settings, groups)
             path = write_atomically(export_path("metrics", "csv"), text)
         except OSError as error:
             self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
-        self.notify(f"Saved the metrics of {len(runs)} run(s) to {path}", title="Export")
+        grouped = f" and {len(groups)} seed group(s)" if groups else ""
+        self.notify(f"Saved the metrics of {len(runs)} run(s){grouped} to {path}", title="Export")
 
     def action_export_svg(self) -> None:
         """Save the screen, plots and legend as they are drawn now, as an SVG file."""
@@ -499,6 +561,8 @@ class MetricPlots(Vertical):
         suffix += f" · x {compact(self.x_range[0])}–{compact(self.x_range[1])}" if self.x_range else ""
         suffix += f" · y ×{1 / self.y_zoom[pane.id]:g}" if pane.id in self.y_zoom else ""
         suffix += "" if runs else " · no run shown"
+        if self.x_axis != "epoch" and any(line.is_group for line in self.lines(runs)):
+            suffix += " · groups interpolated"
         full = (
             f"{pane.title}{_definitions(kinds, DEFINITION_NAMES)} · "
             f"{'validation, epoch ends' if from_validation else 'training windows'}{suffix}"
@@ -519,16 +583,50 @@ class MetricPlots(Vertical):
             for run in runs
         ]
 
+    def group_readout(self, line: Shown, pane: Pane) -> tuple[float, float, float, int] | None:
+        """A group's (x, mean, sd, n) at the x nearest to the cursor on ``pane``, or None without points there."""
+        series = self.group_series(line, self.series_name(pane))
+        if self.cursor is None or not series.x:
+            return None
+        i = min(range(len(series.x)), key=lambda j: abs(series.x[j] - (self.cursor or 0.0)))
+        return series.x[i], series.mean[i], series.sd[i], series.n
+
     def readout_text(self) -> Text:
         """``epoch 1.5 │ • #1 kl-best: entropy 6.12 · KL 0.61 · training loss 6.62 · validation loss 6.75 (at 1)``,
         then one such line per further shown run, under the first.
 
         The x is given with its unit: ``step 40``, ``wall time 42.5 s``.
         """
+        from engine.metric_table import plus_minus
+
         at_x = f"{X_AXIS_NAMES[self.x_axis]} {x_text(self.cursor or 0.0, self.x_axis)}"
         text = Text(at_x, style="bold")
-        for index, (run, points) in enumerate(self.readout()):
-            text.append(" │ " if index == 0 else "\n" + " " * len(at_x) + " │ ")  # a line per run: every shown run is read
+        rows = 0
+
+        def next_row() -> None:  # a line per group and per run: every shown one is read at the cursor
+            nonlocal rows
+            text.append(" │ " if rows == 0 else "\n" + " " * len(at_x) + " │ ")
+            rows += 1
+
+        for line in self.lines([run for run in self.session.shown if run.series]):
+            if not line.is_group:
+                continue
+            next_row()
+            text.append(f"{line.marker} {self.group_legend(line)}:", style=line.lead.color)
+            values = []
+            for pane in self.panes:
+                at_cursor = self.group_readout(line, pane)
+                if at_cursor is None:
+                    continue
+                x, mean, sd, n = at_cursor
+                at = "" if math.isclose(x, self.cursor or 0.0) else f" (at {x_text(x, self.x_axis)})"
+                values.append(f"{pane.title} {plus_minus(mean, sd)} (n {n}){at}")
+            text.append(" " + " · ".join(values) if values else " no points")
+        grouped = {run.name for line in self.lines(self.session.shown) if line.is_group for run in line.runs}
+        for run, points in self.readout():
+            if run.name in grouped:
+                continue
+            next_row()
             text.append(f"{marker(run.number)} {self.legend(run)}:", style=run.color)
             values = []
             for pane in self.panes:
@@ -567,6 +665,8 @@ class MetricPlots(Vertical):
                 self.x_axis,
                 self.y_zoom.get(pane.id),
                 self.has_focus and self.panes.index(pane) == self.selected,
+                self.grouped,
+                self.band,
                 tuple(
                     (
                         run.name,
@@ -586,10 +686,11 @@ class MetricPlots(Vertical):
 
     def _draw_legend(self, runs: list[RunState]) -> None:
         legend = Text()
-        for run in runs:
+        for line in self.lines(runs):
             if legend:
                 legend.append("   ")
-            legend.append(f"{marker(run.number)} {self.legend(run)}", style=f"bold {run.color}")
+            label = self.group_legend(line) if line.is_group else self.legend(line.lead)
+            legend.append(f"{line.marker} {label}", style=f"bold {line.lead.color}")
         self._update_line(
             self.query_one("#plot-legend", Static),
             legend or Text("No run shown: space in the runs list (F5) shows one.", style="dim"),
@@ -614,7 +715,7 @@ class MetricPlots(Vertical):
         with_xlabel = plot.size.height >= 14
         name = self.series_name(pane)
         figure = pane_figure(
-            [Series(self.legend(run), run.color, marker(run.number), run.points(name, self.x_axis)) for run in runs],
+            [self.series(line, name) for line in self.lines(runs)],
             log=self.log_scale,
             smoothing=self.smoothing,
             x_range=self.x_range,
@@ -629,6 +730,20 @@ class MetricPlots(Vertical):
             self.y_limits[pane.id] = figure.y_limits
         title = mark + self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN - len(mark))
         plot.show(figure, title, X_AXIS_LABELS[self.x_axis] if with_xlabel else "")
+
+    def series(self, line: Shown, name: str) -> Series:
+        """A line's points on series ``name``: a run's own, or a group's mean with its band (:meth:`group_series`)."""
+        run = line.lead
+        if not line.is_group:
+            return Series(self.legend(run), run.color, line.marker, run.points(name, self.x_axis))
+        group = self.group_series(line, name)
+        points = list(zip(group.x, group.mean, strict=True))
+        return Series(self.group_legend(line), run.color, line.marker, points, Band(group.x, group.low, group.high))
+
+    def group_legend(self, line: Shown) -> str:
+        """``#1,2,3 ce + kl 10 · 3 seeds, min–max``: the members' numbers, what they share, n and the band."""
+        numbers = ",".join(str(number) for number in sorted(run.number for run in line.runs))
+        return f"#{numbers} {self.legend(line.lead).partition(' ')[2]} · {len(line.runs)} seeds, {BAND_NAMES[self.band]}"
 
     @staticmethod
     def legend(run: RunState) -> str:

@@ -13,6 +13,11 @@ differences marked (:mod:`tui.screens.run_detail`). ``/`` opens the filter line:
 are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on a column's header
 (a second click reverses). A click on a run's ●/○ shows or hides it. Space, ``s`` (show only this run),
 ``h`` (hide all), ``x``, ``r``, ``e`` (more epochs), ``n`` (rename) and ``d`` (delete) act through the app's actions.
+
+A seed group among the listed runs (runs that differ only in their seed,
+:func:`engine.runs.groups.seed_groups`) gets a group row: ``▸● n`` seeds (● all shown), and each number column's
+mean ± sd over its members. Enter on it expands it to its members' rows (listed under it) and
+collapses it again; space shows or hides every member; ``i`` opens the members' details.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from engine.metric_table import Metric, collapsed, metrics, number
+from engine.runs.groups import SeedGroup, seed_groups
 from tui.session import RunState
 from tui.widgets.ordered_input import OrderedInput
 
@@ -54,6 +60,7 @@ STATUS_STYLES = {
     "queued": "dim",
 }
 MISSING = float("inf")
+GROUP_ROW = "group:"  # a group row's key: this and the group's label (no run name holds a colon)
 
 
 def rate_label(pairs_per_s: float | None) -> str:
@@ -167,6 +174,9 @@ class RunsTable(DataTable[Text | str]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.runs: dict[str, RunState] = {}  # every run handed to show_run, listed or filtered out
+        self.groups: dict[str, SeedGroup[RunState]] = {}  # group row key → its seed group (two runs or more)
+        self.expanded: set[str] = set()  # the group rows whose members are listed
+        self.group_names: dict[str, str] = {}  # a group row's name cell → its key (what sorting reads)
         self.filter_text = ""
         self.sort_column: str | None = None
         self.sort_reversed = False
@@ -176,11 +186,23 @@ class RunsTable(DataTable[Text | str]):
             self.add_column(label, key=key)
 
     @property
-    def highlighted_run(self) -> str | None:
-        """The name of the run under the cursor, if any."""
+    def highlighted_key(self) -> str | None:
+        """The key of the row under the cursor: a run's name, or a group row's key."""
         if not self.row_count:
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    @property
+    def highlighted_run(self) -> str | None:
+        """The name of the run under the cursor, if any (None on a group row)."""
+        key = self.highlighted_key
+        return None if key is None or key in self.groups else key
+
+    @property
+    def highlighted_group(self) -> SeedGroup[RunState] | None:
+        """The seed group whose row is under the cursor, if any."""
+        key = self.highlighted_key
+        return self.groups.get(key) if key is not None else None
 
     @property
     def listed(self) -> list[str]:
@@ -193,22 +215,63 @@ class RunsTable(DataTable[Text | str]):
             self.move_cursor(row=self.get_row_index(name))
 
     def show_run(self, run: RunState) -> None:
-        """Add the run's row or bring its cells up to date (a run the filter leaves out gets no row)."""
+        """Add the run's row or bring its cells up to date (a run the filter leaves out, or a collapsed group holds, gets no row)."""
         self.runs[run.name] = run
-        if not matches(run, self.filter_text):
+        self._regroup()
+        self._put_row(run)
+        self._sort()
+
+    def _put_row(self, run: RunState) -> None:
+        if not matches(run, self.filter_text) or self._collapsed(run.name):
             self.drop_row(run.name)
             return
-        cells = dict(zip((key for key, _ in COLUMNS), self._cells(run), strict=True))
-        if run.name not in self.rows:
-            self.add_row(*cells.values(), key=run.name)
+        self._put(run.name, self._cells(run))
+
+    def _put(self, key: str, row: list[Text | str]) -> None:
+        cells = dict(zip((column for column, _ in COLUMNS), row, strict=True))
+        if key not in self.rows:
+            self.add_row(*cells.values(), key=key)
         else:
-            for key, value in cells.items():
-                self.update_cell(run.name, key, value, update_width=True)
+            for column, value in cells.items():
+                self.update_cell(key, column, value, update_width=True)
+
+    def _collapsed(self, name: str) -> bool:
+        return any(name in group.names and key not in self.expanded for key, group in self.groups.items())
+
+    def _regroup(self) -> None:
+        """Group rows for the seed groups among the listed runs: added, updated, or dropped with their group."""
+        listed = [run for run in self.runs.values() if matches(run, self.filter_text)]
+        groups = {GROUP_ROW + group.label: group for group in seed_groups(listed) if group.n > 1}
+        for key in set(self.groups) - set(groups):
+            self.drop_row(key)
+        self.groups = groups
+        for key, group in groups.items():
+            self._put(key, self._group_cells(group, key in self.expanded))
+        for run in listed:
+            if self._collapsed(run.name):
+                self.drop_row(run.name)
+
+    def toggle_group(self, key: str) -> None:
+        """List a group's members under its row, or fold them into it again."""
+        self.expanded ^= {key}
+        self._regroup()
+        for name in self.groups[key].names:
+            self._put_row(self.runs[name])
         self._sort()
+        if key in self.rows:
+            self.move_cursor(row=self.get_row_index(key))
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a group row expands or collapses it."""
+        key = event.row_key.value
+        if key in self.groups:
+            self.toggle_group(key)
 
     def drop_run(self, name: str) -> None:
         self.runs.pop(name, None)
         self.drop_row(name)
+        self._regroup()
 
     def drop_row(self, name: str) -> None:
         if name in self.rows:
@@ -219,9 +282,10 @@ class RunsTable(DataTable[Text | str]):
         self.filter_text = text
         highlighted = self.highlighted_run
         self.clear()
+        self.groups = {}
+        self._regroup()
         for run in self.runs.values():
-            if matches(run, text):
-                self.add_row(*self._cells(run), key=run.name)
+            self._put_row(run)
         self._sort()
         if highlighted is not None:
             self.highlight(highlighted)
@@ -243,6 +307,11 @@ class RunsTable(DataTable[Text | str]):
         self._sort()
 
     def action_details(self) -> None:
+        group = self.highlighted_group
+        if group is not None:
+            others = [run.name for run in self.runs.values() if run.shown and run.name not in group.names]
+            self.post_message(self.DetailsRequested([*group.names, *others]))
+            return
         name = self.highlighted_run
         if name is None:
             self.notify("No run is listed yet.", severity="warning")
@@ -267,9 +336,56 @@ class RunsTable(DataTable[Text | str]):
         self._sort()
 
     def _sort(self) -> None:
-        if self.sort_column is not None and self.row_count:
-            column = self.sort_column
-            self.sort("name", key=lambda name: sort_value(self.runs[str(name)], column), reverse=self.sort_reversed)
+        """Sort by the chosen column, if any; a group's rows stay together, its row first, its members under it in list order."""
+        if not self.row_count or (self.sort_column is None and not self.groups):
+            return
+        column = self.sort_column
+        order = {name: index for index, name in enumerate(self.runs)}
+        homes = {name: key for key, group in self.groups.items() for name in group.names}
+        sign = -1 if self.sort_reversed else 1  # reversed, the groups' order flips but a group's row stays on top
+
+        def position(cell: object) -> tuple[tuple[Any, str], int]:
+            key = self.group_names.get(str(cell), str(cell))
+            home = key if key in self.groups else homes.get(key)
+            first = self.runs[self.groups[home].names[0]] if home is not None else self.runs[key]
+            value = sort_value(first, column) if column is not None else order[first.name]
+            member = 0 if key in self.groups or home is None else 1 + order[key]
+            return (value, first.name), sign * member
+
+        self.sort("name", key=position, reverse=self.sort_reversed)
+
+    def _group_cells(self, group: SeedGroup[RunState], expanded: bool) -> list[Text | str]:
+        """A group row: n seeds, the members' statuses, and each number column's mean ± sd over the members."""
+        from engine.formatting import objective_label
+        from engine.metric_table import plus_minus
+        from engine.runs.welch import mean_sd
+
+        runs = list(group.members)
+        lead = runs[0]
+
+        def spread(values: list[float | None]) -> str:
+            present = [value for value in values if value is not None]
+            return plus_minus(*mean_sd(present)) if present else "–"
+
+        statuses = sorted({run.status for run in runs})
+        latest = [spread([run.metrics.get(metric.key) for run in runs]) for metric in LATEST_METRICS]
+        name = f"{group.label} · {group.n} seeds"
+        self.group_names[name] = GROUP_ROW + group.label
+        return [
+            Text(
+                f"{'▾' if expanded else '▸'}{'●' if all(run.shown for run in runs) else '○'} {group.n}",
+                style=f"bold {lead.color}",
+            ),
+            name,
+            Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
+            f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
+            *latest[:2],
+            spread([run.best_val_loss for run in runs]),
+            *latest[2:],
+            "–",
+            objective_label(lead.config.objective),
+            f"{lead.config.objective.strength:g}",
+        ]
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:

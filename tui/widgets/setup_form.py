@@ -1,4 +1,4 @@
-"""The Setup panel: corpus, preset, architecture, objective, weight (or a sweep's weights) and training settings.
+"""The Setup panel: corpus, preset, architecture, objective, weight and seed (or a grid's weights and seeds) and training settings.
 
 Every field is checked as it is typed against its own pydantic field (type and bounds, read from
 the engine's config models, so a bound added there is enforced here), without touching the
@@ -24,6 +24,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
+from engine.config.grid import SEED, Axis, describe, grid_points, parse_seeds, varying
+from engine.config.grid import WEIGHT as WEIGHT_KEY
 from engine.config.models import (
     PARAMETRIC_LOSSES,
     RUN_NAME_PATTERN,
@@ -37,7 +39,7 @@ from engine.config.models import (
 from engine.config.presets import PRESETS, build_run_config
 from engine.config.settings import SECTIONS, setting
 from engine.errors import UserError
-from engine.runs.names import run_names
+from engine.runs.names import grid_names
 from tui.widgets.ordered_input import OrderedInput
 
 CORPUS_DEBOUNCE_S = 0.4
@@ -51,19 +53,21 @@ NUMBER_FIELDS: dict[str, tuple[str, str]] = {
     "epochs": ("Epochs", "train.epochs"),
     "batch-size": ("Batch size", "train.batch_size"),
     "lr": ("Learning rate", "train.lr"),
-    "train-seed": ("Training seed", "train.seed"),
 }
+SEEDS = ("Training seed", "0, or 0-2 (or 0,1,2) for a seed group")
 
 
 @dataclass(frozen=True)
 class FormReading:
-    """What the form holds: per-run overrides (one per weight), or the reasons it is not valid."""
+    """What the form holds: per-run overrides (one per point of its weights × seeds grid), or the reasons it is not valid."""
 
     preset: str | None
     overrides: list[dict[str, Any]]
     errors: dict[str, str]
     problem: str | None = None
-    name: str | None = None  # the run's name, or the sweep's stem; None: the app names the runs
+    name: str | None = None  # the run's name, or the grid's stem; None: the app names the runs
+    varying: tuple[str, ...] = ()  # the settings whose value differs between the runs (what their names add)
+    grid: str = ""  # what the count is made of: "3 weights × 3 seeds"
 
     @property
     def valid(self) -> bool:
@@ -116,11 +120,14 @@ class SetupForm(VerticalScroll):
     class TrainRequested(Message):
         """The user asked to train what the form holds: one run per entry of ``overrides``."""
 
-        def __init__(self, preset: str | None, overrides: list[dict[str, Any]], name: str | None = None) -> None:
+        def __init__(
+            self, preset: str | None, overrides: list[dict[str, Any]], name: str | None = None, varying: list[str] | None = None
+        ) -> None:
             super().__init__()
             self.preset = preset
             self.overrides = overrides
-            self.name = name  # the run's name (a sweep's runs: name-<weight>), or None for the default names
+            self.name = name  # the run's name (a grid's runs: name-w<weight>-s<seed>), or None for the default names
+            self.varying = varying or []  # the settings the runs' names say
 
     class CorpusRead(Message):
         """A corpus finished loading (``corpus``) or was refused (``error``)."""
@@ -205,6 +212,9 @@ class SetupForm(VerticalScroll):
                 label, OrderedInput(f"{value:g}" if isinstance(value, float) else str(value), id=name, compact=True), name
             )
         yield from _field(
+            SEEDS[0], OrderedInput(str(defaults.train.seed), placeholder=SEEDS[1], id="train-seed", compact=True), "train-seed"
+        )
+        yield from _field(
             "Run name",
             OrderedInput("", placeholder="optional; default from the objective, e.g. ce-kl-10", id="run-name", compact=True),
             "run-name",
@@ -257,23 +267,37 @@ class SetupForm(VerticalScroll):
                 f"Weight holds {len(weights)} weights, a sweep over the regularizer's weight, but Regularizer is "
                 "none: choose a regularizer, or give one weight."
             )
+        try:
+            seeds = parse_seeds(self.query_one("#train-seed", Input).value, SEEDS[0])
+        except UserError as error:
+            errors["train-seed"] = str(error)
+            seeds = []
+        axes = [Axis(WEIGHT_KEY, tuple(weights)), Axis(SEED, tuple(seeds))]
+        try:
+            points = grid_points(axes)
+        except UserError as error:
+            return FormReading(preset, [], errors, str(error))
         run_name = self.query_one("#run-name", Input).value.strip() or None
-        if run_name is not None and not all(RUN_NAME_PATTERN.fullmatch(run) for run in run_names(run_name, weights)):
-            errors["run-name"] = f"Run name {run_name!r} is not a plain name: use {RUN_NAME_RULE} (a sweep adds -w<weight>)."
         if errors:
             return FormReading(preset, [], errors)
-        overrides = [{**base, "objective.weight": weight} for weight in weights]
+        overrides = [{**base, **point} for point in points]
         try:
-            for values in overrides:
-                build_run_config("form", preset, values)
+            configs = [build_run_config("form", preset, values) for values in overrides]
         except UserError as error:
             return FormReading(preset, [], {}, str(error))
-        return FormReading(preset, overrides, {}, name=run_name)
+        if run_name is not None and not all(
+            RUN_NAME_PATTERN.fullmatch(run) for run in grid_names(run_name, configs, varying(axes))
+        ):
+            errors["run-name"] = (
+                f"Run name {run_name!r} is not a plain name: use {RUN_NAME_RULE} (a grid adds -w<weight> and -s<seed>)."
+            )
+            return FormReading(preset, [], errors)
+        return FormReading(preset, overrides, {}, name=run_name, varying=tuple(varying(axes)), grid=describe(axes))
 
     def revalidate(self) -> None:
         """Re-read the form; show reasons, the summary line and the Train button's state."""
         self.reading = self.read()
-        for name in ("loss-param", "weight", *NUMBER_FIELDS, "run-name"):
+        for name in ("loss-param", "weight", *NUMBER_FIELDS, "train-seed", "run-name"):
             reason = self.reading.errors.get(name, "")
             self.query_one(f"#{name}-reason", Static).update(reason)
             self.query_one(f"#{name}-reason").set_class(bool(reason), "-shown")
@@ -293,7 +317,7 @@ class SetupForm(VerticalScroll):
             status.update(
                 "Ready: 1 run. Train with ctrl+t."
                 if runs == 1
-                else f"Ready: a sweep of {runs} runs, one per weight. Train with ctrl+t."
+                else f"Ready: a grid of {runs} runs ({self.reading.grid}). Train with ctrl+t."
             )
         status.set_class(bool(self.reading.problem or self.reading.errors or self.corpus_problem), "-error")
         self.query_one("#train", Button).disabled = not (self.reading.valid and corpus_ready)
@@ -320,7 +344,8 @@ class SetupForm(VerticalScroll):
             reason = next(iter(self.reading.errors.values()), None) or self.reading.problem or corpus_problem
             self.notify(reason, title="Cannot train yet", severity="warning")
             return False
-        self.post_message(self.TrainRequested(self.reading.preset, self.reading.overrides, self.reading.name))
+        reading = self.reading
+        self.post_message(self.TrainRequested(reading.preset, reading.overrides, reading.name, list(reading.varying)))
         return True
 
     # Events ------------------------------------------------------------------------------------
@@ -375,15 +400,13 @@ class SetupForm(VerticalScroll):
         self.query_one("#arch", Select).value = config.model.arch
         self.query_one("#loss", Select).value = config.objective.loss
         for name, (_, key) in NUMBER_FIELDS.items():
-            if name == "train-seed":
-                continue
             section, _, setting = key.partition(".")
             value = getattr(getattr(config, section), setting)
             self.query_one(f"#{name}", Input).value = f"{value:g}" if isinstance(value, float) else str(value)
 
     # Remembering the form ----------------------------------------------------------------------
 
-    FIELDS = ("corpus", "preset", "arch", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "run-name")
+    FIELDS = ("corpus", "preset", "arch", "loss", "loss-param", "regularizer", "weight", *NUMBER_FIELDS, "train-seed", "run-name")
 
     def values(self) -> dict[str, str]:
         """Each field's text or choice, by field id."""
@@ -436,6 +459,7 @@ class SetupForm(VerticalScroll):
             section, _, setting = key.partition(".")
             value = getattr(getattr(config, section), setting)
             self.query_one(f"#{name}", Input).value = f"{value:g}" if isinstance(value, float) else str(value)
+        self.query_one("#train-seed", Input).value = str(config.train.seed)
         self.query_one("#run-name", Input).value = ""
         preset_settings = flat_settings(build_run_config("preset", config.preset))
         shown = {
@@ -448,6 +472,7 @@ class SetupForm(VerticalScroll):
             "objective.weight",
             "objective.epsilon",
             "train.device",
+            "train.seed",
             *(key for _, key in NUMBER_FIELDS.values()),
         }
         self.extra = {

@@ -1,0 +1,230 @@
+"""Seed groups, their statistics and ``lm-explorer compare``: intervals checked against scipy, groups against hand-made runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from scipy import stats
+
+from engine.cli.main import main
+from engine.config.grid import MAX_GRID_RUNS, Axis, grid_points, parse_seeds, parse_vary
+from engine.config.presets import build_run_config
+from engine.errors import UserError
+from engine.runs.compare import compare_seed_groups
+from engine.runs.groups import aggregate, group_key, seed_groups
+from engine.runs.names import grid_names
+from engine.runs.view import RunReader
+from engine.runs.welch import t_quantile, welch_difference
+from tests.conftest import hand_made_metrics, write_hand_made_run
+
+# -- the statistics ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("q", "df", "known"), [(0.975, 1, 12.706204736174707), (0.975, 10, 2.228138851986274), (0.5, 3, 0.0)])
+def test_t_quantile_known_values(q, df, known):
+    assert t_quantile(q, df) == pytest.approx(known, abs=1e-12)
+
+
+@pytest.mark.parametrize("df", [1, 1.5, 2.3, 4, 17.2, 300, 1e5])
+def test_t_quantile_matches_scipy(df):
+    for q in (0.6, 0.9, 0.975, 0.995, 0.9999):
+        assert t_quantile(q, df) == pytest.approx(stats.t.ppf(q, df), rel=1e-10)
+
+
+def test_welch_interval_matches_scipy_ttest_ind_unequal_variances():
+    draw = random.Random(19)
+    for _ in range(300):
+        a = [draw.gauss(0, draw.uniform(0.01, 5)) for _ in range(draw.randint(2, 8))]
+        b = [draw.gauss(1, draw.uniform(0.01, 5)) for _ in range(draw.randint(2, 8))]
+        ours, reference = welch_difference(a, b), stats.ttest_ind(a, b, equal_var=False)
+        interval = reference.confidence_interval(0.95)
+        assert (ours.low, ours.high) == pytest.approx((interval.low, interval.high), rel=1e-9, abs=1e-12)
+        assert ours.df == pytest.approx(reference.df, rel=1e-12)
+        assert ours.distinguishable == (reference.pvalue < 0.05)
+
+
+def test_welch_hand_worked_values():
+    # a: mean 2, s² = 1; b: mean 5, s² = 1; se = √(1/3 + 1/3); df = (2/3)² / (2 · (1/3)² / 2) = 4
+    d = welch_difference([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert (d.difference, d.df, d.n_a, d.n_b) == (-3.0, pytest.approx(4.0), 3, 3)
+    half = 2.7764451051977987 * math.sqrt(2 / 3)
+    assert (d.low, d.high) == pytest.approx((-3 - half, -3 + half))
+
+
+def test_one_seed_a_side_cannot_be_compared():
+    d = welch_difference([1.0], [2.0, 3.0])
+    assert not d.comparable and not d.distinguishable and math.isnan(d.low)
+
+
+# -- groups ------------------------------------------------------------------------------------------
+
+
+def _seed_metrics(epochs: int, seed: int, start: float) -> list[dict]:
+    """Hand-made metrics whose level moves with the seed (by 0.1 per seed), so a group has spread."""
+    return hand_made_metrics(epochs, start=start + 0.1 * seed)
+
+
+@pytest.fixture
+def grouped(tmp_path):
+    """Two 3-seed groups (kl 1 a clear 1.0 below kl 10) and a lone run of another size; epochs 3 (one seed: 2)."""
+    for seed in range(3):
+        write_hand_made_run(
+            tmp_path,
+            f"g-w1-s{seed}",
+            metrics=_seed_metrics(3, seed, 6.0),
+            objective__regularizer="kl",
+            objective__weight=1.0,
+            train__seed=seed,
+        )
+        write_hand_made_run(
+            tmp_path,
+            f"g-w10-s{seed}",
+            epochs=3 - (seed == 2),
+            metrics=_seed_metrics(3 - (seed == 2), seed, 7.0),
+            objective__regularizer="kl",
+            objective__weight=10.0,
+            train__seed=seed,
+        )
+    write_hand_made_run(tmp_path, "wide", model__hidden_size=32)
+    return tmp_path
+
+
+def test_runs_that_differ_only_in_seed_are_one_group(grouped):
+    groups = {group.label: group for group in seed_groups(RunReader(grouped).views())}
+    assert sorted(groups) == ["g-w1", "g-w10", "wide"]
+    assert groups["g-w1"].names == ["g-w1-s0", "g-w1-s1", "g-w1-s2"] and groups["g-w1"].seeds == [0, 1, 2]
+    assert groups["wide"].n == 1
+
+
+def test_epochs_and_device_do_not_split_a_group():
+    one = build_run_config("a", None, {"train.seed": 1, "train.epochs": 3, "train.device": "cpu"})
+    two = build_run_config("b", None, {"train.seed": 2, "train.epochs": 5, "train.device": "cuda"})
+    assert group_key(one) == group_key(two) != group_key(build_run_config("c", None, {"train.lr": 0.01}))
+
+
+def test_aggregate_aligns_epochs_and_interpolates_steps():
+    epochs = aggregate([([1, 2, 3], [1.0, 2.0, 3.0]), ([1, 2], [3.0, 4.0])], band="minmax")
+    assert (epochs.x, epochs.mean, epochs.low, epochs.high, epochs.interpolated) == (
+        [1, 2],
+        [2.0, 3.0],
+        [1.0, 2.0],
+        [3.0, 4.0],
+        False,
+    )
+    steps = aggregate([([0, 10], [0.0, 10.0]), ([0, 4, 8], [2.0, 2.0, 2.0])], band="sd", align=False)
+    assert steps.x == [0, 4, 8] and steps.interpolated
+    assert steps.mean == pytest.approx([1.0, 3.0, 5.0])
+    assert steps.high[1] - steps.mean[1] == pytest.approx(math.sqrt(2))  # values 4 and 2: sd √2
+
+
+def test_compare_at_the_last_common_epoch_against_scipy(grouped):
+    views = RunReader(grouped).views()
+    groups = {group.label: group for group in seed_groups(views)}
+    comparison = compare_seed_groups(grouped, groups["g-w1"], groups["g-w10"])
+    assert comparison.epoch == 2  # one kl-10 seed finished only two
+    entropy = next(row for row in comparison.rows if row.metric == "entropy")
+    a = [6.0 + 0.1 * seed - 0.5 * 2 - 0.25 for seed in range(3)]
+    b = [7.0 + 0.1 * seed - 0.5 * 2 - 0.25 for seed in range(3)]
+    reference = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+    assert (entropy.difference.low, entropy.difference.high) == pytest.approx((reference.low, reference.high))
+    assert entropy.sentence("g-w1", "g-w10").startswith("entropy at epoch 2: g-w1 is lower than g-w10 by 1 (95 % CI ")
+    assert "val_loss" not in [row.metric for row in comparison.rows]  # their objectives differ
+
+
+def test_epoch_lines_read_back_as_floats_still_align():
+    from engine.runs.groups import GroupEpochs
+
+    epochs = GroupEpochs(["a", "b"], [[{"epoch": 1.0, "kl": 1.0}, {"epoch": 2.0, "kl": 2.0}], [{"epoch": 1, "kl": 3.0}]])
+    assert epochs.common_epochs == [1] and epochs.at("kl", 1) == [1.0, 3.0]
+
+
+def test_compare_command_prints_the_interval_and_the_sentence(grouped, capsys):
+    assert main(["compare", "g-w1-s0", "g-w10", "--checkpoints", str(grouped)]) == 0
+    out = capsys.readouterr().out
+    assert "A: g-w1 (n = 3: g-w1-s0, g-w1-s1, g-w1-s2)" in out
+    assert "n = 3 + 3)." in out and "95 % CI" in out and "Welch df 4.0" in out
+    assert main(["compare", "g-w1", "wide", "--checkpoints", str(grouped), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["metrics"]
+    assert all(not row["sentence"].count("distinguishable") and "run more seeds" in row["sentence"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        ("g-w1", "nope", "No seed group or run named 'nope'"),
+        ("g-w1-s0", "g-w1-s2", "are the same seed group (g-w1)"),
+    ],
+)
+def test_compare_refuses_in_one_sentence(grouped, capsys, a, b, message):
+    assert main(["compare", a, b, "--checkpoints", str(grouped)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+# -- grids and their names -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seeds"), [("0-4", [0, 1, 2, 3, 4]), ("0,2,5", [0, 2, 5]), ("0-2, 7", [0, 1, 2, 7]), ("3", [3])]
+)
+def test_seed_lists_and_ranges(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        ("4-1", "runs backwards"),
+        ("1,1", "names a seed twice"),
+        ("a", "'a' is not a whole number from 0 to "),
+        ("0-9999", "more than"),
+    ],
+)
+def test_bad_seed_lists(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_seeds(text)
+
+
+def test_vary_any_setting_by_key_or_flag():
+    assert parse_vary("objective.regularizer=kl,entropy") == Axis("objective.regularizer", ("kl", "entropy"))
+    assert parse_vary("lr=1e-3, 3e-3") == Axis("train.lr", (1e-3, 3e-3))
+    for text, message in [
+        ("nothing=1", "is not SETTING=V1"),
+        ("train.lr=-1", "--lr must be"),
+        ("corpus.paths=a,b", "a list setting"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            parse_vary(text)
+
+
+def test_the_grid_is_the_product_and_bounded():
+    points = grid_points([Axis("objective.weight", (1.0, 10.0, 100.0)), Axis("train.seed", (0, 1, 2))])
+    assert len(points) == 9 and points[1] == {"objective.weight": 1.0, "train.seed": 1}
+    with pytest.raises(UserError, match=f"The grid holds 300 runs .*more than the {MAX_GRID_RUNS}"):
+        grid_points([Axis("train.seed", tuple(range(100))), Axis("objective.weight", (1.0, 2.0, 3.0))])
+
+
+def test_grid_names_say_what_varies_seed_last():
+    configs = [
+        build_run_config("x", None, {"objective.regularizer": r, "objective.weight": 10.0, "train.lr": lr, "train.seed": s})
+        for r, lr, s in [("kl", 1e-3, 0), ("entropy", 3e-3, 1)]
+    ]
+    assert grid_names("g", configs, ["objective.regularizer", "train.seed", "train.lr"]) == [
+        "g-kl-lr0.001-s0",
+        "g-entropy-lr0.003-s1",
+    ]
+    assert grid_names("g", configs[:1], ["train.seed"]) == ["g"]
+    unnamed = grid_names(None, configs, ["train.seed"])
+    assert unnamed[0].startswith("ce-kl-w10-") and unnamed[0].endswith("-s0")
+
+
+def test_a_rerun_of_the_same_seed_stands_alone(tmp_path):
+    for name in ("a", "b"):
+        write_hand_made_run(tmp_path, name)
+    write_hand_made_run(tmp_path, "c", train__seed=1)
+    groups = sorted((group.names for group in seed_groups(RunReader(tmp_path).views())), key=len)
+    assert [len(names) for names in groups] == [1, 2] and "c" in groups[1] and groups[0][0] in ("a", "b")

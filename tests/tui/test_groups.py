@@ -1,0 +1,179 @@
+"""Seed groups in the app: one mean line with a band per group, its readout, the toggles (Pilot, hand-made runs)."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Static
+
+from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
+from tests.tui.test_app import make_app, redrawn, show_runs
+
+pytestmark = pytest.mark.asyncio
+
+SEEDS = (0, 1, 2)
+KL10 = [f"g-w10-s{seed}" for seed in SEEDS]
+KL1 = [f"g-w1-s{seed}" for seed in SEEDS]
+
+
+@pytest.fixture
+def grouped_app(tmp_path, tiny_corpus):
+    """Two 3-seed groups (kl 10 and kl 1) whose validation loss moves by 0.1 per seed, and one lone control run."""
+    checkpoints = tmp_path / "checkpoints"
+    for seed in SEEDS:
+        for names, weight, start in ((KL10, 10.0, 7.0), (KL1, 1.0, 6.0)):
+            write_hand_made_run(
+                checkpoints,
+                names[seed],
+                metrics=hand_made_metrics(3, start=start + 0.1 * seed),
+                objective__regularizer="kl",
+                objective__weight=weight,
+                train__seed=seed,
+            )
+    write_hand_made_run(checkpoints, "control")
+    return make_app(tiny_corpus, checkpoints)
+
+
+async def show_groups(pilot) -> None:
+    """Show both groups (space on their rows) and the lone run, and wait for every history."""
+    app = pilot.app
+    await wait_for(pilot, lambda: len(app.runs_table.groups) == 2, "the group rows")
+    await pilot.press("f5")
+    for key in ("group:g-w10", "group:g-w1"):
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(key))
+        await pilot.press("space")
+    await show_runs(pilot, "control")
+    await wait_for(pilot, lambda: all(app.session.get(name).series for name in KL10 + KL1), "the members' histories")
+
+
+async def test_a_seed_group_is_one_mean_line_with_a_band_and_a_readout(grouped_app):
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        await pilot.press("f3")
+        await redrawn(pilot)
+        plots = grouped_app.plots
+        legend = str(plots.query_one("#plot-legend", Static).render())
+        assert legend.count("3 seeds, min–max") == 2 and "control" not in legend and "#7 ce" in legend
+        (kl10,) = [label for label in plots.drawn["val-loss"] if "kl 10" in label]
+        # validation loss at epoch e: start − 0.5 e + 0.25, start 7.0, 7.1, 7.2 → mean 7.1 − 0.5 e + 0.25
+        assert [x for x, _ in plots.drawn["val-loss"][kl10]] == [1.0, 2.0, 3.0]
+        assert [y for _, y in plots.drawn["val-loss"][kl10]] == pytest.approx([6.85, 6.35, 5.85])
+        assert len(plots.drawn["val-loss"]) == 3  # two groups and the lone run
+
+        await pilot.press("end")
+        await wait_for(pilot, lambda: plots.cursor == 3.0 and not plots.pending, "the cursor's redraw")
+        readout = str(plots.query_one("#plot-readout", Static).render())
+        assert "validation loss 5.85 ± 0.1 (n 3)" in readout
+
+        await pilot.press("b")
+        await redrawn(pilot)
+        assert "3 seeds, ±1 sd" in str(plots.query_one("#plot-legend", Static).render())
+        await pilot.press("x")  # by step: members are interpolated onto each other's steps, and the titles say so
+        await redrawn(pilot)
+        assert "groups interpolated" in plots.pane_title(plots.panes[2], grouped_app.session.shown)
+
+        await pilot.press("g")
+        await redrawn(pilot)
+        assert len(plots.drawn["val-loss"]) == 7  # every run on its own
+
+
+async def test_a_group_row_summarizes_its_members_and_expands_to_them(grouped_app):
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        table = grouped_app.runs_table
+        await wait_for(pilot, lambda: len(table.runs) == 7 and len(table.groups) == 2, "the runs and their groups")
+        assert sorted(table.listed) == ["control", "group:g-w1", "group:g-w10"]  # members folded into their rows
+        cells = [str(cell) for cell in table.get_row("group:g-w10")]
+        # validation loss at epoch 3: 7.0, 7.1, 7.2 − 1.5 + 0.25 → 5.85 ± 0.1
+        assert cells[1] == "g-w10 · 3 seeds" and cells[2] == "3 finished" and cells[5] == "5.85 ± 0.1"
+
+        await pilot.press("f5")
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: all(name in table.rows for name in KL10), "the members' rows")
+        listed = table.listed
+        assert listed[listed.index("group:g-w10") + 1 : listed.index("group:g-w10") + 4] == KL10  # under their group row
+
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space")  # shows every member
+        await wait_for(pilot, lambda: {run.name for run in grouped_app.session.shown} == set(KL10), "the members shown")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not any(name in table.rows for name in KL10), "the group folded again")
+
+
+async def test_the_details_of_two_groups_say_whether_they_differ(grouped_app):
+    from scipy import stats
+
+    from engine.metric_table import number
+    from tui.screens.run_detail import RunDetail
+
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        await pilot.press("f5")
+        table = grouped_app.runs_table
+        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        await pilot.press("space")  # hide the lone run: the details then hold the two groups
+        await pilot.press("s")
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space")
+        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        await pilot.press("i")
+        await wait_for(
+            pilot, lambda: isinstance(grouped_app.screen, RunDetail) and grouped_app.screen.comparison, "the comparison"
+        )
+        shown = str(grouped_app.screen.query_one("#detail-comparison", Static).render())
+        # entropy at epoch 3: start − 1.5 − 0.25 per seed, kl 1 starting at 6.0, 6.1, 6.2 and kl 10 at 7.0, 7.1, 7.2
+        a, b = [4.25, 4.35, 4.45], [5.25, 5.35, 5.45]
+        interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+        sentence = f"entropy at epoch 3: g-w1 is lower than g-w10 by 1 (95 % CI {number(interval.low)} to {number(interval.high)}, Welch df 4.0, n = 3 + 3)."
+        assert sentence in shown
+        assert "val_loss is left out" in shown
+
+
+async def test_the_csv_export_holds_a_row_per_group_and_epoch(grouped_app, tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        await pilot.press("f3", "c")
+        await wait_for(pilot, lambda: any(tmp_path.glob("lm-explorer-metrics-*.csv")), "the CSV file")
+        (path,) = tmp_path.glob("lm-explorer-metrics-*.csv")
+        with path.open(newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row["kind"] == "group"]
+        assert sorted({row["run"] for row in rows}) == ["group:g-w1", "group:g-w10"]
+        last = next(row for row in rows if row["run"] == "group:g-w10" and row["epoch"] == "3")
+        assert (last["n"], float(last["val_loss"]), float(last["val_loss_sd"])) == ("3", pytest.approx(5.85), pytest.approx(0.1))
+
+
+async def test_generations_show_each_member_and_mark_where_they_agree(grouped_app, monkeypatch):
+    import dataclasses
+
+    import engine.generate
+    from tests.conftest import stub_continuation
+
+    def by_seed(run, seed_text, words, strategy=None):
+        """The stub's words, but the third differs for training seed 2: members agree on all words but that one."""
+        continuation = stub_continuation(run, seed_text, words, strategy)
+        if run.record.config.train.seed == 2:
+            continuation.steps[2] = dataclasses.replace(continuation.steps[2], word="differs")
+        return continuation
+
+    monkeypatch.setattr(engine.generate, "generate", by_seed)
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: len(grouped_app.runs_table.groups) == 2, "the group rows")
+        await pilot.press("f5")
+        table = grouped_app.runs_table
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space", "f4", *"the government", "enter")
+        panel = grouped_app.generation
+        await wait_for(
+            pilot,
+            lambda: all(panel._current("the government", c) is not None for c in panel.columns) and len(panel.columns) == 3,
+            "the members' continuations",
+        )
+        assert [column.name for column in panel.columns] == KL10  # one column per member, side by side
+        cells = {column.name: panel._cell("the government", column) for column in panel.columns}
+        for name, cell in cells.items():
+            underlined = [span for span in cell.spans if "underline" in str(span.style)]
+            assert not cell.plain.startswith("≡")  # they disagree on one word
+            assert len(underlined) == 9, name  # the other nine words agree
+        assert "differs" in cells["g-w10-s2"].plain
