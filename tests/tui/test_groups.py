@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import pytest
 from textual.widgets import Static
 
+from engine.study.figures import MATPLOTLIB_INSTALL
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
 from tests.tui.test_app import make_app, redrawn, show_runs
 
@@ -177,3 +181,29 @@ async def test_generations_show_each_member_and_mark_where_they_agree(grouped_ap
             assert not cell.plain.startswith("≡")  # they disagree on one word
             assert len(underlined) == 9, name  # the other nine words agree
         assert "differs" in cells["g-w10-s2"].plain
+
+
+async def test_a_figure_draws_each_group_as_its_mean_with_a_band_and_without_matplotlib_says_how_to_get_it(
+    grouped_app, tmp_path, monkeypatch
+):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    monkeypatch.chdir(exports)
+    toasts: list[str] = []
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        grouped_app.notify = lambda message, **kwargs: toasts.append(message)  # type: ignore[method-assign]
+        await show_groups(pilot)
+        plots = grouped_app.plots
+        await pilot.press("f3", "]", "]", "]", "P")  # the validation loss pane only
+        (svg,) = exports.glob("lm-explorer-figure-*.svg")
+        drawing = svg.read_text()
+        labels = [plots.group_legend(line) for line in plots.lines(grouped_app.session.shown) if line.is_group]
+        assert len(labels) == 2 and all(drawing.count(f">{label}<") == 1 for label in labels)
+        assert ">validation loss<" in drawing and not any(f"{name}<" in drawing for name in KL10 + KL1)
+        assert len(re.findall(r'<g id="(?:FillBetween)?PolyCollection_', drawing)) == 2  # a band per group, none for the lone run
+        assert toasts[-1].startswith("Saved the validation loss pane of 7 run(s) to ")
+
+        monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the report extra is not installed
+        await pilot.press("p")
+        assert toasts[-1] == f"Figures are drawn by matplotlib, which is not installed: {MATPLOTLIB_INSTALL}."
+        assert len(list(exports.glob("lm-explorer-figure-*"))) == 3
