@@ -40,6 +40,8 @@ Reading the plots:
 - ``c`` saves the shown runs' metrics as CSV (:mod:`tui.export`); ``p`` saves the pane set in view (``P``: the
   selected pane) as a figure drawn by matplotlib (:func:`engine.study.figures.panes_figure`) in PNG, SVG and PDF: the
   runs' raw points on the x axis in force, log y if on, each line named by its run (a seed group: its mean and band).
+- ``w`` opens the sweep view (:mod:`tui.screens.sweep`): the final validation loss (``m`` there: the next metric)
+  against the setting the shown runs vary, a point per run or seed group (mean with its min–max).
 - Seed groups (shown runs that differ only in their seed, :func:`engine.runs.groups.seed_groups`) are
   drawn as one mean line with a shaded band (:func:`engine.runs.groups.aggregate`): min–max, or ±1 sd
   (``b`` toggles); ``g`` draws every run on its own again. On the epoch axis the members' points
@@ -231,6 +233,13 @@ class MetricPlots(Vertical):
 
     can_focus = True
 
+    class SweepRequested(Message):
+        """Open the sweep view (:mod:`tui.screens.sweep`) of these runs; ``metrics``: (validation series, its name), the first shown first."""
+
+        def __init__(self, runs: list[RunState], metrics: list[tuple[str, str]]) -> None:
+            super().__init__()
+            self.runs, self.metrics = runs, metrics
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
@@ -239,6 +248,7 @@ class MetricPlots(Vertical):
         Binding("c", "export_csv", "Save CSV", show=False),
         Binding("p", "export_figure", "Save figure", show=False),
         Binding("P", "export_figure(True)", "Save the selected pane as a figure", show=False),
+        Binding("w", "sweep_view", "Sweep view: final validation value vs the varied setting", show=False),
         Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
         Binding("right", "move_cursor(1)", "Cursor →", show=False),
         Binding("home", "cursor_to(0)", "Cursor to start", show=False),
@@ -526,6 +536,14 @@ class MetricPlots(Vertical):
             return
         what = f"the {panes[0].title} pane" if selected_only else f"{len(panes)} panes"
         self.notify(f"Saved {what} of {len(runs)} run(s) to {', '.join(str(path) for path in paths)}", title="Export")
+
+    def action_sweep_view(self) -> None:
+        """Ask for the sweep view of the shown runs: validation loss first, then every other pane's validation series."""
+        metrics = {pane.val_series: pane.title for pane in (PANES[-1], *PANES, *QUALITY_PANES) if pane.val_series}
+        named = [
+            (series, title if title.startswith("validation") else f"validation {title}") for series, title in metrics.items()
+        ]
+        self.post_message(self.SweepRequested([run for run in self.session.shown if run.series], named))
 
     def figure_pane(self, pane: Pane, runs: list[RunState]) -> PaneLines:
         """A pane's lines as the figure draws them: raw points (no smoothing), a group's mean with its band."""
