@@ -90,9 +90,10 @@ class RunState:
 
     @property
     def status_text(self) -> str:
-        """``training 42% cpu`` while training, else the bare status."""
+        """``training 42 % · cpu`` while training (progress, then the device, kept apart so the share does not read as
+        the device's load), else the bare status."""
         if self.status == "training":
-            return f"training {self.progress:.0%}" + (f" {self.device}" if self.device else "")
+            return f"training {self.progress * 100:.0f} %" + (f" · {self.device}" if self.device else "")
         return self.status
 
     def observe(self, view: RunView) -> None:

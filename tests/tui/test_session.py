@@ -46,7 +46,7 @@ def test_views_drive_status_progress_device_and_checkpoint_versions():
             total_steps=20,
         )
     )
-    assert run.status_text == "training 25% cuda:1" and run.checkpoint_version == 1
+    assert run.status_text == "training 25 % · cuda:1" and run.checkpoint_version == 1
     run.observe(
         RunView(
             "r",
