@@ -12,7 +12,7 @@ import time
 import pytest
 from textual import events
 from textual.command import CommandList
-from textual.widgets import Button, DataTable, Footer, Input, Select, Static
+from textual.widgets import Button, DataTable, Footer, Input, Select, Static, Switch
 
 from engine.generate import Continuation
 from engine.runs.checkpoint import RunDirectory, load_run
@@ -449,6 +449,22 @@ async def test_y_in_the_table_copies_it_as_markdown(tiny_corpus, tmp_path, stub_
         assert app.clipboard == panel.markdown()
         continuation = panel.results[("the government", "a")][1]
         assert f"| the government | {continuation.text} (epoch 3) |" in app.clipboard
+
+
+async def test_typing_a_seed_while_the_table_has_focus_goes_to_the_seed_field(
+    tiny_corpus, tmp_path, monkeypatch, stub_generation
+):
+    monkeypatch.chdir(tmp_path)
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pin_seed(pilot, "new york")
+        await pilot.press("down")
+        table, seed = app.query_one("#continuations"), app.query_one("#seed-text", Input)
+        assert app.focused is table
+        await pilot.press(*"the government")  # neither t nor h is a key of the table
+        assert app.focused is seed and seed.value == "the government"
+        assert not app.query_one("#sampling", Switch).value and not list(tmp_path.glob("*.md"))  # no s, no m fired
 
 
 async def test_a_long_seed_is_cut_in_the_table_and_whole_in_the_step_view(tiny_corpus, tmp_path, stub_generation):
