@@ -52,7 +52,7 @@ def test_a_node_that_does_not_see_the_folder_says_so_in_one_sentence(tiny_corpus
 
 def test_resume_queue_without_weights_or_with_nothing_left(tmp_path, capsys):
     assert main(["sweep", "--checkpoints", str(tmp_path)]) == 2
-    assert "sweep needs --weights" in capsys.readouterr().err
+    assert "A sweep needs something to vary: give --weights, --seeds or --vary" in capsys.readouterr().err
     assert main(["sweep", "--resume-queue", "--checkpoints", str(tmp_path)]) == 0
     assert "no queued or interrupted runs" in capsys.readouterr().err
 

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.asyncio
 
 
 async def filter_and_sort(pilot, text: str) -> None:
-    """Type ``text`` into the runs filter, go back to the list, and sort it by a column (twice: by run, then status)."""
+    """Type ``text`` into the runs filter, go back to the list, and sort it by a column (by run, objective, weight, then status)."""
     app = pilot.app
     await pilot.press("f5", "slash", *text, "enter")
-    await pilot.press("o", "o")
+    await pilot.press("o", "o", "o", "o")
     await settle(pilot)
     assert app.runs_table.filter_text == text and app.runs_table.sort_column == "status"
 

@@ -137,6 +137,7 @@ class Shown:
     """What the panes draw as one line: a shown run, or a seed group of shown runs (its mean with a band)."""
 
     runs: tuple[RunState, ...]
+    label: str  # the run's name, or the group's (its members' name without ``-s<seed>``)
 
     @property
     def lead(self) -> RunState:
@@ -425,8 +426,8 @@ class MetricPlots(Vertical):
     def lines(self, runs: list[RunState]) -> list[Shown]:
         """The shown runs as the panes draw them: each seed group as one line while ``grouped``, else one per run."""
         if not self.grouped:
-            return [Shown((run,)) for run in runs]
-        return [Shown(group.members) for group in seed_groups(runs)]
+            return [Shown((run,), run.name) for run in runs]
+        return [Shown(group.members, group.label) for group in seed_groups(runs)]
 
     def group_series(self, line: Shown, name: str) -> GroupSeries:
         """A group's mean and band on series ``name`` along the x axis shown (epochs align; steps and wall time interpolate)."""
@@ -787,9 +788,9 @@ class MetricPlots(Vertical):
         return Series(self.group_legend(line), run.color, line.marker, points, Band(group.x, group.low, group.high))
 
     def group_legend(self, line: Shown) -> str:
-        """``#1,2,3 ce + kl 10 · 3 seeds, min–max``: the members' numbers, what they share, n and the band."""
+        """``#1,2,3 kl-w10 · 3 seeds, min–max``: the members' numbers, the group's name, n and the band."""
         numbers = ",".join(str(number) for number in sorted(run.number for run in line.runs))
-        return f"#{numbers} {self.legend(line.lead).partition(' ')[2]} · {len(line.runs)} seeds, {BAND_NAMES[self.band]}"
+        return f"#{numbers} {line.label} · {len(line.runs)} seeds, {BAND_NAMES[self.band]}"
 
     @staticmethod
     def legend(run: RunState) -> str:

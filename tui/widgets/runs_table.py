@@ -368,24 +368,23 @@ class RunsTable(DataTable[Text | str]):
             return plus_minus(*mean_sd(present)) if present else "–"
 
         statuses = sorted({run.status for run in runs})
-        latest = [spread([run.metrics.get(metric.key) for run in runs]) for metric in LATEST_METRICS]
         name = f"{group.label} · {group.n} seeds"
         self.group_names[name] = GROUP_ROW + group.label
-        return [
-            Text(
+        cells: dict[str, Text | str] = {
+            "mark": Text(
                 f"{'▾' if expanded else '▸'}{'●' if all(run.shown for run in runs) else '○'} {group.n}",
                 style=f"bold {lead.color}",
             ),
-            name,
-            Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
-            f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
-            *latest[:2],
-            spread([run.best_val_loss for run in runs]),
-            *latest[2:],
-            "–",
-            objective_label(lead.config.objective),
-            f"{lead.config.objective.strength:g}",
-        ]
+            "name": name,
+            "objective": objective_label(lead.config.objective),
+            "weight": f"{lead.config.objective.strength:g}",
+            "status": Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
+            "epoch": f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
+            **{metric.key: spread([run.metrics.get(metric.key) for run in runs]) for metric in LATEST_METRICS},
+            "best_val_loss": spread([run.best_val_loss for run in runs]),
+            "pairs_per_s": "–",
+        }
+        return [cells[key] for key, _ in COLUMNS]
 
     @staticmethod
     def _cells(run: RunState) -> list[Text | str]:
