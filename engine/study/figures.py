@@ -151,9 +151,7 @@ def figure_bytes(figure: Figure, format: str, dpi: int = 200) -> bytes:
 
 
 def png_bytes(figure: Figure, dpi: int = 80) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    return figure_bytes(figure, "png", dpi)
 
 
 def save_png(figure: Figure, path: Path, dpi: int = 80) -> None:

@@ -515,7 +515,8 @@ async def test_exports_write_csv_equal_to_metrics_jsonl_figures_and_markdown(tin
                 assert {key: row[key] for key in line} == {key: str(value) for key, value in line.items()}
                 assert all(row[key] == "" for key in row if key not in line and key != "run")
 
-        await pilot.press("p")  # the pane set in view, as a figure in three formats
+        await pilot.press("p")  # the pane set in view, as a figure in three formats, drawn in a thread
+        await wait_for(pilot, lambda: toasts[-1].startswith("Saved 4 panes"), "the figure's toast")
         (png,) = exports.glob("lm-explorer-figure-*.png")
         (svg,) = exports.glob("lm-explorer-figure-*.svg")
         (pdf,) = exports.glob("lm-explorer-figure-*.pdf")
@@ -528,6 +529,7 @@ async def test_exports_write_csv_equal_to_metrics_jsonl_figures_and_markdown(tin
         for path in (png, svg, pdf):
             path.unlink()
         await pilot.press("x", "P")  # the selected pane only, on the step axis
+        await wait_for(pilot, lambda: toasts[-1].startswith("Saved the entropy pane"), "the figure's toast")
         (svg,) = exports.glob("lm-explorer-figure-*.svg")
         drawing = svg.read_text()
         assert ">step<" in drawing and "validation loss" not in drawing and drawing.count(legends[0]) == 1

@@ -198,6 +198,7 @@ async def test_a_figure_draws_each_group_as_its_mean_with_a_band_and_without_mat
         await show_groups(pilot)
         plots = grouped_app.plots
         await pilot.press("f3", "]", "]", "]", "P")  # the validation loss pane only
+        await wait_for(pilot, lambda: bool(toasts) and toasts[-1].startswith("Saved the validation loss pane"), "the figure")
         (svg,) = exports.glob("lm-explorer-figure-*.svg")
         drawing = svg.read_text()
         labels = [plots.group_legend(line) for line in plots.lines(grouped_app.session.shown) if line.is_group]

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -515,9 +515,12 @@ class MetricPlots(Vertical):
         self.notify(f"Saved the metrics of {len(runs)} run(s){grouped} to {path}", title="Export")
 
     def action_export_figure(self, selected_only: bool = False) -> None:
-        """Save the pane set in view (or only the selected pane) as PNG, SVG and PDF figures drawn by matplotlib."""
-        from engine.safe_io import atomic_write
-        from engine.study.figures import FIGURE_FORMATS, MATPLOTLIB_INSTALL, figure_bytes, have_matplotlib, panes_figure
+        """Save the pane set in view (or only the selected pane) as PNG, SVG and PDF figures drawn by matplotlib.
+
+        The lines are gathered here; matplotlib draws and saves them in a thread (a few seconds with its import), and the
+        toast comes when the files are there.
+        """
+        from engine.study.figures import MATPLOTLIB_INSTALL, have_matplotlib
 
         if not have_matplotlib():
             self.notify(f"Figures are drawn by matplotlib, which is not installed: {MATPLOTLIB_INSTALL}.", severity="warning")
@@ -527,7 +530,16 @@ class MetricPlots(Vertical):
             self.notify("No run with points is shown: show one in the runs list (F5, space) to draw it.", severity="warning")
             return
         panes = [self.panes[self.selected]] if selected_only else list(PANE_SETS[self.pane_set])
-        figure = panes_figure([self.figure_pane(pane, runs) for pane in panes], X_AXIS_LABELS[self.x_axis], self.log_scale)
+        what = f"the {panes[0].title} pane" if selected_only else f"{len(panes)} panes"
+        lines = [self.figure_pane(pane, runs) for pane in panes]
+        self._save_figure(lines, X_AXIS_LABELS[self.x_axis], self.log_scale, f"{what} of {len(runs)} run(s)")
+
+    @work(thread=True, group="figure")
+    def _save_figure(self, panes: list[PaneLines], x_label: str, log_y: bool, what: str) -> None:
+        from engine.safe_io import atomic_write
+        from engine.study.figures import FIGURE_FORMATS, figure_bytes, panes_figure
+
+        figure = panes_figure(panes, x_label, log_y)
         try:
             paths = [export_path("figure", format) for format in FIGURE_FORMATS]
             for path, format in zip(paths, FIGURE_FORMATS, strict=True):
@@ -535,8 +547,7 @@ class MetricPlots(Vertical):
         except OSError as error:
             self.notify(f"The figure could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
-        what = f"the {panes[0].title} pane" if selected_only else f"{len(panes)} panes"
-        self.notify(f"Saved {what} of {len(runs)} run(s) to {', '.join(str(path) for path in paths)}", title="Export")
+        self.notify(f"Saved {what} to {', '.join(str(path) for path in paths)}", title="Export")  # notify posts a message
 
     def action_sweep_view(self) -> None:
         """Ask for the sweep view of the shown runs: validation loss first, then every other pane's validation series."""
