@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from engine.cli.common import DEFAULT_CHECKPOINTS, ArgumentParser, checkpoints_folder
 from engine.errors import UserError
@@ -41,10 +42,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare_seed_groups(checkpoints, a, b)
     if args.json:
         rows = [
-            {"metric": row.metric, "epoch": row.epoch, **row.difference.__dict__, "sentence": row.sentence(a.label, b.label)}
+            {
+                "metric": row.metric,
+                "epoch": row.epoch,
+                **{key: _finite_or_null(value) for key, value in row.difference.__dict__.items()},
+                "sentence": row.sentence(a.label, b.label),
+            }
             for row in comparison.rows
         ]
-        print(json.dumps({"a": {"label": a.label, "runs": a.names}, "b": {"label": b.label, "runs": b.names}, "metrics": rows}))
+        print(
+            json.dumps(
+                {
+                    "a": {"label": a.label, "runs": a.names},
+                    "b": {"label": b.label, "runs": b.names},
+                    "epoch": comparison.epoch,
+                    "metrics": rows,
+                    "sentences": comparison.sentences(),
+                },
+                allow_nan=False,
+            )
+        )
         return 0
     print(f"A: {a.label} (n = {a.n}: {', '.join(a.names)})")
     print(f"B: {b.label} (n = {b.n}: {', '.join(b.names)})")
@@ -52,3 +69,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(text_table(TABLE_HEADERS, [row.cells() for row in comparison.rows]))
     print("\n".join(comparison.sentences()))
     return 0
+
+
+def _finite_or_null(value: object) -> object:
+    """A number JSON can hold: NaN and infinities (no interval, too few seeds) become null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -19,7 +19,7 @@ from engine.errors import UserError
 MAX_GRID_RUNS = 256
 """The most runs one grid queues: a typo such as ``--seeds 0-1000`` is a sentence, not a thousand trainer processes."""
 WEIGHT, SEED = "objective.weight", "train.seed"
-SEED_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+SEED_RANGE = re.compile(r"^(\d{1,19})\s*-\s*(\d{1,19})$")  # a seed has at most 19 digits
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from engine.jobs.executor import Executor, Job, JobSpec, LocalExecutor, spawn_de
 from engine.jobs.executors import add_executor_options, executor_for
 from engine.jobs.placement import Slot, parse_parallel, should_stack
 from engine.runs import protocol
+from engine.runs.names import check_name
 from engine.runs.view import RunReader, RunView, iso_time, read_request, request_config
 from engine.safe_io import atomic_write
 
@@ -63,6 +64,7 @@ class Controller:
         """
         names = []
         for config in configs:
+            check_name(config.name)  # names built by model_copy (a grid's) skip the config's own check
             name = protocol.reserve(self.checkpoints, config.name) if rename else protocol.claim(self.checkpoints, config.name)
             config = config.model_copy(update={"name": name})
             self._write_request(

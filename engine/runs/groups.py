@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the app imports this mo
 
 NOT_DEFINING: dict[str, Any] = {
     "name": True,
-    "corpus": {"paths"},  # the same text may lie elsewhere on another machine
     "train": {"seed", "device", "compile", "epochs", "log_every"},  # epochs: groups are compared at a common epoch
 }
 SEED_SUFFIX = re.compile(r"-s\d+$")
@@ -110,11 +109,11 @@ class GroupEpochs:
         return sorted(common)
 
     def at(self, metric: str, epoch: int) -> list[float]:
-        """Each member's ``metric`` at ``epoch`` (members lacking it left out)."""
+        """Each member's finite ``metric`` at ``epoch`` (members lacking it, or diverged to inf/NaN, left out: n counts the rest)."""
         values = []
         for lines in self.lines:
             line = next((line for line in lines if line.get("epoch") == epoch), None)
-            if line is not None and isinstance(line.get(metric), (int, float)):
+            if line is not None and isinstance(line.get(metric), (int, float)) and math.isfinite(line[metric]):
                 values.append(float(line[metric]))
         return values
 
@@ -202,16 +201,6 @@ def _sorted(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[npt
 
     order = np.argsort(x, kind="stable")
     return x[order], y[order]
-
-
-def final_values(group: SeedGroup[RunView], metric: str) -> list[float]:
-    """Each member's ``metric`` in its saved record (the last epoch it finished), members without one left out."""
-    values = []
-    for view in group.members:
-        value = view.record.metrics.get(metric) if view.record is not None else None
-        if isinstance(value, (int, float)):
-            values.append(float(value))
-    return values
 
 
 def find_group(views: Sequence[RunView], text: str, checkpoints: Path) -> SeedGroup[RunView]:

@@ -14,7 +14,7 @@ from engine.config.grid import MAX_GRID_RUNS, Axis, grid_points, parse_seeds, pa
 from engine.config.presets import build_run_config
 from engine.errors import UserError
 from engine.runs.compare import compare_seed_groups
-from engine.runs.groups import aggregate, group_key, seed_groups
+from engine.runs.groups import GroupEpochs, aggregate, group_key, seed_groups
 from engine.runs.names import grid_names
 from engine.runs.view import RunReader
 from engine.runs.welch import t_quantile, welch_difference
@@ -228,3 +228,55 @@ def test_a_rerun_of_the_same_seed_stands_alone(tmp_path):
     write_hand_made_run(tmp_path, "c", train__seed=1)
     groups = sorted((group.names for group in seed_groups(RunReader(tmp_path).views())), key=len)
     assert [len(names) for names in groups] == [1, 2] and "c" in groups[1] and groups[0][0] in ("a", "b")
+
+
+def test_runs_on_different_corpora_are_not_one_group(tiny_corpus, small_corpus):
+    """The same settings on two corpora are two experiments, not the seed spread of one."""
+    on_tiny = build_run_config("a-s0", None, {"corpus.paths": [str(tiny_corpus)], "train.seed": 0})
+    on_small = build_run_config("a-s1", None, {"corpus.paths": [str(small_corpus)], "train.seed": 1})
+    assert group_key(on_tiny) != group_key(on_small)
+    assert group_key(on_tiny) == group_key(on_tiny.model_copy(update={"train": on_tiny.train.model_copy(update={"seed": 5})}))
+
+
+def test_no_spread_on_either_side_gives_the_point_interval_scipy_gives():
+    d = welch_difference([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    interval = stats.ttest_ind([1.0, 1.0, 1.0], [2.0, 2.0, 2.0], equal_var=False).confidence_interval()
+    assert (d.low, d.high) == (interval.low, interval.high) == (-1.0, -1.0) and d.distinguishable
+
+
+def test_a_diverged_member_is_left_out_of_its_groups_values():
+    epochs = GroupEpochs(["a-s0", "a-s1", "a-s2"], [[{"epoch": 1, "val_loss": v}] for v in (1.0, math.nan, 2.0)])
+    assert epochs.at("val_loss", 1) == [1.0, 2.0]
+
+
+def test_a_grid_name_that_is_no_folder_name_is_refused_before_any_folder_is_made(tiny_corpus, tmp_path):
+    from engine.jobs.controller import Controller
+
+    config = build_run_config("ok", None, {"corpus.paths": [str(tiny_corpus)]}).model_copy(update={"name": "a b/../c"})
+    with pytest.raises(UserError, match="is not a plain folder name"):
+        Controller(tmp_path).queue([config])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_json_is_strict_json_with_too_few_seeds(tmp_path, capsys):
+    for name, seed in (("g-w1-s0", 0), ("g-w10-s0", 0)):
+        weight = 1.0 if "w1-" in name else 10.0
+        write_hand_made_run(tmp_path, name, objective__regularizer="kl", objective__weight=weight, train__seed=seed)
+    assert main(["compare", "g-w1-s0", "g-w10-s0", "--checkpoints", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out and "Infinity" not in out
+    parsed = json.loads(out)
+    assert parsed["epoch"] is not None and all(row["low"] is None for row in parsed["metrics"]) and parsed["sentences"]
+
+
+def test_groups_with_different_heads_leave_out_entropy_and_kl():
+    """Entropy and KL are the study's clipped definitions on a linear head and softmax ones otherwise: not comparable."""
+    from engine.runs.compare import compare_groups
+
+    lines = [
+        [{"epoch": 1, "val_loss": 1.0 + s, "entropy": 2.0, "kl": 3.0, "accuracy": 0.1, "perplexity": 9.0 + s}] for s in (0, 1)
+    ]
+    epochs = GroupEpochs(["a-s0", "a-s1"], lines)
+    comparison = compare_groups("a", epochs, "b", epochs, objectives_differ=False, heads_differ=True)
+    assert [row.metric for row in comparison.rows] == ["val_loss", "accuracy", "perplexity"]
+    assert any("entropy and kl are left out" in sentence for sentence in comparison.sentences())

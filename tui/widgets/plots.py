@@ -66,6 +66,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from engine.errors import UserError
 from engine.metric_table import Quantity, Source, measured
 from engine.runs.groups import BandKind, GroupSeries, aggregate, seed_groups
 from engine.study.figures import Line, PaneLines
@@ -510,6 +511,9 @@ class MetricPlots(Vertical):
             path = write_atomically(export_path("metrics", "csv"), text)
         except OSError as error:
             self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        except UserError as error:  # a member's metrics.jsonl refused (a link, a FIFO)
+            self.notify(str(error), title="Export", severity="error")
             return
         grouped = f" and {len(groups)} seed group(s)" if groups else ""
         self.notify(f"Saved the metrics of {len(runs)} run(s){grouped} to {path}", title="Export")
