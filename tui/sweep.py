@@ -5,7 +5,8 @@ runs that trained longer are compared where the others stopped. The x is a setti
 differs among the shown runs (:func:`tui.export.varied`; the seed is left out, since seeds make a
 group): the first numeric one, or the one asked for. A seed group
 (:func:`engine.runs.groups.seed_groups`) is one point: the mean of its members' values, with their
-min–max and sample sd (``s = √(Σ (v_i − v̄)² / (n − 1))``). The x axis is log10 when every x is
+min–max and sample sd (``s = √(Σ (v_i − v̄)² / (n − 1))``); a member whose value is inf or NaN (diverged) is
+left out, and a run or group with none finite has no point. The x axis is log10 when every x is
 positive and they span more than a decade (``max x / min x > 10``). No drawing here.
 """
 
@@ -102,7 +103,10 @@ def sweep(runs: list[RunState], series: str, setting: str | None = None) -> Swee
     points = []
     for group in seed_groups(runs):
         lead = group.members[0]
-        values = [next(y for x, y in run.points(series) if round(x) == epoch) for run in group.members]
+        final = [next(y for x, y in run.points(series) if round(x) == epoch) for run in group.members]
+        values = [value for value in final if math.isfinite(value)]  # a diverged member is left out, as in its group's n
+        if not values:
+            continue
         numbers = ",".join(str(run.number) for run in sorted(group.members, key=lambda run: run.number))
         label = f"#{numbers} {group.label}" if group.n > 1 else f"#{lead.number} {lead.name}"
         points.append(SweepPoint(label, lead.color, marker(lead.number), _setting(lead, setting), values))
