@@ -48,6 +48,7 @@ from tui.run_actions import RunActions
 from tui.screens.confirm_quit import ConfirmQuit, QuitChoice
 from tui.screens.help import HelpScreen, Section
 from tui.screens.run_detail import RunDetail
+from tui.screens.sweep import SweepScreen
 from tui.session import RunState, Session
 from tui.widgets.generation import ContinuationsTable, GenerationPanel
 from tui.widgets.plots import MetricPlots
@@ -399,6 +400,10 @@ class ExplorerApp(App[int]):
         self._refresh_rows()
         self._runs_changed()
 
+    @on(MetricPlots.SweepRequested)
+    def _sweep_requested(self, message: MetricPlots.SweepRequested) -> None:
+        self.push_screen(SweepScreen(message.runs, message.metrics))
+
     @on(RunsTable.DetailsRequested)
     def _details_requested(self, message: RunsTable.DetailsRequested) -> None:
         runs = [run for run in map(self.session.get, message.names) if run is not None]
@@ -551,6 +556,7 @@ class ExplorerApp(App[int]):
                 ],
             ),
             ("Run details (i)", keys(RunDetail.BINDINGS)),
+            ("Sweep view (w on the Plots tab)", keys(SweepScreen.BINDINGS)),
             ("Plots tab (F3)", [*keys(MetricPlots.BINDINGS), ("click", "In a pane: select it and put the cursor at that x")]),
             (
                 "Generate tab (F4)",

@@ -59,7 +59,11 @@ def commands(app: PaletteHost) -> list[PaletteCommand]:
         ("Training / validation series", "Entropy and KL from training windows or validation", plots.action_toggle_validation),
         ("Smoothing", "Cycle the exponential moving average 0 / 0.6 / 0.9", plots.action_cycle_smoothing),
         ("Save metrics as CSV", "Every metrics line of the shown runs, to a file here", plots.action_export_csv),
-        ("Save plots as SVG", "The screen with the plots, to a file here", plots.action_export_svg),
+        (
+            "Save plots as a figure",
+            "The pane set in view as PNG, SVG and PDF (matplotlib), to files here",
+            plots.action_export_figure,
+        ),
         ("Greedy / top-5 sampling", "Switch the generation strategy", generation.action_toggle_sampling),
         ("Copy generations as Markdown", "The seeds × runs table, to the clipboard", generation.action_copy_markdown),
         ("Save generations as Markdown", "The seeds × runs table, to a file here", generation.action_export_markdown),

@@ -1,4 +1,4 @@
-"""Results a researcher takes away: metrics as CSV, the plots as SVG, the generation table as Markdown.
+"""Results a researcher takes away: metrics as CSV, the generation table as Markdown (the plots' figures: :mod:`engine.study.figures`).
 
 Each export is one file in the folder the app was started from (the current directory), named
 ``lm-explorer-<what>-<date>-<time>.<ext>`` and never overwriting another; the app's toast names

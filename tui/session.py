@@ -90,13 +90,15 @@ class RunState:
 
     @property
     def status_text(self) -> str:
-        """``training 42% cpu`` while training, else the bare status."""
+        """``training 42 % · cpu`` while training (progress, then the device, kept apart so the share does not read as
+        the device's load), else the bare status."""
         if self.status == "training":
-            return f"training {self.progress:.0%}" + (f" {self.device}" if self.device else "")
+            return f"training {self.progress * 100:.0f} %" + (f" · {self.device}" if self.device else "")
         return self.status
 
     def observe(self, view: RunView) -> None:
-        """Take the folder's word for status, progress, device, metrics and the checkpoint."""
+        """Take the folder's word for status, progress, device, metrics and the checkpoint; while it trains, its epoch
+        is at least its trainer's share of batches done × planned epochs (a hidden run's lines are not read)."""
         self.status = view.status or self.status
         self.device, self.message = view.device, view.message
         record = view.record
@@ -110,6 +112,8 @@ class RunState:
                 self.weights_file = record.weights_file
                 self.checkpoint_version += 1
         self.progress = 1.0 if self.status == "finished" else view.progress
+        if view.alive and view.total_steps and self.config is not None:  # a hidden run's lines are not followed
+            self.epoch = max(self.epoch, view.progress * self.config.train.epochs)
 
     def add_lines(self, lines: list[dict[str, Any]]) -> None:
         """Fold ``metrics.jsonl`` lines (kinds ``step`` and ``epoch``) into the series.

@@ -1,8 +1,10 @@
-"""The study's figures, drawn twice: as PNGs with matplotlib (optional) and as plain-text plots.
+"""The study's figures, drawn twice: as PNGs with matplotlib (optional) and as plain-text plots;
+and the app's panes as a figure for a paper (PNG, SVG or PDF).
 
 A figure is a :class:`engine.study.grid.FigureSpec` (panels, lines, the study's titles) plus, for
 each line, its per-epoch values for every seed (:class:`Series`). With one seed a line is that
-seed's values; with several it is their mean, with the min–max spread drawn as a band.
+seed's values; with several it is their mean, with the min–max spread drawn as a band. Both kinds
+of figure draw their lines through :func:`draw_line`: a :class:`Line` is x, y and an optional band.
 
 matplotlib is the ``report`` extra (``pip install 'lm-explorer[report]'``); without it only
 the text plots are drawn. The text plots need nothing beyond the standard library.
@@ -19,9 +21,32 @@ from typing import TYPE_CHECKING
 from engine.study.grid import FigureSpec, Panel
 
 if TYPE_CHECKING:  # matplotlib is optional: imported where a PNG is drawn
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-MATPLOTLIB_HINT = "matplotlib is not installed, so the PNG figures were skipped; get them with: pip install 'lm-explorer[report]' (or pip install matplotlib) and run the same command again"
+MATPLOTLIB_INSTALL = "pip install 'lm-explorer[report]' (or pip install matplotlib)"
+MATPLOTLIB_HINT = f"matplotlib is not installed, so the PNG figures were skipped; get them with: {MATPLOTLIB_INSTALL} and run the same command again"
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One drawn line: its legend label, x and y, and optionally a band from ``low`` to ``high`` at each x."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    low: list[float] | None = None
+    high: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class PaneLines:
+    """One panel of an app figure: its title, y label and lines."""
+
+    title: str
+    ylabel: str
+    lines: list[Line]
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,13 @@ class Series:
     @property
     def high(self) -> list[float]:
         return [max(column) for column in zip(*self.values, strict=True)]
+
+    def line(self) -> Line:
+        """The mean line, with the min–max band when there are several seeds."""
+        x = [float(epoch) for epoch in self.epochs]
+        if len(self.values) > 1:
+            return Line(self.label, x, self.mean, self.low, self.high)
+        return Line(self.label, x, self.mean)
 
 
 PanelData = tuple[Panel, list[Series]]
@@ -67,9 +99,7 @@ def build_figure(spec: FigureSpec, panels: list[PanelData]) -> Figure:
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (panel, series) in zip(axes, panels, strict=True):
         for line in series:
-            (drawn,) = ax.plot(line.epochs, line.mean, label=line.label)
-            if len(line.values) > 1:
-                ax.fill_between(line.epochs, line.low, line.high, color=drawn.get_color(), alpha=0.2, linewidth=0)
+            draw_line(ax, line.line())
         ax.set_xticks(sorted({epoch for line in series for epoch in line.epochs}))
         ax.set_title(panel.title)
         ax.set_xlabel("Epoch")
@@ -80,10 +110,48 @@ def build_figure(spec: FigureSpec, panels: list[PanelData]) -> Figure:
     return figure
 
 
-def png_bytes(figure: Figure, dpi: int = 80) -> bytes:
+def draw_line(ax: Axes, line: Line) -> None:
+    """``line`` on ``ax``, labelled for the legend, its band (if any) shaded in the line's color."""
+    (drawn,) = ax.plot(line.x, line.y, label=line.label)
+    if line.low is not None and line.high is not None:
+        ax.fill_between(line.x, line.low, line.high, color=drawn.get_color(), alpha=0.2, linewidth=0)
+
+
+def panes_figure(panes: list[PaneLines], x_label: str, log_y: bool = False) -> Figure:
+    """The app's panes as one figure, side by side (two rows from three panes on), one legend per panel."""
+    from matplotlib.figure import Figure
+
+    columns = 2 if len(panes) > 2 else len(panes)
+    rows = math.ceil(len(panes) / columns)
+    figure = Figure(figsize=(5.2 * columns, 3.8 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).flatten()
+    for ax, pane in zip(axes, panes, strict=False):
+        for line in pane.lines:
+            draw_line(ax, line)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(pane.title, fontsize="medium")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(pane.ylabel)
+        if pane.lines:
+            ax.legend(fontsize="small")
+    for ax in axes[len(panes) :]:
+        ax.set_visible(False)
+    return figure
+
+
+def figure_bytes(figure: Figure, format: str, dpi: int = 200) -> bytes:
+    """``figure`` saved as ``format`` (one of :data:`FIGURE_FORMATS`); an SVG keeps its text as text, to edit."""
+    from matplotlib import rc_context
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        figure.savefig(buffer, format=format, dpi=dpi)
     return buffer.getvalue()
+
+
+def png_bytes(figure: Figure, dpi: int = 80) -> bytes:
+    return figure_bytes(figure, "png", dpi)
 
 
 def save_png(figure: Figure, path: Path, dpi: int = 80) -> None:

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 SEED_TEXT = "the government"
-TRAINING = re.compile(r"training\s+\d+%(?:\s+cpu)?\s+\d+\.\d\d/(\d+)\s+\d")  # status, device, epoch, a validation loss
+TRAINING = re.compile(r"training\s+\d+ %(?:\s+·\s+cpu)?\s+\d+\.\d\d/(\d+)\s+\d")  # status, device, epoch, a validation loss
 
 
 def console_script() -> str:

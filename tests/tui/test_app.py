@@ -12,7 +12,7 @@ import time
 import pytest
 from textual import events
 from textual.command import CommandList
-from textual.widgets import Button, DataTable, Footer, Input, Select, Static
+from textual.widgets import Button, DataTable, Footer, Input, Select, Static, Switch
 
 from engine.generate import Continuation
 from engine.runs.checkpoint import RunDirectory, load_run
@@ -23,7 +23,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.run_detail import RunDetail
 from tui.session import Point
 from tui.widgets.generation import SEED_CELL_WIDTH
-from tui.widgets.plots import PANES
+from tui.widgets.plots import PANES, MetricPlots
 from tui.widgets.runs_table import COLUMNS, RunsTable
 
 pytestmark = pytest.mark.asyncio
@@ -451,6 +451,22 @@ async def test_y_in_the_table_copies_it_as_markdown(tiny_corpus, tmp_path, stub_
         assert f"| the government | {continuation.text} (epoch 3) |" in app.clipboard
 
 
+async def test_typing_a_seed_while_the_table_has_focus_goes_to_the_seed_field(
+    tiny_corpus, tmp_path, monkeypatch, stub_generation
+):
+    monkeypatch.chdir(tmp_path)
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await show_runs(pilot, "a")
+        await pin_seed(pilot, "new york")
+        await pilot.press("down")
+        table, seed = app.query_one("#continuations"), app.query_one("#seed-text", Input)
+        assert app.focused is table
+        await pilot.press(*"the government")  # neither t nor h is a key of the table
+        assert app.focused is seed and seed.value == "the government"
+        assert not app.query_one("#sampling", Switch).value and not list(tmp_path.glob("*.md"))  # no s, no m fired
+
+
 async def test_a_long_seed_is_cut_in_the_table_and_whole_in_the_step_view(tiny_corpus, tmp_path, stub_generation):
     app = hand_made_app(tmp_path, tiny_corpus, "a")
     long_seed = " ".join(["zebra", "the", "quagga"] * 400)[:2000]
@@ -477,7 +493,7 @@ async def test_a_long_seed_is_cut_in_the_table_and_whole_in_the_step_view(tiny_c
 # -- Exports: each a file in the current directory, named in a toast ---------------------------
 
 
-async def test_exports_write_csv_equal_to_metrics_jsonl_svg_and_markdown(tiny_corpus, tmp_path, monkeypatch, stub_generation):
+async def test_exports_write_csv_equal_to_metrics_jsonl_figures_and_markdown(tiny_corpus, tmp_path, monkeypatch, stub_generation):
     exports = tmp_path / "exports"
     exports.mkdir()
     monkeypatch.chdir(exports)
@@ -499,9 +515,25 @@ async def test_exports_write_csv_equal_to_metrics_jsonl_svg_and_markdown(tiny_co
                 assert {key: row[key] for key in line} == {key: str(value) for key, value in line.items()}
                 assert all(row[key] == "" for key in row if key not in line and key != "run")
 
-        await pilot.press("p")
-        (svg_path,) = exports.glob("lm-explorer-plots-*.svg")
-        assert svg_path.read_text().startswith("<svg") and toasts[-1] == f"Saved the plots to {svg_path}"
+        await pilot.press("p")  # the pane set in view, as a figure in three formats, drawn in a thread
+        await wait_for(pilot, lambda: toasts[-1].startswith("Saved 4 panes"), "the figure's toast")
+        (png,) = exports.glob("lm-explorer-figure-*.png")
+        (svg,) = exports.glob("lm-explorer-figure-*.svg")
+        (pdf,) = exports.glob("lm-explorer-figure-*.pdf")
+        assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
+        assert toasts[-1] == f"Saved 4 panes of 2 run(s) to {png}, {svg}, {pdf}"
+        drawing = svg.read_text()  # text kept as text: legends name the runs, titles the panes, the x label the axis
+        legends = [f">{MetricPlots.legend(app.session.get(name))}<" for name in ("a", "b")]
+        assert [drawing.count(legend) for legend in legends] == [4, 4]
+        assert all(f">{title}" in drawing for title in ("entropy", "KL", "training loss", "validation loss", "epoch<"))
+        for path in (png, svg, pdf):
+            path.unlink()
+        await pilot.press("x", "P")  # the selected pane only, on the step axis
+        await wait_for(pilot, lambda: toasts[-1].startswith("Saved the entropy pane"), "the figure's toast")
+        (svg,) = exports.glob("lm-explorer-figure-*.svg")
+        drawing = svg.read_text()
+        assert ">step<" in drawing and "validation loss" not in drawing and drawing.count(legends[0]) == 1
+        assert toasts[-1].startswith("Saved the entropy pane of 2 run(s) to ")
 
         await pin_seed(pilot, "new york")
         await pilot.press("down", "m")
@@ -650,7 +682,7 @@ async def test_help_scrolls_with_keys_and_lists_the_new_ones(tiny_corpus, tmp_pa
         assert {
             "Smooth",
             "Save CSV",
-            "Save SVG",
+            "Save figure",
             "Save Markdown",
             "Details",
             "Filter",

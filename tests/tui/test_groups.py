@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import pytest
 from textual.widgets import Static
 
+from engine.study.figures import MATPLOTLIB_INSTALL
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
 from tests.tui.test_app import make_app, redrawn, show_runs
+from tui.screens.sweep import SweepScreen
 from tui.widgets.runs_table import COLUMNS
 
 pytestmark = pytest.mark.asyncio
@@ -179,3 +184,68 @@ async def test_generations_show_each_member_and_mark_where_they_agree(grouped_ap
             assert not cell.plain.startswith("≡")  # they disagree on one word
             assert len(underlined) == 9, name  # the other nine words agree
         assert "differs" in cells["g-w10-s2"].plain
+
+
+async def test_a_figure_draws_each_group_as_its_mean_with_a_band_and_without_matplotlib_says_how_to_get_it(
+    grouped_app, tmp_path, monkeypatch
+):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    monkeypatch.chdir(exports)
+    toasts: list[str] = []
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        grouped_app.notify = lambda message, **kwargs: toasts.append(message)  # type: ignore[method-assign]
+        await show_groups(pilot)
+        plots = grouped_app.plots
+        await pilot.press("f3", "]", "]", "]", "P")  # the validation loss pane only
+        await wait_for(pilot, lambda: bool(toasts) and toasts[-1].startswith("Saved the validation loss pane"), "the figure")
+        (svg,) = exports.glob("lm-explorer-figure-*.svg")
+        drawing = svg.read_text()
+        labels = [plots.group_legend(line) for line in plots.lines(grouped_app.session.shown) if line.is_group]
+        assert len(labels) == 2 and all(drawing.count(f">{label}<") == 1 for label in labels)
+        assert ">validation loss<" in drawing and not any(f"{name}<" in drawing for name in KL10 + KL1)
+        assert len(re.findall(r'<g id="(?:FillBetween)?PolyCollection_', drawing)) == 2  # a band per group, none for the lone run
+        assert toasts[-1].startswith("Saved the validation loss pane of 7 run(s) to ")
+
+        monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the report extra is not installed
+        await pilot.press("p")
+        assert toasts[-1] == f"Figures are drawn by matplotlib, which is not installed: {MATPLOTLIB_INSTALL}."
+        assert len(list(exports.glob("lm-explorer-figure-*"))) == 3
+
+
+async def test_the_sweep_view_puts_each_groups_final_mean_and_spread_against_the_varied_weight(grouped_app):
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        await pilot.press("f3", "w")
+        await wait_for(pilot, lambda: isinstance(grouped_app.screen, SweepScreen), "the sweep view")
+        view = grouped_app.screen.view
+        assert view.setting == "objective.weight" and view.epoch == 3 and not view.log_x
+        by_label = {point.label.split(" ", 1)[1]: point for point in view.points}
+        # validation loss at epoch 3: start − 1.5 + 0.25, starts 7.0/7.1/7.2 (kl 10) and 6.0/6.1/6.2 (kl 1)
+        assert by_label["g-w10"].x == 10 and by_label["g-w10"].values == pytest.approx([5.75, 5.85, 5.95])
+        assert by_label["g-w1"].x == 1 and by_label["g-w1"].sd == pytest.approx(0.1)
+        text = str(grouped_app.screen.query_one("#sweep-points", Static).render())
+        assert "g-w10 · objective.weight 10: 5.85 ± 0.1 (n 3, min–max 5.75–5.95)" in text
+        assert grouped_app.screen.heading().startswith("validation loss at epoch 3 vs objective.weight")
+        await pilot.press("m")  # the next metric: validation entropy, 0.5 under the loss
+        view = grouped_app.screen.view
+        assert grouped_app.screen.heading().startswith("validation entropy at epoch 3 vs objective.weight")
+        assert [point.mean for point in view.points if point.label.endswith("g-w10")] == pytest.approx([5.35])
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(grouped_app.screen, SweepScreen), "the sweep view to close")
+
+
+async def test_the_sweep_view_has_a_log_x_over_more_than_a_decade_and_compares_at_the_last_common_epoch(tmp_path, tiny_corpus):
+    checkpoints = tmp_path / "checkpoints"
+    for weight, epochs in ((0.1, 3), (1.0, 2), (100.0, 3)):
+        write_hand_made_run(checkpoints, f"kl{weight:g}", epochs, objective__regularizer="kl", objective__weight=weight)
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_runs(pilot, "kl0.1", "kl1", "kl100")
+        await pilot.press("f3", "w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep view")
+        view = app.screen.view
+        assert view.log_x and view.epoch == 2  # kl1 stopped at epoch 2
+        assert [point.x for point in view.points] == [0.1, 1.0, 100.0]
+        assert [point.mean for point in view.points] == pytest.approx([7.0 - 1.0 + 0.25] * 3)
+        assert "· log x" in app.screen.heading()

@@ -30,6 +30,15 @@ class Record:
         return self.epochs_completed + self.batch_in_epoch / self.steps_per_epoch
 
 
+def test_a_training_run_whose_lines_are_not_followed_takes_its_epoch_from_the_trainers_progress():
+    run = Session().add("r", CONFIG)  # hidden: no metrics lines folded in, only the folder's views
+    record = Record("training", "model-e1-s10.safetensors", 10, {})
+    run.observe(RunView("r", "training", CONFIG, record, alive=True, pid=7, device="cpu", step=15, total_steps=20))
+    assert run.epoch == 1.5 and run.status_text == "training 75 % · cpu"  # 15 of 20 batches of 2 epochs
+    run.add_lines([{"kind": "step", "step": 12, "epoch": 1.2, "train_loss": 6.0}])  # shown again: older lines never lower it
+    assert run.epoch == 1.5
+
+
 def test_views_drive_status_progress_device_and_checkpoint_versions():
     run = Session().add("r", CONFIG)
     assert (run.status, run.has_checkpoint, run.alive) == ("queued", False, True)
@@ -46,7 +55,7 @@ def test_views_drive_status_progress_device_and_checkpoint_versions():
             total_steps=20,
         )
     )
-    assert run.status_text == "training 25% cuda:1" and run.checkpoint_version == 1
+    assert run.status_text == "training 25 % · cuda:1" and run.checkpoint_version == 1
     run.observe(
         RunView(
             "r",

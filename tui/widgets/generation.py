@@ -6,7 +6,9 @@ Highlighting a cell shows that continuation step by step: each word, its probabi
 entropy of the distribution it came from and the top-3 alternatives. Seed words the run does not
 know are flagged in the cell, and each cell names the epoch of the weights that wrote it. Long
 seeds are cut with an ellipsis in the table; the step-by-step view gives them whole. Greedy
-decoding by default; the switch samples among the top 5 (the study's own generator).
+decoding by default; the switch samples among the top 5 (the study's own generator). A character
+typed in the table that is none of its keys (``d``, ``s``, ``y``, ``m``) goes on in the seed field,
+so a seed typed while the table has focus is not lost to the table.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeAlias, TypeVar
 
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -195,6 +197,18 @@ class GenerationPanel(Vertical):
 
     def on_mount(self) -> None:
         self._rebuild_table()
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key that is no key in force (the table's, this panel's, the app's) moves to the seed field and is
+        typed there (key events reach widgets before bindings run, so a bound key must be let through)."""
+        table_focused = isinstance(self.app.focused, ContinuationsTable)
+        if table_focused and event.is_printable and event.character and event.key not in self.screen.active_bindings:
+            seed = self.query_one("#seed-text", Input)
+            seed.select_on_focus = False  # else the focus would select the typed character, and the next key replace it
+            seed.focus()
+            seed.insert_text_at_cursor(event.character)
+            seed.call_after_refresh(setattr, seed, "select_on_focus", True)
+            event.stop()
 
     def action_focus_table(self) -> None:
         """Down from the seed row moves into the table."""

@@ -37,7 +37,11 @@ Reading the plots:
 - A click in a pane puts the cursor at the x under the mouse (:meth:`SafePlot.x_at`, from the
   geometry plotext drew), on the nearest x some shown run has a point at.
 - A pane that fails to draw says so in its place; the app and the other panes go on.
-- ``c`` saves the shown runs' metrics as CSV, ``p`` the screen with the plots as SVG (:mod:`tui.export`).
+- ``c`` saves the shown runs' metrics as CSV (:mod:`tui.export`); ``p`` saves the pane set in view (``P``: the
+  selected pane) as a figure drawn by matplotlib (:func:`engine.study.figures.panes_figure`) in PNG, SVG and PDF: the
+  runs' raw points on the x axis in force, log y if on, each line named by its run (a seed group: its mean and band).
+- ``w`` opens the sweep view (:mod:`tui.screens.sweep`): the final validation loss (``m`` there: the next metric)
+  against the setting the shown runs vary, a point per run or seed group (mean with its min–max).
 - Seed groups (shown runs that differ only in their seed, :func:`engine.runs.groups.seed_groups`) are
   drawn as one mean line with a shaded band (:func:`engine.runs.groups.aggregate`): min–max, or ±1 sd
   (``b`` toggles); ``g`` draws every run on its own again. On the epoch axis the members' points
@@ -53,7 +57,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -65,6 +69,7 @@ from textual_plotext import PlotextPlot
 from engine.errors import UserError
 from engine.metric_table import Quantity, Source, measured
 from engine.runs.groups import BandKind, GroupSeries, aggregate, seed_groups
+from engine.study.figures import Line, PaneLines
 from tui.export import export_path, metrics_csv, write_atomically
 from tui.plotting import (
     MIN_Y_ZOOM,
@@ -230,13 +235,22 @@ class MetricPlots(Vertical):
 
     can_focus = True
 
+    class SweepRequested(Message):
+        """Open the sweep view (:mod:`tui.screens.sweep`) of these runs; ``metrics``: (validation series, its name), the first shown first."""
+
+        def __init__(self, runs: list[RunState], metrics: list[tuple[str, str]]) -> None:
+            super().__init__()
+            self.runs, self.metrics = runs, metrics
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "toggle_log", "Log y"),
         Binding("v", "toggle_validation", "Train/val"),
         Binding("e", "cycle_smoothing", "Smooth"),
         Binding("m", "cycle_panes", "Next panes: entropy, KL, losses → accuracy, perplexity, distinct", show=False),
         Binding("c", "export_csv", "Save CSV", show=False),
-        Binding("p", "export_svg", "Save SVG", show=False),
+        Binding("p", "export_figure", "Save figure", show=False),
+        Binding("P", "export_figure(True)", "Save the selected pane as a figure", show=False),
+        Binding("w", "sweep_view", "Sweep view: final validation value vs the varied setting", show=False),
         Binding("left", "move_cursor(-1)", "Cursor ←", show=False),
         Binding("right", "move_cursor(1)", "Cursor →", show=False),
         Binding("home", "cursor_to(0)", "Cursor to start", show=False),
@@ -504,14 +518,57 @@ class MetricPlots(Vertical):
         grouped = f" and {len(groups)} seed group(s)" if groups else ""
         self.notify(f"Saved the metrics of {len(runs)} run(s){grouped} to {path}", title="Export")
 
-    def action_export_svg(self) -> None:
-        """Save the screen, plots and legend as they are drawn now, as an SVG file."""
-        try:
-            path = write_atomically(export_path("plots", "svg"), self.app.export_screenshot(title="lm-explorer plots"))
-        except OSError as error:
-            self.notify(f"The plots could not be saved ({error.strerror or error}).", title="Export", severity="error")
+    def action_export_figure(self, selected_only: bool = False) -> None:
+        """Save the pane set in view (or only the selected pane) as PNG, SVG and PDF figures drawn by matplotlib.
+
+        The lines are gathered here; matplotlib draws and saves them in a thread (a few seconds with its import), and the
+        toast comes when the files are there.
+        """
+        from engine.study.figures import MATPLOTLIB_INSTALL, have_matplotlib
+
+        if not have_matplotlib():
+            self.notify(f"Figures are drawn by matplotlib, which is not installed: {MATPLOTLIB_INSTALL}.", severity="warning")
             return
-        self.notify(f"Saved the plots to {path}", title="Export")
+        runs = [run for run in self.session.shown if run.series]
+        if not runs:
+            self.notify("No run with points is shown: show one in the runs list (F5, space) to draw it.", severity="warning")
+            return
+        panes = [self.panes[self.selected]] if selected_only else list(PANE_SETS[self.pane_set])
+        what = f"the {panes[0].title} pane" if selected_only else f"{len(panes)} panes"
+        lines = [self.figure_pane(pane, runs) for pane in panes]
+        self._save_figure(lines, X_AXIS_LABELS[self.x_axis], self.log_scale, f"{what} of {len(runs)} run(s)")
+
+    @work(thread=True, group="figure")
+    def _save_figure(self, panes: list[PaneLines], x_label: str, log_y: bool, what: str) -> None:
+        from engine.safe_io import atomic_write
+        from engine.study.figures import FIGURE_FORMATS, figure_bytes, panes_figure
+
+        figure = panes_figure(panes, x_label, log_y)
+        try:
+            paths = [export_path("figure", format) for format in FIGURE_FORMATS]
+            for path, format in zip(paths, FIGURE_FORMATS, strict=True):
+                atomic_write(path, figure_bytes(figure, format))
+        except OSError as error:
+            self.notify(f"The figure could not be saved ({error.strerror or error}).", title="Export", severity="error")
+            return
+        self.notify(f"Saved {what} to {', '.join(str(path) for path in paths)}", title="Export")  # notify posts a message
+
+    def action_sweep_view(self) -> None:
+        """Ask for the sweep view of the shown runs: validation loss first, then every other pane's validation series."""
+        metrics = {pane.val_series: pane.title for pane in (PANES[-1], *PANES, *QUALITY_PANES) if pane.val_series}
+        named = [
+            (series, title if title.startswith("validation") else f"validation {title}") for series, title in metrics.items()
+        ]
+        self.post_message(self.SweepRequested([run for run in self.session.shown if run.series], named))
+
+    def figure_pane(self, pane: Pane, runs: list[RunState]) -> PaneLines:
+        """A pane's lines as the figure draws them: raw points (no smoothing), a group's mean with its band."""
+        lines = []
+        for series in (self.series(line, self.series_name(pane)) for line in self.lines(runs)):
+            x, y = [x for x, _ in series.points], [y for _, y in series.points]
+            band = series.band
+            lines.append(Line(series.legend, x, y, band.low, band.high) if band else Line(series.legend, x, y))
+        return PaneLines(self.pane_title(pane, runs), pane.title, lines)
 
     def cursor_positions(self) -> list[float]:
         """Every x at which some shown run has a point in some pane, sorted."""
