@@ -252,7 +252,10 @@ def test_seed_groups_in_a_real_terminal(tiny_corpus, tmp_path):
             tmux.keys("F5", "/")  # the filter leaves one group in the list, its row first: space shows its members
             tmux.wait_for(lambda s: "filter: words" in s, "the filter line")
             tmux.type(words)
-            tmux.wait_for(lambda s, a=shown, b=hidden: f"{a} · 3 seeds" in s and f"{b} · 3 seeds" not in s, f"{shown} alone")
+            # a row reads "▸○ 3  NAME · 3 seeds"; the legend's "#1,2,3 NAME · 3 seeds, min–max" stays whatever the filter
+            tmux.wait_for(
+                lambda s, a=shown, b=hidden: f"3  {a} · 3 seeds" in s and f"3  {b} · 3 seeds" not in s, f"{shown} alone"
+            )
             tmux.keys("Enter")
             tmux.wait_for(lambda s: "␣ Show" in s, "the runs list's keys")
             tmux.keys("Space")
@@ -265,7 +268,7 @@ def test_seed_groups_in_a_real_terminal(tiny_corpus, tmp_path):
         tmux.keys("F5", "/")
         tmux.wait_for(lambda s: "filter: words" in s, "the filter line")
         tmux.type("w1-s")
-        tmux.wait_for(lambda s: "g-w10 · 3 seeds" not in s, "the kl-1 group alone")
+        tmux.wait_for(lambda s: "3  g-w10 · 3 seeds" not in s, "the kl-1 group alone in the list")
         tmux.keys("Enter")
         tmux.wait_for(lambda s: "␣ Show" in s, "the runs list's keys")
         tmux.keys("i")
