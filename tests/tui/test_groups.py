@@ -249,3 +249,27 @@ async def test_the_sweep_view_has_a_log_x_over_more_than_a_decade_and_compares_a
         assert [point.x for point in view.points] == [0.1, 1.0, 100.0]
         assert [point.mean for point in view.points] == pytest.approx([7.0 - 1.0 + 0.25] * 3)
         assert "· log x" in app.screen.heading()
+
+
+async def test_a_comparison_the_details_cannot_read_is_said_not_left_blank(grouped_app, tmp_path):
+    """A member's metrics.jsonl turned into a link after the app read it: the comparison fails in one notification."""
+    from tui.screens.run_detail import RunDetail
+
+    toasts: list[str] = []
+    async with grouped_app.run_test(size=(160, 48)) as pilot:
+        await show_groups(pilot)
+        grouped_app.notify = lambda message, **kwargs: toasts.append(message)  # type: ignore[method-assign]
+        metrics = tmp_path / "checkpoints" / KL10[0] / "metrics.jsonl"
+        metrics.rename(metrics.with_name("kept.jsonl"))
+        metrics.symlink_to(metrics.with_name("kept.jsonl"))
+        await pilot.press("f5")
+        table = grouped_app.runs_table
+        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        await pilot.press("space", "s")
+        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        await pilot.press("space")
+        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(grouped_app.screen, RunDetail) and toasts, "the refusal's notification")
+        assert "symbolic link" in toasts[-1] or "link" in toasts[-1]
+        assert grouped_app.screen.comparison is None

@@ -159,6 +159,9 @@ class RunDetail(ModalScreen[RunConfig | None]):
 
     @on(Worker.StateChanged)
     def _records_read(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:  # a metrics file refused (a link, a FIFO): say so rather than show nothing
+            self.notify(str(event.worker.error), title="Run details", severity="error")
+            return
         if event.state != WorkerState.SUCCESS:
             return
         if isinstance(event.worker.result, dict):
