@@ -21,6 +21,7 @@ from engine.formatting import markdown_table
 from engine.lm.corpus import Corpus
 from engine.metric_table import EPOCH_SUMMARY, Metric, distinct_label, is_collapsed, metrics, number
 from engine.runs.groups import GroupEpochs
+from engine.runs.welch import mean_sd
 from engine.study.grid import (
     FIGURES,
     NOTEBOOK,
@@ -203,14 +204,18 @@ def render_tables(reproduction: Reproduction) -> str:
 # -- report.md ------------------------------------------------------------------------------------
 
 
+def _seed_mean(values: list[float]) -> float:
+    """The mean over seeds, as the comparisons compute it (:func:`engine.runs.welch.mean_sd`)."""
+    return mean_sd(values)[0]
+
+
 def cell(values: list[float]) -> str:
     """One value, or ``mean (min–max)`` over seeds."""
     if not values:
         return "–"
-    mean = sum(values) / len(values)
     if len(values) == 1:
         return number(values[0])
-    return f"{number(mean)} ({number(min(values))}–{number(max(values))})"
+    return f"{number(_seed_mean(values))} ({number(min(values))}–{number(max(values))})"
 
 
 def render_report(reproduction: Reproduction, with_png: bool) -> str:
@@ -465,8 +470,8 @@ def _finding_standard(r: Reproduction) -> str:
     if not any(e.grid.group != "study" for e in keys):
         return ""
     trained = [e for e in r.runs if e.common_epochs]
-    best = max(trained, key=lambda e: _mean(e.final("accuracy")))
-    sharpest = min(trained, key=lambda e: _mean(e.final("perplexity")))
+    best = max(trained, key=lambda e: _seed_mean(e.final("accuracy")))
+    sharpest = min(trained, key=lambda e: _seed_mean(e.final("perplexity")))
     healthy = [e.grid.key for e in trained if not all(is_collapsed(int(v)) for v in e.final("distinct_predictions"))]
     return (
         "## Finding 4: the standard objectives on the same data\n\n"
@@ -474,15 +479,11 @@ def _finding_standard(r: Reproduction) -> str:
         "confidence penalty (Pereyra et al. 2017) and label smoothing (Szegedy et al. 2016), beside the study's control and "
         "its chosen KL weight. Same preset, data, split and seed; entropy is on softmax probabilities for the softmax-head "
         "runs and the study's clipped definition for the linear ones. "
-        f"Over the whole grid, the highest accuracy is {number(_mean(best.final('accuracy')))} (`{best.grid.key}`), the lowest "
-        f"perplexity {number(_mean(sharpest.final('perplexity')))} (`{sharpest.grid.key}`, vocabulary {r.corpus.stats.vocab_size}); "
+        f"Over the whole grid, the highest accuracy is {number(_seed_mean(best.final('accuracy')))} (`{best.grid.key}`), the lowest "
+        f"perplexity {number(_seed_mean(sharpest.final('perplexity')))} (`{sharpest.grid.key}`, vocabulary {r.corpus.stats.vocab_size}); "
         f"runs above the collapse threshold: {', '.join(f'`{key}`' for key in healthy) or 'none'}.\n\n"
         + markdown_table(["run", "objective", "accuracy", "perplexity", "distinct", "entropy"], rows)
     )
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 DIFFERENCE_METRICS = ("perplexity", "accuracy", "entropy", "kl")
