@@ -110,7 +110,7 @@ def _check_unmoved(fd: int, folder: Path, lock: protocol.RunLock) -> None:
 @contextmanager
 def _held(folder: Path, name: str) -> Iterator[protocol.RunLock]:
     """The run's writer lock for the time of the block (a trainer starting meanwhile is refused with a sentence)."""
-    lock = protocol.RunLock(folder, name)
+    lock = protocol.RunLock(folder, name, protocol.MAINTENANCE)
     lock.acquire()
     try:
         yield lock

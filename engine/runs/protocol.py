@@ -62,6 +62,7 @@ METRICS_FILE = "metrics.jsonl"
 MAX_METRICS_LINE_BYTES = 1 * 2**20
 REQUEST_FILE = "request.json"
 LOCK_FILE = "lock"
+TRAINING, MAINTENANCE = "training", "maintenance"  # what a lock holder holds it for (its file says)
 HEARTBEAT_FILE = "heartbeat"
 STOP_FILE = "stop"
 LOG_FILE = "trainer.log"
@@ -185,6 +186,12 @@ class Holder:
 
     pid: int | None
     host: str | None
+    task: str | None = None  # what it holds the lock for: TRAINING, or MAINTENANCE (a rename or a delete)
+
+    @property
+    def trains(self) -> bool:
+        """Whether the holder is a trainer (a lock file that names no process yet, or only a maintenance, is not one)."""
+        return self.pid is not None and self.task in (None, TRAINING)
 
     def describe(self) -> str:
         where = "" if self.host in (None, HOST) else f" on {self.host}"
@@ -193,11 +200,17 @@ class Holder:
 
 def _holder(raw: dict[str, Any] | None) -> Holder:
     raw = raw or {}
-    pid, host = raw.get("pid"), raw.get("host")
-    return Holder(pid if isinstance(pid, int) else None, host if isinstance(host, str) else None)
+    pid, host, task = raw.get("pid"), raw.get("host"), raw.get("task")
+    return Holder(
+        pid if isinstance(pid, int) else None,
+        host if isinstance(host, str) else None,
+        task if isinstance(task, str) else None,
+    )
 
 
 def busy_error(name: str, holder: Holder) -> UserError:
+    if holder.task == MAINTENANCE:
+        return UserError(f"Run {name!r} is being renamed or deleted by {holder.describe()}; try again in a moment.")
     return UserError(
         f"Run {name!r} is being trained by {holder.describe()}; stop it with 'lm-explorer stop {name}' or wait until it ends."
     )
@@ -206,8 +219,8 @@ def busy_error(name: str, holder: Holder) -> UserError:
 class RunLock:
     """The writer's exclusive ``flock`` on ``<run>/lock``, naming its holder inside the file."""
 
-    def __init__(self, folder: Path, name: str):
-        self.folder, self.name = folder, name
+    def __init__(self, folder: Path, name: str, task: str = TRAINING):
+        self.folder, self.name, self.task = folder, name, task
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -236,7 +249,7 @@ class RunLock:
                 break
             os.close(fd)  # the holder before let go and removed it between our open and our lock
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": HOST, "started": time.time()}).encode(), 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": HOST, "task": self.task, "started": time.time()}).encode(), 0)
         self._fd = fd
 
     def identity(self) -> tuple[int, int]:
@@ -408,13 +421,14 @@ class Liveness:
 
 
 def liveness(folder: Path) -> Liveness:
-    """Alive: on this host, the lock is held; from another host (shared folder), the beat is fresh."""
+    """Alive: on this host, a trainer holds the lock (a rename or a delete holding it is no training); from another
+    host (shared folder), the beat is fresh."""
     beat = read_beat(folder)
     holder = lock_holder(folder)
     host = (beat.host if beat else None) or holder.host
     if host is not None and host != HOST:
         return Liveness(beat is not None and beat.age < STALE_AFTER_S, beat, holder)
-    return Liveness(lock_held(folder), beat, holder)
+    return Liveness(holder.trains and lock_held(folder), beat, holder)
 
 
 def owner_alive(owner: dict[str, Any] | None) -> bool:

@@ -151,9 +151,27 @@ def test_a_trainer_starting_meanwhile_is_refused_by_the_lock(checkpoints):
     from engine.runs import manage
 
     folder = checkpoints / "a"
-    with manage._held(folder, "a"), pytest.raises(UserError, match="Run 'a' is being trained by process"):
+    with manage._held(folder, "a"), pytest.raises(UserError, match="Run 'a' is being renamed or deleted by process"):
         protocol.RunLock(folder, "a").acquire()
     assert not (folder / "lock").exists()
+
+
+def test_a_rename_or_delete_holding_the_lock_is_not_training(checkpoints):
+    """While a rename or a delete holds a run's lock, every reader still sees how the run ended, never "training"
+    (an app watching the folder would otherwise announce it finishing again)."""
+    from engine.runs import manage
+    from engine.runs.view import RunReader
+
+    saved = RunReader(checkpoints).view("a").status
+    with manage._held(checkpoints / "a", "a"):
+        view = RunReader(checkpoints).view("a")
+        assert (view.status, view.alive, view.pid) == (saved, False, None) and saved != "training"
+    lock = protocol.RunLock(checkpoints / "a", "a")  # a trainer's hold is training
+    lock.acquire()
+    try:
+        assert RunReader(checkpoints).view("a").status == "training"
+    finally:
+        lock.release()
 
 
 def test_train_further_refuses_what_it_cannot_train(checkpoints, tmp_path):
