@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -249,6 +250,14 @@ async def test_the_sweep_view_has_a_log_x_over_more_than_a_decade_and_compares_a
         assert [point.x for point in view.points] == [0.1, 1.0, 100.0]
         assert [point.mean for point in view.points] == pytest.approx([7.0 - 1.0 + 0.25] * 3)
         assert "· log x" in app.screen.heading()
+
+        # kl1 trains its third epoch (its lines grow on disk): the open view moves on to epoch 3 by itself
+        third = [line for line in hand_made_metrics(3) if line["epoch"] > 2]
+        with (checkpoints / "kl1" / "metrics.jsonl").open("a") as metrics:
+            metrics.writelines(json.dumps(line) + "\n" for line in third)
+        await wait_for(pilot, lambda: app.screen.view.epoch == 3, "the sweep view at epoch 3")
+        assert [point.mean for point in app.screen.view.points] == pytest.approx([7.0 - 1.5 + 0.25] * 3)
+        assert app.screen.heading().startswith("validation loss at epoch 3 vs objective.weight")
 
 
 async def test_a_comparison_the_details_cannot_read_is_said_not_left_blank(grouped_app, tmp_path):
