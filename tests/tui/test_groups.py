@@ -13,6 +13,7 @@ from engine.study.figures import MATPLOTLIB_INSTALL
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
 from tests.tui.test_app import make_app, redrawn, show_runs
 from tui.screens.sweep import SweepScreen
+from tui.widgets.plots import PANES
 from tui.widgets.runs_table import COLUMNS
 
 pytestmark = pytest.mark.asyncio
@@ -207,6 +208,11 @@ async def test_a_figure_draws_each_group_as_its_mean_with_a_band_and_without_mat
         assert ">validation loss<" in drawing and not any(f"{name}<" in drawing for name in KL10 + KL1)
         assert len(re.findall(r'<g id="(?:FillBetween)?PolyCollection_', drawing)) == 2  # a band per group, none for the lone run
         assert toasts[-1].startswith("Saved the validation loss pane of 7 run(s) to ")
+
+        panes = [plots.figure_pane(pane, grouped_app.session.shown) for pane in PANES]
+        colors = [{line.label: line.color for line in pane.lines} for pane in panes]
+        assert len(colors[0]) == 3 and all(pane == colors[0] for pane in colors)  # one color per line in every panel
+        assert len(set(colors[0].values())) == 3
 
         monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the report extra is not installed
         await pilot.press("p")
