@@ -36,7 +36,7 @@ from safetensors.torch import save as save_tensors
 import engine
 from engine.errors import UserError
 from engine.lm.model import LanguageModel
-from engine.lm.sizes import parameter_count
+from engine.lm.sizes import state_count
 from engine.runs import metrics_lines
 from engine.runs.protocol import METRICS_FILE, RECORD_FILE
 from engine.runs.record import RunRecord, Status, check_folder, check_run_name, read_record
@@ -239,8 +239,8 @@ TENSOR_HEADER_BYTES = 2**20  # safetensors' JSON header: names, shapes and offse
 
 
 def _float32_bytes(record: RunRecord, copies: int) -> int:
-    """The most a tensor file holding ``copies`` float32 copies of the run's parameters can take."""
-    return 4 * copies * parameter_count(len(record.vocab), record.config.model) + TENSOR_HEADER_BYTES
+    """The most a tensor file holding ``copies`` float32 copies of the run's model state can take."""
+    return 4 * copies * state_count(len(record.vocab), record.config.model) + TENSOR_HEADER_BYTES
 
 
 def build_model(directory: RunDirectory, record: RunRecord) -> LanguageModel:
