@@ -193,20 +193,19 @@ class RunDirectory:
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
-        """The metric lines, last one winning for a repeated (kind, step), up to ``epochs_completed``.
+        """The metric lines of the run's history as it stands, up to ``epochs_completed``: the lines a resumed run
+        wrote again supersede those its killed trainer had written (:func:`engine.runs.metrics_lines.current`).
 
         Lines that are not a metrics object are skipped (:mod:`engine.runs.metrics_lines`).
         """
         try:
-            parsed = list(metrics_lines.read_lines(self.metrics_path, self._file(METRICS_FILE)))
+            parsed = metrics_lines.read_lines(self.metrics_path, self._file(METRICS_FILE))
+            lines = metrics_lines.current(
+                line for line in parsed if epochs_completed is None or line["epoch"] <= epochs_completed + 1
+            )
         except FileNotFoundError:
             return []
-        lines: dict[tuple[str, int], dict[str, Any]] = {}
-        for line in parsed:
-            if epochs_completed is not None and line["epoch"] > epochs_completed + 1:
-                continue
-            lines[(line["kind"], line["step"])] = line
-        return sorted(lines.values(), key=lambda line: (line["step"], line["kind"] == "epoch"))
+        return sorted(lines, key=lambda line: (line["step"], line["kind"] == "epoch"))
 
 
 @dataclass
