@@ -193,19 +193,8 @@ class RunDirectory:
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
-        """The metric lines of the run's history as it stands, up to ``epochs_completed``: the lines a resumed run
-        wrote again supersede those its killed trainer had written (:func:`engine.runs.metrics_lines.current`).
-
-        Lines that are not a metrics object are skipped (:mod:`engine.runs.metrics_lines`).
-        """
-        try:
-            parsed = metrics_lines.read_lines(self.metrics_path, self._file(METRICS_FILE))
-            lines = metrics_lines.current(
-                line for line in parsed if epochs_completed is None or line["epoch"] <= epochs_completed + 1
-            )
-        except FileNotFoundError:
-            return []
-        return sorted(lines, key=lambda line: (line["step"], line["kind"] == "epoch"))
+        """The run's history up to ``epochs_completed`` (:func:`engine.runs.metrics_lines.read_history`)."""
+        return metrics_lines.read_history(self.metrics_path, self._file(METRICS_FILE), epochs_completed)
 
 
 @dataclass

@@ -123,3 +123,14 @@ def read_lines(path: Path, what: str) -> Iterator[dict[str, Any]]:
             line = parse_line(chunk.rstrip(b"\r\n"))
             if line is not None:
                 yield line
+
+
+def read_history(path: Path, what: str, epochs_completed: int | None = None) -> list[dict[str, Any]]:
+    """The metrics lines of ``path`` (:func:`read_lines`) as the run's history now stands, in step order: without the
+    superseded ones (:func:`current`) nor those past ``epochs_completed`` + 1; none when there is no such file."""
+    try:
+        parsed = read_lines(path, what)
+        lines = current(line for line in parsed if epochs_completed is None or line["epoch"] <= epochs_completed + 1)
+    except FileNotFoundError:
+        return []
+    return sorted(lines, key=lambda line: (line["step"], line["kind"] == "epoch"))
