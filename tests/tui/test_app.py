@@ -878,3 +878,21 @@ async def test_the_runs_list_says_it_is_reading_the_folder_until_the_runs_are_li
         assert box.border_subtitle == READING_RUNS and not app.runs_table.rows  # torch and the folder take seconds
         await wait_for(pilot, lambda: "a" in app.runs_table.rows, "the saved run")
         assert box.border_subtitle == ""
+
+
+async def test_toasts_stay_clear_of_the_runs_list_and_the_readout(tiny_corpus, tmp_path):
+    """Notifications stack at the top right, under the tab bar: three long ones leave the runs list and readout free."""
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "a")
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("f3", "end")
+        for number in range(3):
+            app.notify(f"Notification {number}: a sentence long enough to wrap onto a second line of its toast.")
+        await wait_for(pilot, lambda: len(app.screen.query("Toast")) == 3, "the toasts", timeout=10)
+        await settle(pilot)
+        readout, runs = app.plots.query_one("#plot-readout").region, app.query_one("#runs-box").region
+        assert readout.height and runs.height
+        for toast in app.screen.query("Toast"):
+            assert toast.region.y >= 3 and not (toast.region.overlaps(readout) or toast.region.overlaps(runs)), toast.region

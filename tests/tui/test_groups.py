@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -12,6 +13,7 @@ from engine.study.figures import MATPLOTLIB_INSTALL
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
 from tests.tui.test_app import make_app, redrawn, show_runs
 from tui.screens.sweep import SweepScreen
+from tui.widgets.plots import PANES
 from tui.widgets.runs_table import COLUMNS
 
 pytestmark = pytest.mark.asyncio
@@ -219,6 +221,11 @@ async def test_a_figure_draws_each_group_as_its_mean_with_a_band_and_without_mat
         assert len(re.findall(r'<g id="(?:FillBetween)?PolyCollection_', drawing)) == 2  # a band per group, none for the lone run
         assert toasts[-1].startswith("Saved the validation loss pane of 7 run(s) to ")
 
+        panes = [plots.figure_pane(pane, grouped_app.session.shown) for pane in PANES]
+        colors = [{line.label: line.color for line in pane.lines} for pane in panes]
+        assert len(colors[0]) == 3 and all(pane == colors[0] for pane in colors)  # one color per line in every panel
+        assert len(set(colors[0].values())) == 3
+
         monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the report extra is not installed
         await pilot.press("p")
         assert toasts[-1] == f"Figures are drawn by matplotlib, which is not installed: {MATPLOTLIB_INSTALL}."
@@ -261,6 +268,14 @@ async def test_the_sweep_view_has_a_log_x_over_more_than_a_decade_and_compares_a
         assert [point.x for point in view.points] == [0.1, 1.0, 100.0]
         assert [point.mean for point in view.points] == pytest.approx([7.0 - 1.0 + 0.25] * 3)
         assert "· log x" in app.screen.heading()
+
+        # kl1 trains its third epoch (its lines grow on disk): the open view moves on to epoch 3 by itself
+        third = [line for line in hand_made_metrics(3) if line["epoch"] > 2]
+        with (checkpoints / "kl1" / "metrics.jsonl").open("a") as metrics:
+            metrics.writelines(json.dumps(line) + "\n" for line in third)
+        await wait_for(pilot, lambda: app.screen.view.epoch == 3, "the sweep view at epoch 3")
+        assert [point.mean for point in app.screen.view.points] == pytest.approx([7.0 - 1.5 + 0.25] * 3)
+        assert app.screen.heading().startswith("validation loss at epoch 3 vs objective.weight")
 
 
 async def test_a_comparison_the_details_cannot_read_is_said_not_left_blank(grouped_app, tmp_path):
