@@ -193,20 +193,8 @@ class RunDirectory:
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
-        """The metric lines, last one winning for a repeated (kind, step), up to ``epochs_completed``.
-
-        Lines that are not a metrics object are skipped (:mod:`engine.runs.metrics_lines`).
-        """
-        try:
-            parsed = list(metrics_lines.read_lines(self.metrics_path, self._file(METRICS_FILE)))
-        except FileNotFoundError:
-            return []
-        lines: dict[tuple[str, int], dict[str, Any]] = {}
-        for line in parsed:
-            if epochs_completed is not None and line["epoch"] > epochs_completed + 1:
-                continue
-            lines[(line["kind"], line["step"])] = line
-        return sorted(lines.values(), key=lambda line: (line["step"], line["kind"] == "epoch"))
+        """The run's history up to ``epochs_completed`` (:func:`engine.runs.metrics_lines.read_history`)."""
+        return metrics_lines.read_history(self.metrics_path, self._file(METRICS_FILE), epochs_completed)
 
 
 @dataclass
