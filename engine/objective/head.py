@@ -234,7 +234,7 @@ class _FusedHead(torch.autograd.Function):
     ) -> torch.Tensor:
         count = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
-        grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
+        grad_weight, grad_bias = torch.empty_like(weight), torch.zeros_like(bias)  # the first chunk's product sets grad_weight
         loss_sum = hidden.new_zeros((), dtype=torch.float64)
         for start in range(0, count, rows):
             stop = min(start + rows, count)
@@ -243,7 +243,8 @@ class _FusedHead(torch.autograd.Function):
             loss_sum += sums[0]
             if totals is not None:
                 totals.add_sums(sums, guesses, weight.shape[0])
-            grad_weight.addmm_(grad_raw.t(), features, alpha=1.0 / count)  # the 1/n of the mean, folded into the products
+            # the 1/n of the mean, folded into the products
+            grad_weight.addmm_(grad_raw.t(), features, beta=0.0 if start == 0 else 1.0, alpha=1.0 / count)
             grad_bias.add_(grad_raw.sum(0), alpha=1.0 / count)
             torch.mm(grad_raw, weight, out=grad_hidden[start:stop]).div_(count)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
