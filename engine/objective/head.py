@@ -17,11 +17,12 @@ gradients are computed during the forward pass (training always goes on to ``bac
 ``backward`` only scales them by the incoming gradient. Without gradients (validation) the same
 chunks run larger and skip step 2's derivative and step 4.
 
-Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU (4 MiB per float32 tensor, so a
-chunk's element-wise passes stay in the L3 cache; smaller chunks make the ``∂W`` products too
-thin) and :data:`CUDA_CHUNK_ELEMENTS` on a GPU, enough to fill it. A chunk's element-wise math
-(:func:`chunk_math`) runs as plain torch operations or fused by ``torch.compile``
-(:class:`Fusion`, :func:`plan_fusion`).
+Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU (2 MiB per float32 tensor: a
+chunk's dozen temporaries stay in the L3 cache and come from the allocator's free lists rather than
+fresh pages; 4 MiB chunks page-faulted thousands of times a step, and chunks much smaller make the
+``∂W`` products too thin; measured in ``docs/design/fused-head.md``) and :data:`CUDA_CHUNK_ELEMENTS`
+on a GPU, enough to fill it. A chunk's element-wise math (:func:`chunk_math`) runs as plain torch
+operations or fused by ``torch.compile`` (:class:`Fusion`, :func:`plan_fusion`).
 
 API, for the trainer and for any model with a linear last layer::
 
@@ -52,7 +53,7 @@ import torch
 from engine.objective.metrics import MetricTotals, Outputs
 from engine.objective.total import Objective
 
-CPU_CHUNK_ELEMENTS = 1 << 20
+CPU_CHUNK_ELEMENTS = 1 << 19
 CUDA_CHUNK_ELEMENTS = 1 << 24
 EVAL_CHUNK_FACTOR = 4
 
