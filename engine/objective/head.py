@@ -218,7 +218,7 @@ def _compiled_chunk_math() -> Callable[[torch.Tensor, torch.Tensor, Objective, s
 
 
 class _FusedHead(torch.autograd.Function):
-    """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients."""
+    """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients (once)."""
 
     @staticmethod
     def forward(
@@ -253,6 +253,9 @@ class _FusedHead(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grads = ctx.saved_tensors
-        scaled = [g * grad_loss for g in grads]
-        return (*scaled, None, None, None, None, None, None)
+        """The kept gradients times ``grad_loss``, scaled in place (no copy of the (V, H) ``∂W``): so only once."""
+        if getattr(ctx, "scaled", False):
+            raise RuntimeError("the fused head's gradients were already handed on: its backward runs once per forward")
+        ctx.scaled = True
+        grads = [g.mul_(grad_loss) for g in ctx.saved_tensors]
+        return (*grads, None, None, None, None, None, None)

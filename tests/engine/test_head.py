@@ -186,6 +186,16 @@ def test_the_gradient_scales_with_the_incoming_gradient():
         assert torch.allclose(leaf.grad, 3.0 * grad)
 
 
+def test_the_gradients_are_handed_on_once():
+    """``backward`` scales the kept gradients in place, so a second backward through the same loss is refused."""
+    hidden, weight, bias, target = random_batch()
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    loss = head_loss_and_metrics(*leaves, target, objective_for("mse", None, "kl", 10.0), "linear", rows=8)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="once per forward"):
+        loss.backward()
+
+
 def test_chunks_stay_small_on_a_cpu_and_grow_for_validation():
     cpu = torch.device("cpu")
     assert chunk_rows(11265, cpu) * 11265 <= CPU_CHUNK_ELEMENTS <= 1 << 22  # a few MiB per (rows × V) float32 tensor
