@@ -248,14 +248,16 @@ class _FusedHead(torch.autograd.Function):
             grad_weight.addmm_(grad_raw.t(), features, beta=0.0 if start == 0 else 1.0, alpha=1.0 / count)
             grad_bias.add_(grad_raw.sum(0), alpha=1.0 / count)
             torch.mm(grad_raw, weight, out=grad_hidden[start:stop]).div_(count)
-        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.grads = [grad_hidden, grad_weight, grad_bias]  # not saved tensors: backward hands these very tensors on
         return (loss_sum / count).to(hidden.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        """The kept gradients times ``grad_loss``, scaled in place (no copy of the (V, H) ``∂W``): so only once."""
-        if getattr(ctx, "scaled", False):
+        """The kept gradients times ``grad_loss``, scaled in place and handed on, so only once: with no other
+        reference left, autograd moves them into ``.grad`` where that is empty rather than copying the (V, H) ``∂W``."""
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:
             raise RuntimeError("the fused head's gradients were already handed on: its backward runs once per forward")
-        ctx.scaled = True
-        grads = [g.mul_(grad_loss) for g in ctx.saved_tensors]
+        for g in grads:
+            g.mul_(grad_loss)
         return (*grads, None, None, None, None, None, None)
