@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -71,15 +71,21 @@ class SeedGroup(Generic[M]):
         return len(self.members)
 
 
-def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
+def seed_groups(views: Iterable[M], key_of: Callable[[M], str] | None = None) -> list[SeedGroup[M]]:
     """The runs grouped by :func:`group_key`, in the order each group's first member comes.
 
     A group's seeds are distinct: a run repeating a seed already in its group (a rerun of the same
-    configuration) stands alone, as does a run without a readable config.
+    configuration) stands alone, as does a run without a readable config. ``key_of``: a run's
+    :func:`group_key` (a caller that groups the same runs again and again keeps them).
     """
     keyed: dict[str, list[M]] = {}
     for view in views:
-        key = group_key(view.config) if view.config is not None else f"\0{view.name}"
+        if view.config is None:
+            key = f"\0{view.name}"
+        elif key_of is not None:
+            key = key_of(view)
+        else:
+            key = group_key(view.config)
         if view.config is not None and any(
             other.config and other.config.train.seed == view.config.train.seed for other in keyed.get(key, [])
         ):
