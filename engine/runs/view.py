@@ -76,7 +76,7 @@ class RunReader:
     A *settled* run (not alive, not queued: finished, stopped, interrupted…) changes only when a file in its
     folder does, so its view is kept while the folder's, ``run.json``'s and ``request.json``'s stamps stay the
     same, and re-read at least every ``SETTLED_REFRESH_S`` s: a poll of 1,000 settled runs costs three
-    ``lstat`` each instead of reading five files and probing a lock (the app's follower polls 4 times a second).
+    ``lstat`` each instead of reading five files and probing a lock (the app's follower looks at every run every 2 s).
     """
 
     def __init__(self, checkpoints: Path | str):
