@@ -76,7 +76,7 @@ async def latencies(
     rng = random.Random(0)
     async with app.run_test(size=APP_SIZE) as pilot:
         clock = FrameClock(app)
-        await wait_until(lambda: len(app.session.runs) >= listed, f"the app to list {listed} runs")
+        await wait_until(lambda: len(app.runs_table.runs) >= listed, f"the app to list {listed} runs")
         await pilot.press("f3")
         if configs:
             app.start_runs(configs)

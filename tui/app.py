@@ -291,14 +291,10 @@ class ExplorerApp(App[int]):
         """Bring changed rows of the runs list up to date (a few times a second at most)."""
         if not self._changed_rows:
             return
-        table = self.runs_table
-        for name in sorted(self._changed_rows):
-            run = self.session.get(name)
-            if run is None:
-                table.drop_run(name)
-            else:
-                table.show_run(run)
+        names = sorted(self._changed_rows)
         self._changed_rows.clear()
+        runs = [run for name in names if (run := self.session.get(name)) is not None]
+        self.runs_table.show_runs(runs, gone=[name for name in names if self.session.get(name) is None])
 
     def _runs_changed(self) -> None:
         """The set of shown runs or their checkpoints changed: plots and generation follow."""

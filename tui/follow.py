@@ -1,9 +1,13 @@
 """The app's eyes on the checkpoints folder: every run in it, followed as it trains.
 
 A :class:`Follower` runs in a thread worker and, every ``FOLLOW_S`` seconds, asks the engine's
-controller how each run folder stands (:class:`engine.runs.view.RunView`: status, trainer,
-device, progress) and reads what the *followed* runs appended to their ``metrics.jsonl`` since
-the last look. It posts one :class:`Observed` message per look that found something new. The
+controller how the busy runs stand (:class:`engine.runs.view.RunView`: status, trainer, device,
+progress; busy: training, queued, or followed) and reads what the *followed* runs appended to their
+``metrics.jsonl`` since the last look. Every run folder is looked at every ``SETTLED_S`` seconds, and
+at once when the checkpoints folder itself changed (a run folder made, removed or renamed) or the app
+asked (:meth:`Follower.look_now`): so a settled run's change that no look of this app caused (a
+resume from another shell) shows within ``SETTLED_S``, while a poll of 1,000 settled runs is one
+``lstat`` four times a second. It posts one :class:`Observed` message per look that found something new. The
 runs it follows are the ones the app shows; a run newly followed is read from its first line. Of
 a run it does not follow it reads the new lines only when the run's view changed, and the app
 keeps only what the runs list needs of them (throughput, best validation loss).
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +34,8 @@ from engine.runs.view import RunView
 from engine.safe_io import open_regular
 
 FOLLOW_S = 0.25
+SETTLED_S = 2.0
+"""How often every run folder is looked at, settled ones included: the longest a settled run's change waits to show."""
 READ_LIMIT = 8 << 20
 
 
@@ -89,6 +96,9 @@ class Follower:
         self._tails: dict[str, _Tail] = {}  # the followed runs'
         self._summary_tails: dict[str, _Tail] = {}  # the others'
         self._last: dict[str, tuple[object, ...]] = {}  # run → what its last Update showed of its status
+        self._busy: set[str] = set()  # the runs training or queued at the last look at them
+        self._folder: tuple[int, int, int] | None = None  # the checkpoints folder's stamp at the last look at every run
+        self._everything_at = -SETTLED_S  # when that look began (time.monotonic)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._poke = threading.Event()
@@ -113,17 +123,31 @@ class Follower:
         self._poke.set()
 
     def run(self) -> None:
+        everything = True
         while not self._closed.is_set():
-            self.look()
-            self._poke.wait(FOLLOW_S)
+            self.look(everything)
+            everything = self._poke.wait(FOLLOW_S)
             self._poke.clear()
 
-    def look(self) -> None:
-        """One look at the folder; posts :class:`Observed` when anything changed."""
+    def look(self, everything: bool = True) -> None:
+        """One look at the busy runs, or at every run folder when ``everything``, when ``SETTLED_S`` s have passed
+        since the last such look, or when the checkpoints folder changed since; posts :class:`Observed` when anything
+        changed (runs gone only after a look at every folder)."""
         self.controller.reap()
-        views = {view.name: view for view in self.controller.runs.views()}
+        reader = self.controller.runs
+        folder, now = reader.folder_stamp(), time.monotonic()
+        everything = everything or folder != self._folder or now - self._everything_at >= SETTLED_S
+        if everything:
+            self._folder, self._everything_at = folder, now  # taken before the scan: a change during it shows next look
+        with self._lock:
+            followed = set(self._followed)
+        views = {view.name: view for view in reader.views(None if everything else self._busy | followed)}
         updates = []
         for name, view in views.items():
+            if view.alive or view.status in protocol.ALIVE:
+                self._busy.add(name)
+            else:
+                self._busy.discard(name)
             with self._lock:
                 tail = self._tails.get(name) if name in self._followed else None
             path = self.controller.checkpoints / name / protocol.METRICS_FILE
@@ -135,10 +159,11 @@ class Follower:
             if tail is None:
                 lines, restart = read_new_lines(path, self._summary_tails.setdefault(name, _Tail()))
             updates.append(Update(view, lines, restart, self._definitions(view), followed=tail is not None))
-        gone = [name for name in self._last if name not in views]
+        gone = [name for name in self._last if name not in views] if everything else []
         for name in gone:
             del self._last[name]
             self._summary_tails.pop(name, None)
+            self._busy.discard(name)
         if updates or gone:
             self.post(Observed(updates, gone))
 

@@ -136,7 +136,7 @@ class RunActions:
         if run.shown:
             self.host.follower.unfollow(old)
             self.host.follower.follow(answer)
-        self.host.runs_table.drop_run(old)
+        self.host._row_changed(old)  # no longer in the session: its row goes
         self.host._row_changed(answer)
         self.host._refresh_rows()
         self.host.runs_table.highlight(answer)

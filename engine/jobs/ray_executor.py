@@ -8,7 +8,8 @@ node dies its trainers die with it, so their runs read ``interrupted`` (the lock
 beat goes stale), and Ray runs the task again on another node (``NODE_RETRIES``): the same command resumes each
 run from its last checkpoint, whose later metrics lines it replaces as a local resume does. A node that does not
 see the folder ends the job at once with one sentence (:func:`unseen_folder`), which the runner, which does see
-the folder, writes into the runs' requests.
+the folder, writes into the runs' requests; so does a task that raised (:class:`ray.exceptions.RayTaskError`: a fault
+of the job, which Ray does not retry): its queued runs read ``failed`` with the exception, not lost with a node.
 
 A task is owned by the process that submitted it (Ray ends it when that process ends), so jobs are submitted by a
 sweep runner (``sweep`` in the foreground, or detached), never by the app itself.
@@ -96,6 +97,14 @@ class RayJob:
 
         try:
             code, problem = ray.get(self.ref)
+        except ray.exceptions.RayTaskError as error:  # the task itself raised: no node was lost, and Ray does not retry it
+            problem = (
+                f"Its Ray task raised {type(error.cause).__name__}: {error.cause} (a task that raises "
+                "is not run again, unlike one whose node was lost)"
+            )
+            for name in self.spec.runs:
+                refused(self.spec.checkpoints / name, problem)
+            return EXIT_FAILED
         except ray.exceptions.RayError as error:  # its retries are spent: every node it ran on was lost
             append_text(
                 self.spec.log,

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -79,11 +79,12 @@ class SeedGroup(Generic[M]):
         return len(self.members)
 
 
-def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
+def seed_groups(views: Iterable[M], key_of: Callable[[M], str] | None = None) -> list[SeedGroup[M]]:
     """The runs grouped by :func:`group_key`, in the order each group's first member comes.
 
     A group's seeds are distinct: a run repeating a seed already in its group (a rerun of the same
-    configuration) stands alone, as does a run without a readable config.
+    configuration) stands alone, as does a run without a readable config. ``key_of``: a run's
+    :func:`group_key` (a caller that groups the same runs again and again keeps them).
 
     Labels are distinct: where two groups would read the same (``kl-s0``, ``kl-s1`` on one corpus and
     ``kl-s2``, ``kl-s3`` on another, or beside a lone run ``kl``), a group of several runs adds its first
@@ -92,7 +93,12 @@ def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
     """
     keyed: dict[str, list[M]] = {}
     for view in views:
-        key = group_key(view.config) if view.config is not None else f"\0{view.name}"
+        if view.config is None:
+            key = f"\0{view.name}"
+        elif key_of is not None:
+            key = key_of(view)
+        else:
+            key = group_key(view.config)
         if view.config is not None and any(
             other.config and other.config.train.seed == view.config.train.seed for other in keyed.get(key, [])
         ):

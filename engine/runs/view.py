@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,7 +76,7 @@ class RunReader:
     A *settled* run (not alive, not queued: finished, stopped, interrupted…) changes only when a file in its
     folder does, so its view is kept while the folder's, ``run.json``'s and ``request.json``'s stamps stay the
     same, and re-read at least every ``SETTLED_REFRESH_S`` s: a poll of 1,000 settled runs costs three
-    ``lstat`` each instead of reading five files and probing a lock (the app's follower polls 4 times a second).
+    ``lstat`` each instead of reading five files and probing a lock (the app's follower looks at every run every 2 s).
     """
 
     def __init__(self, checkpoints: Path | str):
@@ -130,18 +131,25 @@ class RunReader:
             created if isinstance(created, str) else _folder_time(folder),
         )
 
-    def views(self) -> list[RunView]:
-        """Every run folder under the checkpoints folder (symlinks and dot-folders skipped), newest first."""
-        try:
-            entries = [
-                entry.name
-                for entry in os.scandir(self.checkpoints)
-                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
-            ]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        views = [view for view in map(self.view, entries) if view.status is not None or view.problem]
+    def views(self, names: Iterable[str] | None = None) -> list[RunView]:
+        """Every run folder under the checkpoints folder (symlinks and dot-folders skipped), or only those of ``names``
+        that hold a run, newest first."""
+        if names is None:
+            try:
+                names = [
+                    entry.name
+                    for entry in os.scandir(self.checkpoints)
+                    if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
+                ]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        views = [view for view in map(self.view, names) if view.status is not None or view.problem]
         return sorted(views, key=lambda view: (view.record.updated if view.record else "~", view.name), reverse=True)
+
+    def folder_stamp(self) -> tuple[int, int, int] | None:
+        """The checkpoints folder's (inode, mtime, size), None when absent: a run folder made, removed or renamed in
+        it changes it (what happens inside a run's folder does not)."""
+        return _file_stamp(os.fspath(self.checkpoints))
 
     def known(self, name: str) -> RunView:
         """The run ``name``, or the sentence saying there is none."""
@@ -174,15 +182,19 @@ class RunReader:
 def _stamp(folder: str) -> Stamp:
     """The folder's, ``run.json``'s and ``request.json``'s (inode, mtime, size), None where absent (plain strings and
     ``os.lstat``: at 1,000 runs a poll, building ``Path`` objects cost more than the calls)."""
-    stamps: list[tuple[int, int, int] | None] = []
-    for path in (folder, os.path.join(folder, protocol.RECORD_FILE), os.path.join(folder, protocol.REQUEST_FILE)):
-        try:
-            info = os.lstat(path)
-        except OSError:
-            stamps.append(None)
-        else:
-            stamps.append((info.st_ino, info.st_mtime_ns, info.st_size))
-    return tuple(stamps)
+    return tuple(
+        _file_stamp(path)
+        for path in (folder, os.path.join(folder, protocol.RECORD_FILE), os.path.join(folder, protocol.REQUEST_FILE))
+    )
+
+
+def _file_stamp(path: str) -> tuple[int, int, int] | None:
+    """A file's or folder's (inode, mtime, size) by ``lstat``, None where absent or unreadable."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def read_request(folder: Path) -> dict[str, Any] | None:

@@ -101,6 +101,17 @@ def test_a_sweep_on_ray_spreads_four_runs_over_both_nodes(cluster, small_corpus,
     assert len(used) == 2, used  # two one-CPU nodes, two jobs at a time: one on each
 
 
+def test_a_task_that_raised_fails_its_run_with_the_exception_and_is_not_taken_for_a_lost_node(cluster, tiny_corpus, tmp_path):
+    checkpoints = tmp_path / "shared"
+    controller = Controller(checkpoints, RayExecutor(cluster.address))
+    [name] = controller.queue([tiny_config("linked", tiny_corpus)])
+    (checkpoints / name / protocol.LOG_FILE).symlink_to(tmp_path / "elsewhere.log")  # the task refuses to write through it
+    assert controller.run_queue([name], device="cpu") == {name: "failed"}
+    message = controller.runs.view(name).message or ""
+    assert message.startswith("Its Ray task raised UserError: Run 'linked' file 'trainer.log' is a symbolic link"), message
+    assert not (tmp_path / "elsewhere.log").exists()
+
+
 @pytest.mark.slow  # about 50 s on two loaded cores
 def test_a_run_on_a_lost_node_reads_interrupted_and_resumes_on_the_other(cluster, tiny_corpus, tmp_path):
     """The worker node is removed once its run has saved an epoch; Ray runs that job again on the head, which resumes it."""
