@@ -260,14 +260,15 @@ def stub_generation(monkeypatch):
     monkeypatch.setattr(engine.generate, "generate", stub_continuation)
 
 
-async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    """Let a Pilot-driven app run until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+async def wait_for(pilot, condition, what, timeout: float = 60.0) -> None:
+    """Let a Pilot-driven app run until ``condition()`` holds; fail naming ``what`` (a string, or a function giving one
+    when it fails) after ``timeout`` seconds."""
     import time
 
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
         await pilot.pause(0.05)
 
 

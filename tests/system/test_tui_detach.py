@@ -69,8 +69,13 @@ async def test_a_headless_run_appears_live_and_the_app_stops_it(tiny_corpus, tmp
             await wait_for(pilot, lambda: len(run.series.get("train_loss", [])) >= 3, "its live points")
             seen = len(run.series["train_loss"])
             await wait_for(pilot, lambda: len(run.series["train_loss"]) > seen, "more points as the trainer appends them")
+            await wait_for(pilot, lambda: "headless" in app.runs_table.rows, "its row in the runs list")  # x stops the row's run
+            toasts: list[str] = []
+            app.notify = lambda message, **kwargs: toasts.append(message)  # type: ignore[method-assign]
             await pilot.press("f5", "x")  # the app did not start it: the stop goes through the run folder
-            await wait_for(pilot, lambda: app.run_status("headless") == "stopped", "the run to stop")
+            await wait_for(
+                pilot, lambda: app.run_status("headless") == "stopped", lambda: f"the run to stop (the app said: {toasts})"
+            )
             assert len(run.series["train_loss"]) == step_lines(tmp_path, "headless")  # every line written was followed
         assert process.wait(timeout=60) == 130
     finally:
