@@ -307,7 +307,8 @@ async def test_a_cursor_move_lays_the_cursor_over_the_kept_drawing_exactly_as_pl
     """At every x, in each mode (by step with smoothing and log y, an x zoom with the cursor led out of it, a y zoom), a seed
     group's band among the lines: each pane equals plotext's whole drawing cell by cell, and a move keeps the drawing
     of the lines unless its limits move: a y zoom's window follows the cursor, the x range stretches to a cursor
-    outside the pane's points. Points that arrive are drawn by the next redraw tick, not by a cursor move."""
+    outside the pane's points. Points that arrive are drawn by a redraw tick, not by a cursor move, and right after a move one
+    tick later."""
     checkpoints = tmp_path / "checkpoints"
     for seed in (1, 2):
         write_hand_made_run(checkpoints, f"g-s{seed}", 1, metrics=hand_made_metrics(1, start=7 + seed / 5), train__seed=seed)
@@ -347,10 +348,13 @@ async def test_a_cursor_move_lays_the_cursor_over_the_kept_drawing_exactly_as_pl
         await pilot.press("l", "0", "y", "end")  # a point comes as from a training run: a move keeps the lines as drawn
         await redrawn(pilot)
         run, train_loss = app.session.get("b"), app.query_one("#plot-train-loss")
+        await wait_for(pilot, lambda: not plots._tick_skipped, "a tick that let no points wait")  # none waiting now
         run.add_lines([{"kind": "step", "step": 10, "epoch": 1.25, "wall_s": 50.0, "train_loss": 7.5}])
         plots.mark_changed()
         plots.action_move_cursor(-1)  # at once, before a redraw tick can run: step 6, by step since x above
         assert train_loss.figure.cursor == 6 and readout(app).startswith("step 6 │") and plots.pending
         assert plots.drawn["train-loss"][plots.legend(run)][-1] == (8.0, 8.5)  # the lines as drawn: no step 10 yet
-        await redrawn(pilot)  # and the next redraw tick draws the new point
-        assert plots.drawn["train-loss"][plots.legend(run)][-1] == (10.0, 7.5)
+        plots.redraw_tick()  # right after a move the tick lets the keys go first, once
+        assert plots.pending and plots.drawn["train-loss"][plots.legend(run)][-1] == (8.0, 8.5)
+        plots.redraw_tick()
+        assert not plots.pending and plots.drawn["train-loss"][plots.legend(run)][-1] == (10.0, 7.5)

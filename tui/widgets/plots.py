@@ -52,6 +52,7 @@ Reading the plots:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -90,6 +91,7 @@ from tui.session import X_AXES, RunState, Session
 from tui.widgets.plot_pane import SafePlot
 
 REDRAW_INTERVAL_S = 0.5
+CURSOR_QUIET_S = REDRAW_INTERVAL_S  # new points wait one tick more when the cursor moved this recently
 DEFINITION_NAMES = {"study": "study-clipped outputs", "softmax": "softmax"}
 TITLE_MARGIN = 10  # plotext drops a title wider than the plot minus its y tick labels
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
@@ -243,6 +245,8 @@ class MetricPlots(Vertical):
         self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
         self._signatures: dict[str, tuple[object, ...]] = {}
         self._drawn_from: dict[str, PaneInputs] = {}  # pane id → what its figure was last made from
+        self._cursor_moved = -math.inf  # time.monotonic() of the last cursor move
+        self._tick_skipped = False
         self._lines_shown: dict[str | None, Text] = {}  # the legend's and readout's text as last shown
         self._line_rows: dict[str | None, int] = {}  # and their number of lines then
         self._dirty = True
@@ -259,7 +263,7 @@ class MetricPlots(Vertical):
         yield Static("", id="plot-readout")
 
     def on_mount(self) -> None:
-        self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_changed)
+        self.set_interval(REDRAW_INTERVAL_S, self.redraw_tick)
         self.redraw_if_changed()
 
     @property
@@ -653,6 +657,16 @@ class MetricPlots(Vertical):
 
     # Drawing -----------------------------------------------------------------------------------
 
+    def redraw_tick(self) -> None:
+        """The redraw timer's call. Within ``CURSOR_QUIET_S`` of a cursor move new points wait one tick more (never
+        two in a row): drawing them is plotext's whole build of every pane, the costliest frame there is, and while
+        ←/→ are pressed it would hold up the next key. So they are drawn at most a second late while the cursor moves."""
+        if time.monotonic() - self._cursor_moved < CURSOR_QUIET_S and not self._tick_skipped:
+            self._tick_skipped = True
+            return
+        self._tick_skipped = False
+        self.redraw_if_changed()
+
     def redraw_if_changed(self) -> None:
         """Rebuild the lines of each pane whose points, size or mode changed since it was last drawn."""
         if not self._dirty:
@@ -703,6 +717,7 @@ class MetricPlots(Vertical):
             self._dirty = True
             self.redraw_if_changed()
             return
+        self._cursor_moved = time.monotonic()
         self._show_readout(runs)
         for (pane, plot), inputs in zip(panes, drawn, strict=True):
             if inputs is not None:
