@@ -27,6 +27,9 @@ Reading the plots:
   the panes plot log10(y) of the positive points and label the ticks with y itself.
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
   the panes gives every shown run's value at that x in each pane (the point nearest to it), a line per run.
+  A move draws no line again: each pane keeps plotext's drawing of its lines and gets the cursor's
+  line and markers laid over it (:mod:`tui.widgets.plot_pane`); points that came meanwhile wait for the
+  redraw tick (one tick more right after a move, so that drawing them does not hold up the next key).
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`tui.plotting.ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
