@@ -132,6 +132,7 @@ def time_phases(
     times: dict[str, list[float]] = {"data": [], "lstm": [], "head": [], "optimizer": []}
     token_steps, scored = [], []
     for step, members in enumerate(batches.epoch(epoch_seed(train.seed, 0))[: WARM_UP + steps]):
+        optimizer.zero_grad(set_to_none=True)  # as the trainer does: backward then hands its gradients over, no add
         clock = _Clock(device)
         batch = batches.build(members).to(device)
         data = clock.lap()
@@ -141,7 +142,6 @@ def time_phases(
         head_time = clock.lap()
         loss.backward()
         lstm_backward = clock.lap()
-        optimizer.zero_grad(set_to_none=False)
         optimizer.step()
         optimizer_time = clock.lap()
         if step >= WARM_UP:

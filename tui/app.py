@@ -157,6 +157,8 @@ class ExplorerApp(App[int]):
         """Remember the form, seeds, shown runs and toggles for the next launch on this folder, then exit."""
         if not self._exit:
             self._keep_memory()
+            with contextlib.suppress(AttributeError):  # an app that never finished mounting has no keeper
+                self.memory_keeper.close()
         super().exit(result, return_code, message)
 
     def _keep_memory(self) -> None:

@@ -3,7 +3,7 @@
 Each export is one file in the folder the app was started from (the current directory), named
 ``lm-explorer-<what>-<date>-<time>.<ext>`` and never overwriting another; the app's toast names
 the path. Files are written atomically (temp file + rename). The CSV holds every line of each
-shown run's ``metrics.jsonl``, one row per line with the run's name in front, then the settings
+shown run's history (its ``metrics.jsonl`` without the lines a resumed run superseded), one row per line with the run's name in front, then the settings
 that differ among the runs (the weight of a sweep, a seed), the numbers as the file has them
 (non-finite ones as ``inf``, ``-inf``, ``nan``). Each seed group among them adds a row per epoch
 all its members finished (run ``group:<label>``, kind ``group``): ``n``, each metric's mean over
@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
 from engine.runs import metrics_lines
 from engine.runs.groups import M, SeedGroup, read_group_epochs
 from engine.runs.protocol import METRICS_FILE
@@ -52,19 +51,6 @@ def write_atomically(path: Path, text: str) -> Path:
     return path
 
 
-def metric_lines(checkpoints: Path, run_name: str) -> list[dict[str, Any]]:
-    """The lines of a run's ``metrics.jsonl`` in file order, as :mod:`engine.runs.metrics_lines` reads them (a damaged
-    line is skipped, non-finite values are floats).
-
-    The file must be a plain file inside the run's folder (a run folder is a trust boundary).
-    """
-    path = Path(checkpoints) / run_name / METRICS_FILE
-    try:
-        return list(metrics_lines.read_lines(path, f"Run {run_name!r} file {METRICS_FILE!r}"))
-    except (OSError, UserError):
-        return []
-
-
 def varied(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The settings (dotted keys, in their order) whose values are not the same for every run in ``settings``."""
     keys = dict.fromkeys(key for values in settings.values() for key in values)
@@ -77,7 +63,9 @@ def metrics_csv(
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     groups: Iterable[SeedGroup[M]] = (),
 ) -> str:
-    """One CSV row per metrics line of each run: run, the settings that differ among the runs (``settings``: run name →
+    """One CSV row per line of each run's history (:func:`engine.runs.metrics_lines.read_history`, which
+    :meth:`~engine.runs.checkpoint.RunDirectory.read_metrics` reads by; a refused metrics file is a
+    :class:`~engine.errors.UserError`): run, the settings that differ among the runs (``settings``: run name →
     dotted key → value), kind, step, epoch, wall_s, then every metric (sorted by name); then each group's rows
     (:func:`group_rows`)."""
     settings = settings or {}
@@ -85,7 +73,7 @@ def metrics_csv(
     rows: list[dict[str, Any]] = [
         {"run": name, **{key: settings[name].get(key) for key in differing}, **line}
         for name in run_names
-        for line in metric_lines(checkpoints, name)
+        for line in metrics_lines.read_history(Path(checkpoints) / name / METRICS_FILE, f"Run {name!r} file {METRICS_FILE!r}")
     ]
     rows += [row for group in groups for row in group_rows(checkpoints, group)]
     metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS) - set(differing))

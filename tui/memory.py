@@ -1,15 +1,18 @@
 """What the app remembers per checkpoints folder: the form, pinned seeds, shown runs, run numbers, the view's toggles and zooms.
 
 Kept in ``<checkpoints>/.lm-explorer-app.json`` (a dot file: run listings skip it), written
-atomically within :data:`SAVE_EVERY_S` of each change (so a crash or a SIGKILL loses at most that) and
-when the app closes, and read when it opens. The file lives in a folder that is a trust
+atomically, off the UI thread, within :data:`SAVE_EVERY_S` of each change (so a crash or a SIGKILL loses at most
+that and the write under way) and when the app closes, and read when it opens. The file lives in a folder that is a trust
 boundary, so it is validated (plain types, bounded sizes); a file that does not validate is
 ignored, and the app opens as if it were new.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,23 +84,50 @@ def save_memory(checkpoints: Path, memory: Memory) -> None:
 
 
 class MemoryKeeper:
-    """Saves the app's memory when it differs from what was saved last: called every :data:`SAVE_EVERY_S` and at exit."""
+    """Saves the app's memory when it differs from what was saved last: looked at every :data:`SAVE_EVERY_S` and at exit.
+
+    The UI thread only compares; the write, which waits for the disk (:func:`engine.safe_io.atomic_write`
+    syncs it, so that a crash keeps the file whole), happens in a thread of its own. A change made while
+    a write is under way is written after it, and only the latest one: the file is at most one look and
+    one write behind. :meth:`close` writes what is left and waits for it.
+    """
 
     def __init__(self, checkpoints: Path, loaded: Memory) -> None:
         self.checkpoints = checkpoints
-        self.saved = loaded
+        self.saved = loaded  # the latest memory handed to the writer
+        self._pending: Memory | None = None
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory")
+        self._closed = False
 
     def keep(self, memory: Memory) -> None:
-        """Write ``memory`` unless it is what the file holds already (a read-only folder keeps the old one)."""
-        if memory != self.saved:
-            save_memory(self.checkpoints, memory)
-            self.saved = memory
+        """Have ``memory`` written unless it is what the file holds already (a read-only folder keeps the old one)."""
+        if memory == self.saved or self._closed:
+            return
+        self.saved = memory
+        with self._lock:
+            queued, self._pending = self._pending is not None, memory
+        if not queued:
+            self._writer.submit(self._write)
+
+    def close(self) -> None:
+        """Wait for the writes handed over so far; none is taken after this."""
+        self._closed = True
+        self._writer.shutdown(wait=True)
+
+    def _write(self) -> None:
+        with self._lock:
+            memory, self._pending = self._pending, None
+        if memory is None:
+            return
+        numbers = {name: number for name, number in memory.numbers.items() if (Path(self.checkpoints) / name).is_dir()}
+        with contextlib.suppress(OSError):  # a folder made read-only, or removed, since the app opened
+            save_memory(self.checkpoints, memory.model_copy(update={"numbers": numbers}))
 
 
 def remember(app: Any) -> Memory:
     """The app's state worth keeping (``app`` is the ExplorerApp)."""
     form, plots, generation = app.form, app.plots, app.generation
-    numbers = {name: number for name, number in app.session.numbers.items() if (Path(app.checkpoints) / name).is_dir()}
     return Memory(
         form=form.values(),
         extra=form.extra,
@@ -110,7 +140,7 @@ def remember(app: Any) -> Memory:
         y_zoom=dict(plots.y_zoom),
         words=generation.query_one("#words").value,
         sampling=generation.query_one("#sampling").value,
-        numbers=numbers,
+        numbers=dict(app.session.numbers),  # those of runs whose folders are gone are dropped as it is written
         next_number=app.session.next_number,
     )
 

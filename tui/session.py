@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple, TypeGuard, get_args
 
 from engine.config.models import RunConfig
 from engine.metric_table import METRICS
+from engine.runs.metrics_lines import supersedes
 from engine.runs.view import RunView
 
 PALETTE = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292", "#a1887f", "#90a4ae")
@@ -58,7 +59,9 @@ class RunState:
     the latest line that gave one, ``best_val_loss`` the lowest finite validation loss of the lines read
     (the history of a shown run, the summary of a hidden one: :meth:`note_summary`);
     ``checkpoint_version`` grows each time a newer checkpoint lands on disk, so the generation
-    table knows when to regenerate.
+    table knows when to regenerate. ``epoch_lines`` are the run's epoch lines as its history now stands
+    (superseded ones dropped, :func:`engine.runs.metrics_lines.current`), shown or hidden: a seed group's
+    row compares its members at an epoch they all finished.
     """
 
     name: str
@@ -74,6 +77,7 @@ class RunState:
     series: dict[str, list[Point]] = field(default_factory=dict)
     pairs_per_s: float | None = None
     best_val_loss: float | None = None
+    epoch_lines: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
     checkpoint_version: int = 0
     history_loaded: bool = True
@@ -141,11 +145,16 @@ class RunState:
         """
         if restart:
             self.best_val_loss = None
+            self.epoch_lines = []
         for line in lines:
             self._note(line)
 
     def _note(self, line: dict[str, Any]) -> None:
-        """A line's throughput, and its validation loss towards the best."""
+        """A line's throughput, its validation loss towards the best, and an epoch line among :attr:`epoch_lines`."""
+        while self.epoch_lines and supersedes(line, self.epoch_lines[-1]):
+            self.epoch_lines.pop()
+        if line.get("kind") == "epoch":
+            self.epoch_lines.append(line)
         rate = line.get("pairs_per_s")
         if _number(rate):
             self.pairs_per_s = float(rate)
@@ -160,7 +169,7 @@ class RunState:
 
     def load_history(self, lines: list[dict[str, Any]], definitions: dict[str, str]) -> None:
         """Replace the series with a run's whole ``metrics.jsonl``."""
-        self.series = {}
+        self.series, self.epoch_lines = {}, []
         self.pairs_per_s = self.best_val_loss = None
         self.definitions = dict(definitions)
         self.add_lines(lines)

@@ -16,7 +16,8 @@ fonts) stays open, and so does ``/download/<key>``, whose key the app makes per 
 Each browser tab's app process ends with its tab, however the tab goes (:class:`TabApp`): textual-serve
 asked the app to quit and then waited for it forever, and stopped reading its output once the browser
 stopped taking it, so an app whose client vanished mid-write blocked on a full pipe and outlived the
-server. Here the app's output is drained whether or not the browser still takes it, a quit that is not
+server. Here the app's output is drained whether or not the browser still takes it, a browser that takes
+none for :data:`SEND_WAIT_S` has its connection dropped (its page says the session ended), a quit that is not
 obeyed within :data:`QUIT_WAIT_S` is followed by SIGHUP (the app's "terminal gone": it exits, runs train
 on) and, :data:`HANGUP_WAIT_S` later, SIGKILL; the app is started without a shell in between, so the
 signals reach it; and the server ends every tab's app the same way when it stops.
@@ -83,6 +84,7 @@ class TabApp(AppService):
     """One browser tab's app process, which ends when the tab goes, whether or not the browser said goodbye."""
 
     client_gone = False
+    stalled = False  # the browser took no frame for SEND_WAIT_S
 
     async def _open_app_process(self, width: int = 80, height: int = 24) -> Process:
         """The app itself as the child (textual-serve ran it under ``sh -c``, which signals do not pass)."""
@@ -94,13 +96,20 @@ class TabApp(AppService):
         return process
 
     async def on_data(self, payload: bytes) -> None:
-        """Forward the app's output to the browser while it takes it; once it stops, drain and drop it."""
+        """Forward the app's output to the browser while it takes it; once it stops, drain and drop it.
+
+        A browser that took no frame for :data:`SEND_WAIT_S` has its connection dropped (its page then says
+        "Session ended", instead of showing a screen frozen for good); the tab's app ends with it.
+        """
         if self.client_gone:
             return
         try:
             await asyncio.wait_for(self.remote_write_bytes(payload), SEND_WAIT_S)
-        except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError) as error:
             self.client_gone = True
+            self.stalled = isinstance(error, asyncio.TimeoutError)
+            if self.stalled:
+                await self.remote_close()
 
     async def stop(self) -> None:
         """Ask the app to quit; SIGHUP it if it does not within ``QUIT_WAIT_S``, SIGKILL it ``HANGUP_WAIT_S`` later."""
@@ -175,8 +184,13 @@ class GuardedServer(Server):
         height = to_int(request.query.get("height", "24"), 24)
         await websocket.prepare(request)
 
-        async def close() -> None:  # the app said it exits
-            await websocket.close()
+        async def close() -> None:
+            """The app said it exits: a close frame. The browser took no frame for ``SEND_WAIT_S``: the connection is
+            dropped, as a close frame would wait behind what it did not take (the page sees the end either way)."""
+            if tab.stalled and request.transport is not None:
+                request.transport.abort()
+            else:
+                await websocket.close()
 
         tab = TabApp(
             self.command,

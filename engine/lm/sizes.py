@@ -35,6 +35,13 @@ def parameter_count(vocab_size: int, config: ModelConfig) -> int:
     return vocab_size * config.embedding_dim + body + output
 
 
+def state_count(vocab_size: int, config: ModelConfig) -> int:
+    """Numbers in the model's ``state_dict`` (what its tensor file holds): :func:`parameter_count`, plus the output
+    layer's ``V·F`` weights again when tied (the state names the shared tensor twice, and the file keeps both)."""
+    tied = vocab_size * config.feature_size if config.output_embedding == "tied" else 0
+    return parameter_count(vocab_size, config) + tied
+
+
 TRAINING_COPIES = 4  # weights, gradients and Adam's two moments, float32 each
 
 

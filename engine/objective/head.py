@@ -17,11 +17,12 @@ gradients are computed during the forward pass (training always goes on to ``bac
 ``backward`` only scales them by the incoming gradient. Without gradients (validation) the same
 chunks run larger and skip step 2's derivative and step 4.
 
-Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU (4 MiB per float32 tensor, so a
-chunk's element-wise passes stay in the L3 cache; smaller chunks make the ``∂W`` products too
-thin) and :data:`CUDA_CHUNK_ELEMENTS` on a GPU, enough to fill it. A chunk's element-wise math
-(:func:`chunk_math`) runs as plain torch operations or fused by ``torch.compile``
-(:class:`Fusion`, :func:`plan_fusion`).
+Chunks hold about :data:`CPU_CHUNK_ELEMENTS` outputs on a CPU (2 MiB per float32 tensor: a
+chunk's dozen temporaries stay in the L3 cache and come from the allocator's free lists rather than
+fresh pages; 4 MiB chunks page-faulted thousands of times a step, and chunks much smaller make the
+``∂W`` products too thin; measured in ``docs/design/fused-head.md``) and :data:`CUDA_CHUNK_ELEMENTS`
+on a GPU, enough to fill it. A chunk's element-wise math (:func:`chunk_math`) runs as plain torch
+operations or fused by ``torch.compile`` (:class:`Fusion`, :func:`plan_fusion`).
 
 API, for the trainer and for any model with a linear last layer::
 
@@ -52,7 +53,7 @@ import torch
 from engine.objective.metrics import MetricTotals, Outputs
 from engine.objective.total import Objective
 
-CPU_CHUNK_ELEMENTS = 1 << 20
+CPU_CHUNK_ELEMENTS = 1 << 19
 CUDA_CHUNK_ELEMENTS = 1 << 24
 EVAL_CHUNK_FACTOR = 4
 
@@ -217,7 +218,7 @@ def _compiled_chunk_math() -> Callable[[torch.Tensor, torch.Tensor, Objective, s
 
 
 class _FusedHead(torch.autograd.Function):
-    """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients."""
+    """Loss and gradients of the output layer, chunk by chunk; ``backward`` scales the kept gradients (once)."""
 
     @staticmethod
     def forward(
@@ -234,7 +235,7 @@ class _FusedHead(torch.autograd.Function):
     ) -> torch.Tensor:
         count = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
-        grad_weight, grad_bias = torch.zeros_like(weight), torch.zeros_like(bias)
+        grad_weight, grad_bias = torch.empty_like(weight), torch.zeros_like(bias)  # the first chunk's product sets grad_weight
         loss_sum = hidden.new_zeros((), dtype=torch.float64)
         for start in range(0, count, rows):
             stop = min(start + rows, count)
@@ -243,14 +244,20 @@ class _FusedHead(torch.autograd.Function):
             loss_sum += sums[0]
             if totals is not None:
                 totals.add_sums(sums, guesses, weight.shape[0])
-            grad_weight.addmm_(grad_raw.t(), features, alpha=1.0 / count)  # the 1/n of the mean, folded into the products
+            # the 1/n of the mean, folded into the products
+            grad_weight.addmm_(grad_raw.t(), features, beta=0.0 if start == 0 else 1.0, alpha=1.0 / count)
             grad_bias.add_(grad_raw.sum(0), alpha=1.0 / count)
             torch.mm(grad_raw, weight, out=grad_hidden[start:stop]).div_(count)
-        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.grads = [grad_hidden, grad_weight, grad_bias]  # not saved tensors: backward hands these very tensors on
         return (loss_sum / count).to(hidden.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grads = ctx.saved_tensors
-        scaled = [g * grad_loss for g in grads]
-        return (*scaled, None, None, None, None, None, None)
+        """The kept gradients times ``grad_loss``, scaled in place and handed on, so only once: with no other
+        reference left, autograd moves them into ``.grad`` where that is empty rather than copying the (V, H) ``∂W``."""
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:
+            raise RuntimeError("the fused head's gradients were already handed on: its backward runs once per forward")
+        for g in grads:
+            g.mul_(grad_loss)
+        return (*grads, None, None, None, None, None, None)

@@ -99,7 +99,12 @@ def definitions_for(head: str) -> dict[str, str]:
 
 @dataclass
 class Outputs:
-    """A batch of raw outputs (N, V) with the views the losses and metrics need, computed once."""
+    """A batch of raw outputs (N, V) with the views the losses and metrics need, each computed once.
+
+    The loss and the metrics of a chunk read the same views: the log-sum-exp, ``log p`` and ``p``
+    are taken once for both, and so are the row sums the study's entropy and KL are made of
+    (:attr:`entropy_of_clipped`, :attr:`log_clipped_sum`), which its entropy and KL penalties equal.
+    """
 
     raw: torch.Tensor
     head: str
@@ -133,27 +138,44 @@ class Outputs:
 
     @cached
     def inside_clip(self) -> torch.Tensor:
-        """Where ``ε ≤ y ≤ 1``: there ``clip`` passes its gradient on, elsewhere it is 0 (as ``clamp``'s)."""
-        return (self.prediction >= EPSILON) & (self.prediction <= 1.0)
+        """1 where ``ε ≤ y ≤ 1`` (there ``clip(y) = y``, and ``clip`` passes its gradient on, as ``clamp``'s), else 0.
+
+        As floats, so that masking a derivative is one multiplication (a boolean mask costs several
+        times that on a CPU)."""
+        mask = torch.empty_like(self.raw, requires_grad=False)
+        return torch.eq(self.clipped.detach(), self.prediction.detach(), out=mask)
+
+    @cached
+    def entropy_of_clipped(self) -> torch.Tensor:
+        """:func:`study_entropy` of ``y``, per row: ``−Σ_j clip(y_j) log clip(y_j)``."""
+        return -(self.clipped * self.log_clipped).sum(-1)
+
+    @cached
+    def log_clipped_sum(self) -> torch.Tensor:
+        """``Σ_j log clip(y_j)`` per row, the study's KL to a one-hot row is made of (:meth:`study_kl_to_words`)."""
+        return self.log_clipped.sum(-1)
+
+    @cached
+    def entropy_of_probs(self) -> torch.Tensor:
+        """:func:`softmax_entropy`, per row: ``H(p) = −Σ_j p_j log p_j``."""
+        return -(self.probs * self.log_probs).sum(-1)
 
     def entropy(self) -> torch.Tensor:
         """Per-row entropy under the definition in force for this head (:func:`study_entropy` or :func:`softmax_entropy`)."""
-        if self.head == "linear":
-            return -(self.clipped * self.log_clipped).sum(-1)
-        return softmax_entropy(self.log_probs)
+        return self.entropy_of_clipped if self.head == "linear" else self.entropy_of_probs
+
+    def study_kl_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
+        """:func:`study_kl` from the one-hot rows on ``target_index``, without building them: ``clip(t)`` is 1 at
+        the next word ``k`` and ε elsewhere, so ``KL = −log clip(y_k) + ε((V−1) log ε − Σ_(j≠k) log clip(y_j))``."""
+        at_target = self.log_clipped.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
+        vocab = self.raw.shape[-1]
+        return -at_target + EPSILON * ((vocab - 1) * math.log(EPSILON) - (self.log_clipped_sum - at_target))
 
     def kl_to_words(self, target_index: torch.Tensor) -> torch.Tensor:
         """Per-row KL from the one-hot rows on ``target_index`` under the definition in force for
-        this head (:func:`study_kl` or :func:`softmax_kl`), without building the rows.
-
-        Study: ``−log clip(y_k) + ε((V−1) log ε − Σ_(j≠k) log clip(y_j))`` (``clip(t)`` is 1 at
-        the next word ``k`` and ε elsewhere); softmax: ``−log p_k``.
-        """
+        this head (:meth:`study_kl_to_words`, or :func:`softmax_kl`: ``−log p_k``)."""
         if self.head == "linear":
-            at_target = self.log_clipped.gather(-1, target_index.unsqueeze(-1)).squeeze(-1)
-            others = self.log_clipped.sum(-1) - at_target
-            vocab = self.raw.shape[-1]
-            return -at_target + EPSILON * ((vocab - 1) * math.log(EPSILON) - others)
+            return self.study_kl_to_words(target_index)
         return self.cross_entropy_to_words(target_index)
 
     def cross_entropy_to_words(self, target_index: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,7 @@ class ObjectiveSpec(Protocol):
 
 def mse(c: Chunk, param: float | None = None) -> torch.Tensor:
     """The study's control: ``MSE = (1/V) Σ_j (y_j − t_j)²`` on the head's output (raw for a linear head)."""
-    return c.residual.pow(2).mean(-1)
+    return (c.residual * c.residual).mean(-1)
 
 
 def d_mse(c: Chunk, param: float | None = None) -> torch.Tensor:
@@ -60,7 +60,9 @@ def d_mse(c: Chunk, param: float | None = None) -> torch.Tensor:
 
 
 def ce(c: Chunk, param: float | None = None) -> torch.Tensor:
-    """Softmax cross-entropy: ``CE = −Σ_j t_j log p_j``."""
+    """Softmax cross-entropy: ``CE = −Σ_j t_j log p_j`` (one-hot ``t``: ``log Σ_j exp z_j − z_k``, shared with the metrics' log-sum-exp)."""
+    if c.targets.one_hot:
+        return c.outputs.cross_entropy_to_words(c.targets.words(c.outputs.raw))
     return -(c.t * c.outputs.log_probs).sum(-1)
 
 
@@ -157,39 +159,41 @@ def d_gamma(c: Chunk, param: float) -> torch.Tensor:
 
 def entropy_penalty(c: Chunk) -> torch.Tensor:
     """The study's entropy penalty, added with + weight: ``H = −Σ_j clip(y_j) log clip(y_j)`` (penalizes high entropy)."""
-    return -(c.outputs.clipped * c.outputs.log_clipped).sum(-1)
+    return c.outputs.entropy_of_clipped
 
 
 def d_entropy_penalty(c: Chunk) -> torch.Tensor:
     """``∂H/∂y_j = −(log y_j + 1)`` inside the clip range ``[ε, 1]``, 0 outside (Keras's clip)."""
-    return inside_clip(c, -(c.outputs.log_clipped + 1.0))
+    return inside_clip(c, (c.outputs.log_clipped + 1.0).neg_())
 
 
 def kl_penalty(c: Chunk) -> torch.Tensor:
-    """The study's KL penalty: ``KL = Σ_j clip(t_j) log(clip(t_j) / clip(y_j))``, clip to [1e-7, 1]."""
+    """The study's KL penalty: ``KL = Σ_j clip(t_j) log(clip(t_j) / clip(y_j))``, clip to [1e-7, 1] (one-hot ``t``:
+    :meth:`~engine.objective.metrics.Outputs.study_kl_to_words`, whose row sum the study's KL metric shares)."""
+    if c.targets.one_hot:
+        return c.outputs.study_kl_to_words(c.targets.words(c.outputs.raw))
     return (c.clipped_t * (c.clipped_t.log() - c.outputs.log_clipped)).sum(-1)
 
 
 def d_kl_penalty(c: Chunk) -> torch.Tensor:
     """``∂KL/∂y_j = −clip(t_j) / y_j`` inside the clip range ``[ε, 1]``, 0 outside."""
-    return inside_clip(c, -c.clipped_t / c.outputs.clipped)
+    return c.inside_clip_ratio(-1.0)
 
 
 def confidence_penalty(c: Chunk) -> torch.Tensor:
     """Pereyra et al. (2017): ``−H(p) = Σ_j p_j log p_j``, so weight × it penalizes low entropy."""
-    log_p = c.outputs.log_probs
-    return (log_p.exp() * log_p).sum(-1)
+    return -c.outputs.entropy_of_probs
 
 
 def d_confidence_penalty(c: Chunk) -> torch.Tensor:
-    """``∂(−H)/∂ log p_j = p_j (log p_j + 1)``."""
-    log_p = c.outputs.log_probs
-    return c.outputs.probs * (log_p + 1.0)
+    """``∂(−H)/∂ log p_j = p_j (log p_j + 1)``, as ``p_j + p_j log p_j`` in one pass."""
+    return c.outputs.probs.addcmul(c.outputs.probs, c.outputs.log_probs)
 
 
 def inside_clip(c: Chunk, derivative: torch.Tensor) -> torch.Tensor:
-    """``derivative`` where ``ε ≤ y ≤ 1``, 0 elsewhere: the gradient Keras's clip passes on (as ``clamp``'s)."""
-    return derivative.where(c.outputs.inside_clip, 0.0)
+    """``derivative`` (a tensor the term has just made, masked in place) where ``ε ≤ y ≤ 1``, 0 elsewhere:
+    the gradient Keras's clip passes on (as ``clamp``'s)."""
+    return derivative.mul_(c.outputs.inside_clip)
 
 
 Wrt = Literal["prediction", "log_probs"]
@@ -198,7 +202,10 @@ Wrt = Literal["prediction", "log_probs"]
 @dataclass(frozen=True)
 class Term:
     """A term's value per prediction and its derivative per element with respect to ``wrt``;
-    ``takes_param``: a base loss with a parameter (``objective.loss_param``)."""
+    ``takes_param``: a base loss with a parameter (``objective.loss_param``).
+
+    The derivative returns a new tensor, never one of the chunk's cached views: the objective
+    sums the terms' derivatives into it in place, one pass each."""
 
     value: Callable[..., torch.Tensor]
     derivative: Callable[..., torch.Tensor]

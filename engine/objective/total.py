@@ -59,24 +59,24 @@ class Objective:
     def losses_and_gradient(self, outputs: Outputs, target_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-prediction losses (n,) and their derivatives ``∂loss_i/∂z_i`` (n, V), in closed form."""
         chunk = Chunk(outputs, self.targets(target_index, outputs.raw.shape[-1]))
-        d_prediction = d_log_probs = None
+        sums: dict[str, torch.Tensor] = {}  # by what the derivatives are taken with respect to
         for weight, term in self._terms:
-            derivative = term.derivative(chunk)
-            if weight != 1.0:
-                derivative = weight * derivative
-            if term.wrt == "prediction":
-                d_prediction = derivative if d_prediction is None else d_prediction + derivative
+            derivative, total = term.derivative(chunk), sums.get(term.wrt)
+            if total is not None:
+                total.add_(derivative, alpha=weight)  # a term's derivative is its own new tensor (Term), so in place
             else:
-                d_log_probs = derivative if d_log_probs is None else d_log_probs + derivative
+                sums[term.wrt] = derivative if weight == 1.0 else derivative.mul_(weight)
+        d_prediction, d_log_probs = sums.get("prediction"), sums.get("log_probs")
         if d_prediction is not None and outputs.head == "softmax":
-            through_p = outputs.probs * d_prediction
-            d_log_probs = through_p if d_log_probs is None else d_log_probs + through_p
+            probs = outputs.probs
+            d_log_probs = d_prediction.mul_(probs) if d_log_probs is None else d_log_probs.addcmul_(probs, d_prediction)
             d_prediction = None
-        gradient = d_prediction
-        if d_log_probs is not None:
-            through_log_softmax = d_log_probs - outputs.probs * d_log_probs.sum(-1, keepdim=True)
-            gradient = through_log_softmax if gradient is None else gradient + through_log_softmax
-        assert gradient is not None, "the base loss is always a term, so there is a derivative"
+        if d_log_probs is None:
+            assert d_prediction is not None, "the base loss is always a term, so there is a derivative"
+            return self._value(chunk), d_prediction
+        gradient = d_log_probs.addcmul_(outputs.probs, d_log_probs.sum(-1, keepdim=True), value=-1.0)  # g − p Σ g
+        if d_prediction is not None:
+            gradient.add_(d_prediction)
         return self._value(chunk), gradient
 
     def _value(self, chunk: Chunk) -> torch.Tensor:

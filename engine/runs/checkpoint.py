@@ -36,7 +36,7 @@ from safetensors.torch import save as save_tensors
 import engine
 from engine.errors import UserError
 from engine.lm.model import LanguageModel
-from engine.lm.sizes import parameter_count
+from engine.lm.sizes import state_count
 from engine.runs import metrics_lines
 from engine.runs.protocol import METRICS_FILE, RECORD_FILE
 from engine.runs.record import RunRecord, Status, check_folder, check_run_name, read_record
@@ -193,20 +193,8 @@ class RunDirectory:
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
-        """The metric lines, last one winning for a repeated (kind, step), up to ``epochs_completed``.
-
-        Lines that are not a metrics object are skipped (:mod:`engine.runs.metrics_lines`).
-        """
-        try:
-            parsed = list(metrics_lines.read_lines(self.metrics_path, self._file(METRICS_FILE)))
-        except FileNotFoundError:
-            return []
-        lines: dict[tuple[str, int], dict[str, Any]] = {}
-        for line in parsed:
-            if epochs_completed is not None and line["epoch"] > epochs_completed + 1:
-                continue
-            lines[(line["kind"], line["step"])] = line
-        return sorted(lines.values(), key=lambda line: (line["step"], line["kind"] == "epoch"))
+        """The run's history up to ``epochs_completed`` (:func:`engine.runs.metrics_lines.read_history`)."""
+        return metrics_lines.read_history(self.metrics_path, self._file(METRICS_FILE), epochs_completed)
 
 
 @dataclass
@@ -239,8 +227,8 @@ TENSOR_HEADER_BYTES = 2**20  # safetensors' JSON header: names, shapes and offse
 
 
 def _float32_bytes(record: RunRecord, copies: int) -> int:
-    """The most a tensor file holding ``copies`` float32 copies of the run's parameters can take."""
-    return 4 * copies * parameter_count(len(record.vocab), record.config.model) + TENSOR_HEADER_BYTES
+    """The most a tensor file holding ``copies`` float32 copies of the run's model state can take."""
+    return 4 * copies * state_count(len(record.vocab), record.config.model) + TENSOR_HEADER_BYTES
 
 
 def build_model(directory: RunDirectory, record: RunRecord) -> LanguageModel:

@@ -8,11 +8,13 @@ learned: the name, the seed, and what says only where, how long or how often it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
@@ -53,8 +55,14 @@ M = TypeVar("M", bound=Member)
 
 @dataclass(frozen=True)
 class SeedGroup(Generic[M]):
-    """Runs that differ only in their seed, ordered by seed; ``label`` names the group (the members' name without ``-s<seed>``)."""
+    """Runs that differ only in their seed, ordered by seed.
 
+    ``key`` is the group's identity, the same however its members come and go (a digest of what they share,
+    :func:`group_key`); ``label`` names it for people: the members' name without ``-s<seed>``, distinct among
+    the groups :func:`seed_groups` returns.
+    """
+
+    key: str
     label: str
     members: tuple[M, ...]
 
@@ -76,6 +84,11 @@ def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
 
     A group's seeds are distinct: a run repeating a seed already in its group (a rerun of the same
     configuration) stands alone, as does a run without a readable config.
+
+    Labels are distinct: where two groups would read the same (``kl-s0``, ``kl-s1`` on one corpus and
+    ``kl-s2``, ``kl-s3`` on another, or beside a lone run ``kl``), a group of several runs adds its first
+    member's name and how many more it holds (``kl (kl-s0 +1)``); a lone run keeps its own name. No run
+    name holds a space, and each run is in one group, so no two labels can then be the same.
     """
     keyed: dict[str, list[M]] = {}
     for view in views:
@@ -85,14 +98,21 @@ def seed_groups(views: Iterable[M]) -> list[SeedGroup[M]]:
         ):
             key = f"\0{view.name}"
         keyed.setdefault(key, []).append(view)
-    return [_group(members) for members in keyed.values()]
+    groups = [_group(key, members) for key, members in keyed.items()]
+    labels = Counter(group.label for group in groups)
+    return [
+        replace(group, label=f"{group.label} ({group.names[0]} +{group.n - 1})")
+        if labels[group.label] > 1 and group.n > 1
+        else group
+        for group in groups
+    ]
 
 
-def _group(members: list[M]) -> SeedGroup[M]:
+def _group(key: str, members: list[M]) -> SeedGroup[M]:
     ordered = tuple(sorted(members, key=lambda view: (view.config.train.seed if view.config else 0, view.name)))
     stems = {SEED_SUFFIX.sub("", view.name) for view in ordered}
     label = stems.pop() if len(stems) == 1 and len(ordered) > 1 else ordered[0].name
-    return SeedGroup(label, ordered)
+    return SeedGroup(hashlib.sha256(key.encode()).hexdigest()[:16], label, ordered)
 
 
 @dataclass

@@ -11,6 +11,11 @@ large for a float, a line longer than :data:`~engine.runs.protocol.MAX_METRICS_L
 ``step`` outside ``0 ≤ step ≤ MAX_STEP``. Numbers come back as the file has them (an integer as
 an int, the non-finite names as the floats ``inf``/``nan``); keys whose values are not numbers are
 left out.
+
+A run resumed from an earlier checkpoint (its trainer was killed after writing lines past it) writes
+the steps after that checkpoint again: each line supersedes the lines read before it at a later step
+and those of its own kind at its step (:func:`supersedes`); :func:`current` keeps the rest, the run's
+history as it now stands.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +92,22 @@ def parse_lines(data: bytes) -> list[dict[str, Any]]:
     return [line for line in map(parse_line, data.splitlines()) if line is not None]
 
 
+def supersedes(line: dict[str, Any], earlier: dict[str, Any]) -> bool:
+    """Whether ``line`` replaces ``earlier``, a line written before it: ``earlier`` is at a later step, or at the same step
+    and of the same kind (the work it described was lost with its trainer and done again)."""
+    return bool(earlier["step"] > line["step"] or (earlier["step"] == line["step"] and earlier["kind"] == line["kind"]))
+
+
+def current(lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``lines`` in file order without the superseded ones (:func:`supersedes`)."""
+    kept: list[dict[str, Any]] = []
+    for line in lines:
+        while kept and supersedes(line, kept[-1]):
+            kept.pop()
+        kept.append(line)
+    return kept
+
+
 def read_lines(path: Path, what: str) -> Iterator[dict[str, Any]]:
     """The metrics lines of the regular file ``path`` (``what`` names it in a refusal), streamed.
 
@@ -102,3 +123,14 @@ def read_lines(path: Path, what: str) -> Iterator[dict[str, Any]]:
             line = parse_line(chunk.rstrip(b"\r\n"))
             if line is not None:
                 yield line
+
+
+def read_history(path: Path, what: str, epochs_completed: int | None = None) -> list[dict[str, Any]]:
+    """The metrics lines of ``path`` (:func:`read_lines`) as the run's history now stands, in step order: without the
+    superseded ones (:func:`current`) nor those past ``epochs_completed`` + 1; none when there is no such file."""
+    try:
+        parsed = read_lines(path, what)
+        lines = current(line for line in parsed if epochs_completed is None or line["epoch"] <= epochs_completed + 1)
+    except FileNotFoundError:
+        return []
+    return sorted(lines, key=lambda line: (line["step"], line["kind"] == "epoch"))

@@ -31,13 +31,15 @@ FIGURE_FORMATS = ("png", "svg", "pdf")
 
 @dataclass(frozen=True)
 class Line:
-    """One drawn line: its legend label, x and y, and optionally a band from ``low`` to ``high`` at each x."""
+    """One drawn line: its legend label, x and y, optionally a band from ``low`` to ``high`` at each x, and its color
+    (any matplotlib color, such as ``C3``; None: the color cycle's next)."""
 
     label: str
     x: list[float]
     y: list[float]
     low: list[float] | None = None
     high: list[float] | None = None
+    color: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def build_figure(spec: FigureSpec, panels: list[PanelData]) -> Figure:
 
 def draw_line(ax: Axes, line: Line) -> None:
     """``line`` on ``ax``, labelled for the legend, its band (if any) shaded in the line's color."""
-    (drawn,) = ax.plot(line.x, line.y, label=line.label)
+    (drawn,) = ax.plot(line.x, line.y, label=line.label, color=line.color)
     if line.low is not None and line.high is not None:
         ax.fill_between(line.x, line.low, line.high, color=drawn.get_color(), alpha=0.2, linewidth=0)
 

@@ -412,13 +412,23 @@ def _finding_collapse(r: Reproduction) -> str:
             if all(is_collapsed(int(v)) for v in chosen.final("distinct_predictions"))
             else " The study's pick, weight 10, is not collapsed here."
         )
+    heading, meaning = "the KL-regularized models collapse", COLLAPSE_MEANING
+    if collapsed == 0:
+        heading, meaning = "the KL-regularized models do not collapse here", ""
+    elif collapsed < len(kl_runs):
+        heading = "some of the KL-regularized models collapse"
     return (
-        "## Finding 2: the KL-regularized models collapse\n\n"
+        f"## Finding 2: {heading}\n\n"
         f"{collapsed} of {len(kl_runs)} KL-regularized runs predict 5 or fewer distinct words over the whole validation set "
-        "(every seed): whatever the input, the argmax names one of a handful of words, and a model that names a single "
-        f"word is right exactly as often as that word is the next word.{verdict}\n\n"
+        f"(every seed).{meaning}{verdict}\n\n"
         + markdown_table(["run", "distinct", "accuracy", "most predicted word", "its share"], rows)
     )
+
+
+COLLAPSE_MEANING = (
+    " Whatever the input, the argmax of a collapsed model names one of a handful of words, and a model that names a "
+    "single word is right exactly as often as that word is the next word."
+)
 
 
 def _finding_sampler(r: Reproduction) -> str:
@@ -491,13 +501,14 @@ DIFFERENCE_METRICS = ("perplexity", "accuracy", "entropy", "kl")
 
 
 def _differences_section(r: Reproduction) -> str:
-    """Each entry against its baseline (the study's runs against ``control``, the standard ones against ``ce``) at their
-    last common epoch: the difference of seed means with its 95 % Welch interval (:mod:`engine.runs.compare`)."""
+    """Each entry against its baseline (the study's runs against ``control`` where the grid has one, else against
+    ``ce``, like the standard ones) at their last common epoch: the difference of seed means with its 95 % Welch
+    interval (:mod:`engine.runs.compare`)."""
     from engine.runs.compare import TABLE_HEADERS, compare_groups
 
     rows, verdicts = [], {"distinguishable": 0, "not distinguishable": 0, "too few seeds": 0}
     for e in r.runs:
-        baseline = r.run("control" if e.grid.group == "study" else "ce")
+        baseline = r.run("control") if e.grid.group == "study" and r.run("control") is not None else r.run("ce")
         if baseline is None or baseline is e or not e.common_epochs or not baseline.common_epochs:
             continue
         comparison = compare_groups(e.grid.key, e.group, baseline.grid.key, baseline.group, True, DIFFERENCE_METRICS)
@@ -510,7 +521,8 @@ def _differences_section(r: Reproduction) -> str:
     counts = ", ".join(f"{count} {verdict}" for verdict, count in verdicts.items() if count)
     return (
         "## Which differences are distinguishable\n\n"
-        "Each run against its baseline (the study's against `control`, the standard objectives against `ce`) at their last "
+        "Each run against its baseline (the study's against `control` where the grid has one, else and for the standard "
+        "objectives against `ce`) at their last "
         "common epoch: the difference of the seed means, its 95 % interval by Welch's t (with its degrees of freedom) and n "
         "per side. A difference is distinguishable when its interval excludes 0; with one seed a side nothing is, "
         f"whatever the two numbers say (`--seeds 0,1,2` gives three a side). Here: {counts}.\n\n"

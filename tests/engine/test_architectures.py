@@ -12,7 +12,7 @@ from engine.config.models import ModelConfig
 from engine.errors import UserError
 from engine.generate import Strategy, generate
 from engine.lm.model import LanguageModel
-from engine.lm.sizes import parameter_count
+from engine.lm.sizes import parameter_count, state_count
 from engine.objective.head import head_loss_and_metrics
 from engine.objective.metrics import Outputs
 from engine.runs.checkpoint import load_run
@@ -50,6 +50,8 @@ def test_forward_shapes_and_parameter_count(arch, tied):
     assert model(inputs, scored=scored).shape == (5, VOCAB)
     assert model.features(inputs, scored=scored).shape == (5, model.config.feature_size)
     assert sum(p.numel() for p in model.parameters()) == parameter_count(VOCAB, model.config)
+    # the tensor file's bound: a tied output weight is in the state (and the file) under both names
+    assert sum(t.numel() for t in model.state_dict().values()) == state_count(VOCAB, model.config)
     assert (model.output.weight is model.embedding.weight) == (tied == "tied")
     assert hasattr(model, arch)  # the checkpoint's tensor names say the architecture
 

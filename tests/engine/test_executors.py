@@ -21,6 +21,7 @@ from tests.conftest import tiny_config
 from tests.engine.test_protocol import CLI, wait_until
 
 TINY = ["--embedding-dim", "8", "--hidden-size", "16", "--batch-size", "16", "--device", "cpu", "--epochs", "1"]
+LONG = [*TINY[:-1], "10000"]  # runs that end when the test stops them
 
 
 def test_an_address_is_auto_or_host_and_port():
@@ -63,29 +64,43 @@ def listed(checkpoints) -> dict[str, dict]:
 
 
 def test_a_runner_killed_with_sigkill_leaves_queued_runs_that_resume_queue_starts(small_corpus, tmp_path):
+    """The runner dies while its first run trains and the second waits; resume-queue starts the second.
+
+    Both runs are far longer than the test (LONG epochs) and end when it stops them, so the kill lands in that state
+    however loaded the machine: with one epoch, a first run that finished between the test seeing it train and the
+    kill let the runner start the second, which then trained on without it and never read as interrupted.
+    """
     checkpoints = tmp_path / "runs"
     grid = ["--regularizer", "kl", "--weights", "0,1", "--name", "q", "--parallel", "1"]
     detach = subprocess.run(
-        [*CLI, "sweep", "--corpus", str(small_corpus), *TINY, *grid, "--checkpoints", str(checkpoints), "--detach", "--json"],
+        [*CLI, "sweep", "--corpus", str(small_corpus), *LONG, *grid, "--checkpoints", str(checkpoints), "--detach", "--json"],
         capture_output=True,
         text=True,
     )
-    names = json.loads(detach.stdout)["runs"]
+    first, queued = json.loads(detach.stdout)["runs"]
     controller = Controller(checkpoints)
-    wait_until(lambda: controller.runs.view(names[0]).status == "training", "the first run to train")
-    runner = protocol.read_json(checkpoints / names[-1] / protocol.REQUEST_FILE)["owner"]["pid"]
+    wait_until(lambda: controller.runs.view(first).status == "training", "the first run to train")
+    runner = protocol.read_json(checkpoints / queued / protocol.REQUEST_FILE)["owner"]["pid"]
     os.kill(runner, signal.SIGKILL)
-    wait_until(lambda: controller.runs.view(names[-1]).status == "interrupted", "the queued runs to read interrupted")
+    wait_until(lambda: controller.runs.view(queued).status == "interrupted", "the queued run to read interrupted")
     meanwhile = listed(checkpoints)
-    assert meanwhile[names[-1]]["status"] == "interrupted" and not meanwhile[names[-1]]["alive"]
-    assert meanwhile[names[0]]["status"] in ("training", "finished")  # its trainer is its own process: it trains on
-    wait_until(lambda: controller.runs.view(names[0]).status == "finished", "the first run to finish")
+    assert meanwhile[queued]["status"] == "interrupted" and not meanwhile[queued]["alive"]
+    assert meanwhile[first]["status"] == "training"  # its trainer is its own process: it trains on
+    assert not (checkpoints / queued / protocol.RECORD_FILE).exists()  # and the runner never started the other
+    protocol.request_stop(checkpoints / first)
+    wait_until(lambda: controller.runs.view(first).status == "stopped", "the first run to stop")
 
-    resumed = subprocess.run(
+    resumed = subprocess.Popen(
         [*CLI, "sweep", "--resume-queue", "--parallel", "1", "--device", "cpu", "--checkpoints", str(checkpoints)],
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert resumed.returncode == 0, resumed.stderr
-    assert {name: run["status"] for name, run in listed(checkpoints).items()} == dict.fromkeys(names, "finished")
+    try:
+        wait_until(lambda: controller.runs.view(queued).step > 0, "resume-queue to start the queued run")
+        protocol.request_stop(checkpoints / queued)
+        _, err = resumed.communicate(timeout=300)
+    finally:
+        resumed.kill()
+    assert "Traceback" not in err
+    assert {name: run["status"] for name, run in listed(checkpoints).items()} == {first: "stopped", queued: "stopped"}

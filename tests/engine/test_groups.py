@@ -280,3 +280,24 @@ def test_groups_with_different_heads_leave_out_entropy_and_kl():
     comparison = compare_groups("a", epochs, "b", epochs, objectives_differ=False, heads_differ=True)
     assert [row.metric for row in comparison.rows] == ["val_loss", "accuracy", "perplexity"]
     assert any("entropy and kl are left out" in sentence for sentence in comparison.sentences())
+
+
+def test_groups_that_would_read_the_same_get_distinct_labels_and_keep_their_identity(tmp_path, capsys):
+    """``kl-s0``, ``kl-s1`` and ``kl-s2``, ``kl-s3`` (another model size) and a lone ``kl`` would all read ``kl``."""
+    from engine.runs.groups import find_group
+
+    for seed in (0, 1):
+        write_hand_made_run(tmp_path, f"kl-s{seed}", train__seed=seed)
+        write_hand_made_run(tmp_path, f"kl-s{seed + 2}", train__seed=seed + 2, model__hidden_size=32)
+    write_hand_made_run(tmp_path, "kl", model__hidden_size=64)
+    views = RunReader(tmp_path).views()
+    groups = seed_groups(views)
+    assert sorted(group.label for group in groups) == ["kl", "kl (kl-s0 +1)", "kl (kl-s2 +1)"]
+    assert len({group.key for group in groups}) == 3
+    assert all(find_group(views, group.label, tmp_path).names == group.names for group in groups)
+    # a group's identity stays as its members come and go, and as other groups appear
+    (alone,) = [group for group in seed_groups([view for view in views if view.name != "kl-s1"]) if "kl-s0" in group.names]
+    (whole,) = [group for group in groups if "kl-s0" in group.names]
+    assert alone.key == whole.key and alone.label == "kl-s0"
+    assert main(["compare", "kl (kl-s2 +1)", "kl (kl-s0 +1)", "--checkpoints", str(tmp_path)]) == 0
+    assert "A: kl (kl-s2 +1) (n = 2: kl-s2, kl-s3)" in capsys.readouterr().out

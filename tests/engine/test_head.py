@@ -186,6 +186,20 @@ def test_the_gradient_scales_with_the_incoming_gradient():
         assert torch.allclose(leaf.grad, 3.0 * grad)
 
 
+def test_the_gradients_are_handed_on_once():
+    """``backward`` scales the kept gradients in place and hands those very tensors on (an empty ``.grad`` takes
+    ``∂W`` without a copy), so a second backward through the same loss is refused."""
+    hidden, weight, bias, target = random_batch()
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    handed = []
+    leaves[1].register_hook(lambda grad: handed.append(grad.data_ptr()))
+    loss = head_loss_and_metrics(*leaves, target, objective_for("mse", None, "kl", 10.0), "linear", rows=8)
+    loss.backward(retain_graph=True)
+    assert handed == [leaves[1].grad.data_ptr()]
+    with pytest.raises(RuntimeError, match="once per forward"):
+        loss.backward()
+
+
 def test_chunks_stay_small_on_a_cpu_and_grow_for_validation():
     cpu = torch.device("cpu")
     assert chunk_rows(11265, cpu) * 11265 <= CPU_CHUNK_ELEMENTS <= 1 << 22  # a few MiB per (rows × V) float32 tensor

@@ -338,3 +338,44 @@ def test_hand_values_agree_with_math_module():
     p = [math.exp(v) / s for v in Z]
     assert p == pytest.approx(P, abs=1e-15)
     assert -sum(q * math.log(q) for q in p) == pytest.approx(0.6215846047, abs=1e-9)
+
+
+def spread_chunk(head: str, epsilon: float = 0.0) -> tuple[Chunk, torch.Tensor]:
+    """A float32 chunk (64 × 500) whose predictions fall inside and outside the clip range; and its dense ``t``."""
+    generator = torch.Generator().manual_seed(5)
+    raw = torch.randn(64, 500, generator=generator) * (0.6 if head == "linear" else 5.0) + 0.2
+    index = torch.randint(0, 500, (64,), generator=generator)
+    one_hot = F.one_hot(index, 500).float()
+    return rows(raw, index, head, epsilon), smooth_labels(one_hot, epsilon) if epsilon else one_hot
+
+
+def close(actual: torch.Tensor, expected: torch.Tensor, relative: float = 1e-6) -> bool:
+    return (actual.double() - expected.double()).norm().item() <= relative * expected.double().norm().item()
+
+
+@pytest.mark.parametrize("head", ["linear", "softmax"])
+@pytest.mark.parametrize("epsilon", [0.0, 0.1])
+def test_the_target_rows_and_shared_views_equal_the_dense_definitions(head, epsilon):
+    """In float32, to 1e-6 of the float64 definitions on the dense rows ``t`` (smoothed rows too) and the chunk's
+    own ``log p``: one-hot targets are built from the word indices and the terms share the metrics' row sums."""
+    c, t = spread_chunk(head, epsilon)
+    y = c.outputs.prediction
+    inside = (y >= EPSILON) & (y <= 1.0)
+    assert 0 < inside.float().mean() < 1, "some outputs on either side of the clip range"
+    assert torch.equal(c.outputs.inside_clip, inside.float())
+    assert torch.equal(c.t, t) and torch.equal(c.clipped_t, clip(t)) and torch.equal(c.log_t, t.log())
+    assert close(c.residual, y - t)
+    log_p, y, t = c.outputs.log_probs.double(), y.double(), t.double()
+    clipped_t = clip(t)
+    assert close(kl_penalty(c), (clipped_t * (clipped_t.log() - clip(y).log())).sum(-1))
+    assert close(d_kl_penalty(c), torch.where(inside, -clipped_t / clip(y), 0.0))
+    assert close(entropy_penalty(c), -(clip(y) * clip(y).log()).sum(-1))
+    assert close(d_entropy_penalty(c), torch.where(inside, -(clip(y).log() + 1.0), 0.0))
+    assert close(confidence_penalty(c), (log_p.exp() * log_p).sum(-1))
+    assert close(d_confidence_penalty(c), log_p.exp() * (log_p + 1.0))
+    assert close(ce(c), -(t * log_p).sum(-1))
+    assert close(mse(c), (y - t).pow(2).mean(-1))
+    for term in [*BASE_LOSSES.values(), *(r.penalty for r in REGULARIZERS.values() if r.penalty is not None)]:
+        cached = {id(value) for value in (*vars(c).values(), *vars(c.outputs).values()) if isinstance(value, torch.Tensor)}
+        derivative = term.derivative(c, param=2.0) if term.takes_param else term.derivative(c)
+        assert id(derivative) not in cached, f"{term.derivative.__name__} returned a view the objective would sum into"

@@ -29,7 +29,10 @@ TIGHT = {("control", "train_loss"): 0.02, ("control", "val_loss"): 0.02}
 # Study numbers ours does not reach on seed 0, measured with this test's setup, and why.
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     ("kl-0.1", "train_loss"): "ours 0.187, the study's 0.246 (0.76×) on seed 0; its own kl 0.1 run was unstable "
-    "(validation KL 3.6 → 10.8 → 2.8 over epochs 2–4), the other three numbers agree",
+    "(validation KL 3.6 → 10.8 → 2.8 over epochs 2–4)",
+    ("kl-0.1", "val_loss"): "the run is chaotic in float rounding: alone on 2 threads it ends at 0.285 (the study's 0.273), "
+    "in this test's grid (1 thread, beside another run: another reduction order) at 0.43 (4 Dec 2026)",
+    ("kl-0.1", "kl"): "the same run as its val_loss: 2.45 alone on 2 threads (the study's 2.41), 3.17 in this test's grid",
 }
 
 

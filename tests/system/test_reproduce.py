@@ -306,6 +306,12 @@ def test_reproduce_arch_transformer_trains_the_softmax_grid_with_seed_groups(sma
         assert with_kl["val_loss"] == pytest.approx(2 * alone["val_loss"], rel=1e-2)
     report = (out / "report.md").read_text()
     assert "preset `transformer` for every run" in report
+    assert "| ce-kl-1 − ce | perplexity | 1 |" in report  # no control in this grid: the study's entries meet ce
+    collapsed = sum(records[f"ce-kl-1-s{seed}"].metrics["distinct_predictions"] <= 5 for seed in (0, 1)) == 2
+    assert ("## Finding 2: the KL-regularized models collapse" in report) == collapsed  # the heading says what was found
+    assert ("## Finding 2: the KL-regularized models do not collapse here" in report) == (
+        all(records[f"ce-kl-1-s{seed}"].metrics["distinct_predictions"] > 5 for seed in (0, 1))
+    )
     perplexities = [records[f"ce-s{seed}"].metrics["perplexity"] for seed in (0, 1)]
     assert f"{number(sum(perplexities) / 2)} ({number(min(perplexities))}–{number(max(perplexities))})" in report
     with contextlib.redirect_stderr(stderr):

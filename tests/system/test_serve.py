@@ -304,3 +304,59 @@ def test_serve_refuses_a_port_that_is_taken(tmp_path):
     assert err.startswith(f"error: Cannot listen on 127.0.0.1:{port} (") and err.endswith(
         "give --port another number, or stop what uses it."
     )
+
+
+FLOOD = """
+import os, sys, time
+with open(sys.argv[1], "w") as file:
+    file.write(str(os.getpid()))
+out = sys.stdout.buffer
+out.write(b"__GANGLION__\\n")
+frame = b"x" * 65536
+for _ in range(2000):  # 128 MB of screen: more than any socket's buffers hold
+    out.write(b"D" + len(frame).to_bytes(4, "big") + frame)
+out.flush()
+time.sleep(600)
+"""
+
+
+def test_a_browser_that_stops_taking_output_gets_its_connection_dropped_and_its_app_ended(tmp_path, monkeypatch):
+    """The page's socket stalls (it reads nothing while the app draws): after SEND_WAIT_S the server drops the
+    connection, so the page says the session ended instead of freezing, and the tab's app process ends."""
+    pytest.importorskip("textual_serve", reason="the serve extra (textual-serve) is not installed")
+    import aiohttp
+    from aiohttp import web
+
+    from tui import web_server
+
+    for name in ("SEND_WAIT_S", "QUIT_WAIT_S", "HANGUP_WAIT_S"):
+        monkeypatch.setattr(web_server, name, 0.5)
+    script, pid_file = tmp_path / "flood.py", tmp_path / "app.pid"
+    script.write_text(FLOOD)
+    port = free_port()
+    server = web_server.GuardedServer(f"{sys.executable} {script} {pid_file}", token="t" * 32, port=port)
+
+    async def stalled_tab() -> tuple[aiohttp.WSMsgType, int]:
+        runner = web.AppRunner(await server._make_app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(
+                    f"ws://127.0.0.1:{port}/ws/{'t' * 32}", headers={"Origin": f"http://127.0.0.1:{port}"}
+                ) as websocket,
+            ):
+                deadline = time.monotonic() + 60
+                while not pid_file.exists() or server.tabs:  # nothing read meanwhile: the socket's buffers fill
+                    assert time.monotonic() < deadline, "the stalled tab should end within 60 s"
+                    await asyncio.sleep(0.1)
+                while (message := await websocket.receive(timeout=60)).type == aiohttp.WSMsgType.BINARY:
+                    pass  # what the buffers held, then the end
+                return message.type, int(pid_file.read_text())
+        finally:
+            await runner.cleanup()
+
+    end, pid = asyncio.run(stalled_tab())
+    assert end in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    assert not alive(pid)

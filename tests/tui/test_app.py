@@ -764,6 +764,35 @@ async def test_form_seeds_shown_runs_and_toggles_come_back_on_the_next_launch(ti
         await wait_for(pilot, lambda: bool(again.session.get("b").series), "b's history")
 
 
+async def test_the_memory_is_written_off_the_ui_thread_and_a_slow_disk_does_not_hold_the_app(tiny_corpus, tmp_path, monkeypatch):
+    """A write that waits for the disk (here: until released) keeps neither keys nor the next change waiting."""
+    import threading
+
+    import tui.memory
+
+    release, writers = threading.Event(), []
+    real = tui.memory.save_memory
+
+    def slow(checkpoints, memory) -> None:
+        writers.append(threading.current_thread())
+        release.wait(10)
+        real(checkpoints, memory)
+
+    monkeypatch.setattr(tui.memory, "save_memory", slow)
+    app = hand_made_app(tmp_path, tiny_corpus, "a")
+    saved = tmp_path / "checkpoints" / ".lm-explorer-app.json"
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.form.corpus is not None, "the corpus to load")
+        await type_into(pilot, "#train-seed", "7")
+        await wait_for(pilot, lambda: bool(writers), "a write to begin")
+        await pilot.press("f3", "l")  # while that write waits for the disk
+        await wait_for(pilot, lambda: app.plots.log_scale, "the log y axis")
+        assert not saved.exists() and threading.main_thread() not in writers
+        release.set()
+        await wait_for(pilot, lambda: saved.exists() and json.loads(saved.read_text())["log_scale"], "the latest change saved")
+        assert json.loads(saved.read_text())["form"]["train-seed"] == "7" and len(writers) <= 3
+
+
 async def test_a_damaged_memory_file_is_ignored(tiny_corpus, tmp_path):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
@@ -864,3 +893,21 @@ async def test_the_runs_list_says_it_is_reading_the_folder_until_the_runs_are_li
         assert box.border_subtitle == READING_RUNS and not app.runs_table.rows  # torch and the folder take seconds
         await wait_for(pilot, lambda: "a" in app.runs_table.rows, "the saved run")
         assert box.border_subtitle == ""
+
+
+async def test_toasts_stay_clear_of_the_runs_list_and_the_readout(tiny_corpus, tmp_path):
+    """Notifications stack at the top right, under the tab bar: three long ones leave the runs list and readout free."""
+    checkpoints = tmp_path / "checkpoints"
+    write_hand_made_run(checkpoints, "a")
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await show_runs(pilot, "a")
+        await pilot.press("f3", "end")
+        for number in range(3):
+            app.notify(f"Notification {number}: a sentence long enough to wrap onto a second line of its toast.")
+        await wait_for(pilot, lambda: len(app.screen.query("Toast")) == 3, "the toasts", timeout=10)
+        await settle(pilot)
+        readout, runs = app.plots.query_one("#plot-readout").region, app.query_one("#runs-box").region
+        assert readout.height and runs.height
+        for toast in app.screen.query("Toast"):
+            assert toast.region.y >= 3 and not (toast.region.overlaps(readout) or toast.region.overlaps(runs)), toast.region

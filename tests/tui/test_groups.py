@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -12,6 +13,7 @@ from engine.study.figures import MATPLOTLIB_INSTALL
 from tests.conftest import hand_made_metrics, wait_for, write_hand_made_run
 from tests.tui.test_app import make_app, redrawn, show_runs
 from tui.screens.sweep import SweepScreen
+from tui.widgets.plots import PANES
 from tui.widgets.runs_table import COLUMNS
 
 pytestmark = pytest.mark.asyncio
@@ -39,13 +41,24 @@ def grouped_app(tmp_path, tiny_corpus):
     return make_app(tiny_corpus, checkpoints)
 
 
+def group_row(table, label: str) -> str:
+    """The key of the group row labelled ``label``."""
+    (key,) = [key for key, group in table.groups.items() if group.label == label]
+    return key
+
+
+def row_cells(table, key: str) -> dict[str, str]:
+    """The row ``key``'s cells as text, by column."""
+    return dict(zip((column for column, _ in COLUMNS), (str(cell) for cell in table.get_row(key)), strict=True))
+
+
 async def show_groups(pilot) -> None:
     """Show both groups (space on their rows) and the lone run, and wait for every history."""
     app = pilot.app
     await wait_for(pilot, lambda: len(app.runs_table.groups) == 2, "the group rows")
     await pilot.press("f5")
-    for key in ("group:g-w10", "group:g-w1"):
-        app.runs_table.move_cursor(row=app.runs_table.get_row_index(key))
+    for label in ("g-w10", "g-w1"):
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(group_row(app.runs_table, label)))
         await pilot.press("space")
     await show_runs(pilot, "control")
     await wait_for(pilot, lambda: all(app.session.get(name).series for name in KL10 + KL1), "the members' histories")
@@ -87,19 +100,20 @@ async def test_a_group_row_summarizes_its_members_and_expands_to_them(grouped_ap
     async with grouped_app.run_test(size=(160, 48)) as pilot:
         table = grouped_app.runs_table
         await wait_for(pilot, lambda: len(table.runs) == 7 and len(table.groups) == 2, "the runs and their groups")
-        assert sorted(table.listed) == ["control", "group:g-w1", "group:g-w10"]  # members folded into their rows
-        cells = dict(zip((key for key, _ in COLUMNS), (str(cell) for cell in table.get_row("group:g-w10")), strict=True))
+        labels = {key: group.label for key, group in table.groups.items()}
+        assert sorted(labels.get(key, key) for key in table.listed) == ["control", "g-w1", "g-w10"]  # members folded in
+        cells = row_cells(table, group_row(table, "g-w10"))
         # validation loss at epoch 3: 7.0, 7.1, 7.2 − 1.5 + 0.25 → 5.85 ± 0.1
         assert cells["name"] == "g-w10 · 3 seeds" and cells["status"] == "3 finished" and cells["val_loss"] == "5.85 ± 0.1"
 
         await pilot.press("f5")
-        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w10")))
         await pilot.press("enter")
         await wait_for(pilot, lambda: all(name in table.rows for name in KL10), "the members' rows")
-        listed = table.listed
-        assert listed[listed.index("group:g-w10") + 1 : listed.index("group:g-w10") + 4] == KL10  # under their group row
+        listed, row = table.listed, group_row(table, "g-w10")
+        assert listed[listed.index(row) + 1 : listed.index(row) + 4] == KL10  # under their group row
 
-        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w10")))
         await pilot.press("space")  # shows every member
         await wait_for(pilot, lambda: {run.name for run in grouped_app.session.shown} == set(KL10), "the members shown")
         await pilot.press("enter")
@@ -116,12 +130,12 @@ async def test_the_details_of_two_groups_say_whether_they_differ(grouped_app):
         await show_groups(pilot)
         await pilot.press("f5")
         table = grouped_app.runs_table
-        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w1")))
         await pilot.press("space")  # hide the lone run: the details then hold the two groups
         await pilot.press("s")
-        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w10")))
         await pilot.press("space")
-        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w1")))
         await pilot.press("i")
         await wait_for(
             pilot, lambda: isinstance(grouped_app.screen, RunDetail) and grouped_app.screen.comparison, "the comparison"
@@ -169,7 +183,7 @@ async def test_generations_show_each_member_and_mark_where_they_agree(grouped_ap
         await wait_for(pilot, lambda: len(grouped_app.runs_table.groups) == 2, "the group rows")
         await pilot.press("f5")
         table = grouped_app.runs_table
-        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w10")))
         await pilot.press("space", "f4", *"the government", "enter")
         panel = grouped_app.generation
         await wait_for(
@@ -206,6 +220,11 @@ async def test_a_figure_draws_each_group_as_its_mean_with_a_band_and_without_mat
         assert ">validation loss<" in drawing and not any(f"{name}<" in drawing for name in KL10 + KL1)
         assert len(re.findall(r'<g id="(?:FillBetween)?PolyCollection_', drawing)) == 2  # a band per group, none for the lone run
         assert toasts[-1].startswith("Saved the validation loss pane of 7 run(s) to ")
+
+        panes = [plots.figure_pane(pane, grouped_app.session.shown) for pane in PANES]
+        colors = [{line.label: line.color for line in pane.lines} for pane in panes]
+        assert len(colors[0]) == 3 and all(pane == colors[0] for pane in colors)  # one color per line in every panel
+        assert len(set(colors[0].values())) == 3
 
         monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the report extra is not installed
         await pilot.press("p")
@@ -250,6 +269,14 @@ async def test_the_sweep_view_has_a_log_x_over_more_than_a_decade_and_compares_a
         assert [point.mean for point in view.points] == pytest.approx([7.0 - 1.0 + 0.25] * 3)
         assert "· log x" in app.screen.heading()
 
+        # kl1 trains its third epoch (its lines grow on disk): the open view moves on to epoch 3 by itself
+        third = [line for line in hand_made_metrics(3) if line["epoch"] > 2]
+        with (checkpoints / "kl1" / "metrics.jsonl").open("a") as metrics:
+            metrics.writelines(json.dumps(line) + "\n" for line in third)
+        await wait_for(pilot, lambda: app.screen.view.epoch == 3, "the sweep view at epoch 3")
+        assert [point.mean for point in app.screen.view.points] == pytest.approx([7.0 - 1.5 + 0.25] * 3)
+        assert app.screen.heading().startswith("validation loss at epoch 3 vs objective.weight")
+
 
 async def test_a_comparison_the_details_cannot_read_is_said_not_left_blank(grouped_app, tmp_path):
     """A member's metrics.jsonl turned into a link after the app read it: the comparison fails in one notification."""
@@ -264,12 +291,53 @@ async def test_a_comparison_the_details_cannot_read_is_said_not_left_blank(group
         metrics.symlink_to(metrics.with_name("kept.jsonl"))
         await pilot.press("f5")
         table = grouped_app.runs_table
-        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w1")))
         await pilot.press("space", "s")
-        table.move_cursor(row=table.get_row_index("group:g-w10"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w10")))
         await pilot.press("space")
-        table.move_cursor(row=table.get_row_index("group:g-w1"))
+        table.move_cursor(row=table.get_row_index(group_row(table, "g-w1")))
         await pilot.press("i")
         await wait_for(pilot, lambda: isinstance(grouped_app.screen, RunDetail) and toasts, "the refusal's notification")
         assert "symbolic link" in toasts[-1] or "link" in toasts[-1]
         assert grouped_app.screen.comparison is None
+
+
+async def test_groups_that_would_read_the_same_get_rows_of_their_own_and_compare_members_at_a_common_epoch(tmp_path, tiny_corpus):
+    """Two groups named ``kl`` (one per model size) beside a lone run ``kl``; one member of the second stopped at
+    epoch 2 of 3, so that group's figures are its members' at epoch 2, not a finished run's mixed with a stopped one's."""
+    from engine.metric_table import plus_minus
+    from engine.runs.welch import mean_sd
+
+    checkpoints = tmp_path / "checkpoints"
+    for seed in (0, 1):
+        write_hand_made_run(checkpoints, f"kl-s{seed}", train__seed=seed)
+    write_hand_made_run(checkpoints, "kl-s2", train__seed=2, model__hidden_size=32)
+    write_hand_made_run(
+        checkpoints, "kl-s3", status="stopped", metrics=hand_made_metrics(2, start=7.1), train__seed=3, model__hidden_size=32
+    )
+    write_hand_made_run(checkpoints, "kl", model__hidden_size=64)
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.runs_table
+        await wait_for(pilot, lambda: len(table.runs) == 5 and len(table.groups) == 2, "the runs and their groups")
+        names = sorted(row_cells(table, key)["name"] for key in table.listed)
+        assert names == ["kl", "kl (kl-s0 +1) · 2 seeds", "kl (kl-s2 +1) · 2 seeds"]
+
+        partial = group_row(table, "kl (kl-s2 +1)")
+
+        def cells() -> dict[str, str]:
+            return row_cells(table, partial)
+
+        # validation loss at epoch 2: start − 0.5 · 2 + 0.25, starts 7.0 (finished) and 7.1 (stopped there)
+        at_two = plus_minus(*mean_sd([6.25, 6.35]))
+        assert (cells()["epoch"], cells()["val_loss"], cells()["best_val_loss"]) == ("2/3 · 2.00–3.00", at_two, at_two)
+        assert cells()["status"] == "1 finished, 1 stopped"
+        assert row_cells(table, group_row(table, "kl (kl-s0 +1)"))["epoch"] == "3/3"
+
+        await pilot.press("f5")
+        table.move_cursor(row=table.get_row_index(partial))
+        await pilot.press("enter", "space")  # its members listed under it, and shown: their histories are read whole
+        await wait_for(pilot, lambda: all(app.session.get(name).series for name in ("kl-s2", "kl-s3")), "the histories")
+        listed = table.listed
+        assert listed[listed.index(partial) + 1 : listed.index(partial) + 3] == ["kl-s2", "kl-s3"]
+        assert "kl-s0" not in listed and cells()["val_loss"] == at_two

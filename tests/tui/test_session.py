@@ -220,6 +220,33 @@ def test_the_metrics_export_skips_hostile_lines_and_writes_non_finite_values(tmp
     assert metrics_csv(tmp_path, ["r"]).splitlines() == ["run,kind,step,epoch,wall_s,val_loss", "r,epoch,2,1,1.5,inf"]
 
 
+def test_the_metrics_export_of_a_resumed_run_holds_its_history_not_the_lines_it_superseded(tiny_corpus, tmp_path):
+    """A trainer left after writing a line past its first epoch's checkpoint (what a kill leaves), then resumed."""
+    import csv
+    import io
+
+    from engine.training.events import EpochMetrics, RunFinished, StepMetrics
+    from engine.training.trainer import Trainer
+    from tests.conftest import tiny_config
+    from tui.export import metrics_csv
+
+    events = Trainer.new(tiny_config("r", tiny_corpus, **{"train.epochs": 2, "train.log_every": 1}), tmp_path).events()
+    saved = False
+    for event in events:
+        if saved and isinstance(event, StepMetrics):
+            break  # its line is written; the epoch it belongs to is not saved
+        saved = saved or isinstance(event, EpochMetrics)
+    events.close()
+    assert isinstance(list(Trainer.resume(tmp_path, "r").events())[-1], RunFinished)
+
+    written = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    rows = list(csv.DictReader(io.StringIO(metrics_csv(tmp_path, ["r"]))))
+    places = [(row["kind"], int(row["step"])) for row in rows]
+    assert len(written) > len(rows) and len(set(places)) == len(places)  # the superseded line is gone, once
+    walls = [float(row["wall_s"]) for row in rows]
+    assert walls == sorted(walls) and [row["kind"] for row in rows].count("epoch") == 2  # one clock, two epochs
+
+
 def test_names_sort_naturally_and_what_tells_runs_apart_comes_first():
     """``kl-2`` before ``kl-10`` (digits by value); objective and weight are the columns right after the name."""
     from tui.widgets.runs_table import COLUMNS, natural_key

@@ -2,8 +2,9 @@
 
 One point per run, or per seed group its mean with a bar from the members' min to max; under the
 plot a line per point gives the value (a group's mean ± sd, n and min–max). ``m`` shows the next
-validation metric, ``s`` puts the next numeric setting that varies on the x axis; escape or ``w`` closes. It is drawn from the runs as
-they were when it opened: ``w`` again on the Plots tab for the latest epochs.
+validation metric, ``s`` puts the next numeric setting that varies on the x axis; escape or ``w`` closes. It stays
+live: every ``LIVE_S`` seconds it is worked out again from the runs it opened on (their series grow as they train)
+and redrawn when anything it shows changed, such as a new last common epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from textual_plotext import PlotextPlot
 from tui.plotting import compact
 from tui.session import RunState
 from tui.sweep import Sweep, sweep
+
+LIVE_S = 1.0
 
 
 class SweepScreen(ModalScreen[None]):
@@ -57,6 +60,14 @@ class SweepScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.draw()
+        self.set_interval(LIVE_S, self.follow)
+
+    def follow(self) -> None:
+        """Work the view out again from the runs as they are now; redraw only when it changed."""
+        latest = sweep(self.runs, self.metrics[self.shown][0], self.view.setting)
+        if latest != self.view:
+            self.view = latest
+            self.draw()
 
     def action_next_metric(self) -> None:
         self.shown = (self.shown + 1) % len(self.metrics)

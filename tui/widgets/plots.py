@@ -90,7 +90,7 @@ from tui.plotting import (
     x_text,
     zoom_x,
 )
-from tui.session import X_AXES, RunState, Session
+from tui.session import PALETTE, X_AXES, RunState, Session
 from tui.widgets.plot_pane import SafePlot
 
 REDRAW_INTERVAL_S = 0.5
@@ -520,12 +520,15 @@ class MetricPlots(Vertical):
         self.post_message(self.SweepRequested([run for run in self.session.shown if run.series], named))
 
     def figure_pane(self, pane: Pane, runs: list[RunState]) -> PaneLines:
-        """A pane's lines as the figure draws them: raw points (no smoothing), a group's mean with its band."""
+        """A pane's lines as the figure draws them: raw points (no smoothing), a group's mean with its band, each in
+        the color of matplotlib's cycle at its run's place in the app's palette: one color per run in every panel and
+        every figure, dark enough for a white page (the palette's are for a dark terminal)."""
         lines = []
         for series in (self.series(line, self.series_name(pane)) for line in self.lines(runs)):
             x, y = [x for x, _ in series.points], [y for _, y in series.points]
             band = series.band
-            lines.append(Line(series.legend, x, y, band.low, band.high) if band else Line(series.legend, x, y))
+            low, high = (band.low, band.high) if band else (None, None)
+            lines.append(Line(series.legend, x, y, low, high, f"C{PALETTE.index(series.color)}"))
         return PaneLines(self.pane_title(pane, runs), pane.title, lines)
 
     def cursor_positions(self) -> list[float]:

@@ -15,13 +15,14 @@ are listed. ``o`` sorts by the next column (``O`` reverses), as does a click on 
 ``h`` (hide all), ``x``, ``r``, ``e`` (more epochs), ``n`` (rename) and ``d`` (delete) act through the app's actions.
 
 A seed group among the listed runs (runs that differ only in their seed,
-:func:`engine.runs.groups.seed_groups`) gets a group row: ``▸● n`` seeds (● all shown), and each number column's
-mean ± sd over its members. Enter on it expands it to its members' rows (listed under it) and
+:func:`engine.runs.groups.seed_groups`) gets a group row, keyed by the group's identity: ``▸● n`` seeds (● all shown),
+and each number column's mean ± sd over its members at the last epoch all of them finished. Enter on it expands it to its members' rows (listed under it) and
 collapses it again; space shows or hides every member; ``i`` opens the members' details.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -60,7 +61,7 @@ STATUS_STYLES = {
     "queued": "dim",
 }
 MISSING = float("inf")
-GROUP_ROW = "group:"  # a group row's key: this and the group's label (no run name holds a colon)
+GROUP_ROW = "group:"  # a group row's key: this and the group's key, its identity (no run name holds a colon)
 
 
 def rate_label(pairs_per_s: float | None) -> str:
@@ -82,6 +83,12 @@ def _metric_cell(metric: Metric, run: RunState) -> Text | str:
     """The run's latest value of ``metric``; a collapse in bold red."""
     text = metric.render(run.metrics.get(metric.key))
     return Text(text, style="bold red" if collapsed(run.metrics) else "") if metric.collapse else text
+
+
+def _best_by(run: RunState, epoch: int) -> list[float]:
+    """The run's finite validation losses of the epochs up to ``epoch``."""
+    values = (line.get("val_loss") for line in run.epoch_lines if line["epoch"] <= epoch)
+    return [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
 
 
 def sort_value(run: RunState, column: str) -> Any:
@@ -241,7 +248,7 @@ class RunsTable(DataTable[Text | str]):
     def _regroup(self) -> None:
         """Group rows for the seed groups among the listed runs: added, updated, or dropped with their group."""
         listed = [run for run in self.runs.values() if matches(run, self.filter_text)]
-        groups = {GROUP_ROW + group.label: group for group in seed_groups(listed) if group.n > 1}
+        groups = {GROUP_ROW + group.key: group for group in seed_groups(listed) if group.n > 1}
         for key in set(self.groups) - set(groups):
             self.drop_row(key)
         self.groups = groups
@@ -355,21 +362,34 @@ class RunsTable(DataTable[Text | str]):
         self.sort("name", key=position, reverse=self.sort_reversed)
 
     def _group_cells(self, group: SeedGroup[RunState], expanded: bool) -> list[Text | str]:
-        """A group row: n seeds, the members' statuses, and each number column's mean ± sd over the members."""
+        """A group row: n seeds, the members' statuses, and each number column's mean ± sd over the members.
+
+        The means compare like with like, as ``compare`` and the report do: every member at the last epoch all of
+        them finished (:attr:`engine.runs.groups.GroupEpochs.common_epochs`, a diverged member's inf/NaN left out).
+        The epoch column names that epoch, then, while the members stand at different points, their range
+        (``2/3 · 2.40–3.00``: a member still training does not pull the means back to where it is).
+        """
         from engine.formatting import objective_label
         from engine.metric_table import plus_minus
+        from engine.runs.groups import GroupEpochs
         from engine.runs.welch import mean_sd
 
         runs = list(group.members)
         lead = runs[0]
+        epochs = GroupEpochs(group.names, [run.epoch_lines for run in runs])
+        common = epochs.common_epochs[-1] if epochs.common_epochs else None
 
-        def spread(values: list[float | None]) -> str:
-            present = [value for value in values if value is not None]
-            return plus_minus(*mean_sd(present)) if present else "–"
+        def spread(metric: str) -> str:
+            values = epochs.at(metric, common) if common is not None else []
+            return plus_minus(*mean_sd(values)) if values else "–"
 
+        bests = [min(values) for run in runs if common is not None and (values := _best_by(run, common))]
+        low, high = min(run.epoch for run in runs), max(run.epoch for run in runs)
+        at = f"{common if common is not None else '–'}/{lead.config.train.epochs}"
+        where = at if low == high == common else f"{at} · {low:.2f}" + (f"–{high:.2f}" if high > low else "")
         statuses = sorted({run.status for run in runs})
         name = f"{group.label} · {group.n} seeds"
-        self.group_names[name] = GROUP_ROW + group.label
+        self.group_names[name] = GROUP_ROW + group.key
         cells: dict[str, Text | str] = {
             "mark": Text(
                 f"{'▾' if expanded else '▸'}{'●' if all(run.shown for run in runs) else '○'} {group.n}",
@@ -379,9 +399,9 @@ class RunsTable(DataTable[Text | str]):
             "objective": objective_label(lead.config.objective),
             "weight": f"{lead.config.objective.strength:g}",
             "status": Text(", ".join(f"{sum(run.status == status for run in runs)} {status}" for status in statuses)),
-            "epoch": f"{min(run.epoch for run in runs):.2f}/{lead.config.train.epochs}",
-            **{metric.key: spread([run.metrics.get(metric.key) for run in runs]) for metric in LATEST_METRICS},
-            "best_val_loss": spread([run.best_val_loss for run in runs]),
+            "epoch": where,
+            **{metric.key: spread(metric.key) for metric in LATEST_METRICS},
+            "best_val_loss": plus_minus(*mean_sd(bests)) if bests else "–",
             "pairs_per_s": "–",
         }
         return [cells[key] for key, _ in COLUMNS]
