@@ -6,8 +6,9 @@ app and its terminal), stops and resumes them through their folders, and says ho
 :class:`~tui.follow.Follower` thread looks at every run in the folder (this app's, headless ones,
 an earlier session's) and the lines its trainer appends, and updates the
 :class:`~tui.session.Session` that the runs list, the plots and the generation table draw from.
-Quitting while runs train asks: leave them training (the default) or stop them with a
-checkpoint. SIGHUP (the terminal is gone) leaves them training; SIGTERM stops them first.
+Quitting while runs this app started train asks: leave them training (the default) or stop them with a
+checkpoint; runs other processes started are named and never stopped. SIGHUP (the terminal is gone) leaves
+them training; SIGTERM stops the app's own first.
 
 Nothing here imports torch at module level: engine modules that need it load in workers.
 """
@@ -104,6 +105,7 @@ class ExplorerApp(App[int]):
         self._changed_rows: set[str] = set()
         self._attached = False
         self._shutting_down = False
+        self.launched: set[str] = set()  # the runs this app started or resumed: quitting may stop these, never others
         self._unmounted = threading.Event()
 
     def compose(self) -> ComposeResult:
@@ -178,6 +180,7 @@ class ExplorerApp(App[int]):
         device = configs[0].train.device if configs else self.device
         for name, config in zip(self.controller.start(configs, device=device), configs, strict=True):
             run = self.session.add(name, config.model_copy(update={"name": name}))
+            self.launched.add(name)
             self.follower.follow(name)
             self._row_changed(run.name)
         self._runs_changed()
@@ -435,19 +438,26 @@ class ExplorerApp(App[int]):
         except UserError as error:
             self.notify(str(error), severity="warning")
             return
+        self.launched.add(run.name)
         self.run_actions.follow_again(run)
 
     async def action_quit(self) -> None:
-        """Quit; while runs train, ask whether to leave them training (the default) or stop them with a checkpoint."""
+        """Quit; while runs this app started train, ask whether to leave them training (the default) or stop them with a
+        checkpoint. Runs other processes started (a headless ``train``, an earlier session) are named, never stopped."""
         if self._shutting_down:
             self.notify("Still waiting for the runs to save their checkpoints…")
             return
-        alive = self.session.alive
-        if not alive:
+        own = self._own_alive()
+        if not own:
             self.exit()
             return
-        training = sum(run.status == "training" for run in alive)
-        self.push_screen(ConfirmQuit(training, len(alive) - training), self._quit_answered)
+        others = [run.name for run in self.session.alive if run.name not in self.launched]
+        training = sum(run.status == "training" for run in own)
+        self.push_screen(ConfirmQuit(training, len(own) - training, others), self._quit_answered)
+
+    def _own_alive(self) -> list[RunState]:
+        """The runs this app started or resumed that are training or queued."""
+        return [run for run in self.session.alive if run.name in self.launched]
 
     def _quit_answered(self, choice: QuitChoice | None) -> None:
         if choice == "leave":
@@ -456,11 +466,12 @@ class ExplorerApp(App[int]):
             self.shut_down()
 
     def shut_down(self, signum: int | None = None) -> None:
-        """Stop every run this app sees alive, wait until each has saved its checkpoint, then exit (128 + ``signum``)."""
+        """Stop every run this app started that is alive, wait until each has saved its checkpoint, then exit
+        (128 + ``signum``). Runs other processes started train on."""
         if self._shutting_down:
             return
         self._shutting_down = True
-        names = [run.name for run in self.session.alive]
+        names = [run.name for run in self._own_alive()]
         for name in names:
             with contextlib.suppress(UserError):  # it ended on its own meanwhile
                 self.controller.stop(name)

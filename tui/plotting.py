@@ -131,6 +131,25 @@ def translate_x(pairs: Sequence[tuple[float, float]], x: float) -> float | None:
     return float(min(pairs, key=lambda pair: abs(pair[0] - x))[1]) if pairs else None
 
 
+def cell_of(value: float, limits: tuple[float, float], cells: int) -> int:
+    """The cell plotext draws ``value`` in, of ``cells`` spanning ``limits`` (v₀, v₁): ⌊½ + (n − 1)(v − v₀)/(v₁ − v₀)⌋,
+    the fraction rounded to 8 decimals first, as plotext does (so that 9.999999999 falls in cell 10)."""
+    low, high = limits
+    return math.floor(round(0.5 + (cells - 1) * (value - low) / (high - low), 8))
+
+
+def data_limits(lines: Sequence[Line], cursor: float | None) -> tuple[float, float] | None:
+    """The x limits plotext takes when none are set: the least and the greatest x of the lines and the cursor's
+    vertical line; a single x value v gives (v/2, 3v/2), and 0 gives (−1, 1). None without any x."""
+    xs = [x for line in lines for x in line.xs] + ([] if cursor is None else [cursor])
+    if not xs:
+        return None
+    low, high = min(xs), max(xs)
+    if low != high:
+        return low, high
+    return (0.5 * low, 1.5 * low) if low != 0 else (-1.0, 1.0)
+
+
 def pane_grid(width: int, height: int, panes: int) -> tuple[int, int]:
     """(columns, rows) of the grid that shows the most of ``panes`` panes, each at least ``MIN_PANE_ROWS`` rows
     and ``MIN_PANE_COLUMNS`` columns, in an area ``width`` × ``height``; at least one pane, however small."""

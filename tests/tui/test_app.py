@@ -15,6 +15,7 @@ from textual.command import CommandList
 from textual.widgets import Button, DataTable, Footer, Input, Select, Static, Switch
 
 from engine.generate import Continuation
+from engine.jobs.controller import Controller
 from engine.runs.checkpoint import RunDirectory, load_run
 from tests.conftest import hand_made_metrics, settle, tiny_config, wait_for, write_hand_made_run
 from tui.app import ExplorerApp
@@ -232,21 +233,35 @@ async def test_stop_saves_a_loadable_checkpoint_and_resume_continues(tiny_corpus
         assert load_run(tmp_path, "stop-me").record.step > stopped.record.step
 
 
-async def test_quit_while_training_asks_then_saves_a_checkpoint(tiny_corpus, tmp_path):
+async def test_quit_while_training_asks_then_stops_only_its_own_runs(tiny_corpus, tmp_path):
+    """A run another process started in the folder (a controller here, as a headless ``sweep`` does) is named in the
+    question and trains on after "stop them"; the app's own run stops with a checkpoint."""
+    elsewhere = Controller(tmp_path)
+    (other,) = elsewhere.start([tiny_config("elsewhere", tiny_corpus, train__epochs=500)], device="cpu")
     app = make_app(tiny_corpus, tmp_path)
-    async with app.run_test(size=(120, 36)) as pilot:
-        await start_long_run(pilot, app, tiny_corpus, "quit-me")
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), "the quit confirmation")
-        await pilot.press("n")
-        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmQuit), "the confirmation to close")
-        assert app.run_status("quit-me") == "training"
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), "the quit confirmation")
-        await pilot.press("y")
-        await wait_for_exit(app)
-    record = load_run(tmp_path, "quit-me").record
-    assert record.status == "stopped" and record.step > 0
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await start_long_run(pilot, app, tiny_corpus, "quit-me")
+            await wait_for(pilot, lambda: app.session.get(other) and app.run_status(other) == "training", "the other run")
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), "the quit confirmation")
+            question = str(app.screen.query_one(Static).render())
+            assert question.startswith("1 run training started here.") and "1 run (elsewhere) another process started" in question
+            await pilot.press("n")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmQuit), "the confirmation to close")
+            assert app.run_status("quit-me") == "training"
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), "the quit confirmation")
+            await pilot.press("y")
+            await wait_for_exit(app)
+        record = load_run(tmp_path, "quit-me").record
+        assert record.status == "stopped" and record.step > 0
+        assert elsewhere.runs.view(other).status == "training"
+    finally:
+        elsewhere.stop(other)
+        deadline = time.monotonic() + 60
+        while elsewhere.runs.view(other).status in ("queued", "training") and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 async def test_sigterm_stops_runs_and_exits(tiny_corpus, tmp_path):

@@ -295,3 +295,66 @@ async def test_runs_are_lines_with_their_marker_at_the_readout(tiny_corpus, tmp_
         assert plots.cursor == 0.5 and [mark.xs for mark in figure.marks] == [[0.5], [0.5]]
         frame = str(app.query_one("#plot-train-loss").render())
         assert frame.count("•") == 1 and frame.count("x") == 1  # one marker per run; the rest are braille dots
+
+
+def cells(app, text, width: int) -> list[list[tuple[str, object]]]:
+    """Each row of a pane's drawing as (character, style) per cell, however the segments are cut."""
+    lines = app.console.render_lines(text, app.console.options.update_width(width), pad=False)
+    return [[(character, segment.style) for segment in line for character in segment.text] for line in lines]
+
+
+async def test_a_cursor_move_lays_the_cursor_over_the_kept_drawing_exactly_as_plotext_draws_it(tiny_corpus, tmp_path):
+    """At every x, in each mode (by step with smoothing and log y, an x zoom with the cursor led out of it, a y zoom), a seed
+    group's band among the lines: each pane equals plotext's whole drawing cell by cell, and a move keeps the drawing
+    of the lines unless its limits move: a y zoom's window follows the cursor, the x range stretches to a cursor
+    outside the pane's points. Points that arrive are drawn by a redraw tick, not by a cursor move, and right after a move one
+    tick later."""
+    checkpoints = tmp_path / "checkpoints"
+    for seed in (1, 2):
+        write_hand_made_run(checkpoints, f"g-s{seed}", 1, metrics=hand_made_metrics(1, start=7 + seed / 5), train__seed=seed)
+    write_hand_made_run(checkpoints, "b", 1, metrics=hand_made_metrics(1, start=9.0), objective__regularizer="kl")
+    app = make_app(tiny_corpus, checkpoints)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: len(app.runs_table.groups) == 1, "the group's row")
+        await pilot.press("f5")
+        app.runs_table.move_cursor(row=app.runs_table.get_row_index(next(iter(app.runs_table.groups))))
+        await pilot.press("space")
+        await on_plots(pilot, "b")
+        await wait_for(pilot, lambda: all(app.session.get(name).series for name in ("g-s1", "g-s2")), "the members' histories")
+        await redrawn(pilot)
+        plots = app.plots
+        panes = [app.query_one(f"#plot-{pane.id}") for pane in plots.panes]
+        assert any(line.marker == "·" for line in panes[0].figure.lines)  # the group's band
+        layered = 0
+        for keys in ((), ("e", "l", "x"), ("end", "plus", "home"), ("0", "up")):
+            await pilot.press(*keys, "home")
+            await redrawn(pilot)
+            for _ in range(len(plots.cursor_positions())):
+                drawings, before = [plot.drawing for plot in panes], plots.cursor
+                await pilot.press("right")  # the move hands each pane its figure at once; render() draws it here
+                for plot, drawing in zip(panes, drawings, strict=True):
+                    shown = plot.render()
+                    assert cells(app, shown, plot.size.width) == cells(app, plot.whole(), plot.size.width), (keys, plot.id)
+                    xs = [x for line in plot.figure.lines for x in line.xs]
+                    if (
+                        not plots.y_zoom
+                        and not plots.x_range
+                        and min(xs) <= min(before, plots.cursor) <= max(before, plots.cursor) <= max(xs)
+                    ):
+                        assert plot.drawing is drawing, (keys, plot.id, plots.cursor)
+                        layered += 1
+        assert layered > 20
+
+        await pilot.press("l", "0", "y", "end")  # a point comes as from a training run: a move keeps the lines as drawn
+        await redrawn(pilot)
+        run, train_loss = app.session.get("b"), app.query_one("#plot-train-loss")
+        await wait_for(pilot, lambda: not plots._tick_skipped, "a tick that let no points wait")  # none waiting now
+        run.add_lines([{"kind": "step", "step": 10, "epoch": 1.25, "wall_s": 50.0, "train_loss": 7.5}])
+        plots.mark_changed()
+        plots.action_move_cursor(-1)  # at once, before a redraw tick can run: step 6, by step since x above
+        assert train_loss.figure.cursor == 6 and readout(app).startswith("step 6 │") and plots.pending
+        assert plots.drawn["train-loss"][plots.legend(run)][-1] == (8.0, 8.5)  # the lines as drawn: no step 10 yet
+        plots.redraw_tick()  # right after a move the tick lets the keys go first, once
+        assert plots.pending and plots.drawn["train-loss"][plots.legend(run)][-1] == (8.0, 8.5)
+        plots.redraw_tick()
+        assert not plots.pending and plots.drawn["train-loss"][plots.legend(run)][-1] == (10.0, 7.5)

@@ -27,6 +27,9 @@ Reading the plots:
   the panes plot log10(y) of the positive points and label the ticks with y itself.
 - A cursor (←/→, home/end; escape hides it) marks one x in every pane, and the readout line under
   the panes gives every shown run's value at that x in each pane (the point nearest to it), a line per run.
+  A move draws no line again: each pane keeps plotext's drawing of its lines and gets the cursor's
+  line and markers laid over it (:mod:`tui.widgets.plot_pane`); points that came meanwhile wait for the
+  redraw tick (one tick more right after a move, so that drawing them does not hold up the next key).
 - ``e`` cycles exponential smoothing 0 → 0.6 → 0.9 (:func:`tui.plotting.ema`); the raw line stays, faint.
 - ``+`` / ``-`` zoom the x range in / out by 2 around the cursor (or the latest x), ``0`` shows
   everything again; each pane's y range fits the points inside the x range.
@@ -52,19 +55,21 @@ Reading the plots:
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on, work
-from textual.app import ComposeResult, RenderResult
+from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from engine.errors import UserError
 from engine.metric_table import Quantity, Source, measured
@@ -74,7 +79,6 @@ from tui.export import export_path, metrics_csv, write_atomically
 from tui.plotting import (
     MIN_Y_ZOOM,
     Band,
-    Figure,
     Series,
     compact,
     marker,
@@ -87,8 +91,10 @@ from tui.plotting import (
     zoom_x,
 )
 from tui.session import PALETTE, X_AXES, RunState, Session
+from tui.widgets.plot_pane import SafePlot
 
 REDRAW_INTERVAL_S = 0.5
+CURSOR_QUIET_S = REDRAW_INTERVAL_S  # new points wait one tick more when the cursor moved this recently
 DEFINITION_NAMES = {"study": "study-clipped outputs", "softmax": "softmax"}
 TITLE_MARGIN = 10  # plotext drops a title wider than the plot minus its y tick labels
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
@@ -154,76 +160,20 @@ class Shown:
         return marker(self.lead.number)
 
 
-class SafePlot(PlotextPlot):
-    """A plotext pane that shows a sentence instead of failing when plotext cannot draw its data.
+@dataclass(frozen=True)
+class PaneInputs:
+    """What a pane's figure is made from but the cursor: the lines' series, the settings of the moment, the titles."""
 
-    Each render keeps the x geometry plotext drew: the canvas's first column, its width and its
-    x limits, so that :meth:`x_at` maps a column back to x.
-    """
-
-    class Clicked(Message):
-        """A click in the pane, at ``column`` of the widget."""
-
-        def __init__(self, plot: SafePlot, column: int) -> None:
-            super().__init__()
-            self.plot, self.column = plot, column
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.canvas: tuple[int, int, float, float] | None = None  # first column, width, x at its left and right ends
-        self.figure: Figure | None = None
-        self.heading = ""
-        self.x_label = ""
-
-    def show(self, figure: Figure | None, heading: str, x_label: str = "") -> None:
-        """Draw ``figure`` (None: only the heading) under ``heading`` from the next frame on."""
-        self.figure, self.heading, self.x_label = figure, heading, x_label
-        self.refresh()
-
-    def _apply(self) -> None:
-        """Put the figure into plotext, all of it at once: every frame's ticks and points share one scale."""
-        plt, figure = self.plt, self.figure
-        plt.clear_figure()
-        plt.title(self.heading)
-        if self.x_label:
-            plt.xlabel(self.x_label)
-        if figure is None:
-            return
-        for line in figure.lines:
-            plt.plot(line.xs, line.ys, color=line.color, marker=line.marker)
-        for mark in figure.marks:
-            plt.scatter(mark.xs, mark.ys, color=mark.color, marker=mark.marker)
-        if figure.x_limits is not None:
-            plt.xlim(*figure.x_limits)
-        if figure.y_limits is not None:
-            plt.ylim(*figure.y_limits)
-            plt.yticks(*figure.ticks)
-            if figure.cursor is not None:
-                plt.vertical_line(figure.cursor, color="gray")
-
-    def render(self) -> RenderResult:
-        try:
-            self._apply()
-            rendered = super().render()
-        except Exception as error:  # a drawing error must never end the app
-            self.canvas = None
-            return Text(f"This plot could not be drawn ({type(error).__name__}: {error}); the other panes go on.", style="red")
-        monitor = self.plt.monitor  # type: ignore[attr-defined]  # plotext's untyped figure sets it in __init__, unseen by mypy
-        columns, (left, right) = monitor.matrix.Cols_canvas, monitor.xlim[0]
-        self.canvas = (columns.start, len(columns), left, right) if len(columns) and None not in (left, right) else None
-        return rendered
-
-    def x_at(self, column: int) -> float | None:
-        """The x drawn at ``column``: plotext puts x in cell ⌊½ + (w − 1)(x − x₀)/(x₁ − x₀)⌋ of a canvas w cells
-        wide, so the cell's centre is x₀ + c·(x₁ − x₀)/(w − 1); columns left or right of the canvas give its ends."""
-        if self.canvas is None:
-            return None
-        start, width, left, right = self.canvas
-        cell = max(0, min(width - 1, column - start))
-        return left if width < 2 else left + cell * (right - left) / (width - 1)
-
-    def on_click(self, event: events.Click) -> None:
-        self.post_message(self.Clicked(self, event.x))
+    mode: tuple[object, ...]  # :meth:`MetricPlots._mode` then: a cursor move reuses these while it holds
+    series: list[Series]
+    log: bool
+    smoothing: float
+    x_range: tuple[float, float] | None
+    y_zoom: float | None
+    width: int
+    tick_rows: int
+    title: str
+    x_label: str
 
 
 class MetricPlots(Vertical):
@@ -297,6 +247,9 @@ class MetricPlots(Vertical):
         self.y_zoom: dict[str, float] = {}  # pane id → share of the fitted y range shown (absent: all of it)
         self.y_limits: dict[str, tuple[float, float]] = {}  # pane id → its y range as last drawn (log10 units under log y)
         self._signatures: dict[str, tuple[object, ...]] = {}
+        self._drawn_from: dict[str, PaneInputs] = {}  # pane id → what its figure was last made from
+        self._cursor_moved = -math.inf  # time.monotonic() of the last cursor move
+        self._tick_skipped = False
         self._lines_shown: dict[str | None, Text] = {}  # the legend's and readout's text as last shown
         self._line_rows: dict[str | None, int] = {}  # and their number of lines then
         self._dirty = True
@@ -313,7 +266,7 @@ class MetricPlots(Vertical):
         yield Static("", id="plot-readout")
 
     def on_mount(self) -> None:
-        self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_changed)
+        self.set_interval(REDRAW_INTERVAL_S, self.redraw_tick)
         self.redraw_if_changed()
 
     @property
@@ -327,6 +280,12 @@ class MetricPlots(Vertical):
 
     def on_resize(self) -> None:
         self._dirty = True
+
+    @on(SafePlot.Resized)
+    def _pane_resized(self) -> None:
+        """A pane's ticks and points per cell follow its size: draw it again at once, not with stale ticks till the next tick."""
+        self._dirty = True
+        self.redraw_if_changed()
 
     def watch_log_scale(self) -> None:
         self._dirty = True
@@ -407,8 +366,7 @@ class MetricPlots(Vertical):
         self._dirty = True
 
     def watch_cursor(self) -> None:
-        self._dirty = True
-        self.redraw_if_changed()
+        self._move_cursor()
 
     # Actions -----------------------------------------------------------------------------------
 
@@ -705,6 +663,16 @@ class MetricPlots(Vertical):
 
     # Drawing -----------------------------------------------------------------------------------
 
+    def redraw_tick(self) -> None:
+        """The redraw timer's call. Within ``CURSOR_QUIET_S`` of a cursor move new points wait one tick more (never
+        two in a row): drawing them is plotext's whole build of every pane, the costliest frame there is, and while
+        ←/→ are pressed it would hold up the next key. So they are drawn at most a second late while the cursor moves."""
+        if time.monotonic() - self._cursor_moved < CURSOR_QUIET_S and not self._tick_skipped:
+            self._tick_skipped = True
+            return
+        self._tick_skipped = False
+        self.redraw_if_changed()
+
     def redraw_if_changed(self) -> None:
         """Rebuild the lines of each pane whose points, size or mode changed since it was last drawn."""
         if not self._dirty:
@@ -713,41 +681,67 @@ class MetricPlots(Vertical):
         self._fit_grid()
         runs = [run for run in self.session.shown if run.series]
         self._draw_legend(runs)
+        self._show_readout(runs)
+        for pane in self.panes:
+            plot = self.query_one(f"#plot-{pane.id}", SafePlot)
+            mode = self._mode(pane, plot, runs)
+            name = self.series_name(pane)
+            points = tuple(
+                (len(run.series.get(name, ())), run.series[name][-1] if run.series.get(name) else None) for run in runs
+            )  # the last point too: a resumed run's rewind may keep the count
+            if self._signatures.get(pane.id) != (mode, points):
+                self._signatures[pane.id] = (mode, points)
+                self._contained(plot, pane, partial(self._draw, plot, pane, runs, mode))
+
+    def _mode(self, pane: Pane, plot: SafePlot, runs: list[RunState]) -> tuple[object, ...]:
+        """Everything a pane's figure depends on but the cursor and the runs' points."""
+        return (
+            plot.size,
+            self.log_scale,
+            self.smoothing,
+            self.x_range,
+            self.series_name(pane),
+            self.x_axis,
+            self.y_zoom.get(pane.id),
+            self.has_focus and self.panes.index(pane) == self.selected,
+            self.grouped,
+            self.band,
+            tuple((run.name, tuple(run.definitions.items())) for run in runs),
+        )
+
+    def _move_cursor(self) -> None:
+        """The readout, the cursor's line and the runs' markers follow the cursor at once, over each pane's lines as
+        last drawn: its plotext drawing is kept (:mod:`tui.widgets.plot_pane`). Points that came since are drawn by the
+        next redraw tick, as when the cursor stays; anything else changed too, and every pane is drawn again now."""
+        runs = [run for run in self.session.shown if run.series]
+        panes = [(pane, self.query_one(f"#plot-{pane.id}", SafePlot)) for pane in self.panes]
+        drawn = [self._drawn_from.get(pane.id) for pane, _ in panes]
+        if any(
+            inputs is None or inputs.mode != self._mode(pane, plot, runs)
+            for (pane, plot), inputs in zip(panes, drawn, strict=True)
+        ):
+            self._dirty = True
+            self.redraw_if_changed()
+            return
+        self._cursor_moved = time.monotonic()
+        self._show_readout(runs)
+        for (pane, plot), inputs in zip(panes, drawn, strict=True):
+            if inputs is not None:
+                self._contained(plot, pane, partial(self._show, plot, pane, inputs))
+
+    def _show_readout(self, runs: list[RunState]) -> None:
         readout = self.query_one("#plot-readout", Static)
         readout.set_class(self.cursor is not None and bool(runs), "-shown")
         if self.cursor is not None:
             self._update_line(readout, self.readout_text())
-        for pane in self.panes:
-            plot = self.query_one(f"#plot-{pane.id}", SafePlot)
-            name = self.series_name(pane)
-            signature = (
-                plot.size,
-                self.log_scale,
-                self.smoothing,
-                self.cursor,
-                self.x_range,
-                name,
-                self.x_axis,
-                self.y_zoom.get(pane.id),
-                self.has_focus and self.panes.index(pane) == self.selected,
-                self.grouped,
-                self.band,
-                tuple(
-                    (
-                        run.name,
-                        len(run.series.get(name, ())),
-                        run.series[name][-1] if run.series.get(name) else None,
-                        tuple(run.definitions.items()),
-                    )
-                    for run in runs
-                ),
-            )  # the last point too: a resumed run's rewind may keep the count
-            if self._signatures.get(pane.id) != signature:
-                self._signatures[pane.id] = signature
-                try:
-                    self._draw(plot, pane, runs)
-                except Exception as error:  # contain it in the pane, as SafePlot.render does
-                    plot.show(None, f"{pane.title}: not drawn ({type(error).__name__})")
+
+    @staticmethod
+    def _contained(plot: SafePlot, pane: Pane, draw: Callable[[], None]) -> None:
+        """``draw()``; an error is shown in the pane instead, as :meth:`SafePlot.render` does."""
+        try:
+            draw()
+        except Exception as error:
+            plot.show(None, f"{pane.title}: not drawn ({type(error).__name__})")
 
     def _draw_legend(self, runs: list[RunState]) -> None:
         legend = Text()
@@ -774,27 +768,43 @@ class MetricPlots(Vertical):
         self._lines_shown[line.id], self._line_rows[line.id] = text, rows
         line.update(text, layout=layout)
 
-    def _draw(self, plot: SafePlot, pane: Pane, runs: list[RunState]) -> None:
-        """Compute the pane's figure from the shown runs' points (:func:`tui.plotting.pane_figure`) and hand it over."""
+    def _draw(self, plot: SafePlot, pane: Pane, runs: list[RunState], mode: tuple[object, ...]) -> None:
+        """Take the pane's series from the shown runs' points and draw them (:meth:`_show`)."""
         mark = "▸ " if self.has_focus and self.panes.index(pane) == self.selected else ""  # the pane ↑ / ↓ / y act on
         with_xlabel = plot.size.height >= 14
         name = self.series_name(pane)
-        figure = pane_figure(
+        inputs = PaneInputs(
+            mode,
             [self.series(line, name) for line in self.lines(runs)],
-            log=self.log_scale,
-            smoothing=self.smoothing,
-            x_range=self.x_range,
+            self.log_scale,
+            self.smoothing,
+            self.x_range,
+            self.y_zoom.get(pane.id),
+            plot.size.width,
+            tick_count(plot.size.height, with_xlabel),
+            mark + self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN - len(mark)),
+            X_AXIS_LABELS[self.x_axis] if with_xlabel else "",
+        )
+        self._drawn_from[pane.id] = inputs
+        self._show(plot, pane, inputs)
+
+    def _show(self, plot: SafePlot, pane: Pane, inputs: PaneInputs) -> None:
+        """Compute the pane's figure at the cursor (:func:`tui.plotting.pane_figure`) and hand it over."""
+        figure = pane_figure(
+            inputs.series,
+            log=inputs.log,
+            smoothing=inputs.smoothing,
+            x_range=inputs.x_range,
             cursor=self.cursor,
-            y_zoom=self.y_zoom.get(pane.id),
-            width=plot.size.width,
-            tick_rows=tick_count(plot.size.height, with_xlabel),
+            y_zoom=inputs.y_zoom,
+            width=inputs.width,
+            tick_rows=inputs.tick_rows,
         )
         self.drawn[pane.id] = figure.drawn
         self.y_limits.pop(pane.id, None)
         if figure.y_limits is not None:
             self.y_limits[pane.id] = figure.y_limits
-        title = mark + self.pane_title(pane, runs, plot.size.width - TITLE_MARGIN - len(mark))
-        plot.show(figure, title, X_AXIS_LABELS[self.x_axis] if with_xlabel else "")
+        plot.show(figure, inputs.title, inputs.x_label)
 
     def series(self, line: Shown, name: str) -> Series:
         """A line's points on series ``name``: a run's own, or a group's mean with its band (:meth:`group_series`)."""
