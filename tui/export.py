@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -34,20 +35,26 @@ def export_folder() -> Path:
     return Path.cwd()
 
 
-def export_path(what: str, extension: str, folder: Path | None = None) -> Path:
-    """A fresh file name: ``lm-explorer-metrics-20260126-153012.csv``, or with ``-2``, ``-3``… if taken."""
+def save_export(what: str, extension: str, data: bytes, folder: Path | None = None) -> Path:
+    """Save ``data`` as a fresh file, ``lm-explorer-metrics-20260126-153012.csv`` or with ``-2``, ``-3``… if taken, and
+    return its path. The name is claimed by creating it exclusively (two apps exporting in one directory in the same
+    second, such as two served tabs, get two names), then filled atomically (:func:`engine.safe_io.atomic_write`):
+    a reader sees an empty file or the whole one. A write that fails removes the claimed name."""
     folder = export_folder() if folder is None else folder
     stem = f"lm-explorer-{what}-{datetime.now():%Y%m%d-%H%M%S}"
     path, n = folder / f"{stem}.{extension}", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}-{n}.{extension}"
-    return path
-
-
-def write_atomically(path: Path, text: str) -> Path:
-    """Write ``text`` so that readers see the whole file or none of it (:func:`engine.safe_io.atomic_write`)."""
-    atomic_write(path, text.encode("utf-8"))
+    while True:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            break
+        except FileExistsError:
+            n += 1
+            path = folder / f"{stem}-{n}.{extension}"
+    try:
+        atomic_write(path, data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -76,11 +76,11 @@ def load_memory(checkpoints: Path) -> Memory:
 
 def save_memory(checkpoints: Path, memory: Memory) -> None:
     """Write the memory if the checkpoints folder exists (the app never creates it just for this)."""
-    from tui.export import write_atomically
+    from engine.safe_io import atomic_write
 
     folder = Path(checkpoints)
     if folder.is_dir():
-        write_atomically(memory_path(folder), memory.model_dump_json(indent=2))
+        atomic_write(memory_path(folder), memory.model_dump_json(indent=2).encode("utf-8"))
 
 
 class MemoryKeeper:

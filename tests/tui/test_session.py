@@ -273,3 +273,35 @@ def test_the_metrics_csv_gives_the_settings_that_differ_among_the_runs_as_column
     assert list(rows[0])[:6] == ["run", "objective.weight", "kind", "step", "epoch", "wall_s"]
     assert [(row["run"], row["objective.weight"]) for row in rows] == [("kl-2", "2.0")] * 5 + [("kl-10", "10.0")] * 5
     assert len(rows) == 2 * len(hand_made_metrics(1))
+
+
+def test_exports_in_the_same_second_get_names_of_their_own_and_a_failed_one_leaves_none(tmp_path, monkeypatch):
+    """Two apps saving into one directory in the same second (two served tabs) never write over each other."""
+    import threading
+
+    from tui import export
+
+    frozen = export.datetime(2026, 1, 26, 15, 30, 12)
+    monkeypatch.setattr(export, "datetime", type("Frozen", (), {"now": staticmethod(lambda: frozen)}))
+    names, start = [], threading.Barrier(8)
+
+    def save(number: int) -> None:
+        start.wait()
+        names.append(export.save_export("metrics", "csv", f"table {number}\n".encode(), tmp_path))
+
+    threads = [threading.Thread(target=save, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stem = "lm-explorer-metrics-20260126-153012"
+    assert sorted(path.name for path in names) == sorted([f"{stem}.csv", *(f"{stem}-{n}.csv" for n in range(2, 9))])
+    assert sorted(path.read_text() for path in names) == sorted(f"table {number}\n" for number in range(8))
+
+    def refuse(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "atomic_write", refuse)
+    with pytest.raises(OSError):
+        export.save_export("metrics", "csv", b"lost", tmp_path)
+    assert len(list(tmp_path.iterdir())) == 8  # the name it claimed is given back

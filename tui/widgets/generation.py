@@ -220,10 +220,10 @@ class GenerationPanel(Vertical):
 
     def action_export_markdown(self) -> None:
         """Save the table as a Markdown file (:mod:`tui.export`)."""
-        from tui.export import export_path, write_atomically
+        from tui.export import save_export
 
         try:
-            path = write_atomically(export_path("generations", "md"), self.markdown() + "\n")
+            path = save_export("generations", "md", (self.markdown() + "\n").encode("utf-8"))
         except OSError as error:
             self.notify(f"The table could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return

@@ -75,7 +75,7 @@ from engine.errors import UserError
 from engine.metric_table import Quantity, Source, measured
 from engine.runs.groups import BandKind, GroupSeries, aggregate, seed_groups
 from engine.study.figures import Line, PaneLines
-from tui.export import export_path, metrics_csv, write_atomically
+from tui.export import metrics_csv, save_export
 from tui.plotting import (
     MIN_Y_ZOOM,
     Band,
@@ -466,7 +466,7 @@ class MetricPlots(Vertical):
             settings = {run.name: flat_settings(run.config) for run in runs}
             groups = [group for group in seed_groups(runs) if group.n > 1]
             text = metrics_csv(self.checkpoints, [run.name for run in runs], settings, groups)
-            path = write_atomically(export_path("metrics", "csv"), text)
+            path = save_export("metrics", "csv", text.encode("utf-8"))
         except OSError as error:
             self.notify(f"The metrics could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
@@ -498,14 +498,11 @@ class MetricPlots(Vertical):
 
     @work(thread=True, group="figure")
     def _save_figure(self, panes: list[PaneLines], x_label: str, log_y: bool, what: str) -> None:
-        from engine.safe_io import atomic_write
         from engine.study.figures import FIGURE_FORMATS, figure_bytes, panes_figure
 
         figure = panes_figure(panes, x_label, log_y)
         try:
-            paths = [export_path("figure", format) for format in FIGURE_FORMATS]
-            for path, format in zip(paths, FIGURE_FORMATS, strict=True):
-                atomic_write(path, figure_bytes(figure, format))
+            paths = [save_export("figure", format, figure_bytes(figure, format)) for format in FIGURE_FORMATS]
         except OSError as error:
             self.notify(f"The figure could not be saved ({error.strerror or error}).", title="Export", severity="error")
             return
