@@ -235,7 +235,9 @@ class _FusedHead(torch.autograd.Function):
     ) -> torch.Tensor:
         count = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
-        grad_weight, grad_bias = torch.empty_like(weight), torch.zeros_like(bias)  # the first chunk's product sets grad_weight
+        # the first chunk's product sets grad_weight (with no rows there is none: zeros)
+        grad_weight = torch.empty_like(weight) if count else torch.zeros_like(weight)
+        grad_bias = torch.zeros_like(bias)
         loss_sum = hidden.new_zeros((), dtype=torch.float64)
         for start in range(0, count, rows):
             stop = min(start + rows, count)

@@ -190,8 +190,9 @@ class Holder:
 
     @property
     def trains(self) -> bool:
-        """Whether the holder is a trainer (a lock file that names no process yet, or only a maintenance, is not one)."""
-        return self.pid is not None and self.task in (None, TRAINING)
+        """Whether the holder is a trainer: any holder but a maintenance. A lock file that names nobody yet (its holder
+        has the lock and is writing its name) counts as a trainer, so a trainer is never read as dead."""
+        return self.task != MAINTENANCE
 
     def describe(self) -> str:
         where = "" if self.host in (None, HOST) else f" on {self.host}"

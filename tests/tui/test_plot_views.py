@@ -358,3 +358,19 @@ async def test_a_cursor_move_lays_the_cursor_over_the_kept_drawing_exactly_as_pl
         assert plots.pending and plots.drawn["train-loss"][plots.legend(run)][-1] == (8.0, 8.5)
         plots.redraw_tick()
         assert not plots.pending and plots.drawn["train-loss"][plots.legend(run)][-1] == (10.0, 7.5)
+
+
+@pytest.mark.parametrize("key", ["right_square_bracket", "up"])
+async def test_a_cursor_move_right_after_a_pane_change_moves_the_cursor_in_every_pane(tiny_corpus, tmp_path, key):
+    """Selecting a pane or zooming one y range changes that pane's drawing; a cursor move before the next redraw tick
+    draws every pane's cursor at the new x, not only the changed pane's."""
+    app = hand_made_app(tmp_path, tiny_corpus, "a", "b")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await show_runs(pilot, "a", "b")
+        await pilot.press("f3", "right")
+        await redrawn(pilot)
+        plots = app.plots
+        panes = [app.query_one(f"#plot-{pane.id}") for pane in plots.panes]
+        await pilot.press(key, "right")
+        await pilot.pause()
+        assert plots.cursor is not None and [pane.figure.cursor for pane in panes] == [plots.cursor] * len(panes)

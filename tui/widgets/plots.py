@@ -689,6 +689,9 @@ class MetricPlots(Vertical):
             if self._signatures.get(pane.id) != (mode, points):
                 self._signatures[pane.id] = (mode, points)
                 self._contained(plot, pane, partial(self._draw, plot, pane, runs, mode))
+            elif plot.figure is not None and plot.figure.cursor != self.cursor and pane.id in self._drawn_from:
+                # its lines are as drawn, but the cursor moved meanwhile (a move that found another pane's mode changed)
+                self._contained(plot, pane, partial(self._show, plot, pane, self._drawn_from[pane.id]))
 
     def _mode(self, pane: Pane, plot: SafePlot, runs: list[RunState]) -> tuple[object, ...]:
         """Everything a pane's figure depends on but the cursor and the runs' points."""
