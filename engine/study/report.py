@@ -507,8 +507,10 @@ def _differences_section(r: Reproduction) -> str:
     from engine.runs.compare import TABLE_HEADERS, compare_groups
 
     rows, verdicts = [], {"distinguishable": 0, "not distinguishable": 0, "too few seeds": 0}
+    standard = r.run("ce")
+    study = r.run("control") or standard
     for e in r.runs:
-        baseline = r.run("control") if e.grid.group == "study" and r.run("control") is not None else r.run("ce")
+        baseline = study if e.grid.group == "study" else standard
         if baseline is None or baseline is e or not e.common_epochs or not baseline.common_epochs:
             continue
         comparison = compare_groups(e.grid.key, e.group, baseline.grid.key, baseline.group, True, DIFFERENCE_METRICS)
