@@ -21,9 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.runs import metrics_lines
 from engine.runs.groups import M, SeedGroup, read_group_epochs
-from engine.runs.protocol import METRICS_FILE
+from engine.runs.record import read_run_history
 from engine.runs.welch import mean_sd
 from engine.safe_io import atomic_write
 
@@ -70,7 +69,7 @@ def metrics_csv(
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     groups: Iterable[SeedGroup[M]] = (),
 ) -> str:
-    """One CSV row per line of each run's history (:func:`engine.runs.metrics_lines.read_history`, which
+    """One CSV row per line of each run's history (:func:`engine.runs.record.read_run_history`, which
     :meth:`~engine.runs.checkpoint.RunDirectory.read_metrics` reads by; a refused metrics file is a
     :class:`~engine.errors.UserError`): run, the settings that differ among the runs (``settings``: run name →
     dotted key → value), kind, step, epoch, wall_s, then every metric (sorted by name); then each group's rows
@@ -80,7 +79,7 @@ def metrics_csv(
     rows: list[dict[str, Any]] = [
         {"run": name, **{key: settings[name].get(key) for key in differing}, **line}
         for name in run_names
-        for line in metrics_lines.read_history(Path(checkpoints) / name / METRICS_FILE, f"Run {name!r} file {METRICS_FILE!r}")
+        for line in read_run_history(checkpoints, name)
     ]
     rows += [row for group in groups for row in group_rows(checkpoints, group)]
     metrics = sorted({key for row in rows for key in row} - set(LEADING_COLUMNS) - set(differing))

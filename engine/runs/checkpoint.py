@@ -39,7 +39,7 @@ from engine.lm.model import LanguageModel
 from engine.lm.sizes import state_count
 from engine.runs import metrics_lines
 from engine.runs.protocol import METRICS_FILE, RECORD_FILE
-from engine.runs.record import RunRecord, Status, check_folder, check_run_name, read_record
+from engine.runs.record import RunRecord, Status, check_folder, check_run_name, read_record, read_run_history
 from engine.safe_io import (
     append_text,
     atomic_write,
@@ -193,8 +193,8 @@ class RunDirectory:
         return tensors, metadata
 
     def read_metrics(self, epochs_completed: int | None = None) -> list[dict[str, Any]]:
-        """The run's history up to ``epochs_completed`` (:func:`engine.runs.metrics_lines.read_history`)."""
-        return metrics_lines.read_history(self.metrics_path, self._file(METRICS_FILE), epochs_completed)
+        """The run's history up to ``epochs_completed`` (:func:`engine.runs.record.read_run_history`)."""
+        return read_run_history(self.path.parent, self.name, epochs_completed)
 
 
 @dataclass

@@ -151,11 +151,11 @@ class GroupEpochs:
 
 def read_group_epochs(checkpoints: Path, names: Sequence[str]) -> GroupEpochs:
     """The epoch lines of the runs ``names`` under ``checkpoints`` (a run without a metrics file has none)."""
-    from engine.runs.checkpoint import RunDirectory
+    from engine.runs.record import read_run_history
 
     return GroupEpochs(
         list(names),
-        [[line for line in RunDirectory(checkpoints, name).read_metrics() if line.get("kind") == "epoch"] for name in names],
+        [[line for line in read_run_history(checkpoints, name) if line.get("kind") == "epoch"] for name in names],
     )
 
 

@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from engine.config.models import MAX_VOCAB, RUN_NAME_PATTERN, RUN_NAME_RULE, RunConfig
 from engine.errors import UserError
 from engine.lm.sizes import check_model_fits
+from engine.runs import metrics_lines
 from engine.runs.metrics_lines import MAX_STEP
-from engine.runs.protocol import METRICS_FILE, RECORD_FILE
+from engine.runs.protocol import METRICS_FILE, RECORD_FILE, protocol_file
 from engine.safe_io import check_regular_or_absent, is_plain_directory, read_regular
 
 FORMAT_VERSION = 1
@@ -108,6 +109,14 @@ def check_folder(folder: Path, name: str) -> None:
             f"Run {name!r} is not a plain folder ({str(folder)!r} is a link or a file); "
             "lm-explorer keeps each run in a real folder inside the checkpoints folder."
         )
+
+
+def read_run_history(checkpoints: Path, name: str, epochs_completed: int | None = None) -> list[dict[str, Any]]:
+    """Run ``name``'s metrics lines as its history now stands (:func:`engine.runs.metrics_lines.read_history`: superseded
+    lines dropped, none past ``epochs_completed`` + 1), the name checked first; no torch needed."""
+    check_run_name(name)
+    path = Path(checkpoints) / name / METRICS_FILE
+    return metrics_lines.read_history(path, protocol_file(path), epochs_completed)
 
 
 def read_record(checkpoints: Path, name: str) -> RunRecord:
